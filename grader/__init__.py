@@ -1,0 +1,21 @@
+"""An autograder for Jupyter notebook exercises.
+
+Kept import-light on purpose: the sandboxed worker imports ``grader.worker`` and must not
+pull in the judging side (assignments, reference solutions) with it.
+"""
+
+__version__ = "0.1.0"
+
+
+def self_check(exercise=None, **kwargs):
+    """Run the public checks of one exercise (or all) against this notebook's live session."""
+    from .selfcheck import self_check as run
+
+    return run(exercise, **kwargs)
+
+
+def grade_submission(*args, **kwargs):
+    """See :func:`grader.pipeline.grade_submission`."""
+    from .pipeline import grade_submission as run
+
+    return run(*args, **kwargs)

@@ -1,0 +1,180 @@
+"""Grading many submissions: in parallel, resumable, each one isolated from the others.
+
+Each submission's result.json and report.html are written atomically as soon as it is
+graded; a re-run skips submissions whose notebook, assignment and options hash the same
+(unless forced), so an interrupted batch resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .assignment import Assignment
+from .execute import WorkerProcess
+from .model import GradeError, SubmissionResult
+from .pipeline import GradingOptions, grade_submission, rejected_result, start_worker
+from .report import render_report
+
+KEY_FILE = ".grading-key"
+GRADER_DIR = Path(__file__).resolve().parent
+
+
+def write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def find_notebooks(paths: list[str | Path]) -> list[Path]:
+    """Files as given; folders contribute their *.ipynb files (checkpoints skipped), sorted."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+        else:
+            found.append(path)
+    return list(dict.fromkeys(found))
+
+
+def submission_names(notebooks: list[Path]) -> dict[Path, str]:
+    """Output folder names: the stem, made unique with the parent folder's name when stems collide."""
+    stems: dict[str, int] = {}
+    for nb in notebooks:
+        stems[nb.stem] = stems.get(nb.stem, 0) + 1
+    return {nb: nb.stem if stems[nb.stem] == 1 else f"{nb.parent.name}__{nb.stem}" for nb in notebooks}
+
+
+def _hash_files(digest, files) -> None:
+    for file in sorted(files):
+        digest.update(str(file.name).encode())
+        digest.update(file.read_bytes())
+
+
+def grading_key(notebook: Path, assignment: Assignment, options: GradingOptions) -> str:
+    """Changes whenever the notebook, the assignment, the grader or the options change."""
+    digest = hashlib.sha256()
+    try:
+        digest.update(notebook.read_bytes())
+    except OSError:
+        digest.update(b"<unreadable>")
+    _hash_files(digest, assignment.root.glob("*.py"))
+    for hidden in assignment.hidden_paths:
+        _hash_files(digest, Path(hidden).glob("*.py"))
+    _hash_files(digest, GRADER_DIR.glob("*.py"))
+    limits = options.execution.limits
+    digest.update(repr((options.seed_kind, hashlib.sha256((options.secret or "").encode()).hexdigest(),
+                        options.exercises, limits, options.execution.sandbox)).encode())
+    return digest.hexdigest()
+
+
+@dataclass
+class BatchItem:
+    notebook: Path
+    name: str
+    key: str
+    cached: bool
+
+
+class WorkerPool:
+    """Keeps one worker warming up (kernel started, imports done) for the next submission."""
+
+    def __init__(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int):
+        self.assignment, self.options, self.hide = assignment, options, hide
+        self.lock = threading.Lock()
+        self.spares: list[WorkerProcess] = []
+        self.wanted = spare
+
+    def take(self, remaining: int) -> WorkerProcess:
+        with self.lock:
+            worker = self.spares.pop() if self.spares else None
+            if remaining > 0 and len(self.spares) < self.wanted:
+                self.spares.append(start_worker(self.assignment, self.options, self.hide))
+        return worker or start_worker(self.assignment, self.options, self.hide)
+
+    def close(self) -> None:
+        with self.lock:
+            for worker in self.spares:
+                worker.stop()
+                worker.cleanup()
+            self.spares.clear()
+
+
+def write_submission(out_dir: Path, name: str, result: SubmissionResult, key: str) -> dict:
+    folder = out_dir / name
+    data = result.to_json()
+    data["submission"] = name
+    write_atomic(folder / "report.html", render_report(result))
+    write_atomic(folder / "result.json", json.dumps(data, indent=2))
+    write_atomic(folder / KEY_FILE, key)  # last: a key only stands beside a complete result
+    return data
+
+
+def cached_result(out_dir: Path, item: BatchItem) -> dict | None:
+    folder = out_dir / item.name
+    try:
+        if (folder / KEY_FILE).read_text() == item.key:
+            return json.loads((folder / "result.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def grade_batch(paths: list[str | Path], assignment: Assignment, options: GradingOptions, out_dir: Path,
+                jobs: int = 1, force: bool = False,
+                progress: Callable[[int, int, str, dict], None] | None = None) -> list[dict]:
+    """Grade every notebook under ``paths`` into ``out_dir``; returns the result.json dicts in input order."""
+    notebooks = find_notebooks(paths)
+    names = submission_names(notebooks)
+    out_dir = Path(out_dir)
+    results: dict[Path, dict] = {}
+    todo: list[BatchItem] = []
+    for nb in notebooks:
+        item = BatchItem(nb, names[nb], grading_key(nb, assignment, options), cached=False)
+        cached = None if force else cached_result(out_dir, item)
+        if cached is not None:
+            results[nb] = cached
+        else:
+            todo.append(item)
+    done = len(results)
+    if progress:
+        for nb, data in results.items():
+            progress(0, len(notebooks), names[nb] + " (unchanged, skipped)", data)
+    # Every submission folder is hidden from every worker: no student sees another's notebook.
+    hide = sorted({nb.resolve().parent for nb in notebooks} | {out_dir.resolve()})
+    pool = WorkerPool(assignment, options, hide, spare=1 if len(todo) > 1 else 0)
+    remaining = [len(todo)]
+    counter_lock = threading.Lock()
+
+    def grade_one(item: BatchItem) -> dict:
+        with counter_lock:
+            remaining[0] -= 1
+            left = remaining[0]
+        try:
+            result = grade_submission(item.notebook, assignment, options, worker=pool.take(left), hide=hide)
+        except Exception as exc:  # the grader's own failure is one submission's error, not the batch's end
+            result = rejected_result(item.notebook, assignment, options, "")
+            result.errors = [GradeError("grader-failed", f"The grader itself failed on this submission: "
+                                                         f"{type(exc).__name__}: {exc}")]
+        return write_submission(out_dir, item.name, result, item.key)
+
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, jobs)) as executor:
+            futures = {executor.submit(grade_one, item): item for item in todo}
+            for future in as_completed(futures):
+                item = futures[future]
+                results[item.notebook] = future.result()
+                done += 1
+                if progress:
+                    progress(done, len(notebooks), item.name, results[item.notebook])
+    finally:
+        pool.close()
+    return [results[nb] for nb in notebooks if nb in results]

@@ -1,0 +1,186 @@
+"""The ``grader`` command.
+
+    grader check NOTEBOOK            a student's self-check on the public inputs
+    grader grade PATH... --out DIR   an instructor's (or CI's) batch on the secret inputs
+
+Exit codes:
+    0  every submission was graded (check: and every check passed)
+    1  check: some check did not pass; grade: a submission scored under --fail-under
+    2  the command line was wrong (unknown option, missing file, no secret for grade)
+    3  some submission could not be graded at all (not a notebook, the worker failed)
+    4  --sandbox require, and bubblewrap does not work on this machine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from .assignment import load_assignment
+from .execute import ExecutionOptions
+from .pipeline import GradingOptions, grade_submission
+from .sandbox import GIB, Limits, bubblewrap
+
+EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_UNGRADABLE, EXIT_NO_SANDBOX = 0, 1, 2, 3, 4
+UNGRADABLE = {"invalid-notebook", "worker-failed", "grader-failed", "kernel-unrecoverable"}
+
+
+def _limits(args) -> Limits:
+    return Limits(memory_bytes=int(args.memory * GIB), cell_timeout=args.cell_timeout, budget=args.budget,
+                  call_timeout=args.call_timeout)
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--assignment", default="attention_pooling", help="assignment name or folder (default: %(default)s)")
+    p.add_argument("--exercise", action="append", dest="exercises", metavar="ID", help="grade only this exercise (repeatable)")
+    p.add_argument("--sandbox", choices=("auto", "require", "off"), default="auto",
+                   help="bubblewrap isolation: auto uses it when it works (default), require refuses to run without it")
+    p.add_argument("--cell-timeout", type=float, default=120.0, metavar="S", help="seconds per notebook cell (default 120)")
+    p.add_argument("--call-timeout", type=float, default=20.0, metavar="S",
+                   help="seconds per probed call unless the assignment sets its own (default 20)")
+    p.add_argument("--budget", type=float, default=600.0, metavar="S", help="seconds per submission in all (default 600)")
+    p.add_argument("--memory", type=float, default=4.0, metavar="GIB", help="memory limit per process in GiB (default 4)")
+    p.add_argument("--keep-scratch", action="store_true", help="keep each worker's scratch folder (debugging)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="grader", description="Grade Jupyter notebook exercises.",
+                                     epilog="Exit codes: 0 graded, 1 below the bar / checks failing, 2 usage, "
+                                            "3 a submission could not be graded, 4 sandbox required but missing.",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="self-check one notebook on the public inputs")
+    check.add_argument("notebook", type=Path)
+    check.add_argument("--report", type=Path, help="where to write the HTML report (default: beside the notebook)")
+    check.add_argument("--json", action="store_true", help="print result.json instead of the text summary")
+    _add_run_options(check)
+    grade = sub.add_parser("grade", help="grade files or folders of notebooks on the secret inputs")
+    grade.add_argument("paths", nargs="+", type=Path)
+    grade.add_argument("--out", type=Path, required=True, help="output folder: DIR/<name>/result.json, report.html")
+    grade.add_argument("--secret", help="the instructor's secret (default: $GRADER_SECRET)")
+    grade.add_argument("--public", action="store_true", help="grade on the public inputs (no secret needed)")
+    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions at once (default: cores)")
+    grade.add_argument("--force", action="store_true", help="re-grade submissions whose inputs did not change")
+    grade.add_argument("--fail-under", type=float, metavar="SCORE", help="exit 1 if a submission scores below SCORE")
+    grade.add_argument("--gradescope", type=Path, metavar="FILE", help="also write Gradescope results.json "
+                       "(for one submission; with several, one file per submission beside FILE)")
+    grade.add_argument("--prairielearn", type=Path, metavar="FILE", help="also write PrairieLearn results.json")
+    grade.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (one testcase per check)")
+    grade.add_argument("--summary-md", type=Path, metavar="FILE", help="also write a Markdown score table "
+                       "(e.g. $GITHUB_STEP_SUMMARY)")
+    grade.add_argument("--quiet", action="store_true", help="no progress lines")
+    _add_run_options(grade)
+    return parser
+
+
+def _sandbox_notice(options: GradingOptions) -> int | None:
+    if options.execution.sandbox == "require" and not bubblewrap():
+        print("grader: --sandbox require, but bubblewrap (bwrap) is missing or cannot create namespaces here.",
+              file=sys.stderr)
+        return EXIT_NO_SANDBOX
+    if not options.execution.use_bubblewrap():
+        print("WARNING: running WITHOUT a sandbox: bubblewrap is not available, so student code can reach the "
+              "network and this machine's files. Install bubblewrap (apt-get install bubblewrap).", file=sys.stderr)
+    return None
+
+
+def run_check(args) -> int:
+    from .report import render_report
+    from .summary import submission_text
+
+    if not args.notebook.exists():
+        print(f"grader: no such file: {args.notebook}", file=sys.stderr)
+        return EXIT_USAGE
+    assignment = load_assignment(args.assignment)
+    options = GradingOptions(secret=None, exercises=tuple(args.exercises) if args.exercises else None,
+                             execution=ExecutionOptions(_limits(args), args.sandbox, keep_scratch=args.keep_scratch))
+    code = _sandbox_notice(options)
+    if code is not None:
+        return code
+    result = grade_submission(args.notebook, assignment, options)
+    report = args.report or args.notebook.with_name(args.notebook.stem + ".report.html")
+    report.write_text(render_report(result), encoding="utf-8")
+    print(json.dumps(result.to_json(), indent=2) if args.json else submission_text(result))
+    if not args.json:
+        print(f"\nReport: {report}")
+    if any(e.kind in UNGRADABLE for e in result.errors):
+        return EXIT_UNGRADABLE
+    return EXIT_OK if result.score >= result.max_score else EXIT_BELOW
+
+
+def run_grade(args) -> int:
+    from . import gradebook
+    from .batch import grade_batch, write_atomic
+    from .summary import score_table
+
+    secret = None if args.public else (args.secret or os.environ.get("GRADER_SECRET"))
+    if not args.public and not secret:
+        print("grader: grading needs the instructor's secret: --secret S or GRADER_SECRET (or --public to grade "
+              "on the public inputs).", file=sys.stderr)
+        return EXIT_USAGE
+    missing = [p for p in args.paths if not p.exists()]
+    if missing:
+        print(f"grader: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        return EXIT_USAGE
+    assignment = load_assignment(args.assignment)
+    options = GradingOptions(secret=secret, exercises=tuple(args.exercises) if args.exercises else None,
+                             execution=ExecutionOptions(_limits(args), args.sandbox, keep_scratch=args.keep_scratch))
+    code = _sandbox_notice(options)
+    if code is not None:
+        return code
+
+    def progress(done, total, name, row):
+        if not args.quiet:
+            print(f"[{done}/{total}] {name}: {row['score']:g}/{row['max_score']:g}", file=sys.stderr, flush=True)
+
+    rows = grade_batch(args.paths, assignment, options, args.out, jobs=args.jobs, force=args.force, progress=progress)
+    write_atomic(args.out / "gradebook.csv", gradebook.gradebook_csv(rows))
+    write_atomic(args.out / "gradebook.json", gradebook.gradebook_json(rows))
+    if args.gradescope:
+        _write_per_submission(args.gradescope, rows, gradebook.gradescope_results, write_atomic)
+    if args.prairielearn:
+        _write_per_submission(args.prairielearn, rows, gradebook.prairielearn_results, write_atomic)
+    if args.junit:
+        write_atomic(args.junit, gradebook.junit_xml(rows))
+    if args.summary_md:
+        with open(args.summary_md, "a", encoding="utf-8") as f:  # step summaries are appended to
+            f.write(gradebook.markdown_summary(rows, args.fail_under))
+    print(score_table(rows, gradebook.exercise_ids(rows)))
+    print(f"\nReports: {args.out}/<submission>/report.html   Gradebook: {args.out / 'gradebook.csv'}")
+    if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]):
+        return EXIT_UNGRADABLE
+    if args.fail_under is not None and any(row["score"] < args.fail_under for row in rows):
+        return EXIT_BELOW
+    return EXIT_OK
+
+
+def _write_per_submission(target: Path, rows: list[dict], convert, write_atomic) -> None:
+    if len(rows) == 1:
+        write_atomic(target, json.dumps(convert(rows[0]), indent=2))
+        return
+    for row in rows:
+        write_atomic(target.with_name(f"{target.stem}.{row['submission']}{target.suffix}"),
+                     json.dumps(convert(row), indent=2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    try:
+        return run_check(args) if args.command == "check" else run_grade(args)
+    except FileNotFoundError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("grader: interrupted; finished submissions are saved, run again to resume.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""Comparing what a student's function returned with what it should have returned.
+
+Runs in the grader process on plain float64 arrays; nothing here is reachable from the
+student's kernel, so monkeypatching NumPy or torch in a notebook cannot touch it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def as_array(value) -> np.ndarray:
+    """A reference result (tensor, array, float) as a float64 ndarray."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    return np.asarray(value, dtype=np.float64)
+
+
+@dataclass
+class Comparison:
+    matches: bool
+    reason: str = ""  # why not, in words
+    max_abs_error: float | None = None
+    max_rel_error: float | None = None
+    worst: list[dict] = field(default_factory=list)  # the worst entries: index, expected, got
+
+    def details(self, rtol: float, atol: float) -> dict:
+        data = {"rtol": rtol, "atol": atol}
+        if self.max_abs_error is not None:
+            data.update(max_abs_error=self.max_abs_error, max_rel_error=self.max_rel_error, worst=self.worst)
+        return data
+
+
+def _shape(a: np.ndarray) -> str:
+    return "(" + ", ".join(str(s) for s in a.shape) + ("," if a.ndim == 1 else "") + ")"
+
+
+def compare_arrays(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float, worst: int = 3) -> Comparison:
+    """|got - expected| <= atol + rtol * |expected| everywhere, NaN/inf only where expected has them.
+
+    A shape that differs only by singleton axes ((m, 1) for (m,)) is compared after
+    squeezing: the contract's shapes are about the numbers, not about a spare axis.
+    """
+    if got.shape != expected.shape:
+        if got.size == expected.size and np.squeeze(got).shape == np.squeeze(expected).shape:
+            got = got.reshape(expected.shape)
+        else:
+            return Comparison(False, f"shape {_shape(got)} where {_shape(expected)} was expected")
+    both_nan = np.isnan(got) & np.isnan(expected)
+    same_inf = np.isinf(got) & (got == expected)
+    diff = np.abs(got - expected)
+    ok = both_nan | same_inf | (diff <= atol + rtol * np.abs(expected))
+    finite_exp = np.isfinite(expected)
+    abs_err = np.where(ok, 0.0, np.where(np.isnan(diff), np.inf, diff))
+    rel = abs_err / np.maximum(np.abs(expected), np.finfo(float).tiny)
+    comparison = Comparison(bool(ok.all()), max_abs_error=float(abs_err.max(initial=0.0)),
+                            max_rel_error=float(np.where(finite_exp, rel, np.inf).max(initial=0.0)) if not ok.all() else 0.0)
+    if not comparison.matches:
+        bad = int((~ok).sum())
+        if np.isnan(got[~ok]).any() and not np.isnan(expected[~ok]).any():
+            comparison.reason = f"{bad} of {got.size} values wrong, some of them NaN"
+        else:
+            comparison.reason = f"{bad} of {got.size} values outside the tolerance"
+        order = np.argsort(-abs_err.ravel(), kind="stable")[:worst]
+        for flat in order:
+            if ok.ravel()[flat]:
+                break
+            index = tuple(int(i) for i in np.unravel_index(flat, got.shape))
+            comparison.worst.append({"index": list(index), "expected": float(expected.ravel()[flat]),
+                                     "got": float(got.ravel()[flat])})
+    return comparison
+
+
+def relative_gap(value: float, best: float) -> float:
+    """(value - best) / |best|: how much worse a loss is than the best one."""
+    return (value - best) / max(abs(best), np.finfo(float).tiny)

@@ -1,0 +1,74 @@
+"""Stage 1: read a submission file into a validated nbformat-4 notebook.
+
+Whatever the file holds (not JSON, truncated JSON, an empty file, nbformat 3, a
+multi-megabyte embedded image), the answer is a LoadedNotebook or a NotebookRejected
+with a sentence a student understands; it never raises anything else.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+
+from .model import LoadedNotebook
+
+MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
+
+
+class NotebookRejected(Exception):
+    """The file cannot be graded as a notebook; the message says why, for the student."""
+
+
+def answer_tags(cell) -> list[str]:
+    tags = cell.get("metadata", {}).get("tags", [])
+    return [t for t in tags if isinstance(t, str) and t.startswith("answer:")] if isinstance(tags, list) else []
+
+
+def strip_outputs(nb) -> None:
+    """Old outputs (embedded images and the like) are never re-read; dropping them keeps the worker's input small."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+
+
+def load_notebook(path: str | Path) -> LoadedNotebook:
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise NotebookRejected(f"The file cannot be read: {exc.strerror}.") from None
+    if size == 0:
+        raise NotebookRejected("The file is empty: it holds no notebook.")
+    if size > MAX_NOTEBOOK_BYTES:
+        raise NotebookRejected(f"The file is {size / 2**20:.0f} MiB; notebooks over "
+                               f"{MAX_NOTEBOOK_BYTES // 2**20} MiB are not graded (clear large outputs and resubmit).")
+    raw = path.read_bytes()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise NotebookRejected("The file is not text (not UTF-8): it is not a Jupyter notebook.") from None
+    except json.JSONDecodeError as exc:
+        raise NotebookRejected(f"The file is not valid notebook JSON ({exc.msg} at line {exc.lineno}, "
+                               f"column {exc.colno}); it may be truncated or edited by hand.") from None
+    if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
+        raise NotebookRejected("The file is JSON but not a Jupyter notebook (it has no cells).")
+    warnings = []
+    try:
+        original = data.get("nbformat")
+        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        if original != 4:
+            warnings.append(f"The notebook was in nbformat {original} and was upgraded to nbformat 4.")
+        nbformat.validate(nb)
+    except nbformat.ValidationError as exc:
+        raise NotebookRejected(f"The notebook does not follow the notebook format: {exc.message}.") from None
+    except Exception as exc:
+        raise NotebookRejected(f"The notebook cannot be read ({type(exc).__name__}: {exc}).") from None
+    strip_outputs(nb)
+    answers: dict[str, str] = {}
+    for cell in nb.cells:
+        for tag in answer_tags(cell):
+            answers[tag] = (answers.get(tag, "") + "\n\n" + cell.source).strip()
+    return LoadedNotebook(stem=path.stem, source_path=str(path), notebook=nb, answers=answers, warnings=warnings)

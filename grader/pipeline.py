@@ -1,0 +1,199 @@
+"""grade_submission: load -> plan -> execute and probe (worker) -> judge -> score.
+
+The pure core that the CLI, batch grading and tests all call. Each stage is a function
+taking and returning the dataclasses of ``grader.model``.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .assignment import Assignment, rng_for
+from .checks import Call, Check, Verdict
+from .execute import ExecutionOptions, WorkerProcess
+from .load import NotebookRejected, load_notebook
+from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, SubmissionResult,
+                    WorkerRun, WrittenAnswer)
+
+
+@dataclass
+class GradingOptions:
+    secret: str | None = None  # None: the assignment's public inputs (self-checks)
+    execution: ExecutionOptions = field(default_factory=ExecutionOptions)
+    exercises: tuple[str, ...] | None = None  # grade only these
+
+    @property
+    def seed_kind(self) -> str:
+        return "public" if self.secret is None else "secret"
+
+    def seed_material(self, assignment: Assignment) -> str:
+        return f"public:{assignment.public_seed}" if self.secret is None else f"secret:{self.secret}"
+
+
+@dataclass
+class PlannedCheck:
+    check: Check
+    calls: list[Call]
+    probe_calls: list[ProbeCall]
+
+
+# --------------------------------------------------------------------------- plan
+
+def plan_probes(assignment: Assignment, options: GradingOptions) -> list[PlannedCheck]:
+    material = options.seed_material(assignment)
+    planned = []
+    for check in assignment.checks:
+        if options.exercises and check.exercise not in options.exercises:
+            continue
+        calls = check.calls(rng_for(material, check.id))
+        default_timeout = options.execution.limits.call_timeout
+        probe_calls = [ProbeCall(f"{check.id}#{i}", c.function, tuple(c.args), c.grad_wrt, c.timeout or default_timeout)
+                       for i, c in enumerate(calls)]
+        planned.append(PlannedCheck(check, calls, probe_calls))
+    return planned
+
+
+# --------------------------------------------------------------------------- judge
+
+def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> CheckResult:
+    check = planned.check
+    outcomes = [probes[p.id] for p in planned.probe_calls]
+    try:
+        verdict = check.judge(planned.calls, outcomes)
+    except Exception as exc:  # a bug in a check must cost the grader, not the student's batch
+        verdict = Verdict(0.0, f"The grader could not judge this check ({type(exc).__name__}: {exc}).",
+                          details={"grader_traceback": traceback.format_exc(limit=3)}, errored=True)
+    fraction = min(max(verdict.fraction, 0.0), 1.0)
+    status = "passed" if fraction >= 1.0 else ("errored" if verdict.errored else "failed")
+    return CheckResult(id=check.id, title=check.title, status=status, score=round(check.points * fraction, 4),
+                       max_score=float(check.points), message=verdict.message, diagnosis=verdict.diagnosis,
+                       hint=None if status == "passed" else (check.hint or None),
+                       read=None if status == "passed" else (check.read or None), details=verdict.details)
+
+
+def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
+    """What happened to the notebook's cells, in words, for the report and result.json."""
+    errors = []
+    for cell in run.cells:
+        where = f"cell {cell.index + 1}"
+        if cell.status == "timeout":
+            errors.append(GradeError("timeout", f"{where} ran longer than its limit of {limits.cell_timeout:g} s and "
+                                     "was stopped; the cells after it still ran.", cell.index, cell.source_head, cell.seconds))
+        elif cell.status == "kernel-died":
+            errors.append(GradeError("kernel-died", f"The Python kernel died in {where} ({cell.error_value or 'no exit code'}); "
+                                     "a new kernel re-ran the cells before it and skipped this one.",
+                                     cell.index, cell.source_head, cell.seconds))
+        elif cell.error_name == "MemoryError" or "can't allocate memory" in (cell.error_value or ""):
+            errors.append(GradeError("memory-limit", f"The memory limit of {limits.describe_memory()} was reached in "
+                                     f"{where}.", cell.index, cell.source_head, cell.seconds))
+        elif cell.status == "error":
+            errors.append(GradeError("cell-error", f"{where} raised {cell.error_name}: {cell.error_value}",
+                                     cell.index, cell.source_head, cell.seconds))
+        if cell.output_truncated:
+            errors.append(GradeError("output-capped", f"{where} printed more than {limits.output_cap} bytes; "
+                                     "the rest of its output was dropped.", cell.index, cell.source_head))
+    return errors
+
+
+# --------------------------------------------------------------------------- score
+
+def written_answers(assignment: Assignment, exercise_id: str, loaded: LoadedNotebook | None,
+                    template_answers: dict[str, str]) -> list[WrittenAnswer]:
+    answers = []
+    for tag in assignment.exercise(exercise_id).answer_tags:
+        text = (loaded.answers.get(tag) if loaded else None)
+        if text is None:
+            status, text = "missing", ""
+        elif not text.strip() or text.strip() == template_answers.get(tag, "").strip():
+            status = "empty"
+        else:
+            status = "answered"
+        answers.append(WrittenAnswer(tag=tag, exercise=exercise_id, status=status, text=text))
+    return answers
+
+
+def score_submission(assignment: Assignment, stem: str, results: list[CheckResult], errors: list[GradeError],
+                     options: GradingOptions, loaded: LoadedNotebook | None, run: WorkerRun | None,
+                     seconds: float) -> SubmissionResult:
+    template_answers = template_answer_texts(assignment)
+    exercise_of = {c.id: c.exercise for c in assignment.checks}
+    exercises = []
+    for exercise in assignment.exercises:
+        if options.exercises and exercise.id not in options.exercises:
+            continue
+        checks = [r for r in results if exercise_of[r.id] == exercise.id]
+        answers = written_answers(assignment, exercise.id, loaded, template_answers)
+        exercises.append(ExerciseResult(
+            id=exercise.id, title=exercise.title, score=round(sum(c.score for c in checks), 4),
+            max_score=float(sum(c.max_score for c in checks)), checks=checks,
+            needs_review=[a.tag for a in answers if a.status == "answered"], written_answers=answers))
+    return SubmissionResult(
+        submission=stem, assignment=assignment.name, score=round(sum(e.score for e in exercises), 4),
+        max_score=float(sum(e.max_score for e in exercises)), exercises=exercises, errors=errors,
+        seed_kind=options.seed_kind, sandboxed=bool(run and run.sandboxed), cells=run.cells if run else [],
+        seconds=seconds)
+
+
+def not_run(check: Check) -> CheckResult:
+    return CheckResult(id=check.id, title=check.title, status="errored", score=0.0, max_score=float(check.points),
+                       message="Not checked: the notebook could not be graded (see the errors above).")
+
+
+_TEMPLATE_ANSWERS: dict[str, dict[str, str]] = {}
+
+
+def template_answer_texts(assignment: Assignment) -> dict[str, str]:
+    """The answer cells' placeholder text in the template: an unchanged placeholder is an empty answer."""
+    if assignment.name not in _TEMPLATE_ANSWERS:
+        try:
+            _TEMPLATE_ANSWERS[assignment.name] = load_notebook(assignment.root / assignment.template).answers
+        except (NotebookRejected, OSError):
+            _TEMPLATE_ANSWERS[assignment.name] = {}
+    return _TEMPLATE_ANSWERS[assignment.name]
+
+
+# --------------------------------------------------------------------------- the whole run
+
+def rejected_result(path: Path, assignment: Assignment, options: GradingOptions, reason: str) -> SubmissionResult:
+    errors = [GradeError("invalid-notebook", reason)]
+    results = [not_run(c) for c in assignment.checks if not options.exercises or c.exercise in options.exercises]
+    return score_submission(assignment, path.stem, results, errors, options, None, None, 0.0)
+
+
+def hidden_paths(assignment: Assignment, extra: list[Path]) -> list[Path]:
+    """What the sandbox hides: the assignment (its solution and checks), the reference, the user's home."""
+    return [assignment.root, *assignment.hidden_paths, Path.home(), *extra]
+
+
+def grade_submission(path: str | Path, assignment: Assignment, options: GradingOptions | None = None,
+                     worker: WorkerProcess | None = None, hide: list[Path] = ()) -> SubmissionResult:
+    """Grade one notebook file. ``worker`` may be a pre-started WorkerProcess; it is consumed."""
+    options = options or GradingOptions()
+    path = Path(path)
+    started = time.monotonic()
+    try:
+        loaded = load_notebook(path)
+    except NotebookRejected as exc:
+        if worker:
+            worker.stop()
+            worker.cleanup()
+        return rejected_result(path, assignment, options, str(exc))
+    planned = plan_probes(assignment, options)
+    probe_calls = [p for plan in planned for p in plan.probe_calls]
+    worker = worker or start_worker(assignment, options, [path.resolve().parent, *hide])
+    try:
+        run = worker.run(loaded.notebook, probe_calls)
+    finally:
+        worker.cleanup()
+    results = [judge_check(plan, run.probes) for plan in planned]
+    errors = [GradeError("notebook-upgraded", w) for w in loaded.warnings]
+    errors += cell_errors(run, options.execution.limits) + run.errors
+    return score_submission(assignment, loaded.stem, results, errors, options, loaded, run,
+                            time.monotonic() - started)
+
+
+def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path]) -> WorkerProcess:
+    return WorkerProcess(options.execution, list(assignment.preload), hidden_paths(assignment, list(hide)))

@@ -1,0 +1,120 @@
+"""Runs inside the student's kernel: call one student function, write what it returned as JSON.
+
+This file is sent to the kernel as source text and must stay self-contained (standard
+library, NumPy, and torch when the student's code uses it). It never sees an expected
+value: it gets inputs, calls, and encodes whatever came back; all judging happens in the
+grader process. Whatever a hostile notebook does to this module can only change the
+numbers it reports, which are judged like any other numbers.
+"""
+
+import json
+import math
+import time
+import traceback
+
+MAX_VALUE_ELEMENTS = 1_000_000
+MAX_TRACEBACK_CHARS = 2000
+
+
+def decode_argument(arg):
+    """JSON argument -> float64 torch tensor (arrays) or plain Python value."""
+    if isinstance(arg, dict) and "__array__" in arg:
+        import torch
+
+        return torch.tensor(arg["__array__"], dtype=torch.float64).reshape(arg["shape"])
+    return arg
+
+
+def _float_or_none(x):
+    x = float(x)
+    return x if math.isfinite(x) else repr(x)
+
+
+def encode_value(value):
+    """A returned tensor / array / number / list as {"shape", "data"} of float64, or raise TypeError."""
+    import numpy as np
+
+    try:
+        import torch
+    except ImportError:  # a NumPy-only kernel
+        torch = None
+    if torch is not None and isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        if value.is_complex():
+            raise TypeError("returned a complex tensor")
+        array = value.to(torch.float64).numpy()
+    elif isinstance(value, (bool, int, float)) or type(value).__module__ == "numpy":
+        array = np.asarray(value, dtype=np.float64)
+    elif isinstance(value, (list, tuple)):
+        items = [float(v) if torch is None or not isinstance(v, torch.Tensor) else v.detach().double().numpy()
+                 for v in value]
+        array = np.asarray(items, dtype=np.float64)
+    else:
+        raise TypeError(f"returned a {type(value).__name__}; expected a tensor, array, float or list")
+    if array.size > MAX_VALUE_ELEMENTS:
+        raise TypeError(f"returned {array.size} numbers, more than the {MAX_VALUE_ELEMENTS} the grader reads")
+    # NaN and infinities survive as JSON's NaN / Infinity tokens.
+    return {"shape": list(array.shape), "data": [float(v) for v in array.ravel()]}
+
+
+def _short_traceback(exc):
+    frames = traceback.extract_tb(exc.__traceback__)[1:]  # drop this module's own frame
+    text = "".join(traceback.format_list(frames[-6:])) + "".join(traceback.format_exception_only(type(exc), exc))
+    return text[-MAX_TRACEBACK_CHARS:]
+
+
+def call_and_encode(func, args, grad_wrt=None):
+    """Call ``func(*args)`` and describe the outcome as a JSON-ready dict."""
+    args = [decode_argument(a) for a in args]
+    if grad_wrt is not None:
+        import torch
+
+        args[grad_wrt] = torch.tensor(float(args[grad_wrt]), dtype=torch.float64, requires_grad=True)
+    started = time.perf_counter()
+    try:
+        value = func(*args)
+    except BaseException as exc:  # a probe must survive anything short of the process dying
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return {"status": "error", "error_type": type(exc).__name__, "error_message": str(exc)[:1000],
+                "traceback": _short_traceback(exc), "seconds": time.perf_counter() - started}
+    seconds = time.perf_counter() - started
+    outcome = {"status": "ok", "seconds": seconds}
+    try:
+        outcome["value"] = encode_value(value)
+    except Exception as exc:
+        return {"status": "invalid", "error_type": type(exc).__name__, "error_message": str(exc)[:1000],
+                "seconds": seconds}
+    if grad_wrt is not None:
+        outcome.update(_gradient(value, args[grad_wrt]))
+    return outcome
+
+
+def _gradient(value, wrt):
+    import torch
+
+    if not isinstance(value, torch.Tensor) or value.grad_fn is None:
+        return {"grad_error": "the result is not connected to sigma by autograd "
+                              "(a float(), .item(), NumPy step or a new tensor cut the graph)"}
+    try:
+        value.sum().backward()
+    except Exception as exc:
+        return {"grad_error": f"backward() failed: {type(exc).__name__}: {str(exc)[:300]}"}
+    if wrt.grad is None:
+        return {"grad_error": "backward() did not reach sigma"}
+    return {"grad": _float_or_none(wrt.grad)}
+
+
+def run(call_path, out_path, namespace=None):
+    """Worker entry point: read one call, run it against the kernel's user namespace, write JSON."""
+    with open(call_path) as f:
+        call = json.load(f)
+    if namespace is None:
+        namespace = get_ipython().user_ns  # noqa: F821 - defined in every IPython kernel
+    func = namespace.get(call["function"])
+    if not callable(func):
+        outcome = {"status": "missing"}
+    else:
+        outcome = call_and_encode(func, call["args"], call.get("grad_wrt"))
+    with open(out_path, "w") as f:
+        json.dump(outcome, f)

@@ -149,7 +149,11 @@ class ValueCheck(Check):
             return Verdict(1.0, f"Correct on all {len(calls)} inputs.",
                            details={"rtol": self.rtol, "atol": self.atol, "cases": len(calls)})
         call, outcome, got, expected, comparison = failures[0]
-        message = f"Wrong on {len(failures)} of {len(calls)} inputs: {comparison.reason}."
+        if got is not None and got.size == 1 and expected is not None and expected.size == 1:
+            first = f"expected {float(expected.ravel()[0]):.6g}, got {float(got.ravel()[0]):.6g}"
+        else:
+            first = comparison.reason
+        message = f"Wrong on {len(failures)} of {len(calls)} inputs (first: {first})."
         details = comparison.details(self.rtol, self.atol)
         details.update(cases=len(calls), failed_cases=len(failures), first_failure=call.context)
         if got is not None and got.size and expected is not None:

@@ -167,6 +167,10 @@ def _write_per_submission(target: Path, rows: list[dict], convert, write_atomic)
 
 
 def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    # Judging runs beside the workers' kernels; extra BLAS threads only contend with them.
+    torch.set_num_threads(1)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

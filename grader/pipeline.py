@@ -66,7 +66,7 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
     except Exception as exc:  # a bug in a check must cost the grader, not the student's batch
         verdict = Verdict(0.0, f"The grader could not judge this check ({type(exc).__name__}: {exc}).",
                           details={"grader_traceback": traceback.format_exc(limit=3)}, errored=True)
-    fraction = min(max(verdict.fraction, 0.0), 1.0)
+    fraction = min(max(float(verdict.fraction), 0.0), 1.0)
     status = "passed" if fraction >= 1.0 else ("errored" if verdict.errored else "failed")
     return CheckResult(id=check.id, title=check.title, status=status, score=round(check.points * fraction, 4),
                        max_score=float(check.points), message=verdict.message, diagnosis=verdict.diagnosis,

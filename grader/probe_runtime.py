@@ -8,7 +8,6 @@ numbers it reports, which are judged like any other numbers.
 """
 
 import json
-import math
 import time
 import traceback
 
@@ -23,11 +22,6 @@ def decode_argument(arg):
 
         return torch.tensor(arg["__array__"], dtype=torch.float64).reshape(arg["shape"])
     return arg
-
-
-def _float_or_none(x):
-    x = float(x)
-    return x if math.isfinite(x) else repr(x)
 
 
 def encode_value(value):
@@ -46,9 +40,12 @@ def encode_value(value):
     elif isinstance(value, (bool, int, float)) or type(value).__module__ == "numpy":
         array = np.asarray(value, dtype=np.float64)
     elif isinstance(value, (list, tuple)):
-        items = [float(v) if torch is None or not isinstance(v, torch.Tensor) else v.detach().double().numpy()
-                 for v in value]
-        array = np.asarray(items, dtype=np.float64)
+        try:  # numbers, nested lists, arrays
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError, RuntimeError):  # e.g. a list of tensors that require grad
+            if torch is None:
+                raise TypeError("returned a list the grader cannot turn into numbers") from None
+            array = torch.stack([torch.as_tensor(v) for v in value]).detach().to(torch.float64).numpy()
     else:
         raise TypeError(f"returned a {type(value).__name__}; expected a tensor, array, float or list")
     if array.size > MAX_VALUE_ELEMENTS:
@@ -102,7 +99,7 @@ def _gradient(value, wrt):
         return {"grad_error": f"backward() failed: {type(exc).__name__}: {str(exc)[:300]}"}
     if wrt.grad is None:
         return {"grad_error": "backward() did not reach sigma"}
-    return {"grad": _float_or_none(wrt.grad)}
+    return {"grad": float(wrt.grad)}
 
 
 def run(call_path, out_path, namespace=None):

@@ -16,6 +16,7 @@ can start the next submission's kernel while the current one is graded.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import sys
@@ -42,6 +43,23 @@ class CappedOutputClient(NotebookClient):
         self.output_cap = output_cap
         self.bytes_seen: dict[int, int] = {}
         self.truncated: set[int] = set()
+        self.output_pollers: set = set()
+
+    async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
+        # nbclient does not cancel this task when a cell times out (CellTimeoutError is a
+        # CellControlSignal); left running it swallows the next cells' messages, and every
+        # later execution waits out the iopub timeout. Track it so a timeout can cancel it.
+        task = asyncio.current_task()
+        self.output_pollers.add(task)
+        try:
+            return await super()._async_poll_output_msg(parent_msg_id, cell, cell_index)
+        finally:
+            self.output_pollers.discard(task)
+
+    def cancel_stale_pollers(self) -> None:
+        for task in list(self.output_pollers):
+            task.cancel()
+        self.output_pollers.clear()
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
@@ -100,6 +118,7 @@ class Worker:
             self.run_helper("pass", RESPONSIVE_GRACE)
             return True
         except (CellTimeoutError, DeadKernelError):
+            self.client.cancel_stale_pollers()
             return False
 
     def kernel_exit_code(self):
@@ -128,6 +147,7 @@ class Worker:
         return True
 
     def recover_after_timeout(self, nb, replay_upto: int) -> bool:
+        self.client.cancel_stale_pollers()
         try:
             run_sync(self.client.km.interrupt_kernel)()
         except Exception:
@@ -179,7 +199,13 @@ class Worker:
         calls_dir.mkdir(exist_ok=True)
         out_dir.mkdir(exist_ok=True)
         cells_run = len(nb.cells)
+        # A function that hung or killed the kernel once is not called again: its other calls
+        # share that outcome, and the restarts and time go to the functions that still work.
+        failed_functions: dict[str, str] = {}
         for number, call in enumerate(job["calls"]):
+            if call["function"] in failed_functions:
+                self.result["probes"][call["id"]] = {"status": failed_functions[call["function"]], "skipped": True}
+                continue
             call_path, out_path = calls_dir / f"{number}.json", out_dir / f"{number}.json"
             call_path.write_text(json.dumps(call))
             started = time.monotonic()
@@ -194,6 +220,8 @@ class Worker:
             except DeadKernelError:
                 outcome = {"status": "kernel-died"}
                 alive = self.restart_kernel(nb, replay_upto=cells_run)
+            if outcome["status"] in ("timeout", "kernel-died"):
+                failed_functions[call["function"]] = outcome["status"]
             outcome.setdefault("seconds", round(time.monotonic() - started, 3))
             self.result["probes"][call["id"]] = outcome
             self.save()

@@ -11,6 +11,7 @@ shared/spec/numerics-notes.md and the figures in tests/test_attention_pooling_ch
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 
@@ -180,10 +181,12 @@ def _loo_zeroed_weight(x, y, s):
     return ((w @ y - y) ** 2).mean()
 
 
-def _reference_loo_gradient(x, y, s):
-    sigma = torch.tensor(float(s), dtype=torch.float64, requires_grad=True)
-    ref.loo_loss(x, y, sigma).backward()
-    return sigma.grad
+def _gradient_of(loss):
+    def gradient(x, y, s):
+        sigma = torch.tensor(float(s), dtype=torch.float64, requires_grad=True)
+        loss(x, y, sigma).backward()
+        return sigma.grad
+    return gradient
 
 
 BROKEN_GRADIENT = ("No gradient reaches sigma: somewhere sigma becomes a plain number (float(sigma), sigma.item(), "
@@ -235,8 +238,14 @@ loo_loss_check = ValueCheck(
 
 loo_gradient_check = ValueCheck(
     id="ex2.loo_gradient", exercise="ex2", title="loo_loss is differentiable in sigma", points=1,
-    function="loo_loss", cases=gradient_cases, expected=_reference_loo_gradient, grad_wrt=2, rtol=1e-5, atol=1e-10,
+    function="loo_loss", cases=gradient_cases, expected=_gradient_of(ref.loo_loss), grad_wrt=2, rtol=1e-5, atol=1e-10,
     broken_gradient=BROKEN_GRADIENT, read=READ_ADAPT,
+    misconceptions=(
+        Misconception("gradient of the training loss", "This is the gradient of the training loss: your loo_loss still "
+                      "includes each point (see the loo_loss check).", _gradient_of(ref.train_loss)),
+        Misconception("gradient of a zeroed-weight loss", "This is the gradient of a leave-one-out loss whose self "
+                      "weight was zeroed without renormalising (see the loo_loss check).", _gradient_of(_loo_zeroed_weight)),
+    ),
     hint="The grader calls loo_loss with sigma as a tensor with requires_grad=True and differentiates the result.")
 
 
@@ -244,66 +253,105 @@ loo_gradient_check = ValueCheck(
 
 def fit_width_calls(rng):
     calls = []
-    for x, y in ex2_data(rng, 2):
+    for _ in range(2):
+        seed = draw_seed(rng)
+        x, y = ref.book_regression_data(40, seed)
         for flag in (True, False):
-            calls.append(Call("fit_width", (numpy_of(x), numpy_of(y), flag), timeout=60, context=(x, y)))
+            calls.append(Call("fit_width", (numpy_of(x), numpy_of(y), flag), timeout=60, context=seed))
     return calls
 
 
-def _positive_width(value: float) -> float:
-    # The kernel sees only sigma^2, so -s and s are the same model.
-    return abs(value)
+@functools.lru_cache(maxsize=64)
+def reference_fit(seed: int) -> tuple[float, float]:
+    """The reference's leave-one-out width on the book data of ``seed``, and the best loss found.
+
+    Cached: in a batch every submission is judged on the same hidden data sets.
+    """
+    x, y = ref.book_regression_data(40, seed)
+    sigma = ref.fit_width(x, y, True)
+    best = min(float(ref.loo_loss(x, y, sigma)), float(ref.loo_loss(x, y, ref.loo_optimal_width(x, y))))
+    return sigma, best
+
+
+@functools.lru_cache(maxsize=64)
+def reference_optimal_width(n: int, d: int, seed: int) -> tuple[float, float]:
+    x, y = ref.box_regression_data(n, d, seed)
+    sigma = ref.loo_optimal_width(x, y)
+    return sigma, float(ref.loo_loss(x, y, sigma))
+
+
+FIT_WIDTH_DIAGNOSES = {  # in order of priority: the first finding present is the one reported
+    "nan": "The optimisation produced NaN or inf: optimise log sigma (sigma = exp(log_sigma)) so sigma stays "
+           "positive, and lower the learning rate.",
+    "log-sigma": "You returned log sigma, not sigma: return exp(log_sigma).",
+    "ignores-flag": "fit_width ignores its leave_one_out flag: both settings return the same width. Use train_loss "
+                    "when it is False and loo_loss when it is True.",
+    "loo-collapsed": "With leave_one_out=True the width still collapsed: the loss you minimise still lets each point "
+                     "predict itself.",
+}
+
+
+def _returned_width(outcome) -> float | None:
+    return float(outcome.value.ravel()[0]) if outcome.status == "ok" and outcome.value.size == 1 else None
+
+
+def _judge_loo_width(x, y, width, outcome, ref_sigma, best, row, notes, findings) -> float:
+    """Credit for the leave-one-out width: the loss it reaches within 2% of the best (half within 10%)."""
+    if width is None or not math.isfinite(width) or width == 0:
+        notes.append(outcome.describe_failure("fit_width") if outcome.status != "ok" else
+                     f"fit_width(..., leave_one_out=True) returned {outcome.value.ravel()[:3].tolist()}, not a usable width")
+        if width is not None and not math.isfinite(width):
+            findings.add("nan")
+        return 0.0
+    loss = float(ref.loo_loss(x, y, abs(width)))  # the kernel sees only sigma^2: -s and s are one model
+    gap = relative_gap(loss, best)
+    row.update(student_sigma=width, student_loo_loss=loss, gap=gap)
+    if gap > 0.02:
+        notes.append(f"with leave-one-out your width {width:.4g} reaches a loss {gap:.1%} above the best one")
+        if width < 0 and relative_gap(float(ref.loo_loss(x, y, math.exp(width))), best) <= 0.02:
+            findings.add("log-sigma")
+        elif abs(width) < 0.25 * ref_sigma:
+            findings.add("loo-collapsed")
+    return 1.0 if gap <= 0.02 else 0.5 if gap <= 0.10 else 0.0
+
+
+def _judge_collapse(width, outcome, ref_sigma, row, notes) -> float:
+    """Credit for the width without leave-one-out: it must fall well below the leave-one-out one."""
+    if width is None or not math.isfinite(width):
+        notes.append(outcome.describe_failure("fit_width") if outcome.status != "ok" else
+                     "fit_width(..., leave_one_out=False) did not return a finite width")
+        return 0.0
+    row["student_sigma_without_loo"] = width
+    if abs(width) < 0.5 * ref_sigma:
+        return 1.0
+    notes.append(f"without leave-one-out your width stays at {width:.4g}; it should collapse towards 0 "
+                 "(the self-included loss is smallest when each point predicts itself)")
+    return 0.0
 
 
 def fit_width_verdict(calls, outcomes):
-    loo_parts, collapse_parts, notes, diagnosis = [], [], [], None
-    details = {"data_sets": []}
+    loo_scores, collapse_scores, notes, findings, rows = [], [], [], set(), []
     for i in range(0, len(calls), 2):
-        (x, y), (with_loo, without_loo) = calls[i].context, outcomes[i:i + 2]
-        ref_sigma = ref.fit_width(x, y, True)
-        best = min(float(ref.loo_loss(x, y, ref_sigma)), float(ref.loo_loss(x, y, ref.loo_optimal_width(x, y))))
-        entry = {"reference_sigma": ref_sigma, "reference_loo_loss": best}
-        s_loo = float(with_loo.value.ravel()[0]) if with_loo.status == "ok" and with_loo.value.size == 1 else None
-        s_train = float(without_loo.value.ravel()[0]) if without_loo.status == "ok" and without_loo.value.size == 1 else None
-        # With leave-one-out: the loss reached within 2% of the reference's (half credit within 10%).
-        if s_loo is None or not math.isfinite(s_loo) or s_loo == 0:
-            loo_parts.append(0.0)
-            notes.append(with_loo.describe_failure("fit_width") if with_loo.status != "ok" else
-                         f"fit_width(..., leave_one_out=True) returned {with_loo.value.ravel()[:3].tolist()}, not a usable width.")
-            if s_loo is not None and not math.isfinite(s_loo):
-                diagnosis = diagnosis or ("The optimisation produced NaN or inf: optimise log sigma (sigma = exp(log_sigma)) "
-                                          "so sigma stays positive, and lower the learning rate.")
-        else:
-            loss = float(ref.loo_loss(x, y, _positive_width(s_loo)))
-            gap = relative_gap(loss, best)
-            entry.update(student_sigma=s_loo, student_loo_loss=loss, gap=gap)
-            loo_parts.append(1.0 if gap <= 0.02 else 0.5 if gap <= 0.10 else 0.0)
-            if gap > 0.02:
-                notes.append(f"with leave-one-out your width {s_loo:.4g} reaches a loss {gap:.1%} above the best one.")
-                if s_loo < 0 and relative_gap(float(ref.loo_loss(x, y, math.exp(s_loo))), best) <= 0.02:
-                    diagnosis = "You returned log sigma, not sigma: return exp(log_sigma)."
-                elif abs(s_loo) < 0.25 * ref_sigma:
-                    diagnosis = diagnosis or ("With leave_one_out=True the width still collapsed: the loss you minimise "
-                                              "still lets each point predict itself.")
-        # Without leave-one-out: the width must collapse well below the leave-one-out one.
-        if s_train is None or not math.isfinite(s_train):
-            collapse_parts.append(0.0)
-            notes.append(without_loo.describe_failure("fit_width") if without_loo.status != "ok" else
-                         "fit_width(..., leave_one_out=False) did not return a finite width.")
-        else:
-            entry["student_sigma_without_loo"] = s_train
-            collapsed = _positive_width(s_train) < 0.5 * ref_sigma
-            collapse_parts.append(1.0 if collapsed else 0.0)
-            if not collapsed:
-                notes.append(f"without leave-one-out your width stays at {s_train:.4g}; it should collapse towards 0 "
-                             "(the self-included loss is smallest when each point predicts itself).")
-                if s_loo is not None and math.isfinite(s_loo) and abs(s_train - s_loo) <= 0.01 * abs(s_loo):
-                    diagnosis = diagnosis or ("fit_width ignores its leave_one_out flag: both settings return the same "
-                                              "width. Use train_loss when it is False and loo_loss when it is True.")
-        details["data_sets"].append(entry)
-    fraction = (2 * np.mean(loo_parts) + np.mean(collapse_parts)) / 3
-    message = "Both learned widths behave as they should." if fraction == 1 else "; ".join(dict.fromkeys(notes))
-    return Verdict(fraction, message[0].upper() + message[1:], diagnosis, details)
+        with_loo, without_loo = outcomes[i:i + 2]
+        x, y = ref.book_regression_data(40, calls[i].context)
+        ref_sigma, best = reference_fit(calls[i].context)
+        row = {"reference_sigma": ref_sigma, "reference_loo_loss": best}
+        s_loo, s_train = _returned_width(with_loo), _returned_width(without_loo)
+        loo_scores.append(_judge_loo_width(x, y, s_loo, with_loo, ref_sigma, best, row, notes, findings))
+        collapse_scores.append(_judge_collapse(s_train, without_loo, ref_sigma, row, notes))
+        same_width = (s_loo is not None and s_train is not None and math.isfinite(s_loo) and s_loo != 0
+                      and abs(s_train - s_loo) <= 0.01 * abs(s_loo))
+        if same_width and min(loo_scores[-1], collapse_scores[-1]) < 1:
+            findings.add("ignores-flag")
+        rows.append(row)
+    fraction = (2 * np.mean(loo_scores) + np.mean(collapse_scores)) / 3
+    diagnosis = next((text for key, text in FIT_WIDTH_DIAGNOSES.items() if key in findings), None)
+    if fraction == 1:
+        message = "Both learned widths behave as they should."
+    else:
+        message = "; ".join(dict.fromkeys(notes)) + "."
+        message = message[0].upper() + message[1:]
+    return Verdict(fraction, message, diagnosis, {"data_sets": rows})
 
 
 fit_width_check = CustomCheck(
@@ -451,16 +499,16 @@ def study_calls(rng):
         seed = draw_seed(rng)
         for n in STUDY_SIZES:
             x, y = ref.box_regression_data(n, d, seed + n)
-            calls.append(Call("loo_optimal_width", (numpy_of(x), numpy_of(y)), timeout=30, context=(d, n, x, y)))
+            calls.append(Call("loo_optimal_width", (numpy_of(x), numpy_of(y)), timeout=30, context=(d, n, seed + n)))
     return calls
 
 
 def study_verdict(calls, outcomes):
     losses_ok, rows, by_dim = [], [], {}
     for call, outcome in zip(calls, outcomes):
-        d, n, x, y = call.context
-        best_sigma = ref.loo_optimal_width(x, y)
-        best = float(ref.loo_loss(x, y, best_sigma))
+        d, n, seed = call.context
+        x, y = ref.box_regression_data(n, d, seed)
+        best_sigma, best = reference_optimal_width(n, d, seed)
         row = {"d": d, "n": n, "reference_sigma": best_sigma, "reference_loss": best}
         width = float(outcome.value.ravel()[0]) if outcome.status == "ok" and outcome.value.size == 1 else float("nan")
         if math.isfinite(width) and width != 0:

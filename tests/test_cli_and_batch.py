@@ -1,0 +1,183 @@
+"""The command line, batch resume, the gradebook and the LMS/CI formats, self_check, and the fallback without sandbox."""
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import time
+from xml.etree import ElementTree as ET
+
+import nbformat
+import pytest
+
+from assignments.attention_pooling.build_notebooks import SOLUTION, STUBS, build_notebook
+from grader import cli
+from grader.assignment import load_assignment
+from grader.execute import ExecutionOptions
+from grader.pipeline import GradingOptions, grade_submission
+from grader.sandbox import Limits
+from tests.submissions import MISTAKES
+
+ONLY_EX4 = ["--exercise", "ex4"]  # keeps these runs short; the exercises are covered in test_grading.py
+
+
+@pytest.fixture(scope="module")
+def class_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("class")
+    nbformat.write(build_notebook(SOLUTION), folder / "ann.ipynb")
+    nbformat.write(build_notebook(MISTAKES["mistakes_a"][0]), folder / "ben.ipynb")
+    nbformat.write(build_notebook(STUBS), folder / "cat.ipynb")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def graded_class(class_folder, tmp_path_factory):
+    out = tmp_path_factory.mktemp("out")
+    extra = tmp_path_factory.mktemp("extra")
+    code = cli.main(["grade", str(class_folder), "--out", str(out), "--secret", "s3", "--jobs", "2", "--quiet",
+                     "--gradescope", str(extra / "gs.json"), "--prairielearn", str(extra / "pl.json"),
+                     "--junit", str(extra / "junit.xml"), "--summary-md", str(extra / "summary.md"),
+                     "--fail-under", "1", *ONLY_EX4])
+    return code, out, extra
+
+
+def test_grade_writes_results_reports_and_gradebooks(graded_class):
+    code, out, _ = graded_class
+    assert code == cli.EXIT_BELOW  # cat's template scores 0 < --fail-under 1
+    for name in ("ann", "ben", "cat"):
+        assert json.loads((out / name / "result.json").read_text())["submission"] == name
+        assert (out / name / "report.html").read_text().startswith("<!DOCTYPE html>")
+    rows = list(csv.DictReader(io.StringIO((out / "gradebook.csv").read_text())))
+    assert [(r["submission"], float(r["ex4"]), float(r["total"])) for r in rows] == [
+        ("ann", 6.0, 6.0), ("ben", 4.0, 4.0), ("cat", 0.0, 0.0)]
+    book = json.loads((out / "gradebook.json").read_text())
+    assert [s["total"] for s in book["submissions"]] == [6.0, 4.0, 0.0]
+
+
+def test_lms_and_ci_formats(graded_class):
+    _, _, extra = graded_class
+    gradescope = json.loads((extra / "gs.ben.json").read_text())
+    assert gradescope["score"] == 4.0 and {t["visibility"] for t in gradescope["tests"]} == {"visible"}
+    assert any("-1/(d+2)" in t["output"] for t in gradescope["tests"])
+    assert all({"score", "max_score", "name", "output"} <= set(t) for t in gradescope["tests"])
+    prairie = json.loads((extra / "pl.ann.json").read_text())
+    assert prairie["score"] == 1.0 and prairie["gradable"] is True
+    assert all({"name", "points", "max_points", "message"} <= set(t) for t in prairie["tests"])
+    suites = ET.fromstring((extra / "junit.xml").read_text()).findall("testsuite")
+    by_name = {s.get("name"): s for s in suites}
+    assert by_name["ann"].get("failures") == "0" and by_name["ben"].get("failures") == "1"
+    failure = by_name["ben"].find("testcase[@name='ex4.predicted_exponent']/failure")
+    assert "-1/(d+2)" in failure.text
+    assert "| ann |" in (extra / "summary.md").read_text()
+
+
+def test_rerun_skips_unchanged_submissions_and_regrades_changed_ones(class_folder, graded_class):
+    _, out, _ = graded_class
+    before = {n: (out / n / "result.json").stat().st_mtime_ns for n in ("ann", "ben", "cat")}
+    nbformat.write(build_notebook(SOLUTION), class_folder / "cat.ipynb")  # cat fixes the notebook
+    started = time.monotonic()
+    code = cli.main(["grade", str(class_folder), "--out", str(out), "--secret", "s3", "--quiet", *ONLY_EX4])
+    assert code == cli.EXIT_OK
+    after = {n: (out / n / "result.json").stat().st_mtime_ns for n in ("ann", "ben", "cat")}
+    assert after["ann"] == before["ann"] and after["ben"] == before["ben"] and after["cat"] != before["cat"]
+    assert json.loads((out / "cat" / "result.json").read_text())["score"] == 6.0
+    assert time.monotonic() - started < 60
+    cli.main(["grade", str(class_folder / "ann.ipynb"), "--out", str(out), "--secret", "s3", "--quiet", "--force",
+              *ONLY_EX4])
+    assert (out / "ann" / "result.json").stat().st_mtime_ns != before["ann"]
+
+
+def test_a_different_secret_is_not_skipped(class_folder, graded_class):
+    from grader.batch import BatchItem, cached_result, grading_key
+
+    _, out, _ = graded_class
+    assignment = load_assignment("attention_pooling")
+    nb = class_folder / "ann.ipynb"
+    same = GradingOptions(secret="s3", exercises=("ex4",), execution=ExecutionOptions(Limits()))
+    other = GradingOptions(secret="s4", exercises=("ex4",), execution=ExecutionOptions(Limits()))
+    assert cached_result(out, BatchItem(nb, "ann", grading_key(nb, assignment, same), False)) is not None
+    assert cached_result(out, BatchItem(nb, "ann", grading_key(nb, assignment, other), False)) is None
+
+
+def test_check_command_for_a_student(tmp_path, capsys):
+    path = tmp_path / "mine.ipynb"
+    nbformat.write(build_notebook(MISTAKES["mistakes_b"][0]), path)
+    code = cli.main(["check", str(path), *ONLY_EX4])
+    printed = capsys.readouterr().out
+    assert code == cli.EXIT_BELOW
+    assert "does not depend on the dimension" in printed and "[ PASS]" in printed and "[ FAIL]" in printed
+    assert (tmp_path / "mine.report.html").exists()
+
+
+@pytest.mark.parametrize("argv, code", [
+    (["grade", "nowhere.ipynb", "--out", "x", "--secret", "s"], cli.EXIT_USAGE),
+    (["grade", "."], cli.EXIT_USAGE),  # --out missing
+    (["check", "nowhere.ipynb"], cli.EXIT_USAGE),
+    (["frobnicate"], cli.EXIT_USAGE),
+])
+def test_usage_errors_exit_2(argv, code, capsys):
+    assert cli.main(argv) == code
+
+
+def test_grade_without_a_secret_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("GRADER_SECRET", raising=False)
+    assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "o")]) == cli.EXIT_USAGE
+    assert "secret" in capsys.readouterr().err
+
+
+def test_ungradable_submission_exits_3(tmp_path):
+    (tmp_path / "bad.ipynb").write_text("{")
+    assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "o"), "--public", "--quiet"]) == cli.EXIT_UNGRADABLE
+    assert "invalid-notebook" in (tmp_path / "o" / "gradebook.csv").read_text()
+
+
+def test_console_script_runs_as_a_process(tmp_path):
+    (tmp_path / "bad.ipynb").write_text("")
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(tmp_path), "--out", str(tmp_path / "o"),
+                           "--public", "--quiet"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == cli.EXIT_UNGRADABLE and "bad" in done.stdout
+
+
+def test_without_sandbox_grading_works_and_says_so_loudly(tmp_path, capsys):
+    path = tmp_path / "s.ipynb"
+    nbformat.write(build_notebook(SOLUTION, extra_cells={"ex1": [
+        "import subprocess\nsubprocess.Popen(['sleep', '31338'], start_new_session=True)"]}), path)
+    assignment = load_assignment("attention_pooling")
+    result = grade_submission(path, assignment, GradingOptions(exercises=("ex4",), execution=ExecutionOptions(sandbox="off")))
+    assert result.score == 6 and result.sandboxed is False
+    from grader.report import render_report
+
+    assert 'id="no-sandbox"' in render_report(result)
+    import psutil
+
+    assert not [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] and "31338" in p.info["cmdline"]]
+    assert cli.main(["check", str(path), "--sandbox", "off", *ONLY_EX4]) == cli.EXIT_OK
+    captured = capsys.readouterr()
+    assert "WITHOUT a sandbox" in captured.err and "NOT SANDBOXED" in captured.out
+
+
+def test_budget_exceeded_keeps_what_finished(tmp_path):
+    path = tmp_path / "slow.ipynb"
+    nbformat.write(build_notebook(SOLUTION, extra_cells={"ex3": ["import time\ntime.sleep(60)"]}), path)
+    limits = Limits(budget=12, cell_timeout=100)
+    result = grade_submission(path, load_assignment("attention_pooling"),
+                              GradingOptions(exercises=("ex1",), execution=ExecutionOptions(limits)))
+    assert "budget-exceeded" in [e.kind for e in result.errors]
+    assert any(c.status == "ok" for c in result.cells)  # the cells before the slow one were kept
+    assert result.score == 0 and result.exercises[0].checks[0].status == "errored"
+
+
+def test_self_check_in_the_students_session():
+    from grader import self_check
+
+    namespace = {}
+    exec(build_notebook(MISTAKES["mistakes_a"][0]).cells[1].source, namespace)  # the data cell's imports
+    for cell in build_notebook(MISTAKES["mistakes_a"][0]).cells:
+        if cell.cell_type == "code" and "def " in cell.source:
+            exec(cell.source, namespace)
+    result = self_check("ex1", namespace=namespace, show=False)
+    assert [e.id for e in result.exercises] == ["ex1"]
+    checks = {c.id: c for c in result.exercises[0].checks}
+    assert checks["ex1.parzen_density"].passed and not checks["ex1.parzen_class_score"].passed
+    assert "0/1" in checks["ex1.parzen_class_score"].diagnosis

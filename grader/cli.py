@@ -33,6 +33,11 @@ def _limits(args) -> Limits:
                   call_timeout=args.call_timeout)
 
 
+def _grading_options(args, secret: str | None) -> GradingOptions:
+    return GradingOptions(secret=secret, exercises=tuple(args.exercises) if args.exercises else None,
+                          execution=ExecutionOptions(_limits(args), args.sandbox, keep_scratch=args.keep_scratch))
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--assignment", default="attention_pooling", help="assignment name or folder (default: %(default)s)")
     p.add_argument("--exercise", action="append", dest="exercises", metavar="ID", help="grade only this exercise (repeatable)")
@@ -94,9 +99,7 @@ def run_check(args) -> int:
     if not args.notebook.exists():
         print(f"grader: no such file: {args.notebook}", file=sys.stderr)
         return EXIT_USAGE
-    assignment = load_assignment(args.assignment)
-    options = GradingOptions(secret=None, exercises=tuple(args.exercises) if args.exercises else None,
-                             execution=ExecutionOptions(_limits(args), args.sandbox, keep_scratch=args.keep_scratch))
+    assignment, options = load_assignment(args.assignment), _grading_options(args, secret=None)
     code = _sandbox_notice(options)
     if code is not None:
         return code
@@ -125,9 +128,7 @@ def run_grade(args) -> int:
     if missing:
         print(f"grader: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
         return EXIT_USAGE
-    assignment = load_assignment(args.assignment)
-    options = GradingOptions(secret=secret, exercises=tuple(args.exercises) if args.exercises else None,
-                             execution=ExecutionOptions(_limits(args), args.sandbox, keep_scratch=args.keep_scratch))
+    assignment, options = load_assignment(args.assignment), _grading_options(args, secret)
     code = _sandbox_notice(options)
     if code is not None:
         return code

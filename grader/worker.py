@@ -17,6 +17,7 @@ can start the next submission's kernel while the current one is graded.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import sys
@@ -195,39 +196,53 @@ class Worker:
     # ------------------------------------------------------------ probing
 
     def probe(self, nb, job: dict) -> None:
+        """Call the student's functions: consecutive calls of one function share an execution.
+
+        A function that hung or killed the kernel is not called again: its other calls share
+        that outcome, and the restarts and time go to the functions that still work.
+        """
         calls_dir, out_dir = self.job_dir / "calls", self.job_dir / "out"
         calls_dir.mkdir(exist_ok=True)
         out_dir.mkdir(exist_ok=True)
         cells_run = len(nb.cells)
-        # A function that hung or killed the kernel once is not called again: its other calls
-        # share that outcome, and the restarts and time go to the functions that still work.
+        numbered = list(enumerate(job["calls"]))
+        groups = [list(g) for _, g in itertools.groupby(numbered, key=lambda item: item[1]["function"])]
         failed_functions: dict[str, str] = {}
-        for number, call in enumerate(job["calls"]):
-            if call["function"] in failed_functions:
-                self.result["probes"][call["id"]] = {"status": failed_functions[call["function"]], "skipped": True}
+        for group in groups:
+            function = group[0][1]["function"]
+            if function in failed_functions:
+                for _, call in group:
+                    self.result["probes"][call["id"]] = {"status": failed_functions[function], "skipped": True}
                 continue
-            call_path, out_path = calls_dir / f"{number}.json", out_dir / f"{number}.json"
-            call_path.write_text(json.dumps(call))
+            pairs = []
+            for number, call in group:
+                (calls_dir / f"{number}.json").write_text(json.dumps(call))
+                pairs.append((str(calls_dir / f"{number}.json"), str(out_dir / f"{number}.json")))
             started = time.monotonic()
+            status, alive = None, True
             try:
-                self.run_helper(f"__import__('_grader_probe').run({str(call_path)!r}, {str(out_path)!r})",
-                                timeout=call.get("timeout", 10) + 2)
-                outcome = self.read_outcome(out_path)
-                alive = True
+                self.run_helper(f"__import__('_grader_probe').run_batch({pairs!r})",
+                                timeout=sum(call.get("timeout", 10) for _, call in group) + 2)
             except CellTimeoutError:
-                outcome = {"status": "timeout"}
+                status = "timeout"
                 alive = self.recover_after_timeout(nb, replay_upto=cells_run)
             except DeadKernelError:
-                outcome = {"status": "kernel-died"}
+                status = "kernel-died"
                 alive = self.restart_kernel(nb, replay_upto=cells_run)
-            if outcome["status"] in ("timeout", "kernel-died"):
-                failed_functions[call["function"]] = outcome["status"]
-            outcome.setdefault("seconds", round(time.monotonic() - started, 3))
-            self.result["probes"][call["id"]] = outcome
+            for (number, call), (_, out_path) in zip(group, pairs):
+                if function in failed_functions:
+                    outcome = {"status": failed_functions[function], "skipped": True}
+                elif Path(out_path).exists():
+                    outcome = self.read_outcome(Path(out_path))
+                else:  # the call the execution was in when it timed out or the kernel died
+                    outcome = {"status": status or "invalid", "seconds": round(time.monotonic() - started, 3)}
+                if outcome.get("status") in ("timeout", "kernel-died"):
+                    failed_functions[function] = outcome["status"]
+                self.result["probes"][call["id"]] = outcome
             self.save()
             if not alive:
-                for later in job["calls"][number + 1:]:
-                    self.result["probes"][later["id"]] = {"status": "not-run"}
+                for call in job["calls"]:
+                    self.result["probes"].setdefault(call["id"], {"status": "not-run"})
                 self.save()
                 return
 
@@ -252,9 +267,11 @@ class Worker:
         job_path = self.job_dir / JOB_NAME
         nb = nbformat.v4.new_notebook()
         self.start_kernel(nb)
+        warm = time.monotonic() - self.started
         if not job_path.exists():
             sys.stdin.readline()  # a pre-started worker waits here for its submission
         self.started = time.monotonic()
+        self.result["phases"] = {"kernel_start": round(warm, 3)}
         job = json.loads(job_path.read_text())
         self.settings.update({k: job[k] for k in DEFAULT_SETTINGS if k in job})
         self.client.output_cap = self.settings["output_cap"]
@@ -264,7 +281,10 @@ class Worker:
         self.slot = len(nb.cells) - 1
         try:
             if self.run_cells(nb):
+                self.result["phases"]["cells"] = round(time.monotonic() - self.started, 3)
                 self.probe(nb, job)
+                self.result["phases"]["probes"] = round(time.monotonic() - self.started
+                                                        - self.result["phases"]["cells"], 3)
             self.result["finished"] = True
         finally:
             self.save()

@@ -134,8 +134,16 @@ def run_grade(args) -> int:
         return code
 
     def progress(done, total, name, row):
-        if not args.quiet:
-            print(f"[{done}/{total}] {name}: {row['score']:g}/{row['max_score']:g}", file=sys.stderr, flush=True)
+        if args.quiet:
+            return
+        line = f"{done}/{total} {name}: {row['score']:g}/{row['max_score']:g}"
+        if sys.stderr.isatty():  # a bar that redraws in place; CI logs get one line per submission
+            width = 30
+            filled = width * done // max(total, 1)
+            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {line:<60.60}", end="" if done < total else "\n",
+                  file=sys.stderr, flush=True)
+        else:
+            print(f"[{line}]", file=sys.stderr, flush=True)
 
     rows = grade_batch(args.paths, assignment, options, args.out, jobs=args.jobs, force=args.force, progress=progress)
     write_atomic(args.out / "gradebook.csv", gradebook.gradebook_csv(rows))

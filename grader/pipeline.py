@@ -6,6 +6,7 @@ taking and returning the dataclasses of ``grader.model``.
 
 from __future__ import annotations
 
+import signal
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -82,6 +83,10 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
         if cell.status == "timeout":
             errors.append(GradeError("timeout", f"{where} ran longer than its limit of {limits.cell_timeout:g} s and "
                                      "was stopped; the cells after it still ran.", cell.index, cell.source_head, cell.seconds))
+        elif cell.status == "kernel-died" and cell.error_value == f"kernel exit code {-signal.SIGXCPU}":
+            errors.append(GradeError("cpu-limit", f"The CPU-time limit of {limits.cpu_seconds} s was reached in {where}; "
+                                     "a new kernel re-ran the cells before it and skipped this one.",
+                                     cell.index, cell.source_head, cell.seconds))
         elif cell.status == "kernel-died":
             errors.append(GradeError("kernel-died", f"The Python kernel died in {where} ({cell.error_value or 'no exit code'}); "
                                      "a new kernel re-ran the cells before it and skipped this one.",
@@ -89,6 +94,9 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
         elif cell.error_name == "MemoryError" or "can't allocate memory" in (cell.error_value or ""):
             errors.append(GradeError("memory-limit", f"The memory limit of {limits.describe_memory()} was reached in "
                                      f"{where}.", cell.index, cell.source_head, cell.seconds))
+        elif "File too large" in (cell.error_value or ""):
+            errors.append(GradeError("file-size-limit", f"A file written in {where} reached the limit of "
+                                     f"{limits.file_bytes // 2**20} MiB per file.", cell.index, cell.source_head, cell.seconds))
         elif cell.status == "error":
             errors.append(GradeError("cell-error", f"{where} raised {cell.error_name}: {cell.error_value}",
                                      cell.index, cell.source_head, cell.seconds))

@@ -15,6 +15,8 @@ ERROR_TITLES = {
     "timeout": "A cell ran too long",
     "kernel-died": "The Python kernel crashed",
     "memory-limit": "Out of memory",
+    "cpu-limit": "Out of CPU time",
+    "file-size-limit": "A file grew too large",
     "budget-exceeded": "Out of time",
     "worker-failed": "The grader could not run this notebook",
     "kernel-unrecoverable": "The kernel could not be restarted",

@@ -37,10 +37,11 @@ class Limits:
 
 def apply_limits(limits: Limits) -> None:
     """Runs in the child between fork and exec (Popen's preexec_fn)."""
-    for rlimit, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_CPU, limits.cpu_seconds),
-                          (resource.RLIMIT_FSIZE, limits.file_bytes), (resource.RLIMIT_NPROC, limits.processes),
-                          (resource.RLIMIT_CORE, 0)):
+    for rlimit, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_FSIZE, limits.file_bytes),
+                          (resource.RLIMIT_NPROC, limits.processes), (resource.RLIMIT_CORE, 0)):
         resource.setrlimit(rlimit, (value, value))
+    # The soft CPU limit sends SIGXCPU, which the report can name; the hard one, SIGKILL, backs it.
+    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
 
 
 @functools.lru_cache(maxsize=1)

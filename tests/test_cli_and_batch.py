@@ -181,3 +181,39 @@ def test_self_check_in_the_students_session():
     checks = {c.id: c for c in result.exercises[0].checks}
     assert checks["ex1.parzen_density"].passed and not checks["ex1.parzen_class_score"].passed
     assert "0/1" in checks["ex1.parzen_class_score"].diagnosis
+
+
+def test_the_instructor_sanity_workflow_commands_pass(tmp_path):
+    """examples/ci/instructor-sanity.yml: its grader commands, run as the workflow would."""
+    import os
+    import re
+
+    from assignments.attention_pooling.build_notebooks import REPO
+
+    workflow = (REPO / "examples/ci/instructor-sanity.yml").read_text()
+    commands = [" ".join(m.split()) for m in re.findall(r"(\.venv/bin/grader grade[^\n]*(?:\n\s+--[^\n]*)*)", workflow)]
+    assert len(commands) == 2
+    env = dict(os.environ, GRADER_SECRET="sanity-secret")
+    for command in commands:
+        # As in the workflow, but with this checkout's interpreter and paths, from a scratch folder.
+        command = command.replace(".venv/bin/grader", f"{sys.executable} -m grader.cli")
+        command = command.replace("assignments/", f"{REPO}/assignments/")
+        done = subprocess.run(command, shell=True, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads((tmp_path / "sanity/solution/attention_pooling_solution/result.json").read_text())["score"] == 26
+    assert json.loads((tmp_path / "sanity/template/attention_pooling/result.json").read_text())["score"] == 0
+
+
+@pytest.mark.parametrize("cell, limits, kind, words", [
+    ("x = 0\nwhile True:\n    x += 1", Limits(cpu_seconds=6, cell_timeout=60), "cpu-limit", "CPU-time limit of 6 s"),
+    ("open('big.bin', 'wb').write(b'0' * 3 * 2**20)", Limits(file_bytes=2**20), "file-size-limit", "limit of 1 MiB"),
+    ("hog = bytearray(3 * 2**30)", Limits(memory_bytes=2 * 2**30), "memory-limit", "memory limit of 2 GiB"),
+])
+def test_resource_limits_are_reported_by_name_and_the_rest_still_runs(tmp_path, cell, limits, kind, words):
+    path = tmp_path / "s.ipynb"
+    nbformat.write(build_notebook(SOLUTION, extra_cells={"ex1": [cell]}), path)
+    result = grade_submission(path, load_assignment("attention_pooling"),
+                              GradingOptions(exercises=("ex4",), execution=ExecutionOptions(limits)))
+    errors = {e.kind: e for e in result.errors}
+    assert kind in errors and words in errors[kind].message and errors[kind].cell is not None
+    assert result.score == 6  # the cells after the offending one ran and were graded

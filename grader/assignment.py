@@ -7,6 +7,8 @@ Nothing in ``grader/`` knows any particular assignment.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import importlib.machinery
 import importlib.util
 import sys
 from dataclasses import dataclass, field
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .checks import Check
+from .figures import Figure
 
 ASSIGNMENTS_DIR = Path(__file__).resolve().parent.parent / "assignments"
 
@@ -40,6 +43,8 @@ class Assignment:
     public_seed: str = "public"
     root: Path = field(default=Path("."))
     hidden_paths: tuple[Path, ...] = ()  # what the sandbox must hide (reference solutions, ...)
+    figures: list[Figure] = field(default_factory=list)
+    answer_points: dict[str, float] = field(default_factory=dict)  # maximum points of each written answer
 
     def exercise(self, exercise_id: str) -> Exercise:
         return next(e for e in self.exercises if e.id == exercise_id)
@@ -71,13 +76,13 @@ def load_assignment(name_or_path: str | Path) -> Assignment:
     checks_file = folder / "checks.py"
     if not checks_file.is_file():
         raise FileNotFoundError(f"no assignment at {name_or_path!r} (expected a folder with checks.py)")
-    module_name = f"grader_assignment_{folder.resolve().name}"
-    if module_name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(module_name, checks_file)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        spec.loader.exec_module(module)
-    assignment: Assignment = sys.modules[module_name].ASSIGNMENT
+    # The folder becomes a package of its own, so its modules can import each other (from .figures ...).
+    package = f"grader_assignment_{folder.resolve().name}"
+    if package not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+        spec.submodule_search_locations = [str(folder.resolve())]
+        sys.modules[package] = importlib.util.module_from_spec(spec)
+    assignment: Assignment = importlib.import_module(f"{package}.checks").ASSIGNMENT
     assignment.root = folder.resolve()
     assignment.validate()
     return assignment

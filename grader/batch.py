@@ -22,6 +22,7 @@ from .execute import WorkerProcess
 from .model import GradeError, SubmissionResult
 from .pipeline import GradingOptions, grade_submission, rejected_result, start_worker
 from .report import render_report
+from .reviews import apply_reviews
 
 KEY_FILE = ".grading-key"
 GRADER_DIR = Path(__file__).resolve().parent
@@ -108,30 +109,48 @@ class WorkerPool:
             self.spares.clear()
 
 
+GRADED_FILE, FIGURES_FILE = "graded.json", "figures.json"
+
+
 def write_submission(out_dir: Path, name: str, result: SubmissionResult, key: str) -> dict:
+    """Keep the machine grading and its figures; result.json and report.html are derived from them."""
     folder = out_dir / name
     data = result.to_json()
     data["submission"] = name
-    write_atomic(folder / "report.html", render_report(result))
-    write_atomic(folder / "result.json", json.dumps(data, indent=2))
-    write_atomic(folder / KEY_FILE, key)  # last: a key only stands beside a complete result
+    write_atomic(folder / FIGURES_FILE, json.dumps([f.to_json() for f in result.figures]))
+    write_atomic(folder / GRADED_FILE, json.dumps(data, indent=2))
+    write_atomic(folder / KEY_FILE, key)  # last: a key only stands beside a complete grading
     return data
+
+
+def publish_submission(out_dir: Path, graded: dict, reviews: dict, answer_points: dict[str, float]) -> dict:
+    """result.json and report.html: the grading with the instructor's reviews merged in."""
+    folder = out_dir / graded["submission"]
+    final = apply_reviews(graded, reviews, answer_points)
+    try:
+        figures = json.loads((folder / FIGURES_FILE).read_text())
+    except (OSError, ValueError):
+        figures = []
+    write_atomic(folder / "report.html", render_report(final, figures))
+    write_atomic(folder / "result.json", json.dumps(final, indent=2))
+    return final
 
 
 def cached_result(out_dir: Path, item: BatchItem) -> dict | None:
     folder = out_dir / item.name
     try:
         if (folder / KEY_FILE).read_text() == item.key:
-            return json.loads((folder / "result.json").read_text())
+            return json.loads((folder / GRADED_FILE).read_text())
     except (OSError, ValueError):
         return None
     return None
 
 
 def grade_batch(paths: list[str | Path], assignment: Assignment, options: GradingOptions, out_dir: Path,
-                jobs: int = 1, force: bool = False,
+                jobs: int = 1, force: bool = False, reviews: dict | None = None,
                 progress: Callable[[int, int, str, dict], None] | None = None) -> list[dict]:
     """Grade every notebook under ``paths`` into ``out_dir``; returns the result.json dicts in input order."""
+    reviews = reviews or {}
     notebooks = find_notebooks(paths)
     names = submission_names(notebooks)
     out_dir = Path(out_dir)
@@ -141,7 +160,7 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
         item = BatchItem(nb, names[nb], grading_key(nb, assignment, options), cached=False)
         cached = None if force else cached_result(out_dir, item)
         if cached is not None:
-            results[nb] = cached
+            results[nb] = publish_submission(out_dir, cached, reviews, assignment.answer_points)
         else:
             todo.append(item)
     done = len(results)
@@ -164,7 +183,8 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
             result = rejected_result(item.notebook, assignment, options, "")
             result.errors = [GradeError("grader-failed", f"The grader itself failed on this submission: "
                                                          f"{type(exc).__name__}: {exc}")]
-        return write_submission(out_dir, item.name, result, item.key)
+        graded = write_submission(out_dir, item.name, result, item.key)
+        return publish_submission(out_dir, graded, reviews, assignment.answer_points)
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as executor:

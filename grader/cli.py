@@ -76,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (one testcase per check)")
     grade.add_argument("--summary-md", type=Path, metavar="FILE", help="also write a Markdown score table "
                        "(e.g. $GITHUB_STEP_SUMMARY)")
+    grade.add_argument("--reviews", type=Path, metavar="CSV", help="an instructor's review of written answers: "
+                       "columns submission,tag,points,comment; merged into results, gradebook and reports")
     grade.add_argument("--quiet", action="store_true", help="no progress lines")
     _add_run_options(grade)
     return parser
@@ -105,7 +107,7 @@ def run_check(args) -> int:
         return code
     result = grade_submission(args.notebook, assignment, options)
     report = args.report or args.notebook.with_name(args.notebook.stem + ".report.html")
-    report.write_text(render_report(result), encoding="utf-8")
+    report.write_text(render_report(result.to_json(), [f.to_json() for f in result.figures]), encoding="utf-8")
     print(json.dumps(result.to_json(), indent=2) if args.json else submission_text(result))
     if not args.json:
         print(f"\nReport: {report}")
@@ -117,6 +119,8 @@ def run_check(args) -> int:
 def run_grade(args) -> int:
     from . import gradebook
     from .batch import grade_batch, write_atomic
+    from .report import render_index
+    from .reviews import ReviewError, load_reviews
     from .summary import score_table
 
     secret = None if args.public else (args.secret or os.environ.get("GRADER_SECRET"))
@@ -145,7 +149,14 @@ def run_grade(args) -> int:
         else:
             print(f"[{line}]", file=sys.stderr, flush=True)
 
-    rows = grade_batch(args.paths, assignment, options, args.out, jobs=args.jobs, force=args.force, progress=progress)
+    try:
+        reviews = load_reviews(args.reviews, assignment.answer_points) if args.reviews else {}
+    except (OSError, ReviewError) as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    rows = grade_batch(args.paths, assignment, options, args.out, jobs=args.jobs, force=args.force,
+                       reviews=reviews, progress=progress)
+    write_atomic(args.out / "index.html", render_index(rows))
     write_atomic(args.out / "gradebook.csv", gradebook.gradebook_csv(rows))
     write_atomic(args.out / "gradebook.json", gradebook.gradebook_json(rows))
     if args.gradescope:
@@ -158,7 +169,8 @@ def run_grade(args) -> int:
         with open(args.summary_md, "a", encoding="utf-8") as f:  # step summaries are appended to
             f.write(gradebook.markdown_summary(rows, args.fail_under))
     print(score_table(rows, gradebook.exercise_ids(rows)))
-    print(f"\nReports: {args.out}/<submission>/report.html   Gradebook: {args.out / 'gradebook.csv'}")
+    print(f"\nClass overview: {args.out / 'index.html'}   Reports: {args.out}/<submission>/report.html   "
+          f"Gradebook: {args.out / 'gradebook.csv'}")
     if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]):
         return EXIT_UNGRADABLE
     if args.fail_under is not None and any(row["score"] < args.fail_under for row in rows):

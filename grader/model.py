@@ -171,6 +171,7 @@ class SubmissionResult:
     sandboxed: bool = False
     cells: list[CellRun] = field(default_factory=list)
     seconds: float = 0.0
+    figures: list = field(default_factory=list)  # grader.figures.FigureResult, for reports only
 
     def to_json(self) -> dict[str, Any]:
         """The contract's result.json, with our extensions after the fixed keys."""

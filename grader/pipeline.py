@@ -15,6 +15,7 @@ from pathlib import Path
 from .assignment import Assignment, rng_for
 from .checks import Call, Check, Verdict
 from .execute import ExecutionOptions, WorkerProcess
+from .figures import Figure, FigureInputs, FigureResult, render_figure
 from .load import NotebookRejected, load_notebook
 from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, SubmissionResult,
                     WorkerRun, WrittenAnswer)
@@ -25,6 +26,7 @@ class GradingOptions:
     secret: str | None = None  # None: the assignment's public inputs (self-checks)
     execution: ExecutionOptions = field(default_factory=ExecutionOptions)
     exercises: tuple[str, ...] | None = None  # grade only these
+    figures: bool = True  # draw the assignment's report figures (costs a few probe calls)
 
     @property
     def seed_kind(self) -> str:
@@ -55,6 +57,35 @@ def plan_probes(assignment: Assignment, options: GradingOptions) -> list[Planned
                        for i, c in enumerate(calls)]
         planned.append(PlannedCheck(check, calls, probe_calls))
     return planned
+
+
+@dataclass
+class PlannedFigure:
+    figure: Figure
+    calls: list[Call]
+    probe_calls: list[ProbeCall]
+
+
+def plan_figures(assignment: Assignment, options: GradingOptions) -> list[PlannedFigure]:
+    """Figure inputs always come from the public seed: a figure never shows a hidden input."""
+    if not options.figures:
+        return []
+    planned = []
+    for figure in assignment.figures:
+        if options.exercises and figure.exercise not in options.exercises:
+            continue
+        calls = figure.make_calls(rng_for(f"figures:{assignment.public_seed}", figure.id))
+        probe_calls = [ProbeCall(f"figure:{figure.id}#{i}", c.function, tuple(c.args), c.grad_wrt,
+                                 c.timeout or options.execution.limits.call_timeout) for i, c in enumerate(calls)]
+        planned.append(PlannedFigure(figure, calls, probe_calls))
+    return planned
+
+
+def draw_figures(planned: list[PlannedFigure], probes: dict[str, ProbeOutcome],
+                 results: list[CheckResult]) -> list[FigureResult]:
+    checks = {r.id: r for r in results}
+    return [render_figure(p.figure, FigureInputs(p.calls, [probes[c.id] for c in p.probe_calls], checks))
+            for p in planned]
 
 
 # --------------------------------------------------------------------------- judge
@@ -189,8 +220,8 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
             worker.stop()
             worker.cleanup()
         return rejected_result(path, assignment, options, str(exc))
-    planned = plan_probes(assignment, options)
-    probe_calls = [p for plan in planned for p in plan.probe_calls]
+    planned, figures = plan_probes(assignment, options), plan_figures(assignment, options)
+    probe_calls = [p for plan in [*planned, *figures] for p in plan.probe_calls]
     worker = worker or start_worker(assignment, options, [path.resolve().parent, *hide])
     try:
         run = worker.run(loaded.notebook, probe_calls)
@@ -199,8 +230,10 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
     results = [judge_check(plan, run.probes) for plan in planned]
     errors = [GradeError("notebook-upgraded", w) for w in loaded.warnings]
     errors += cell_errors(run, options.execution.limits) + run.errors
-    return score_submission(assignment, loaded.stem, results, errors, options, loaded, run,
-                            time.monotonic() - started)
+    result = score_submission(assignment, loaded.stem, results, errors, options, loaded, run, 0.0)
+    result.figures = draw_figures(figures, run.probes, results)
+    result.seconds = time.monotonic() - started
+    return result
 
 
 def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path]) -> WorkerProcess:

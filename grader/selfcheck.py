@@ -50,7 +50,7 @@ def self_check(exercise: str | None = None, assignment: str = "attention_pooling
 
 
 def _show(result: SubmissionResult) -> None:
-    from .report import environment
+    from .report import render_self_check
     from .summary import submission_text
 
     try:
@@ -60,4 +60,4 @@ def _show(result: SubmissionResult) -> None:
         return
     from IPython.display import HTML, display
 
-    display(HTML(environment().get_template("self_check.html.j2").render(r=result)))
+    display(HTML(render_self_check(result.to_json())))

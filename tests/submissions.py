@@ -195,7 +195,7 @@ MISTAKES = {
         "ex3": ("return torch.softmax(-squared_distances(queries, keys) / (2 * sigma**2), dim=1)",
                 "e = torch.exp(-squared_distances(queries, keys) / (2 * sigma**2))\n    return e / e.sum(1, keepdim=True)"),
         "ex4": ('    d2.fill_diagonal_(float("inf"))\n', ""),
-    }), {"ex1.parzen_density": "1/n is missing", "ex2.fit_width": "ignores its leave_one_out flag",
+    }), {"ex1.parzen_density": "1/n is missing", "ex2.fit_width": "fit_width ignores its leave_one_out flag",
          "ex3.gaussian_attention_stable": "0/0", "ex4.shrinking_study": "self-included"}),
     "mistakes_d": (with_changes(SOLUTION, {
         "ex1": ("return (alpha * (labels == 1)).sum(1) / n - (alpha * (labels == -1)).sum(1) / n",

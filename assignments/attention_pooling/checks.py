@@ -23,6 +23,8 @@ from grader.checks import Call, Case, CustomCheck, Misconception, ValueCheck, Ve
 from grader.compare import relative_gap
 from reference import attention_pooling as ref
 
+from .figures import FIGURES
+
 READ_KERNELS = "Section 11.2.1 (Kernels and Data) and 11.2.2 (Attention Pooling via Nadaraya-Watson Regression)"
 READ_ADAPT = "Section 11.2.3 (Adapting Attention Pooling) and the leave-one-out discussion in the exercises"
 READ_SPHERE = "Section 11.2.2, and Section 11.3 (Attention Scoring Functions) on dot-product attention"
@@ -284,8 +286,9 @@ FIT_WIDTH_DIAGNOSES = {  # in order of priority: the first finding present is th
     "nan": "The optimisation produced NaN or inf: optimise log sigma (sigma = exp(log_sigma)) so sigma stays "
            "positive, and lower the learning rate.",
     "log-sigma": "You returned log sigma, not sigma: return exp(log_sigma).",
-    "ignores-flag": "fit_width ignores its leave_one_out flag: both settings return the same width. Use train_loss "
-                    "when it is False and loo_loss when it is True.",
+    "ignores-flag": "Both settings return the same width: either fit_width ignores its leave_one_out flag (use "
+                    "train_loss when it is False and loo_loss when it is True), or your loo_loss computes the same as "
+                    "your train_loss (see the loo_loss check).",
     "loo-collapsed": "With leave_one_out=True the width still collapsed: the loss you minimise still lets each point "
                      "predict itself.",
 }
@@ -576,4 +579,6 @@ ASSIGNMENT = Assignment(
     cell_timeout=120,
     budget=600,
     hidden_paths=(Path(ref.__file__).parent,),
+    figures=FIGURES,
+    answer_points={"answer:ex1": 2, "answer:ex2a": 1, "answer:ex2b": 1, "answer:ex3": 2, "answer:ex4": 2},
 )

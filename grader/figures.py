@@ -1,0 +1,84 @@
+"""Figures in reports: what the student's own functions did, next to the reference.
+
+An assignment declares Figures. A figure's calls are drawn from the assignment's *public*
+figure seed, never from the secret, so a figure cannot show a hidden input; its draw
+function may also read the check results (e.g. the widths a study found). Drawing happens
+in the grader process with matplotlib, to inline SVG.
+"""
+
+from __future__ import annotations
+
+import io
+import traceback
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from .checks import Call
+from .model import CheckResult, ProbeOutcome
+
+
+@dataclass
+class FigureInputs:
+    calls: list[Call]
+    outcomes: list[ProbeOutcome]
+    checks: dict[str, CheckResult]
+
+    def value(self, index: int) -> np.ndarray | None:
+        outcome = self.outcomes[index]
+        return outcome.value if outcome.status == "ok" else None
+
+
+@dataclass
+class Figure:
+    id: str
+    exercise: str
+    title: str
+    caption: str = ""
+    make_calls: Callable[[np.random.Generator], list[Call]] = lambda rng: []
+    draw: Callable[[FigureInputs], object] = None  # returns a matplotlib Figure
+
+
+@dataclass
+class FigureResult:
+    id: str
+    exercise: str
+    title: str
+    caption: str
+    svg: str | None = None
+    error: str | None = None
+    details: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "exercise": self.exercise, "title": self.title, "caption": self.caption,
+                "svg": self.svg, "error": self.error}
+
+
+def pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams.update({"svg.hashsalt": "grader", "svg.fonttype": "none", "font.size": 9,
+                                "figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False})
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:
+    """Draw one figure; a figure that fails to draw is reported, never raised."""
+    result = FigureResult(figure.id, figure.exercise, figure.title, figure.caption)
+    plt = pyplot()
+    try:
+        fig = figure.draw(inputs)
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        plt.close(fig)
+        svg = buffer.getvalue()
+        result.svg = svg[svg.index("<svg"):]  # drop the XML prologue: the SVG is inlined in HTML
+    except Exception as exc:
+        plt.close("all")
+        result.error = f"{type(exc).__name__}: {exc}"
+        result.details["traceback"] = traceback.format_exc(limit=3)
+    return result

@@ -1,0 +1,66 @@
+"""An instructor's review of written answers, merged into results, gradebook and reports.
+
+The CSV has one row per reviewed answer: ``submission,tag,points,comment`` (a header row
+with those names). A reviewed answer adds its points to its exercise and its maximum to
+the exercise's maximum, and leaves ``needs_review``.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+
+REVIEW_COLUMNS = ("submission", "tag", "points", "comment")
+
+
+class ReviewError(ValueError):
+    """A reviews file the grader cannot use; the message names the row."""
+
+
+@dataclass(frozen=True)
+class Review:
+    points: float
+    comment: str
+
+
+def load_reviews(path: Path, answer_points: dict[str, float]) -> dict[tuple[str, str], Review]:
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in REVIEW_COLUMNS[:3] if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ReviewError(f"{path}: the header lacks {', '.join(missing)} (expected {', '.join(REVIEW_COLUMNS)})")
+        reviews = {}
+        for line, row in enumerate(reader, start=2):
+            tag = row["tag"].strip()
+            if tag not in answer_points:
+                raise ReviewError(f"{path}, line {line}: unknown answer tag {tag!r}")
+            try:
+                points = float(row["points"])
+            except ValueError:
+                raise ReviewError(f"{path}, line {line}: points {row['points']!r} is not a number") from None
+            if not 0 <= points <= answer_points[tag]:
+                raise ReviewError(f"{path}, line {line}: {points:g} points for {tag}, whose maximum is "
+                                  f"{answer_points[tag]:g}")
+            reviews[(row["submission"].strip(), tag)] = Review(points, (row.get("comment") or "").strip())
+    return reviews
+
+
+def apply_reviews(row: dict, reviews: dict[tuple[str, str], Review], answer_points: dict[str, float]) -> dict:
+    """A copy of a result.json dict with the reviews of its written answers merged in."""
+    row = copy.deepcopy(row)
+    for exercise in row["exercises"]:
+        for answer in exercise["written_answers"]:
+            review = reviews.get((row["submission"], answer["tag"]))
+            if review is None:
+                continue
+            maximum = answer_points[answer["tag"]]
+            answer["review"] = {"points": review.points, "max_points": maximum, "comment": review.comment}
+            exercise["score"] = round(exercise["score"] + review.points, 4)
+            exercise["max_score"] = exercise["max_score"] + maximum
+            row["score"] = round(row["score"] + review.points, 4)
+            row["max_score"] = row["max_score"] + maximum
+            if answer["tag"] in exercise["needs_review"]:
+                exercise["needs_review"].remove(answer["tag"])
+    return row

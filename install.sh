@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 extras="" packages="bubblewrap"
 if [ "${1:-}" = "--test" ]; then
-  extras="[test]"
+  extras="[test]" packages="bubblewrap chromium fonts-noto-cjk"
 fi
 missing=""
 for pkg in $packages; do dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"; done

@@ -13,6 +13,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .i18n import N_, _
 from .compare import Comparison, as_array, compare_arrays
 from .model import ProbeOutcome
 
@@ -66,14 +67,15 @@ class Verdict:
     errored: bool = False  # nothing could be judged: every call failed to produce a value
 
 
-NOT_IMPLEMENTED = "The template's stub is still there: the function raises NotImplementedError."
+NOT_IMPLEMENTED = N_("The template's stub is still there: the function raises NotImplementedError.")
+NOT_DEFINED = N_("Define the function with exactly this name in a code cell of the notebook.")
 
 
 def failure_diagnosis(outcome: ProbeOutcome) -> str | None:
     if outcome.status == "error" and outcome.error_type == "NotImplementedError":
         return NOT_IMPLEMENTED
     if outcome.status == "missing":
-        return "Define the function with exactly this name in a code cell of the notebook."
+        return NOT_DEFINED
     return None
 
 
@@ -137,7 +139,7 @@ class ValueCheck(Check):
             expected = as_array(self.expected(*call.args))
             got = self._got(outcome)
             if got is None:
-                failures.append((call, outcome, None, expected, Comparison(False, outcome.grad_error or "no gradient")))
+                failures.append((call, outcome, None, expected, Comparison(False, outcome.grad_error or _("no gradient"))))
                 continue
             comparison = compare_arrays(got, expected, self.rtol, self.atol)
             if comparison.matches:
@@ -146,14 +148,16 @@ class ValueCheck(Check):
                 failures.append((call, outcome, got, expected, comparison))
         fraction = passed / len(calls)
         if not failures:
-            return Verdict(1.0, f"Correct on all {len(calls)} inputs.",
+            return Verdict(1.0, _("Correct on all %(count)s inputs.", count=len(calls)),
                            details={"rtol": self.rtol, "atol": self.atol, "cases": len(calls)})
         call, outcome, got, expected, comparison = failures[0]
         if got is not None and got.size == 1 and expected is not None and expected.size == 1:
-            first = f"expected {float(expected.ravel()[0]):.6g}, got {float(got.ravel()[0]):.6g}"
+            first = _("expected %(expected)s, got %(got)s", expected=f"{float(expected.ravel()[0]):.6g}",
+                      got=f"{float(got.ravel()[0]):.6g}")
         else:
             first = comparison.reason
-        message = f"Wrong on {len(failures)} of {len(calls)} inputs (first: {first})."
+        message = _("Wrong on %(wrong)s of %(count)s inputs (first: %(first)s).", wrong=len(failures), count=len(calls),
+                    first=first)
         details = comparison.details(self.rtol, self.atol)
         details.update(cases=len(calls), failed_cases=len(failures), first_failure=call.context)
         if got is not None and got.size and expected is not None:

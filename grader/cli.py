@@ -19,8 +19,9 @@ import os
 import sys
 from pathlib import Path
 
-from .assignment import load_assignment
+from .assignment import ASSIGNMENTS_DIR, load_assignment
 from .execute import ExecutionOptions
+from .i18n import LANGUAGES, _, use_language
 from .pipeline import GradingOptions, grade_submission
 from .sandbox import GIB, Limits, bubblewrap
 
@@ -49,6 +50,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=float, default=600.0, metavar="S", help="seconds per submission in all (default 600)")
     p.add_argument("--memory", type=float, default=4.0, metavar="GIB", help="memory limit per process in GiB (default 4)")
     p.add_argument("--keep-scratch", action="store_true", help="keep each worker's scratch folder (debugging)")
+    p.add_argument("--lang", choices=LANGUAGES, default=os.environ.get("GRADER_LANG", "en"),
+                   help="language of reports and messages (default: $GRADER_LANG or en)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,12 +88,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _sandbox_notice(options: GradingOptions) -> int | None:
     if options.execution.sandbox == "require" and not bubblewrap():
-        print("grader: --sandbox require, but bubblewrap (bwrap) is missing or cannot create namespaces here.",
+        print("grader: " + _("--sandbox require, but bubblewrap (bwrap) is missing or cannot create namespaces here."),
               file=sys.stderr)
         return EXIT_NO_SANDBOX
     if not options.execution.use_bubblewrap():
-        print("WARNING: running WITHOUT a sandbox: bubblewrap is not available, so student code can reach the "
-              "network and this machine's files. Install bubblewrap (apt-get install bubblewrap).", file=sys.stderr)
+        print(_("WARNING: running WITHOUT a sandbox: bubblewrap is not available, so student code can reach the "
+                "network and this machine's files. Install bubblewrap (apt-get install bubblewrap)."), file=sys.stderr)
     return None
 
 
@@ -99,7 +102,7 @@ def run_check(args) -> int:
     from .summary import submission_text
 
     if not args.notebook.exists():
-        print(f"grader: no such file: {args.notebook}", file=sys.stderr)
+        print("grader: " + _("no such file: %(path)s", path=args.notebook), file=sys.stderr)
         return EXIT_USAGE
     assignment, options = load_assignment(args.assignment), _grading_options(args, secret=None)
     code = _sandbox_notice(options)
@@ -110,7 +113,7 @@ def run_check(args) -> int:
     report.write_text(render_report(result.to_json(), [f.to_json() for f in result.figures]), encoding="utf-8")
     print(json.dumps(result.to_json(), indent=2) if args.json else submission_text(result))
     if not args.json:
-        print(f"\nReport: {report}")
+        print("\n" + _("Report: %(path)s", path=report))
     if any(e.kind in UNGRADABLE for e in result.errors):
         return EXIT_UNGRADABLE
     return EXIT_OK if result.score >= result.max_score else EXIT_BELOW
@@ -125,12 +128,12 @@ def run_grade(args) -> int:
 
     secret = None if args.public else (args.secret or os.environ.get("GRADER_SECRET"))
     if not args.public and not secret:
-        print("grader: grading needs the instructor's secret: --secret S or GRADER_SECRET (or --public to grade "
-              "on the public inputs).", file=sys.stderr)
+        print("grader: " + _("grading needs the instructor's secret: --secret S or GRADER_SECRET (or --public to "
+                             "grade on the public inputs)."), file=sys.stderr)
         return EXIT_USAGE
     missing = [p for p in args.paths if not p.exists()]
     if missing:
-        print(f"grader: no such file or folder: {', '.join(map(str, missing))}", file=sys.stderr)
+        print("grader: " + _("no such file or folder: %(paths)s", paths=", ".join(map(str, missing))), file=sys.stderr)
         return EXIT_USAGE
     assignment, options = load_assignment(args.assignment), _grading_options(args, secret)
     code = _sandbox_notice(options)
@@ -169,8 +172,9 @@ def run_grade(args) -> int:
         with open(args.summary_md, "a", encoding="utf-8") as f:  # step summaries are appended to
             f.write(gradebook.markdown_summary(rows, args.fail_under))
     print(score_table(rows, gradebook.exercise_ids(rows)))
-    print(f"\nClass overview: {args.out / 'index.html'}   Reports: {args.out}/<submission>/report.html   "
-          f"Gradebook: {args.out / 'gradebook.csv'}")
+    print("\n" + _("Class overview: %(index)s   Reports: %(reports)s   Gradebook: %(gradebook)s",
+                   index=args.out / "index.html", reports=f"{args.out}/<submission>/report.html",
+                   gradebook=args.out / "gradebook.csv"))
     if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]):
         return EXIT_UNGRADABLE
     if args.fail_under is not None and any(row["score"] < args.fail_under for row in rows):
@@ -198,12 +202,15 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
     try:
+        assignment_dir = Path(args.assignment) if Path(args.assignment, "checks.py").is_file() else \
+            ASSIGNMENTS_DIR / args.assignment
+        use_language(args.lang, (assignment_dir / "locale",))
         return run_check(args) if args.command == "check" else run_grade(args)
     except FileNotFoundError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("grader: interrupted; finished submissions are saved, run again to resume.", file=sys.stderr)
+        print("grader: " + _("interrupted; finished submissions are saved, run again to resume."), file=sys.stderr)
         return 130
 
 

@@ -6,6 +6,8 @@ student's kernel, so monkeypatching NumPy or torch in a notebook cannot touch it
 
 from __future__ import annotations
 
+from .i18n import _
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,7 +49,8 @@ def compare_arrays(got: np.ndarray, expected: np.ndarray, rtol: float, atol: flo
         if got.size == expected.size and np.squeeze(got).shape == np.squeeze(expected).shape:
             got = got.reshape(expected.shape)
         else:
-            return Comparison(False, f"shape {_shape(got)} where {_shape(expected)} was expected")
+            return Comparison(False, _("shape %(got)s where %(expected)s was expected", got=_shape(got),
+                                       expected=_shape(expected)))
     both_nan = np.isnan(got) & np.isnan(expected)
     same_inf = np.isinf(got) & (got == expected)
     diff = np.abs(got - expected)
@@ -60,9 +63,9 @@ def compare_arrays(got: np.ndarray, expected: np.ndarray, rtol: float, atol: flo
     if not comparison.matches:
         bad = int((~ok).sum())
         if np.isnan(got[~ok]).any() and not np.isnan(expected[~ok]).any():
-            comparison.reason = f"{bad} of {got.size} values wrong, some of them NaN"
+            comparison.reason = _("%(bad)s of %(count)s values wrong, some of them NaN", bad=bad, count=got.size)
         else:
-            comparison.reason = f"{bad} of {got.size} values outside the tolerance"
+            comparison.reason = _("%(bad)s of %(count)s values outside the tolerance", bad=bad, count=got.size)
         order = np.argsort(-abs_err.ravel(), kind="stable")[:worst]
         for flat in order:
             if ok.ravel()[flat]:

@@ -25,12 +25,15 @@ import nbformat
 import numpy as np
 import psutil
 
+from .i18n import N_, _
 from .model import CellRun, GradeError, ProbeCall, ProbeOutcome, WorkerRun
 from .sandbox import Limits, apply_limits, bubblewrap, sandboxed_command, worker_environment
 from .worker import JOB_NAME, RESULT_NAME
 
 MAX_RESULT_BYTES = 256 * 2**20
 MAX_TEXT = 4000
+WORKER_ERRORS = {"kernel-unrecoverable": N_("The kernel could not be restarted; the rest of the notebook and the "
+                                           "checks were not run.")}
 OUTCOME_STATUSES = {"ok", "error", "missing", "timeout", "kernel-died", "invalid", "not-run"}
 CELL_STATUSES = {"ok", "error", "timeout", "kernel-died"}
 
@@ -100,8 +103,9 @@ class WorkerProcess:
         try:
             self.process.wait(timeout=limits.budget)
         except subprocess.TimeoutExpired:
-            errors.append(GradeError("budget-exceeded", f"The submission used up its time budget of "
-                                     f"{limits.budget:g} s; the work not finished by then was not graded."))
+            errors.append(GradeError("budget-exceeded", _("The submission used up its time budget of %(budget)s s; the "
+                                                          "work not finished by then was not graded.",
+                                                          budget=f"{limits.budget:g}")))
         self.stop()
         run = read_worker_result(self.scratch / RESULT_NAME, calls, self.sandboxed, errors,
                                  self.process.returncode, time.monotonic() - started)
@@ -186,21 +190,23 @@ def read_worker_result(path: Path, calls: list[ProbeCall], sandboxed: bool, erro
     raw: dict = {}
     try:
         if path.stat().st_size > MAX_RESULT_BYTES:
-            errors.append(GradeError("worker-failed", "The worker's result was larger than the grader reads."))
+            errors.append(GradeError("worker-failed", _("The worker's result was larger than the grader reads.")))
         else:
             loaded = json.loads(path.read_text())
             raw = loaded if isinstance(loaded, dict) else {}
     except FileNotFoundError:
-        errors.append(GradeError("worker-failed", f"The grading worker stopped before reporting anything "
-                                                  f"(exit code {returncode}); the kernel may not have started."))
+        errors.append(GradeError("worker-failed", _("The grading worker stopped before reporting anything (exit code "
+                                                    "%(code)s); the kernel may not have started.", code=returncode)))
     except (OSError, ValueError):
-        errors.append(GradeError("worker-failed", "The grading worker's result could not be read."))
+        errors.append(GradeError("worker-failed", _("The grading worker's result could not be read.")))
     cells = [c for c in map(parse_cell, raw.get("cells", []) if isinstance(raw.get("cells"), list) else []) if c]
     probes_raw = raw.get("probes") if isinstance(raw.get("probes"), dict) else {}
     probes = {c.id: parse_outcome(c.id, probes_raw[c.id]) if c.id in probes_raw else ProbeOutcome(c.id, "not-run")
               for c in calls}
     for error in raw.get("errors", []) if isinstance(raw.get("errors"), list) else []:
-        if isinstance(error, dict) and isinstance(error.get("kind"), str):
-            errors.append(GradeError(error["kind"][:40], _text(error.get("message")) or "",
+        # Only kinds the grader knows, in the grader's words: the worker shares a sandbox with student code.
+        if isinstance(error, dict) and error.get("kind") in WORKER_ERRORS:
+            message = WORKER_ERRORS[error["kind"]]
+            errors.append(GradeError(error["kind"], _(message),
                                      cell=error.get("cell") if isinstance(error.get("cell"), int) else None))
     return WorkerRun(cells=cells, probes=probes, errors=errors, sandboxed=sandboxed, seconds=seconds)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nbformat
 
+from .i18n import _
 from .model import LoadedNotebook
 
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
@@ -39,33 +40,35 @@ def load_notebook(path: str | Path) -> LoadedNotebook:
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise NotebookRejected(f"The file cannot be read: {exc.strerror}.") from None
+        raise NotebookRejected(_("The file cannot be read: %(reason)s.", reason=exc.strerror)) from None
     if size == 0:
-        raise NotebookRejected("The file is empty: it holds no notebook.")
+        raise NotebookRejected(_("The file is empty: it holds no notebook."))
     if size > MAX_NOTEBOOK_BYTES:
-        raise NotebookRejected(f"The file is {size / 2**20:.0f} MiB; notebooks over "
-                               f"{MAX_NOTEBOOK_BYTES // 2**20} MiB are not graded (clear large outputs and resubmit).")
+        raise NotebookRejected(_("The file is %(size)s MiB; notebooks over %(limit)s MiB are not graded (clear large "
+                                 "outputs and resubmit).", size=f"{size / 2**20:.0f}", limit=MAX_NOTEBOOK_BYTES // 2**20))
     raw = path.read_bytes()
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise NotebookRejected("The file is not text (not UTF-8): it is not a Jupyter notebook.") from None
+        raise NotebookRejected(_("The file is not text (not UTF-8): it is not a Jupyter notebook.")) from None
     except json.JSONDecodeError as exc:
-        raise NotebookRejected(f"The file is not valid notebook JSON ({exc.msg} at line {exc.lineno}, "
-                               f"column {exc.colno}); it may be truncated or edited by hand.") from None
+        raise NotebookRejected(_("The file is not valid notebook JSON (%(reason)s at line %(line)s, column %(column)s); "
+                                 "it may be truncated or edited by hand.", reason=exc.msg, line=exc.lineno,
+                                 column=exc.colno)) from None
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
-        raise NotebookRejected("The file is JSON but not a Jupyter notebook (it has no cells).")
+        raise NotebookRejected(_("The file is JSON but not a Jupyter notebook (it has no cells)."))
     warnings = []
     try:
         original = data.get("nbformat")
         nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
         if original != 4:
-            warnings.append(f"The notebook was in nbformat {original} and was upgraded to nbformat 4.")
+            warnings.append(_("The notebook was in nbformat %(version)s and was upgraded to nbformat 4.", version=original))
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:
-        raise NotebookRejected(f"The notebook does not follow the notebook format: {exc.message}.") from None
+        raise NotebookRejected(_("The notebook does not follow the notebook format: %(reason)s.",
+                                 reason=exc.message)) from None
     except Exception as exc:
-        raise NotebookRejected(f"The notebook cannot be read ({type(exc).__name__}: {exc}).") from None
+        raise NotebookRejected(_("The notebook cannot be read (%(reason)s).", reason=f"{type(exc).__name__}: {exc}")) from None
     strip_outputs(nb)
     answers: dict[str, str] = {}
     for cell in nb.cells:

@@ -80,17 +80,22 @@ class ProbeOutcome:
     seconds: float | None = None
 
     def describe_failure(self, function: str) -> str:
+        from .i18n import _
+
         if self.status == "missing":
-            return f"`{function}` is not defined after running the notebook."
+            return _("`%(function)s` is not defined after running the notebook.", function=function)
         if self.status == "timeout":
-            return f"`{function}` did not return within its time limit."
+            return _("`%(function)s` did not return within its time limit.", function=function)
         if self.status == "kernel-died":
-            return f"The Python kernel died while `{function}` was running."
+            return _("The Python kernel died while `%(function)s` was running.", function=function)
         if self.status == "not-run":
-            return f"`{function}` was not called: the submission ran out of time or the kernel could not restart."
+            return _("`%(function)s` was not called: the submission ran out of time or the kernel could not restart.",
+                     function=function)
         if self.status == "invalid":
-            return f"`{function}` returned something the grader cannot read: {self.error_message}"
-        return f"`{function}` raised {self.error_type}: {self.error_message}"
+            return _("`%(function)s` returned something the grader cannot read: %(reason)s", function=function,
+                     reason=self.error_message)
+        return _("`%(function)s` raised %(error)s: %(message)s", function=function, error=self.error_type,
+                 message=self.error_message)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from .assignment import Assignment, rng_for
 from .checks import Call, Check, Verdict
 from .execute import ExecutionOptions, WorkerProcess
 from .figures import Figure, FigureInputs, FigureResult, render_figure
+from .i18n import N_, _
 from .load import NotebookRejected, load_notebook
 from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, SubmissionResult,
                     WorkerRun, WrittenAnswer)
@@ -96,7 +97,7 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
     try:
         verdict = check.judge(planned.calls, outcomes)
     except Exception as exc:  # a bug in a check must cost the grader, not the student's batch
-        verdict = Verdict(0.0, f"The grader could not judge this check ({type(exc).__name__}: {exc}).",
+        verdict = Verdict(0.0, _("The grader could not judge this check (%(error)s).", error=f"{type(exc).__name__}: {exc}"),
                           details={"grader_traceback": traceback.format_exc(limit=3)}, errored=True)
     fraction = min(max(float(verdict.fraction), 0.0), 1.0)
     status = "passed" if fraction >= 1.0 else ("errored" if verdict.errored else "failed")
@@ -110,30 +111,31 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
     """What happened to the notebook's cells, in words, for the report and result.json."""
     errors = []
     for cell in run.cells:
-        where = f"cell {cell.index + 1}"
+        def error(kind, message, **values):
+            errors.append(GradeError(kind, _(message, cell=cell.index + 1, **values), cell.index, cell.source_head,
+                                     cell.seconds))
+
         if cell.status == "timeout":
-            errors.append(GradeError("timeout", f"{where} ran longer than its limit of {limits.cell_timeout:g} s and "
-                                     "was stopped; the cells after it still ran.", cell.index, cell.source_head, cell.seconds))
+            error("timeout", N_("Cell %(cell)s ran longer than its limit of %(limit)s s and was stopped; the cells after it "
+                  "still ran."), limit=f"{limits.cell_timeout:g}")
         elif cell.status == "kernel-died" and cell.error_value == f"kernel exit code {-signal.SIGXCPU}":
-            errors.append(GradeError("cpu-limit", f"The CPU-time limit of {limits.cpu_seconds} s was reached in {where}; "
-                                     "a new kernel re-ran the cells before it and skipped this one.",
-                                     cell.index, cell.source_head, cell.seconds))
+            error("cpu-limit", N_("The CPU-time limit of %(limit)s s was reached in cell %(cell)s; a new kernel re-ran the "
+                  "cells before it and skipped this one."), limit=limits.cpu_seconds)
         elif cell.status == "kernel-died":
-            errors.append(GradeError("kernel-died", f"The Python kernel died in {where} ({cell.error_value or 'no exit code'}); "
-                                     "a new kernel re-ran the cells before it and skipped this one.",
-                                     cell.index, cell.source_head, cell.seconds))
+            error("kernel-died", N_("The Python kernel died in cell %(cell)s (%(reason)s); a new kernel re-ran the cells "
+                  "before it and skipped this one."), reason=cell.error_value or _("no exit code"))
         elif cell.error_name == "MemoryError" or "can't allocate memory" in (cell.error_value or ""):
-            errors.append(GradeError("memory-limit", f"The memory limit of {limits.describe_memory()} was reached in "
-                                     f"{where}.", cell.index, cell.source_head, cell.seconds))
+            error("memory-limit", N_("The memory limit of %(limit)s was reached in cell %(cell)s."),
+                  limit=limits.describe_memory())
         elif "File too large" in (cell.error_value or ""):
-            errors.append(GradeError("file-size-limit", f"A file written in {where} reached the limit of "
-                                     f"{limits.file_bytes // 2**20} MiB per file.", cell.index, cell.source_head, cell.seconds))
+            error("file-size-limit", N_("A file written in cell %(cell)s reached the limit of %(limit)s MiB per file."),
+                  limit=limits.file_bytes // 2**20)
         elif cell.status == "error":
-            errors.append(GradeError("cell-error", f"{where} raised {cell.error_name}: {cell.error_value}",
-                                     cell.index, cell.source_head, cell.seconds))
+            error("cell-error", N_("Cell %(cell)s raised %(error)s: %(message)s"), error=cell.error_name,
+                  message=cell.error_value)
         if cell.output_truncated:
-            errors.append(GradeError("output-capped", f"{where} printed more than {limits.output_cap} bytes; "
-                                     "the rest of its output was dropped.", cell.index, cell.source_head))
+            error("output-capped", N_("Cell %(cell)s printed more than %(limit)s bytes; the rest of its output was "
+                  "dropped."), limit=limits.output_cap)
     return errors
 
 
@@ -178,7 +180,7 @@ def score_submission(assignment: Assignment, stem: str, results: list[CheckResul
 
 def not_run(check: Check) -> CheckResult:
     return CheckResult(id=check.id, title=check.title, status="errored", score=0.0, max_score=float(check.points),
-                       message="Not checked: the notebook could not be graded (see the errors above).")
+                       message=_("Not checked: the notebook could not be graded (see the errors above)."))
 
 
 _TEMPLATE_ANSWERS: dict[str, dict[str, str]] = {}

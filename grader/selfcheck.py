@@ -11,6 +11,7 @@ import json
 import os
 
 from .assignment import load_assignment
+from .i18n import _
 from .execute import encode_argument, parse_outcome
 from .model import SubmissionResult
 from .pipeline import GradingOptions, judge_check, plan_probes, score_submission
@@ -29,7 +30,7 @@ def _namespace():
 def self_check(exercise: str | None = None, assignment: str = "attention_pooling", namespace: dict | None = None,
                show: bool = True) -> SubmissionResult | None:
     if os.environ.get("GRADER_JOB"):
-        print("self_check() does nothing while the grader runs this notebook.")
+        print(_("self_check() does nothing while the grader runs this notebook."))
         return None
     plugin = load_assignment(assignment)
     options = GradingOptions(exercises=(exercise,) if exercise else None)
@@ -56,7 +57,7 @@ def _show(result: SubmissionResult) -> None:
     try:
         get_ipython  # noqa: B018, F821 - only defined inside IPython
     except NameError:
-        print(submission_text(result).replace("NOT SANDBOXED", "your own session"))
+        print(submission_text(result).replace(_("NOT SANDBOXED"), _("in your own session")))
         return
     from IPython.display import HTML, display
 

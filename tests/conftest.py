@@ -1,4 +1,34 @@
+"""Shared fixtures: the engine tests' notebooks are graded once per session, in one parallel batch."""
+
+import nbformat
+import pytest
 import torch
+
+from grader.assignment import load_assignment
+from grader.batch import grade_batch
+from grader.pipeline import GradingOptions
+from tests.submissions import notebooks
 
 # The judging side is single-threaded in the grader too; threads only fight the kernels on 2 cores.
 torch.set_num_threads(1)
+
+SECRET = "test-secret-7f3a"
+
+
+@pytest.fixture(scope="session")
+def assignment():
+    return load_assignment("attention_pooling")
+
+
+@pytest.fixture(scope="session")
+def graded(tmp_path_factory, assignment):
+    folder = tmp_path_factory.mktemp("submissions")
+    for name, nb in notebooks().items():
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    (folder / "not_json.ipynb").write_text('{"cells": [ {"cell_type": "code", "sour')
+    (folder / "empty.ipynb").write_text("")
+    out = tmp_path_factory.mktemp("graded")
+    rows = grade_batch([folder], assignment, GradingOptions(secret=SECRET), out, jobs=2)
+    return {row["submission"]: row for row in rows}, out, folder
+
+

@@ -15,25 +15,8 @@ from grader.batch import grade_batch
 from grader.pipeline import GradingOptions, grade_submission
 from tests.submissions import MISTAKES, notebooks
 
-SECRET = "test-secret-7f3a"
+from tests.conftest import SECRET
 EXERCISES = ("ex1", "ex2", "ex3", "ex4")
-
-
-@pytest.fixture(scope="session")
-def assignment():
-    return load_assignment("attention_pooling")
-
-
-@pytest.fixture(scope="session")
-def graded(tmp_path_factory, assignment):
-    folder = tmp_path_factory.mktemp("submissions")
-    for name, nb in notebooks().items():
-        nbformat.write(nb, folder / f"{name}.ipynb")
-    (folder / "not_json.ipynb").write_text('{"cells": [ {"cell_type": "code", "sour')
-    (folder / "empty.ipynb").write_text("")
-    out = tmp_path_factory.mktemp("graded")
-    rows = grade_batch([folder], assignment, GradingOptions(secret=SECRET), out, jobs=2)
-    return {row["submission"]: row for row in rows}, out, folder
 
 
 def exercise_scores(row):

@@ -92,6 +92,7 @@ class WorkerPool:
         self.assignment, self.options, self.hide = assignment, options, hide
         self.lock = threading.Lock()
         self.spares: list[WorkerProcess] = []
+        self.running: set[WorkerProcess] = set()
         self.wanted = spare
 
     def take(self, remaining: int) -> WorkerProcess:
@@ -99,14 +100,23 @@ class WorkerPool:
             worker = self.spares.pop() if self.spares else None
             if remaining > 0 and len(self.spares) < self.wanted:
                 self.spares.append(start_worker(self.assignment, self.options, self.hide))
-        return worker or start_worker(self.assignment, self.options, self.hide)
-
-    def close(self) -> None:
+        worker = worker or start_worker(self.assignment, self.options, self.hide)
         with self.lock:
-            for worker in self.spares:
-                worker.stop()
-                worker.cleanup()
+            self.running.add(worker)
+        return worker
+
+    def release(self, worker: WorkerProcess) -> None:
+        with self.lock:
+            self.running.discard(worker)
+
+    def close(self, interrupt: bool = False) -> None:
+        """Stop the spares, and with ``interrupt`` the workers still grading too."""
+        with self.lock:
+            workers = self.spares + (list(self.running) if interrupt else [])
             self.spares.clear()
+        for worker in workers:
+            worker.stop()
+            worker.cleanup()
 
 
 GRADED_FILE, FIGURES_FILE = "graded.json", "figures.json"
@@ -173,28 +183,42 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
     remaining = [len(todo)]
     counter_lock = threading.Lock()
 
-    def grade_one(item: BatchItem) -> dict:
+    interrupted = threading.Event()
+
+    def grade_one(item: BatchItem) -> dict | None:
         with counter_lock:
             remaining[0] -= 1
             left = remaining[0]
+        worker = pool.take(left)
         try:
-            result = grade_submission(item.notebook, assignment, options, worker=pool.take(left), hide=hide)
+            result = grade_submission(item.notebook, assignment, options, worker=worker, hide=hide)
         except Exception as exc:  # the grader's own failure is one submission's error, not the batch's end
             result = rejected_result(item.notebook, assignment, options, "")
             result.errors = [GradeError("grader-failed", f"The grader itself failed on this submission: "
                                                          f"{type(exc).__name__}: {exc}")]
+        finally:
+            pool.release(worker)
+        if interrupted.is_set():
+            return None  # cut short by Ctrl-C: write nothing, so the next run grades it
         graded = write_submission(out_dir, item.name, result, item.key)
         return publish_submission(out_dir, graded, reviews, assignment.answer_points)
 
+    executor = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as executor:
-            futures = {executor.submit(grade_one, item): item for item in todo}
-            for future in as_completed(futures):
-                item = futures[future]
-                results[item.notebook] = future.result()
-                done += 1
-                if progress:
-                    progress(done, len(notebooks), item.name, results[item.notebook])
+        futures = {executor.submit(grade_one, item): item for item in todo}
+        for future in as_completed(futures):
+            item = futures[future]
+            results[item.notebook] = future.result()
+            done += 1
+            if progress:
+                progress(done, len(notebooks), item.name, results[item.notebook])
+    except KeyboardInterrupt:
+        interrupted.set()
+        executor.shutdown(wait=False, cancel_futures=True)
+        pool.close(interrupt=True)  # the running workers die now, their threads return at once
+        executor.shutdown(wait=True)
+        raise
     finally:
         pool.close()
+        executor.shutdown(wait=True)
     return [results[nb] for nb in notebooks if nb in results]

@@ -218,3 +218,30 @@ def test_resource_limits_are_reported_by_name_and_the_rest_still_runs(tmp_path, 
     errors = {e.kind: e for e in result.errors}
     assert kind in errors and words in errors[kind].message and errors[kind].cell is not None
     assert result.score == 6  # the cells after the offending one ran and were graded
+
+
+def test_an_interrupted_batch_leaves_no_half_written_file_and_resumes(tmp_path):
+    import signal
+
+    folder, out = tmp_path / "class", tmp_path / "out"
+    folder.mkdir()
+    for i in range(4):
+        nbformat.write(build_notebook(SOLUTION), folder / f"s{i}.ipynb")
+    command = [sys.executable, "-m", "grader.cli", "grade", str(folder), "--out", str(out), "--public", "--quiet",
+               "--jobs", "1", *ONLY_EX4]
+    process = subprocess.Popen(command)
+    deadline = time.monotonic() + 120
+    while not list(out.glob("*/result.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=60) == 130
+    finished = {p.parent.name for p in out.glob("*/result.json")}
+    assert 1 <= len(finished) < 4
+    assert list(out.rglob("*.tmp")) == []
+    for folder_ in out.iterdir():  # each submission's folder is complete or holds no grading key
+        if folder_.is_dir():
+            assert (folder_ / ".grading-key").exists() == (folder_ / "result.json").exists()
+    graded_before = {n: (out / n / "graded.json").stat().st_mtime_ns for n in finished}
+    assert subprocess.run(command, timeout=300).returncode == 0
+    assert {n: (out / n / "graded.json").stat().st_mtime_ns for n in finished} == graded_before
+    assert len(list(out.glob("*/result.json"))) == 4

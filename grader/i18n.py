@@ -60,8 +60,8 @@ def translations() -> gettext.NullTranslations:
     return _active
 
 
-def _(message: str, **values) -> str:
-    """The message in the active language, with %(name)s values filled in."""
+def _(message: str, /, **values) -> str:
+    """The message in the active language, with %(name)s values filled in (any name, "message" too)."""
     text = _active.gettext(message) if message else message
     return text % values if values else text
 

@@ -111,8 +111,8 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
     """What happened to the notebook's cells, in words, for the report and result.json."""
     errors = []
     for cell in run.cells:
-        def error(kind, message, **values):
-            errors.append(GradeError(kind, _(message, cell=cell.index + 1, **values), cell.index, cell.source_head,
+        def error(kind, text, **values):
+            errors.append(GradeError(kind, _(text, cell=cell.index + 1, **values), cell.index, cell.source_head,
                                      cell.seconds))
 
         if cell.status == "timeout":

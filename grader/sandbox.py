@@ -59,14 +59,17 @@ def bubblewrap() -> str | None:
 
 
 def sandboxed_command(command: list[str], scratch: Path, hidden: list[Path]) -> list[str]:
-    """``command`` wrapped in bubblewrap; ``scratch`` is the only writable place."""
-    args = [bubblewrap(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--tmpfs", "/dev/shm"]
+    """``command`` wrapped in bubblewrap; ``scratch`` is the only writable place.
+
+    Hidden: /tmp, the project's checkout (its tests and notebook builder hold solutions),
+    and whatever the caller names. What the worker needs may sit inside a hidden folder (the
+    venv inside the checkout, a Python under $HOME): it is bound back read-only. Mounts apply
+    shallow to deep, so a deeper one wins over the folder around it; the scratch comes last.
+    """
+    args = [bubblewrap(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
     scratch = scratch.resolve()
-    hide = {p.resolve() for p in hidden if p.exists()}
-    hide = {p for p in hide if p != scratch and p not in scratch.parents}  # the scratch is bound back in below
-    # What the worker needs may sit inside a hidden folder (a Python under $HOME): bind it back, read-only.
-    # Mounts apply shallow to deep, so a deeper one always wins over the folder around it.
+    hide = {p.resolve() for p in [*hidden, Path("/tmp"), Path("/dev/shm"), *project_checkout()] if p.exists()}
+    hide.discard(scratch)
     needed = {p for p in needed_paths() if any(h in p.parents for h in hide)}
     for path in sorted(hide | needed, key=lambda p: len(p.parts)):
         if path in needed:
@@ -79,13 +82,24 @@ def sandboxed_command(command: list[str], scratch: Path, hidden: list[Path]) -> 
     return args + command
 
 
-def needed_paths() -> set[Path]:
-    """The interpreter, its standard library and site-packages, and the grader package itself."""
+GRADER_PACKAGE = Path(__file__).resolve().parent
+
+
+def python_prefixes() -> set[Path]:
     import sys
 
-    grader_root = Path(__file__).resolve().parent.parent
-    paths = {Path(sys.prefix), Path(sys.base_prefix), Path(os.path.realpath(sys.executable)).parent.parent, grader_root}
-    return {p.resolve() for p in paths}
+    return {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, Path(os.path.realpath(sys.executable)).parent.parent)}
+
+
+def project_checkout() -> list[Path]:
+    """The source checkout the grader runs from, unless it is installed inside a Python prefix."""
+    root = GRADER_PACKAGE.parent
+    return [] if any(root == p or p in root.parents for p in python_prefixes()) else [root]
+
+
+def needed_paths() -> set[Path]:
+    """The interpreter, its standard library and site-packages, and the grader package itself."""
+    return python_prefixes() | {GRADER_PACKAGE}
 
 
 def worker_environment(scratch: Path, preload: list[str]) -> dict[str, str]:

@@ -77,7 +77,10 @@ def batches(tmp_path_factory, listener):
     write_targets = [str(out / "stolen.txt"), f"/tmp/canary-{tag}", str(subs / "canary.txt"),
                      str(REPO / f"canary-{tag}"), str(Path.home() / f"canary-{tag}")]
     reference_paths = [str(REPO / "reference" / "attention_pooling.py"), str(assignment.root / "checks.py"),
-                       str(assignment.root / "solution" / "attention_pooling_solution.ipynb"), str(subs / "right.ipynb")]
+                       str(assignment.root / "solution" / "attention_pooling_solution.ipynb"), str(subs / "right.ipynb"),
+                       # the checkout's tests and notebook builder hold correct solutions too
+                       str(REPO / "tests" / "submissions.py"), str(assignment.root / "build_notebooks.py"),
+                       str(REPO / "README.md")]
     for folder in (subs, clean):
         nbformat.write(build_notebook(SOLUTION), folder / "right.ipynb")
         nbformat.write(build_notebook(MISTAKES["mistakes_b"][0]), folder / "wrong.ipynb")

@@ -457,6 +457,13 @@ dot_product_stable_check = ValueCheck(
 # --------------------------------------------------------------------------- Exercise 4
 
 EXPONENT_DIMS = (1, 2, 3, 5, 8)
+EXPONENT_D_PLUS_2 = ("-1/(d+2) balances the wrong powers: the squared bias of a kernel smoother grows like sigma^4 "
+                     "(its bias is ~sigma^2), and the variance like 1/(n sigma^d), so sigma* ~ n^(-1/(d+4)).")
+EXPONENT_SIGN = "Wrong sign: the width must shrink as n grows, so the exponent is negative."
+EXPONENT_CONSTANT = ("Your exponent does not depend on the dimension. In d dimensions a window of width sigma holds "
+                     "about n sigma^d points, so the variance is ~1/(n sigma^d) and the rate depends on d.")
+STUDY_SELF_INCLUDED = ("Your widths sit far below the leave-one-out optimum, at the small end of what you try: that is "
+                       "what choosing the width by the self-included (training) loss does. Leave each point out.")
 
 
 def exponent_calls(rng):
@@ -474,13 +481,11 @@ def exponent_verdict(calls, outcomes):
     diagnosis = None
     values = list(got.values())
     if got and all(abs(v + 1 / (d + 2)) <= 1e-9 for d, v in got.items()):
-        diagnosis = ("-1/(d+2) balances the wrong powers: the squared bias of a kernel smoother grows like sigma^4 "
-                     "(its bias is ~sigma^2), and the variance like 1/(n sigma^d), so sigma* ~ n^(-1/(d+4)).")
+        diagnosis = EXPONENT_D_PLUS_2
     elif got and all(abs(v - 1 / (d + 4)) <= 1e-9 for d, v in got.items()):
-        diagnosis = "Wrong sign: the width must shrink as n grows, so the exponent is negative."
+        diagnosis = EXPONENT_SIGN
     elif len(values) > 1 and max(values) - min(values) <= 1e-12:
-        diagnosis = ("Your exponent does not depend on the dimension. In d dimensions a window of width sigma holds "
-                     "about n sigma^d points, so the variance is ~1/(n sigma^d) and the rate depends on d.")
+        diagnosis = EXPONENT_CONSTANT
     wrong = [d for d in EXPONENT_DIMS if d not in right]
     return Verdict(len(right) / len(calls), f"Wrong for d = {', '.join(map(str, wrong))}.", diagnosis, details)
 
@@ -537,8 +542,7 @@ def study_verdict(calls, outcomes):
     diagnosis = None
     small = [r for r in rows if "student_sigma" in r and abs(r["student_sigma"]) < 0.5 * r["reference_sigma"]]
     if len(small) >= len(rows) / 2 and not all(losses_ok):
-        diagnosis = ("Your widths sit far below the leave-one-out optimum, at the small end of what you try: that is "
-                     "what choosing the width by the self-included (training) loss does. Leave each point out.")
+        diagnosis = STUDY_SELF_INCLUDED
     if fraction >= 1:
         message = (f"Your widths reach the best leave-one-out loss within {STUDY_LOSS_GAP:.0%} on all {len(rows)} "
                    "data sets, and shrink at the reference's rate.")
@@ -560,6 +564,8 @@ study_check = CustomCheck(
 
 
 # --------------------------------------------------------------------------- the assignment
+
+DIAGNOSES = (*FIT_WIDTH_DIAGNOSES.values(), EXPONENT_D_PLUS_2, EXPONENT_SIGN, EXPONENT_CONSTANT, STUDY_SELF_INCLUDED)
 
 ASSIGNMENT = Assignment(
     name="attention_pooling",

@@ -26,7 +26,8 @@ def test_parzen_score_is_density_times_nw_classifier(d, positive_fraction):
             score = ref.parzen_class_score(queries, keys, labels, sigma)
             density = ref.parzen_density(queries, keys, sigma)
             nw = ref.nw_classify(queries, keys, labels, sigma)
-            assert torch.allclose(score, density * nw, rtol=1e-12, atol=1e-300)
+            # Rounding is relative to what is summed, p_hat (|score| <= p_hat): the score itself may nearly cancel.
+            assert ((score - density * nw).abs() <= 1e-12 * density).all()
             assert (density > 0).all()
             assert torch.equal(torch.sign(score), torch.sign(nw))
             assert (nw.abs() <= 1 + 1e-12).all()

@@ -21,6 +21,7 @@ import torch
 from grader.assignment import Assignment, Exercise
 from grader.checks import Call, Case, CustomCheck, Misconception, ValueCheck, Verdict
 from grader.compare import relative_gap
+from grader.i18n import _
 from reference import attention_pooling as ref
 
 from .figures import FIGURES
@@ -57,7 +58,7 @@ def ex1_cases(with_labels: bool):
             # Queries near the data keep the plain exp(...) / sum formula finite, as the contract promises.
             queries = numpy_of(keys)[rng.integers(0, len(keys), 10)] + rng.normal(0, 0.5, (10, d))
             args = (queries, numpy_of(keys), numpy_of(labels), sigma) if with_labels else (queries, numpy_of(keys), sigma)
-            out.append(Case(f"d={d}, {len(keys)} keys, sigma={sigma}", args))
+            out.append(Case(_("d=%(d)s, %(count)s keys, sigma=%(sigma)s", d=d, count=len(keys), sigma=sigma), args))
         return out
     return cases
 
@@ -158,17 +159,18 @@ def nw_regress_cases(rng):
     out = []
     for (x, y), sigma in zip(ex2_data(rng, 3), EX2_SIGMAS):
         queries = np.sort(rng.uniform(0, 5, 30))
-        out.append(Case(f"book data, 30 queries, sigma={sigma}", (numpy_of(x), numpy_of(y), queries, sigma)))
+        out.append(Case(_("the book's data, 30 queries, sigma=%(sigma)s", sigma=sigma),
+                        (numpy_of(x), numpy_of(y), queries, sigma)))
     return out
 
 
 def loss_cases(rng):
-    return [Case(f"book data, sigma={sigma}", (numpy_of(x), numpy_of(y), sigma))
+    return [Case(_("the book's data, sigma=%(sigma)s", sigma=sigma), (numpy_of(x), numpy_of(y), sigma))
             for (x, y), sigma in zip(ex2_data(rng, 3), EX2_SIGMAS)]
 
 
 def gradient_cases(rng):
-    return [Case(f"book data, sigma={sigma}", (numpy_of(x), numpy_of(y), sigma))
+    return [Case(_("the book's data, sigma=%(sigma)s", sigma=sigma), (numpy_of(x), numpy_of(y), sigma))
             for (x, y), sigma in zip(ex2_data(rng, 2), (0.5, 2.0))]
 
 
@@ -302,7 +304,8 @@ def _judge_loo_width(x, y, width, outcome, ref_sigma, best, row, notes, findings
     """Credit for the leave-one-out width: the loss it reaches within 2% of the best (half within 10%)."""
     if width is None or not math.isfinite(width) or width == 0:
         notes.append(outcome.describe_failure("fit_width") if outcome.status != "ok" else
-                     f"fit_width(..., leave_one_out=True) returned {outcome.value.ravel()[:3].tolist()}, not a usable width")
+                     _("fit_width(..., leave_one_out=True) returned %(value)s, not a usable width.",
+                       value=outcome.value.ravel()[:3].tolist()))
         if width is not None and not math.isfinite(width):
             findings.add("nan")
         return 0.0
@@ -310,7 +313,8 @@ def _judge_loo_width(x, y, width, outcome, ref_sigma, best, row, notes, findings
     gap = relative_gap(loss, best)
     row.update(student_sigma=width, student_loo_loss=loss, gap=gap)
     if gap > 0.02:
-        notes.append(f"with leave-one-out your width {width:.4g} reaches a loss {gap:.1%} above the best one")
+        notes.append(_("With leave-one-out your width %(width)s reaches a loss %(gap)s above the best one.",
+                       width=f"{width:.4g}", gap=f"{gap:.1%}"))
         if width < 0 and relative_gap(float(ref.loo_loss(x, y, math.exp(width))), best) <= 0.02:
             findings.add("log-sigma")
         elif abs(width) < 0.25 * ref_sigma:
@@ -322,13 +326,13 @@ def _judge_collapse(width, outcome, ref_sigma, row, notes) -> float:
     """Credit for the width without leave-one-out: it must fall well below the leave-one-out one."""
     if width is None or not math.isfinite(width):
         notes.append(outcome.describe_failure("fit_width") if outcome.status != "ok" else
-                     "fit_width(..., leave_one_out=False) did not return a finite width")
+                     _("fit_width(..., leave_one_out=False) did not return a finite width."))
         return 0.0
     row["student_sigma_without_loo"] = width
     if abs(width) < 0.5 * ref_sigma:
         return 1.0
-    notes.append(f"without leave-one-out your width stays at {width:.4g}; it should collapse towards 0 "
-                 "(the self-included loss is smallest when each point predicts itself)")
+    notes.append(_("Without leave-one-out your width stays at %(width)s; it should collapse towards 0 (the "
+                   "self-included loss is smallest when each point predicts itself).", width=f"{width:.4g}"))
     return 0.0
 
 
@@ -349,11 +353,7 @@ def fit_width_verdict(calls, outcomes):
         rows.append(row)
     fraction = (2 * np.mean(loo_scores) + np.mean(collapse_scores)) / 3
     diagnosis = next((text for key, text in FIT_WIDTH_DIAGNOSES.items() if key in findings), None)
-    if fraction == 1:
-        message = "Both learned widths behave as they should."
-    else:
-        message = "; ".join(dict.fromkeys(notes)) + "."
-        message = message[0].upper() + message[1:]
+    message = _("Both learned widths behave as they should.") if fraction == 1 else " ".join(dict.fromkeys(notes))
     return Verdict(fraction, message, diagnosis, {"data_sets": rows})
 
 
@@ -373,9 +373,9 @@ def gaussian_attention_cases(rng):
     out = []
     for sigma, d in zip(EX3_SIGMAS, (3, 5, 3)):
         q, k = ref.unit_vectors(7, d, draw_seed(rng)), ref.unit_vectors(9, d, draw_seed(rng))
-        out.append(Case(f"unit vectors, d={d}, sigma={sigma}", (numpy_of(q), numpy_of(k), sigma)))
+        out.append(Case(_("unit vectors, d=%(d)s, sigma=%(sigma)s", d=d, sigma=sigma), (numpy_of(q), numpy_of(k), sigma)))
     q, k = rng.normal(size=(6, 2)), rng.normal(size=(8, 2))
-    out.append(Case("points off the sphere, d=2, sigma=0.5", (q, k, 0.5)))
+    out.append(Case(_("points off the sphere, d=%(d)s, sigma=%(sigma)s", d=2, sigma=0.5), (q, k, 0.5)))
     return out
 
 
@@ -383,14 +383,14 @@ def dot_product_cases(rng):
     out = []
     for sigma in (0.5, 0.3):
         q, k = rng.normal(size=(6, 3)), rng.normal(size=(8, 3))
-        out.append(Case(f"points off the sphere (keys of different norms), sigma={sigma}", (q, k, sigma)))
+        out.append(Case(_("points off the sphere (keys of different norms), sigma=%(sigma)s", sigma=sigma), (q, k, sigma)))
     q, k = ref.unit_vectors(7, 4, draw_seed(rng)), ref.unit_vectors(9, 4, draw_seed(rng))
-    out.append(Case("unit vectors, d=4, sigma=2", (numpy_of(q), numpy_of(k), 2.0)))
+    out.append(Case(_("unit vectors, d=%(d)s, sigma=%(sigma)s", d=4, sigma=2), (numpy_of(q), numpy_of(k), 2.0)))
     return out
 
 
 def tiny_width_cases(rng):
-    return [Case(f"unit vectors, d=3, sigma={sigma}", (numpy_of(ref.unit_vectors(6, 3, draw_seed(rng))),
+    return [Case(_("unit vectors, d=%(d)s, sigma=%(sigma)s", d=3, sigma=sigma), (numpy_of(ref.unit_vectors(6, 3, draw_seed(rng))),
                                                         numpy_of(ref.unit_vectors(10, 3, draw_seed(rng))), sigma))
             for sigma in (0.01, 0.02)]
 
@@ -477,7 +477,7 @@ def exponent_verdict(calls, outcomes):
     details = {"got": {str(d): v for d, v in got.items()},
                "expected": {str(d): ref.predicted_exponent(d) for d in EXPONENT_DIMS}}
     if len(right) == len(calls):
-        return Verdict(1.0, "Right for every dimension tried.", details=details)
+        return Verdict(1.0, _("Right for every dimension tried."), details=details)
     diagnosis = None
     values = list(got.values())
     if got and all(abs(v + 1 / (d + 2)) <= 1e-9 for d, v in got.items()):
@@ -487,7 +487,8 @@ def exponent_verdict(calls, outcomes):
     elif len(values) > 1 and max(values) - min(values) <= 1e-12:
         diagnosis = EXPONENT_CONSTANT
     wrong = [d for d in EXPONENT_DIMS if d not in right]
-    return Verdict(len(right) / len(calls), f"Wrong for d = {', '.join(map(str, wrong))}.", diagnosis, details)
+    return Verdict(len(right) / len(calls), _("Wrong for d = %(dims)s.", dims=", ".join(map(str, wrong))), diagnosis,
+                   details)
 
 
 exponent_check = CustomCheck(
@@ -544,15 +545,16 @@ def study_verdict(calls, outcomes):
     if len(small) >= len(rows) / 2 and not all(losses_ok):
         diagnosis = STUDY_SELF_INCLUDED
     if fraction >= 1:
-        message = (f"Your widths reach the best leave-one-out loss within {STUDY_LOSS_GAP:.0%} on all {len(rows)} "
-                   "data sets, and shrink at the reference's rate.")
+        message = _("Your widths reach the best leave-one-out loss within %(gap)s on all %(count)s data sets, and "
+                    "shrink at the reference's rate.", gap=f"{STUDY_LOSS_GAP:.0%}", count=len(rows))
     else:
         bad = sum(not ok for ok in losses_ok)
-        parts = [f"{bad} of {len(rows)} widths cost more than {STUDY_LOSS_GAP:.0%} of leave-one-out loss"] if bad else []
-        parts += [f"in d={d} your widths shrink like n^{s['student']:.3f}, the reference's like n^{s['reference']:.3f}"
+        parts = [_("%(bad)s of %(count)s widths cost more than %(gap)s of leave-one-out loss.", bad=bad,
+                   count=len(rows), gap=f"{STUDY_LOSS_GAP:.0%}")] if bad else []
+        parts += [_("In d=%(d)s your widths shrink like n^%(student)s, the reference's like n^%(reference)s.", d=d,
+                    student=f"{s['student']:.3f}", reference=f"{s['reference']:.3f}")
                   for d, s in slopes.items() if abs(s["student"] - s["reference"]) > STUDY_SLOPE_GAP]
-        message = "; ".join(parts) + "." if parts else "Some data sets could not be judged."
-        message = message[0].upper() + message[1:]
+        message = " ".join(parts) or _("Some data sets could not be judged.")
     return Verdict(float(fraction), message, diagnosis, details)
 
 

@@ -229,7 +229,9 @@ def test_an_interrupted_batch_leaves_no_half_written_file_and_resumes(tmp_path):
         nbformat.write(build_notebook(SOLUTION), folder / f"s{i}.ipynb")
     command = [sys.executable, "-m", "grader.cli", "grade", str(folder), "--out", str(out), "--public", "--quiet",
                "--jobs", "1", *ONLY_EX4]
-    process = subprocess.Popen(command)
+    # A background job of a non-interactive shell inherits SIGINT as ignored (and Python keeps it so):
+    # give the grader the default disposition, as a terminal would.
+    process = subprocess.Popen(command, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list(out.glob("*/result.json")) and time.monotonic() < deadline:
         time.sleep(0.2)

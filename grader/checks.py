@@ -103,6 +103,9 @@ class Check:
     def judge(self, calls: list[Call], outcomes: list[ProbeOutcome]) -> Verdict:
         raise NotImplementedError
 
+    def warm(self, calls: list[Call]) -> None:
+        """Work that does not depend on the student (reference results), done while the worker runs."""
+
 
 @dataclass
 class ValueCheck(Check):
@@ -182,9 +185,14 @@ class CustomCheck(Check):
 
     make_calls: Callable[[np.random.Generator], list[Call]] = None
     make_verdict: Callable[[list[Call], list[ProbeOutcome]], Verdict] = None
+    prepare: Callable[[list[Call]], None] | None = None  # cacheable reference work, run while the worker runs
 
     def calls(self, rng):
         return self.make_calls(rng)
+
+    def warm(self, calls):
+        if self.prepare:
+            self.prepare(calls)
 
     def judge(self, calls, outcomes):
         return first_failure(calls, outcomes) or self.make_verdict(calls, outcomes)

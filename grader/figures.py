@@ -38,6 +38,7 @@ class Figure:
     caption: str = ""
     make_calls: Callable[[np.random.Generator], list[Call]] = lambda rng: []
     draw: Callable[[FigureInputs], object] = None  # returns a matplotlib Figure
+    prepare: Callable[[list[Call]], None] | None = None  # cacheable reference work, run while the worker runs
 
 
 @dataclass
@@ -49,10 +50,11 @@ class FigureResult:
     svg: str | None = None
     error: str | None = None
     details: dict = field(default_factory=dict)
+    waiting: bool = False  # none of the student's functions in it returned a value yet
 
     def to_json(self) -> dict:
         return {"id": self.id, "exercise": self.exercise, "title": self.title, "caption": self.caption,
-                "svg": self.svg, "error": self.error}
+                "svg": self.svg, "error": self.error, "waiting": self.waiting}
 
 
 def pyplot():
@@ -60,20 +62,28 @@ def pyplot():
 
     matplotlib.use("Agg")
     matplotlib.rcParams.update({"svg.hashsalt": "grader", "svg.fonttype": "none", "font.size": 9,
-                                "figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False})
+                                "figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False,
+                                "figure.constrained_layout.use": True})  # one layout pass, not bbox="tight"
     import matplotlib.pyplot as plt
 
     return plt
 
 
 def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:
-    """Draw one figure; a figure that fails to draw is reported, never raised."""
+    """Draw one figure; a figure that fails to draw is reported, never raised.
+
+    A figure none of whose calls returned a value is not drawn: it would show only the
+    reference's answers, which teach nothing to a student who has not written the function.
+    """
     result = FigureResult(figure.id, figure.exercise, figure.title, figure.caption)
+    if inputs.outcomes and not any(o.status == "ok" for o in inputs.outcomes):
+        result.waiting = True
+        return result
     plt = pyplot()
     try:
         fig = figure.draw(inputs)
         buffer = io.StringIO()
-        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
         plt.close(fig)
         svg = buffer.getvalue()
         result.svg = svg[svg.index("<svg"):]  # drop the XML prologue: the SVG is inlined in HTML

@@ -7,6 +7,7 @@ taking and returning the dataclasses of ``grader.model``.
 from __future__ import annotations
 
 import signal
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from pathlib import Path
 from .assignment import Assignment, rng_for
 from .checks import Call, Check, Verdict
 from .execute import ExecutionOptions, WorkerProcess
-from .figures import Figure, FigureInputs, FigureResult, render_figure
+from .figures import Figure, FigureInputs, FigureResult, pyplot, render_figure
 from .i18n import N_, _
 from .load import NotebookRejected, load_notebook
 from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, SubmissionResult,
@@ -225,10 +226,14 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
     planned, figures = plan_probes(assignment, options), plan_figures(assignment, options)
     probe_calls = [p for plan in [*planned, *figures] for p in plan.probe_calls]
     worker = worker or start_worker(assignment, options, [path.resolve().parent, *hide])
+    # The grader would only wait while the worker runs: do the work that does not depend on the student.
+    warming = threading.Thread(target=warm, args=(planned, figures), daemon=True)
+    warming.start()
     try:
         run = worker.run(loaded.notebook, probe_calls)
     finally:
         worker.cleanup()
+    warming.join()
     results = [judge_check(plan, run.probes) for plan in planned]
     errors = [GradeError("notebook-upgraded", w) for w in loaded.warnings]
     errors += cell_errors(run, options.execution.limits) + run.errors
@@ -236,6 +241,20 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
     result.figures = draw_figures(figures, run.probes, results)
     result.seconds = time.monotonic() - started
     return result
+
+
+def warm(planned: list[PlannedCheck], figures: list[PlannedFigure]) -> None:
+    """Reference results and plotting imports, computed (and cached) while the worker runs."""
+    try:
+        if figures:
+            pyplot()
+        for plan in planned:
+            plan.check.warm(plan.calls)
+        for plan in figures:
+            if plan.figure.prepare:
+                plan.figure.prepare(plan.calls)
+    except Exception:  # warming is an optimisation; judging and drawing redo (and report) any failure
+        pass
 
 
 def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path]) -> WorkerProcess:

@@ -360,6 +360,7 @@ def fit_width_verdict(calls, outcomes):
 fit_width_check = CustomCheck(
     id="ex2.fit_width", exercise="ex2", title="fit_width: leave-one-out finds a real width, training loss collapses",
     points=3, make_calls=fit_width_calls, make_verdict=fit_width_verdict, read=READ_ADAPT,
+    prepare=lambda calls: [reference_fit(call.context) for call in calls[::2]],
     hint="Optimise log sigma by gradient descent from sigma0 = 1 for a few hundred steps; the leave-one-out width "
          "is judged by the leave-one-out loss it reaches (within 2% of the best), the other by collapsing.")
 
@@ -497,7 +498,7 @@ exponent_check = CustomCheck(
     hint="Balance the squared bias (~sigma^4) against the variance (~1/(n sigma^d)) and solve for sigma.")
 
 STUDY_DIMS = (1, 2)
-STUDY_SIZES = (100, 200, 400, 800)
+STUDY_SIZES = (80, 160, 320, 640)  # an 8x range of n; the cost grows like n^2
 STUDY_LOSS_GAP = 0.01  # the student's width may cost at most 1% of leave-one-out loss
 STUDY_SLOPE_GAP = 0.08  # |student slope - reference slope| on the same data sets
 
@@ -561,6 +562,7 @@ def study_verdict(calls, outcomes):
 study_check = CustomCheck(
     id="ex4.shrinking_study", exercise="ex4", title="loo_optimal_width finds the leave-one-out optimum as n grows",
     points=4, make_calls=study_calls, make_verdict=study_verdict, read=READ_RATE,
+    prepare=lambda calls: [reference_optimal_width(n, d, seed) for d, n, seed in (c.context for c in calls)],
     hint="Minimise the leave-one-out loss over sigma (a log-spaced grid refined around its best point works); "
          "the grader runs it on data sets of growing n in d = 1 and 2 and compares with the reference on the same data.")
 

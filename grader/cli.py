@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .assignment import ASSIGNMENTS_DIR, load_assignment
 from .execute import ExecutionOptions
-from .i18n import LANGUAGES, _, use_language
+from .i18n import LANGUAGES, N_, _, translations, use_language
 from .pipeline import GradingOptions, grade_submission
 from .sandbox import GIB, Limits, bubblewrap
 
@@ -40,50 +40,70 @@ def _grading_options(args, secret: str | None) -> GradingOptions:
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--assignment", default="attention_pooling", help="assignment name or folder (default: %(default)s)")
-    p.add_argument("--exercise", action="append", dest="exercises", metavar="ID", help="grade only this exercise (repeatable)")
+    p.add_argument("--assignment", default="attention_pooling", help=_("assignment name or folder (default: %(default)s)"))
+    p.add_argument("--exercise", action="append", dest="exercises", metavar="ID",
+                   help=_("grade only this exercise (repeatable)"))
     p.add_argument("--sandbox", choices=("auto", "require", "off"), default="auto",
-                   help="bubblewrap isolation: auto uses it when it works (default), require refuses to run without it")
-    p.add_argument("--cell-timeout", type=float, default=120.0, metavar="S", help="seconds per notebook cell (default 120)")
+                   help=_("bubblewrap isolation: auto uses it when it works (default), require refuses to run without it"))
+    p.add_argument("--cell-timeout", type=float, default=120.0, metavar="S", help=_("seconds per notebook cell (default 120)"))
     p.add_argument("--call-timeout", type=float, default=20.0, metavar="S",
-                   help="seconds per probed call unless the assignment sets its own (default 20)")
-    p.add_argument("--budget", type=float, default=600.0, metavar="S", help="seconds per submission in all (default 600)")
-    p.add_argument("--memory", type=float, default=4.0, metavar="GIB", help="memory limit per process in GiB (default 4)")
-    p.add_argument("--keep-scratch", action="store_true", help="keep each worker's scratch folder (debugging)")
+                   help=_("seconds per probed call unless the assignment sets its own (default 20)"))
+    p.add_argument("--budget", type=float, default=600.0, metavar="S", help=_("seconds per submission in all (default 600)"))
+    p.add_argument("--memory", type=float, default=4.0, metavar="GIB", help=_("memory limit per process in GiB (default 4)"))
+    p.add_argument("--keep-scratch", action="store_true", help=_("keep each worker's scratch folder (debugging)"))
     p.add_argument("--lang", choices=LANGUAGES, default=os.environ.get("GRADER_LANG", "en"),
-                   help="language of reports and messages (default: $GRADER_LANG or en)")
+                   help=_("language of reports and messages (default: $GRADER_LANG or en)"))
+
+
+# argparse's own words ("usage:", its errors) go through its gettext; these are the ones it shows us.
+ARGPARSE_MESSAGES = (N_("usage: "), N_("positional arguments"), N_("options"), N_("show this help message and exit"),
+                     N_("%(prog)s: error: %(message)s\n"), N_("the following arguments are required: %s"),
+                     N_("unrecognized arguments: %s"), N_("invalid choice: %(value)r (choose from %(choices)s)"),
+                     N_("argument %(argument_name)s: %(message)s"), N_("expected one argument"))
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="grader", description="Grade Jupyter notebook exercises.",
-                                     epilog="Exit codes: 0 graded, 1 below the bar / checks failing, 2 usage, "
-                                            "3 a submission could not be graded, 4 sandbox required but missing.",
+    argparse._ = translations().gettext
+    parser = argparse.ArgumentParser(prog="grader", description=_("Grade Jupyter notebook exercises."),
+                                     epilog=_("Exit codes: 0 graded, 1 below the bar / checks failing, 2 usage, "
+                                              "3 a submission could not be graded, 4 sandbox required but missing."),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="self-check one notebook on the public inputs")
+    check = sub.add_parser("check", help=_("self-check one notebook on the public inputs"))
     check.add_argument("notebook", type=Path)
-    check.add_argument("--report", type=Path, help="where to write the HTML report (default: beside the notebook)")
-    check.add_argument("--json", action="store_true", help="print result.json instead of the text summary")
+    check.add_argument("--report", type=Path, help=_("where to write the HTML report (default: beside the notebook)"))
+    check.add_argument("--json", action="store_true", help=_("print result.json instead of the text summary"))
     _add_run_options(check)
-    grade = sub.add_parser("grade", help="grade files or folders of notebooks on the secret inputs")
+    grade = sub.add_parser("grade", help=_("grade files or folders of notebooks on the secret inputs"))
     grade.add_argument("paths", nargs="+", type=Path)
-    grade.add_argument("--out", type=Path, required=True, help="output folder: DIR/<name>/result.json, report.html")
-    grade.add_argument("--secret", help="the instructor's secret (default: $GRADER_SECRET)")
-    grade.add_argument("--public", action="store_true", help="grade on the public inputs (no secret needed)")
-    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions at once (default: cores)")
-    grade.add_argument("--force", action="store_true", help="re-grade submissions whose inputs did not change")
-    grade.add_argument("--fail-under", type=float, metavar="SCORE", help="exit 1 if a submission scores below SCORE")
-    grade.add_argument("--gradescope", type=Path, metavar="FILE", help="also write Gradescope results.json "
-                       "(for one submission; with several, one file per submission beside FILE)")
-    grade.add_argument("--prairielearn", type=Path, metavar="FILE", help="also write PrairieLearn results.json")
-    grade.add_argument("--junit", type=Path, metavar="FILE", help="also write JUnit XML (one testcase per check)")
-    grade.add_argument("--summary-md", type=Path, metavar="FILE", help="also write a Markdown score table "
-                       "(e.g. $GITHUB_STEP_SUMMARY)")
-    grade.add_argument("--reviews", type=Path, metavar="CSV", help="an instructor's review of written answers: "
-                       "columns submission,tag,points,comment; merged into results, gradebook and reports")
-    grade.add_argument("--quiet", action="store_true", help="no progress lines")
+    grade.add_argument("--out", type=Path, required=True, help=_("output folder: DIR/<name>/result.json, report.html"))
+    grade.add_argument("--secret", help=_("the instructor's secret (default: $GRADER_SECRET)"))
+    grade.add_argument("--public", action="store_true", help=_("grade on the public inputs (no secret needed)"))
+    grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help=_("submissions at once (default: cores)"))
+    grade.add_argument("--force", action="store_true", help=_("re-grade submissions whose inputs did not change"))
+    grade.add_argument("--fail-under", type=float, metavar="SCORE", help=_("exit 1 if a submission scores below SCORE"))
+    grade.add_argument("--gradescope", type=Path, metavar="FILE", help=_(
+        "also write Gradescope results.json (for one submission; with several, one file per submission beside FILE)"))
+    grade.add_argument("--prairielearn", type=Path, metavar="FILE", help=_("also write PrairieLearn results.json"))
+    grade.add_argument("--junit", type=Path, metavar="FILE", help=_("also write JUnit XML (one testcase per check)"))
+    grade.add_argument("--summary-md", type=Path, metavar="FILE",
+                       help=_("also write a Markdown score table (e.g. $GITHUB_STEP_SUMMARY)"))
+    grade.add_argument("--reviews", type=Path, metavar="CSV", help=_(
+        "an instructor's review of written answers: columns submission,tag,points,comment; merged into results, "
+        "gradebook and reports"))
+    grade.add_argument("--quiet", action="store_true", help=_("no progress lines"))
     _add_run_options(grade)
     return parser
+
+
+def language_asked(argv: list[str]) -> str:
+    """--lang (or GRADER_LANG) read before the parser exists, so that its help is in that language too."""
+    for i, arg in enumerate(argv):
+        if arg == "--lang" and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith("--lang="):
+            return arg.split("=", 1)[1]
+    return os.environ.get("GRADER_LANG", "en")
 
 
 def _sandbox_notice(options: GradingOptions) -> int | None:
@@ -196,6 +216,9 @@ def main(argv: list[str] | None = None) -> int:
 
     # Judging runs beside the workers' kernels; extra BLAS threads only contend with them.
     torch.set_num_threads(1)
+    argv = sys.argv[1:] if argv is None else argv
+    lang = language_asked(argv)
+    use_language(lang if lang in LANGUAGES else "en")
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -32,3 +32,12 @@ def graded(tmp_path_factory, assignment):
     return {row["submission"]: row for row in rows}, out, folder
 
 
+
+
+@pytest.fixture(autouse=True)
+def english_afterwards():
+    """The language is one per run (grader.i18n); a test that switches it must not change the next one's."""
+    yield
+    from grader.i18n import use_language
+
+    use_language("en")

@@ -239,3 +239,18 @@ def test_the_assignments_messages_are_translated(assignment, lang):
     messages = {message for _, _, message, _, _ in found}
     translations = catalog(lang, (assignment.root / "locale", LOCALE_DIR))
     assert messages and [m for m in messages if translations.gettext(m) == m] == []
+
+
+@pytest.mark.parametrize("lang", [lang for lang in LANGUAGES if lang != "en"])
+@pytest.mark.parametrize("command", ["check", "grade"])
+def test_command_line_help_is_translated(lang, command, capsys):
+    from grader.cli import build_parser
+
+    assert cli.main([command, "--lang", lang, "--help"]) == cli.EXIT_OK
+    shown = capsys.readouterr().out
+    use_language("en")
+    parser = build_parser()  # in English: the texts that must not show
+    helps = [a.help for action in parser._subparsers._group_actions for sub in action.choices.values()
+             for a in sub._actions if a.help and len(a.help) > 12]
+    assert helps and [h for h in helps if h.replace("%(default)s", "") in shown] == []
+    assert "usage" not in shown and "options" not in shown.lower().split()

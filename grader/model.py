@@ -1,6 +1,6 @@
 """The typed records that pass between the grading stages.
 
-load -> LoadedNotebook; plan -> ProbePlan; execute+probe (worker) -> WorkerRun;
+load -> LoadedNotebook; plan -> ProbeCall (grader.pipeline.PlannedCheck); execute+probe (worker) -> WorkerRun;
 compare -> CheckResult; score -> ExerciseResult / SubmissionResult.
 Nothing here executes student code; WorkerRun is rebuilt from plain JSON by
 ``grader.execute`` with every field type-checked.
@@ -58,11 +58,6 @@ class ProbeCall:
     args: tuple
     grad_wrt: int | None = None  # index of the argument to differentiate the result by
     timeout: float = 10.0
-
-
-@dataclass
-class ProbePlan:
-    calls: list[ProbeCall]
 
 
 @dataclass

@@ -8,9 +8,9 @@ in the grader process with matplotlib, to inline SVG.
 
 from __future__ import annotations
 
+import functools
 import io
-import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -49,7 +49,6 @@ class FigureResult:
     caption: str
     svg: str | None = None
     error: str | None = None
-    details: dict = field(default_factory=dict)
     waiting: bool = False  # none of the student's functions in it returned a value yet
 
     def to_json(self) -> dict:
@@ -57,7 +56,9 @@ class FigureResult:
                 "svg": self.svg, "error": self.error, "waiting": self.waiting}
 
 
+@functools.lru_cache(maxsize=1)
 def pyplot():
+    """matplotlib.pyplot, configured once per process for deterministic, compact SVG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -90,5 +91,4 @@ def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:
     except Exception as exc:
         plt.close("all")
         result.error = f"{type(exc).__name__}: {exc}"
-        result.details["traceback"] = traceback.format_exc(limit=3)
     return result

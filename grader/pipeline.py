@@ -47,6 +47,13 @@ class PlannedCheck:
 
 # --------------------------------------------------------------------------- plan
 
+def probe_calls(prefix: str, calls: list[Call], options: GradingOptions) -> list[ProbeCall]:
+    """The calls as the worker gets them: ids ``prefix#i``, the run's default limit where none is set."""
+    default_timeout = options.execution.limits.call_timeout
+    return [ProbeCall(f"{prefix}#{i}", c.function, tuple(c.args), c.grad_wrt, c.timeout or default_timeout)
+            for i, c in enumerate(calls)]
+
+
 def plan_probes(assignment: Assignment, options: GradingOptions) -> list[PlannedCheck]:
     material = options.seed_material(assignment)
     planned = []
@@ -54,10 +61,7 @@ def plan_probes(assignment: Assignment, options: GradingOptions) -> list[Planned
         if options.exercises and check.exercise not in options.exercises:
             continue
         calls = check.calls(rng_for(material, check.id))
-        default_timeout = options.execution.limits.call_timeout
-        probe_calls = [ProbeCall(f"{check.id}#{i}", c.function, tuple(c.args), c.grad_wrt, c.timeout or default_timeout)
-                       for i, c in enumerate(calls)]
-        planned.append(PlannedCheck(check, calls, probe_calls))
+        planned.append(PlannedCheck(check, calls, probe_calls(check.id, calls, options)))
     return planned
 
 
@@ -77,9 +81,7 @@ def plan_figures(assignment: Assignment, options: GradingOptions) -> list[Planne
         if options.exercises and figure.exercise not in options.exercises:
             continue
         calls = figure.make_calls(rng_for(f"figures:{assignment.public_seed}", figure.id))
-        probe_calls = [ProbeCall(f"figure:{figure.id}#{i}", c.function, tuple(c.args), c.grad_wrt,
-                                 c.timeout or options.execution.limits.call_timeout) for i, c in enumerate(calls)]
-        planned.append(PlannedFigure(figure, calls, probe_calls))
+        planned.append(PlannedFigure(figure, calls, probe_calls(f"figure:{figure.id}", calls, options)))
     return planned
 
 
@@ -224,13 +226,13 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
             worker.cleanup()
         return rejected_result(path, assignment, options, str(exc))
     planned, figures = plan_probes(assignment, options), plan_figures(assignment, options)
-    probe_calls = [p for plan in [*planned, *figures] for p in plan.probe_calls]
+    all_calls = [p for plan in [*planned, *figures] for p in plan.probe_calls]
     worker = worker or start_worker(assignment, options, [path.resolve().parent, *hide])
     # The grader would only wait while the worker runs: do the work that does not depend on the student.
     warming = threading.Thread(target=warm, args=(planned, figures), daemon=True)
     warming.start()
     try:
-        run = worker.run(loaded.notebook, probe_calls)
+        run = worker.run(loaded.notebook, all_calls)
     finally:
         worker.cleanup()
     warming.join()

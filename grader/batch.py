@@ -19,6 +19,8 @@ from typing import Callable
 
 from .assignment import Assignment
 from .execute import WorkerProcess
+from .files import find_notebooks, read_regular_file, submission_names
+from .load import MAX_NOTEBOOK_BYTES
 from .model import GradeError, SubmissionResult
 from .pipeline import GradingOptions, grade_submission, rejected_result, start_worker
 from .report import render_report
@@ -35,25 +37,6 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def find_notebooks(paths: list[str | Path]) -> list[Path]:
-    """Files as given; folders contribute their *.ipynb files (checkpoints skipped), sorted."""
-    found: list[Path] = []
-    for path in map(Path, paths):
-        if path.is_dir():
-            found += sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
-        else:
-            found.append(path)
-    return list(dict.fromkeys(found))
-
-
-def submission_names(notebooks: list[Path]) -> dict[Path, str]:
-    """Output folder names: the stem, made unique with the parent folder's name when stems collide."""
-    stems: dict[str, int] = {}
-    for nb in notebooks:
-        stems[nb.stem] = stems.get(nb.stem, 0) + 1
-    return {nb: nb.stem if stems[nb.stem] == 1 else f"{nb.parent.name}__{nb.stem}" for nb in notebooks}
-
-
 def _hash_files(digest, files) -> None:
     for file in sorted(files):
         digest.update(str(file.name).encode())
@@ -64,7 +47,7 @@ def grading_key(notebook: Path, assignment: Assignment, options: GradingOptions)
     """Changes whenever the notebook, the assignment, the grader or the options change."""
     digest = hashlib.sha256()
     try:
-        digest.update(notebook.read_bytes())
+        digest.update(read_regular_file(notebook, MAX_NOTEBOOK_BYTES))
     except OSError:
         digest.update(b"<unreadable>")
     _hash_files(digest, assignment.root.glob("*.py"))
@@ -115,7 +98,6 @@ class WorkerPool:
             workers = self.spares + (list(self.running) if interrupt else [])
             self.spares.clear()
         for worker in workers:
-            worker.stop()
             worker.cleanup()
 
 
@@ -178,7 +160,7 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
         for nb, data in results.items():
             progress(0, len(notebooks), names[nb] + " (unchanged, skipped)", data)
     # Every submission folder is hidden from every worker: no student sees another's notebook.
-    hide = sorted({nb.resolve().parent for nb in notebooks} | {out_dir.resolve()})
+    hide = sorted({Path(os.path.abspath(nb.parent)) for nb in notebooks} | {Path(os.path.abspath(out_dir))})
     pool = WorkerPool(assignment, options, hide, spare=1 if len(todo) > 1 else 0)
     remaining = [len(todo)]
     counter_lock = threading.Lock()

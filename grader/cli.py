@@ -20,10 +20,11 @@ import sys
 from pathlib import Path
 
 from .assignment import ASSIGNMENTS_DIR, load_assignment
-from .execute import ExecutionOptions
+from .execute import ExecutionOptions, SandboxUnavailable, enforcement
 from .i18n import LANGUAGES, N_, _, translations, use_language
 from .pipeline import GradingOptions, grade_submission
-from .sandbox import GIB, Limits, bubblewrap
+from .model import UNENFORCED
+from .sandbox import GIB, Limits
 
 EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_UNGRADABLE, EXIT_NO_SANDBOX = 0, 1, 2, 3, 4
 UNGRADABLE = {"invalid-notebook", "worker-failed", "grader-failed", "kernel-unrecoverable"}
@@ -107,13 +108,19 @@ def language_asked(argv: list[str]) -> str:
 
 
 def _sandbox_notice(options: GradingOptions) -> int | None:
-    if options.execution.sandbox == "require" and not bubblewrap():
+    """Before grading: refuse --sandbox require without a sandbox; say loudly what is not enforced here."""
+    try:
+        held = enforcement(options.execution)
+    except SandboxUnavailable:
         print("grader: " + _("--sandbox require, but bubblewrap (bwrap) is missing or cannot create namespaces here."),
               file=sys.stderr)
         return EXIT_NO_SANDBOX
-    if not options.execution.use_bubblewrap():
+    if not held.sandbox:
         print(_("WARNING: running WITHOUT a sandbox: bubblewrap is not available, so student code can reach the "
                 "network and this machine's files. Install bubblewrap (apt-get install bubblewrap)."), file=sys.stderr)
+    for key in held.missing():
+        if key != "sandbox":
+            print(_("WARNING: %(gap)s", gap=_(UNENFORCED[key])), file=sys.stderr)
     return None
 
 
@@ -151,7 +158,7 @@ def run_grade(args) -> int:
         print("grader: " + _("grading needs the instructor's secret: --secret S or GRADER_SECRET (or --public to "
                              "grade on the public inputs)."), file=sys.stderr)
         return EXIT_USAGE
-    missing = [p for p in args.paths if not p.exists()]
+    missing = [p for p in args.paths if not os.path.lexists(p)]  # a link or FIFO is graded: as not a notebook
     if missing:
         print("grader: " + _("no such file or folder: %(paths)s", paths=", ".join(map(str, missing))), file=sys.stderr)
         return EXIT_USAGE

@@ -1,41 +1,48 @@
-"""Stage 2+3 from the grader's side: launch the worker, hand it the job, read back plain data.
+"""Stage 2+3 from the grader's side: start a worker, hand it the job, read back plain data.
 
-The worker (``grader.worker``) runs the notebook and the probe calls in its own process,
-sandboxed when possible. This module is the whole boundary: it writes a notebook and a
-JSON job into a scratch folder, and reads one JSON file back with a size cap, checking
-every field's type and rebuilding arrays itself. Nothing from the worker is unpickled,
-imported or evaluated.
+The worker (``grader.worker``) is trusted code in a process of its own; it starts the
+student's kernel inside the sandbox (``grader.kernel_sandbox``). This module prepares the
+worker's private job folder (which the kernel never sees), the kernel's sandbox plan and
+cgroup, and reads the worker's result back size-capped, every field type-checked
+(``grader.wire``). Nothing from the worker is unpickled, imported or evaluated.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
-import math
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import nbformat
-import numpy as np
 import psutil
 
+from .cgroups import CgroupManager, JobCgroup
+from .kernel_sandbox import SWEEP_VARIABLE
+from .files import FileTooLarge, read_regular_file
 from .i18n import N_, _
-from .model import CellRun, GradeError, ProbeCall, ProbeOutcome, WorkerRun
-from .sandbox import Limits, apply_limits, bubblewrap, sandboxed_command, worker_environment
-from .worker import JOB_NAME, RESULT_NAME
+from .model import GradeError, ProbeCall, WorkerRun
+from .sandbox import Limits, SandboxPlan, bubblewrap, make_plan
+from .seccomp import architecture
+from .wire import encode_argument, parse_cell, parse_outcome
+from .worker import JOB_NAME, LOG_NAME, RESULT_NAME, SETTINGS_NAME
 
 MAX_RESULT_BYTES = 256 * 2**20
-MAX_TEXT = 4000
 WORKER_ERRORS = {"kernel-unrecoverable": N_("The kernel could not be restarted; the rest of the notebook and the "
                                            "checks were not run.")}
-OUTCOME_STATUSES = {"ok", "error", "missing", "timeout", "kernel-died", "invalid", "not-run"}
-CELL_STATUSES = {"ok", "error", "timeout", "kernel-died"}
+
+
+class SandboxUnavailable(RuntimeError):
+    """``--sandbox require`` on a machine where bubblewrap cannot build the sandbox."""
 
 
 @dataclass
@@ -44,6 +51,7 @@ class ExecutionOptions:
     sandbox: str = "auto"  # auto: bubblewrap when it works; require: fail without it; off
     scratch_root: Path | None = None
     keep_scratch: bool = False
+    cgroups: bool = True  # whole-tree limits when this machine lets the grader make cgroups
 
     def use_bubblewrap(self) -> bool:
         if self.sandbox == "off":
@@ -51,20 +59,48 @@ class ExecutionOptions:
         if bubblewrap():
             return True
         if self.sandbox == "require":
-            raise RuntimeError("bubblewrap is required (--sandbox require) but does not work on this machine")
+            raise SandboxUnavailable("bubblewrap is required (--sandbox require) but does not work on this machine")
         return False
 
 
-def encode_argument(value):
-    if isinstance(value, np.ndarray):
-        return {"__array__": value.astype(np.float64).tolist(), "shape": list(value.shape)}
-    if hasattr(value, "detach"):  # a torch tensor built by a check
-        return encode_argument(value.detach().cpu().numpy())
-    if isinstance(value, (bool, int, float, str)) or value is None:
-        return value
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"probe argument of type {type(value).__name__} cannot be sent to the kernel")
+@dataclass(frozen=True)
+class Enforcement:
+    """Which protections a run really has on this machine: said on the command line and in every report."""
+
+    sandbox: bool
+    cgroup: bool
+    seccomp: bool
+
+    def missing(self) -> list[str]:
+        """The ids of grader.model.UNENFORCED that apply, language-free (result.json keeps them as they are)."""
+        return [key for key, held in (("sandbox", self.sandbox), ("cgroup", self.cgroup),
+                                      ("seccomp", self.seccomp or not self.sandbox)) if not held]
+
+
+_cgroup_manager: list = []  # [CgroupManager | None], detected once per process
+_cgroup_lock = threading.Lock()
+
+
+def cgroup_manager() -> CgroupManager | None:
+    with _cgroup_lock:
+        if not _cgroup_manager:
+            manager = CgroupManager.detect()
+            _cgroup_manager.append(manager)
+            if manager:
+                atexit.register(manager.close)
+        return _cgroup_manager[0]
+
+
+def enforcement(options: ExecutionOptions) -> Enforcement:
+    """What a run with these options will have here (the CLI says it before grading starts)."""
+    sandboxed = options.use_bubblewrap()
+    return Enforcement(sandbox=sandboxed, cgroup=options.cgroups and cgroup_manager() is not None,
+                       seccomp=sandboxed and architecture() is not None)
+
+
+def shared_memory_root() -> str | None:
+    """/dev/shm for the kernel's socket folder: what the kernel writes there is memory, charged to its cgroup."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
 class WorkerProcess:
@@ -72,27 +108,42 @@ class WorkerProcess:
 
     def __init__(self, options: ExecutionOptions, preload: list[str], hidden: list[Path]):
         self.options = options
-        self.scratch = Path(tempfile.mkdtemp(prefix="grader-", dir=options.scratch_root))
+        limits = options.limits
         self.sandboxed = options.use_bubblewrap()
-        command = [sys.executable, "-m", "grader.worker", str(self.scratch)]
+        self.job_dir = Path(tempfile.mkdtemp(prefix="nbjob-", dir=options.scratch_root))  # 0700: ours alone
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="k-", dir=shared_memory_root() if self.sandboxed else
+                                                 self.job_dir))
+        self.sweep_tag = secrets.token_hex(8)
+        plan: SandboxPlan | None = None
         if self.sandboxed:
-            command = sandboxed_command(command, self.scratch, hidden)
-        self.job_tag = self.scratch.name
-        env = worker_environment(self.scratch, preload)
-        env["GRADER_JOB"] = self.job_tag  # lets the unsandboxed sweep find the job's stray processes
-        self.log = open(self.scratch / "worker.log", "wb")
+            plan = make_plan(bubblewrap(), self.runtime_dir, self.job_dir / "etc", limits, hidden)
+        manager = cgroup_manager() if options.cgroups else None
+        self.cgroup: JobCgroup | None = None
+        if manager:
+            try:
+                self.cgroup = manager.create(limits.memory_bytes, limits.processes)
+            except OSError:
+                self.cgroup = None
+        settings = {"limits": asdict(limits), "preload": preload, "plan": plan.to_json() if plan else None,
+                    "cgroup": self.cgroup.to_json() if self.cgroup else None, "runtime_dir": str(self.runtime_dir),
+                    "sweep_tag": self.sweep_tag}
+        (self.job_dir / SETTINGS_NAME).write_text(json.dumps(settings))
+        self.log = open(self.job_dir / "worker.log", "wb")
+        # The worker gets no secret and no token of the grader's: it needs only to find Python.
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(self.job_dir),
+               "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(self.job_dir / "jupyter"),
+               "PYTHONDONTWRITEBYTECODE": "1", SWEEP_VARIABLE: self.sweep_tag}
         self.process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=self.log, stderr=subprocess.STDOUT, env=env,
-            cwd=self.scratch, start_new_session=True, preexec_fn=lambda: apply_limits(options.limits))
+            [sys.executable, "-m", "grader.worker", str(self.job_dir)], stdin=subprocess.PIPE, stdout=self.log,
+            stderr=subprocess.STDOUT, env=env, cwd=self.job_dir, start_new_session=True)
 
     def run(self, notebook, calls: list[ProbeCall]) -> WorkerRun:
         limits = self.options.limits
-        nbformat.write(notebook, self.scratch / "submission.ipynb")
-        job = {"notebook": "submission.ipynb", "cell_timeout": limits.cell_timeout, "output_cap": limits.output_cap,
-               "max_restarts": limits.max_restarts,
+        nbformat.write(notebook, self.job_dir / "submission.ipynb")
+        job = {"notebook": "submission.ipynb",
                "calls": [{"id": c.id, "function": c.function, "args": [encode_argument(a) for a in c.args],
                           "grad_wrt": c.grad_wrt, "timeout": c.timeout} for c in calls]}
-        (self.scratch / JOB_NAME).write_text(json.dumps(job))
+        (self.job_dir / JOB_NAME).write_text(json.dumps(job))
         started = time.monotonic()
         errors: list[GradeError] = []
         try:
@@ -107,106 +158,87 @@ class WorkerProcess:
                                                           "work not finished by then was not graded.",
                                                           budget=f"{limits.budget:g}")))
         self.stop()
-        run = read_worker_result(self.scratch / RESULT_NAME, calls, self.sandboxed, errors,
+        run = read_worker_result(self.job_dir / RESULT_NAME, calls, self.sandboxed, errors,
                                  self.process.returncode, time.monotonic() - started)
+        run.unenforced = self.enforcement.missing()
         return run
 
+    @property
+    def enforcement(self) -> Enforcement:
+        return Enforcement(sandbox=self.sandboxed, cgroup=self.cgroup is not None,
+                           seccomp=self.sandboxed and architecture() is not None)
+
+    def __enter__(self) -> "WorkerProcess":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.cleanup()
+
     def stop(self) -> None:
-        """Kill the worker and everything the student's code started, sandboxed or not."""
+        """Kill the worker, its kernel and everything the student's code started (safe to call twice)."""
         if self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
             self.process.wait()
+        # The sandbox's PID namespace dies with bubblewrap (--die-with-parent); the cgroup holds
+        # whatever else there is; without either, the sweep finds the kernel's processes by tag.
+        if self.cgroup is not None:
+            self.cgroup.kill_all()
         if not self.sandboxed:
-            kill_tagged_processes(self.job_tag)
-        self.log.close()
+            kill_tagged_processes(self.sweep_tag)
+        if not self.log.closed:
+            self.log.close()
 
     def cleanup(self) -> None:
+        """Stop everything, then remove the cgroup and both folders: on every path, error or not."""
+        self.stop()
+        if self.cgroup is not None:
+            self.cgroup.remove()
         if not self.options.keep_scratch:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+            shutil.rmtree(self.job_dir, ignore_errors=True)
+
+    def kernel_log(self) -> str:
+        try:
+            return (self.job_dir / LOG_NAME).read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
 
 
-def kill_tagged_processes(job_tag: str) -> None:
+def kill_tagged_processes(tag: str) -> None:
     """Without a PID namespace, find the job's processes (the kernel runs in its own session) by their tag."""
     for proc in psutil.process_iter(["pid"]):
         try:
-            if proc.pid != os.getpid() and proc.environ().get("GRADER_JOB") == job_tag:
+            if proc.pid != os.getpid() and proc.environ().get(SWEEP_VARIABLE) == tag:
                 proc.kill()
         except (psutil.Error, OSError):
             continue
-
-
-# --------------------------------------------------------------------------- reading back
-
-def _text(value) -> str | None:
-    return value[:MAX_TEXT] if isinstance(value, str) else None
-
-
-def _number(value) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value)
-
-
-def _array(value) -> np.ndarray | None:
-    """{"shape": [...], "data": [...]} -> ndarray, or None if anything about it is off."""
-    if not isinstance(value, dict):
-        return None
-    shape, data = value.get("shape"), value.get("data")
-    if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in shape):
-        return None
-    if not isinstance(data, list) or len(data) != math.prod(shape):
-        return None
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in data):
-        return None
-    return np.asarray(data, dtype=np.float64).reshape(shape)
-
-
-def parse_outcome(call_id: str, raw) -> ProbeOutcome:
-    if not isinstance(raw, dict) or raw.get("status") not in OUTCOME_STATUSES:
-        return ProbeOutcome(call_id, "invalid", error_message="the probe's answer was malformed")
-    outcome = ProbeOutcome(call_id, raw["status"], grad=_number(raw.get("grad")), grad_error=_text(raw.get("grad_error")),
-                           error_type=_text(raw.get("error_type")), error_message=_text(raw.get("error_message")),
-                           traceback=_text(raw.get("traceback")), seconds=_number(raw.get("seconds")))
-    if outcome.status == "ok":
-        outcome.value = _array(raw.get("value"))
-        if outcome.value is None:
-            return ProbeOutcome(call_id, "invalid", error_message="the returned value was malformed")
-    return outcome
-
-
-def parse_cell(raw) -> CellRun | None:
-    if not isinstance(raw, dict) or raw.get("status") not in CELL_STATUSES or not isinstance(raw.get("index"), int):
-        return None
-    return CellRun(index=raw["index"], status=raw["status"], seconds=_number(raw.get("seconds")) or 0.0,
-                   error_name=_text(raw.get("error_name")), error_value=_text(raw.get("error_value")),
-                   source_head=_text(raw.get("source_head")) or "", output_truncated=raw.get("output_truncated") is True)
 
 
 def read_worker_result(path: Path, calls: list[ProbeCall], sandboxed: bool, errors: list[GradeError],
                        returncode: int | None, seconds: float) -> WorkerRun:
     raw: dict = {}
     try:
-        if path.stat().st_size > MAX_RESULT_BYTES:
-            errors.append(GradeError("worker-failed", _("The worker's result was larger than the grader reads.")))
-        else:
-            loaded = json.loads(path.read_text())
-            raw = loaded if isinstance(loaded, dict) else {}
+        loaded = json.loads(read_regular_file(path, MAX_RESULT_BYTES))
+        raw = loaded if isinstance(loaded, dict) else {}
     except FileNotFoundError:
         errors.append(GradeError("worker-failed", _("The grading worker stopped before reporting anything (exit code "
                                                     "%(code)s); the kernel may not have started.", code=returncode)))
-    except (OSError, ValueError):
+    except FileTooLarge:
+        errors.append(GradeError("worker-failed", _("The worker's result was larger than the grader reads.")))
+    except (OSError, ValueError, RecursionError):
         errors.append(GradeError("worker-failed", _("The grading worker's result could not be read.")))
+    if raw and raw.get("finished") is not True and not any(e.kind == "budget-exceeded" for e in errors):
+        errors.append(GradeError("worker-failed", _("The grading worker stopped before it finished (exit code "
+                                                    "%(code)s); what it had done is graded.", code=returncode)))
     cells = [c for c in map(parse_cell, raw.get("cells", []) if isinstance(raw.get("cells"), list) else []) if c]
     probes_raw = raw.get("probes") if isinstance(raw.get("probes"), dict) else {}
-    probes = {c.id: parse_outcome(c.id, probes_raw[c.id]) if c.id in probes_raw else ProbeOutcome(c.id, "not-run")
-              for c in calls}
+    probes = {c.id: parse_outcome(c.id, probes_raw[c.id]) if c.id in probes_raw else parse_outcome(c.id, {
+        "status": "not-run"}) for c in calls}
     for error in raw.get("errors", []) if isinstance(raw.get("errors"), list) else []:
-        # Only kinds the grader knows, in the grader's words: the worker shares a sandbox with student code.
         if isinstance(error, dict) and error.get("kind") in WORKER_ERRORS:
-            message = WORKER_ERRORS[error["kind"]]
-            errors.append(GradeError(error["kind"], _(message),
+            errors.append(GradeError(error["kind"], _(WORKER_ERRORS[error["kind"]]),
                                      cell=error.get("cell") if isinstance(error.get("cell"), int) else None))
     return WorkerRun(cells=cells, probes=probes, errors=errors, sandboxed=sandboxed, seconds=seconds)

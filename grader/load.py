@@ -12,10 +12,12 @@ from pathlib import Path
 
 import nbformat
 
-from .i18n import _
+from .files import FileTooLarge, NotRegularFile, read_regular_file
+from .i18n import N_, _
 from .model import LoadedNotebook
 
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
+FILE_KINDS = (N_("symbolic link"), N_("FIFO"), N_("device"), N_("socket"), N_("folder"), N_("special file"))  # files.file_kind
 
 
 class NotebookRejected(Exception):
@@ -38,15 +40,18 @@ def strip_outputs(nb) -> None:
 def load_notebook(path: str | Path) -> LoadedNotebook:
     path = Path(path)
     try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise NotebookRejected(_("The file cannot be read: %(reason)s.", reason=exc.strerror)) from None
-    if size == 0:
-        raise NotebookRejected(_("The file is empty: it holds no notebook."))
-    if size > MAX_NOTEBOOK_BYTES:
+        raw = read_regular_file(path, MAX_NOTEBOOK_BYTES)
+    except NotRegularFile as exc:
+        raise NotebookRejected(_("This is not a regular notebook file (it is a %(kind)s); only regular .ipynb files "
+                                 "are graded.", kind=_(exc.kind))) from None
+    except FileTooLarge as exc:
         raise NotebookRejected(_("The file is %(size)s MiB; notebooks over %(limit)s MiB are not graded (clear large "
-                                 "outputs and resubmit).", size=f"{size / 2**20:.0f}", limit=MAX_NOTEBOOK_BYTES // 2**20))
-    raw = path.read_bytes()
+                                 "outputs and resubmit).", size=f"{exc.size / 2**20:.0f}",
+                                 limit=MAX_NOTEBOOK_BYTES // 2**20)) from None
+    except OSError as exc:
+        raise NotebookRejected(_("The file cannot be read: %(reason)s.", reason=exc.strerror or exc)) from None
+    if not raw:
+        raise NotebookRejected(_("The file is empty: it holds no notebook."))
     try:
         data = json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:

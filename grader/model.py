@@ -13,7 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from .i18n import N_
+
 RESULT_FORMAT_VERSION = 1
+
+UNENFORCED = {  # protection id -> what its absence means, for the CLI and every report
+    "sandbox": N_("no sandbox: the notebook's code could read this machine's files and reach the network"),
+    "cgroup": N_("no cgroup: memory and process limits held per process, not for the notebook and everything it "
+                 "started, and CPU was not shared equally between submissions"),
+    "seccomp": N_("no seccomp filter for this processor: the sandbox did not refuse dangerous system calls"),
+}
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class CellRun:
     error_value: str | None = None
     source_head: str = ""
     output_truncated: bool = False
+    oom_killed: bool = False  # the whole-tree memory limit killed a process of the kernel during this cell
 
 
 @dataclass
@@ -113,6 +123,7 @@ class WorkerRun:
     errors: list[GradeError]
     sandboxed: bool
     seconds: float
+    unenforced: list[str] = field(default_factory=list)  # grader.execute.UNENFORCED ids: protections missing here
 
 
 @dataclass
@@ -169,6 +180,7 @@ class SubmissionResult:
     errors: list[GradeError]
     seed_kind: str  # public | secret
     sandboxed: bool = False
+    unenforced: list[str] = field(default_factory=list)
     cells: list[CellRun] = field(default_factory=list)
     seconds: float = 0.0
     figures: list = field(default_factory=list)  # grader.figures.FigureResult, for reports only
@@ -185,6 +197,7 @@ class SubmissionResult:
             "format_version": RESULT_FORMAT_VERSION,
             "inputs": self.seed_kind,
             "sandboxed": self.sandboxed,
+            "unenforced": list(self.unenforced),
             "cells": [asdict(c) for c in self.cells],
             "timing": {"seconds": round(self.seconds, 3)},
         }

@@ -16,6 +16,7 @@ from pathlib import Path
 from .assignment import Assignment, rng_for
 from .checks import Call, Check, Verdict
 from .execute import ExecutionOptions, WorkerProcess
+from .worker import PROTOCOL_PREFIX
 from .figures import Figure, FigureInputs, FigureResult, pyplot, render_figure
 from .i18n import N_, _
 from .load import NotebookRejected, load_notebook
@@ -121,6 +122,17 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
         if cell.status == "timeout":
             error("timeout", N_("Cell %(cell)s ran longer than its limit of %(limit)s s and was stopped; the cells after it "
                   "still ran."), limit=f"{limits.cell_timeout:g}")
+        elif cell.status == "kernel-died" and cell.oom_killed:
+            error("memory-limit", N_("The memory limit of %(limit)s for the notebook and everything it started was "
+                  "reached in cell %(cell)s; a new kernel re-ran the cells before it and skipped this one."),
+                  limit=limits.describe_memory())
+        elif cell.oom_killed:
+            error("memory-limit", N_("The memory limit of %(limit)s for the notebook and everything it started was "
+                  "reached in cell %(cell)s: a process it started was stopped."), limit=limits.describe_memory())
+        elif cell.status == "kernel-died" and (cell.error_value or "").startswith(PROTOCOL_PREFIX):
+            error("kernel-protocol", N_("Cell %(cell)s made the kernel send something the grader does not accept "
+                  "(%(reason)s); a new kernel re-ran the cells before it and skipped this one."),
+                  reason=cell.error_value[len(PROTOCOL_PREFIX):].strip())
         elif cell.status == "kernel-died" and cell.error_value == f"kernel exit code {-signal.SIGXCPU}":
             error("cpu-limit", N_("The CPU-time limit of %(limit)s s was reached in cell %(cell)s; a new kernel re-ran the "
                   "cells before it and skipped this one."), limit=limits.cpu_seconds)
@@ -130,6 +142,13 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
         elif cell.error_name == "MemoryError" or "can't allocate memory" in (cell.error_value or ""):
             error("memory-limit", N_("The memory limit of %(limit)s was reached in cell %(cell)s."),
                   limit=limits.describe_memory())
+        elif "Resource temporarily unavailable" in (cell.error_value or "") and cell.error_name in (
+                "BlockingIOError", "OSError"):
+            error("process-limit", N_("Cell %(cell)s could not start another process: the limit of %(limit)s processes "
+                  "for the notebook and everything it started was reached."), limit=limits.processes)
+        elif "No space left on device" in (cell.error_value or ""):
+            error("disk-limit", N_("Cell %(cell)s filled the %(limit)s MiB of temporary space the notebook has."),
+                  limit=limits.tmpfs_bytes // 2**20)
         elif "File too large" in (cell.error_value or ""):
             error("file-size-limit", N_("A file written in cell %(cell)s reached the limit of %(limit)s MiB per file."),
                   limit=limits.file_bytes // 2**20)
@@ -140,6 +159,34 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
             error("output-capped", N_("Cell %(cell)s printed more than %(limit)s bytes; the rest of its output was "
                   "dropped."), limit=limits.output_cap)
     return errors
+
+
+HIDDEN_MESSAGE = N_("(not shown: the message of a call on hidden inputs could repeat those inputs)")
+
+
+def redacted_traceback(traceback_text: str | None, error_type: str | None) -> str | None:
+    """The frames (the student's own file names, lines and code) without the exception's message."""
+    if not traceback_text:
+        return None
+    frames = []
+    for line in traceback_text.splitlines():
+        if not line.startswith("  "):  # the exception part starts at the first unindented line
+            break
+        frames.append(line)
+    return "\n".join([*frames, f"{error_type or 'Exception'}: {_(HIDDEN_MESSAGE)}"])
+
+
+def redact_hidden_failures(planned: list[PlannedCheck], run: WorkerRun) -> None:
+    """What a student's code says on hidden inputs (exception messages, autograd errors) can carry those
+    inputs: the report keeps the kind of failure and where it happened, not the words."""
+    for plan in planned:
+        for call in plan.probe_calls:
+            outcome = run.probes[call.id]
+            if outcome.error_message is not None and outcome.status == "error":
+                outcome.error_message = _(HIDDEN_MESSAGE)
+            outcome.traceback = redacted_traceback(outcome.traceback, outcome.error_type)
+            if outcome.grad_error and outcome.grad_error.startswith("backward() failed"):
+                outcome.grad_error = "backward() failed: " + _(HIDDEN_MESSAGE)
 
 
 # --------------------------------------------------------------------------- score
@@ -178,6 +225,7 @@ def score_submission(assignment: Assignment, stem: str, results: list[CheckResul
         submission=stem, assignment=assignment.name, score=round(sum(e.score for e in exercises), 4),
         max_score=float(sum(e.max_score for e in exercises)), exercises=exercises, errors=errors,
         seed_kind=options.seed_kind, sandboxed=bool(run and run.sandboxed), cells=run.cells if run else [],
+        unenforced=list(run.unenforced) if run else [],
         seconds=seconds)
 
 
@@ -222,7 +270,6 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
         loaded = load_notebook(path)
     except NotebookRejected as exc:
         if worker:
-            worker.stop()
             worker.cleanup()
         return rejected_result(path, assignment, options, str(exc))
     planned, figures = plan_probes(assignment, options), plan_figures(assignment, options)
@@ -231,11 +278,11 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
     # The grader would only wait while the worker runs: do the work that does not depend on the student.
     warming = threading.Thread(target=warm, args=(planned, figures), daemon=True)
     warming.start()
-    try:
+    with worker:  # stopped and removed however run() ends
         run = worker.run(loaded.notebook, all_calls)
-    finally:
-        worker.cleanup()
     warming.join()
+    if options.secret is not None:
+        redact_hidden_failures(planned, run)
     results = [judge_check(plan, run.probes) for plan in planned]
     errors = [GradeError("notebook-upgraded", w) for w in loaded.warnings]
     errors += cell_errors(run, options.execution.limits) + run.errors

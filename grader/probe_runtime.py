@@ -1,15 +1,19 @@
-"""Runs inside the student's kernel: call one student function, write what it returned as JSON.
+"""Runs inside the student's kernel: call one student function, display what it returned as JSON.
 
-This file is sent to the kernel as source text and must stay self-contained (standard
-library, NumPy, and torch when the student's code uses it). It never sees an expected
-value: it gets inputs, calls, and encodes whatever came back; all judging happens in the
-grader process. Whatever a hostile notebook does to this module can only change the
-numbers it reports, which are judged like any other numbers.
+This file is sent to the kernel as source text, after the student's cells ran, and must stay
+self-contained (standard library, NumPy, and torch when the student's code uses it). It
+never sees an expected value: it gets inputs, calls, and displays each outcome as one
+output of the MIME type ``OUTCOME`` (the shape is documented in ``grader.wire``); all judging
+happens in the grader process. Whatever a hostile notebook does to this module can only
+change the numbers it reports, which are judged like any other numbers.
 """
 
 import json
+import math
 import time
 import traceback
+
+OUTCOME = "application/vnd.attention-grader.outcome+json"  # grader.wire.OUTCOME_MIME
 
 MAX_VALUE_ELEMENTS = 1_000_000
 MAX_TRACEBACK_CHARS = 2000
@@ -50,8 +54,12 @@ def encode_value(value):
         raise TypeError(f"returned a {type(value).__name__}; expected a tensor, array, float or list")
     if array.size > MAX_VALUE_ELEMENTS:
         raise TypeError(f"returned {array.size} numbers, more than the {MAX_VALUE_ELEMENTS} the grader reads")
-    # NaN and infinities survive as JSON's NaN / Infinity tokens.
-    return {"shape": list(array.shape), "data": [float(v) for v in array.ravel()]}
+    return {"shape": list(array.shape), "data": [_spelled(float(v)) for v in array.ravel()]}
+
+
+def _spelled(v):
+    """Non-finite numbers as strings: the kernel's message encoder refuses bare NaN."""
+    return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
 
 
 def _short_traceback(exc):
@@ -101,7 +109,7 @@ def _gradient(value, wrt):
         return {"grad_error": f"backward() failed: {type(exc).__name__}: {str(exc)[:300]}"}
     if wrt.grad is None:
         return {"grad_error": "backward() did not reach sigma"}
-    return {"grad": float(wrt.grad)}
+    return {"grad": _spelled(float(wrt.grad))}
 
 
 class CallTimeout(BaseException):
@@ -113,22 +121,22 @@ def _on_alarm(signum, frame):
     raise CallTimeout()
 
 
-def run_batch(pairs, namespace=None):
+def run_batch(calls_json, namespace=None):
     """Worker entry point: run several calls of one function, each with its own time limit.
 
     One execution for many calls saves a kernel round trip per call. Each outcome is
-    written as soon as it exists; after a timeout the batch stops (the worker does not
+    displayed as soon as it exists; after a timeout the batch stops (the worker does not
     call a function that hung again).
     """
     import signal
+
+    from IPython.display import display
 
     if namespace is None:
         namespace = get_ipython().user_ns  # noqa: F821 - defined in every IPython kernel
     previous = signal.signal(signal.SIGALRM, _on_alarm)
     try:
-        for call_path, out_path in pairs:
-            with open(call_path) as f:
-                call = json.load(f)
+        for call in json.loads(calls_json):
             func = namespace.get(call["function"])
             if not callable(func):
                 outcome = {"status": "missing"}
@@ -140,8 +148,8 @@ def run_batch(pairs, namespace=None):
                     outcome = {"status": "timeout"}
                 finally:
                     signal.setitimer(signal.ITIMER_REAL, 0)
-            with open(out_path, "w") as f:
-                json.dump(outcome, f)
+            outcome["id"] = call["id"]
+            display({OUTCOME: outcome}, raw=True)
             if outcome["status"] == "timeout":
                 break
     finally:

@@ -12,6 +12,7 @@ from pathlib import Path
 import jinja2
 
 from .i18n import N_, _, language, translations
+from .model import UNENFORCED
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -19,9 +20,12 @@ ERROR_TITLES = {
     "invalid-notebook": N_("This file could not be graded as a notebook"),
     "timeout": N_("A cell ran too long"),
     "kernel-died": N_("The Python kernel crashed"),
+    "kernel-protocol": N_("The kernel sent something the grader does not accept"),
     "memory-limit": N_("Out of memory"),
     "cpu-limit": N_("Out of CPU time"),
     "file-size-limit": N_("A file grew too large"),
+    "process-limit": N_("Too many processes"),
+    "disk-limit": N_("Out of temporary space"),
     "budget-exceeded": N_("Out of time"),
     "worker-failed": N_("The grader could not run this notebook"),
     "grader-failed": N_("The grader failed"),
@@ -41,7 +45,8 @@ def environment() -> jinja2.Environment:
     env.filters["points"] = lambda v: f"{v:g}"
     env.filters["number"] = lambda v: f"{v:.6g}" if isinstance(v, float) else str(v)
     env.globals.update(error_title=lambda kind: _(ERROR_TITLES.get(kind, kind)),
-                       status_word=lambda status: _(STATUS_WORDS.get(status, status)), lang=language())
+                       status_word=lambda status: _(STATUS_WORDS.get(status, status)), lang=language(),
+                       unenforced_text=lambda key: _(UNENFORCED.get(key, key)))
     return env
 
 

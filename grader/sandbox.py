@@ -1,9 +1,17 @@
-"""Where the worker runs: under bubblewrap when it works here, else bare with resource limits.
+"""Where the student's kernel runs: a bubblewrap sandbox with nothing in it, else bare with rlimits.
 
-bubblewrap gives the worker (and the kernel it starts) a read-only view of the system,
-an empty /tmp, tmpfs over everything the grader must keep hidden (reference solutions,
-the instructor's folders, other submissions, the home directory), one writable scratch
-folder, no network, and its own PID namespace, so nothing it starts outlives it.
+The kernel is the only untrusted process. It sees an allow-list of the system, read-only:
+``/usr`` (and the merged-/usr links), the few files of ``/etc`` a Python process reads, the
+interpreter's prefixes minus anything of the grader's (this package, the reference, the
+assignments) that sits inside them; plus its own empty, size-capped ``/tmp``, ``/dev/shm`` and
+home, and the folder of its IPC sockets. No network, its own PID, IPC and UTS namespaces,
+a new session (no TIOCSTI), a seccomp filter (``grader.seccomp``), no_new_privs, and no
+capabilities: started by root, bubblewrap keeps only what ``setpriv`` needs to become an
+unprivileged uid and then drops that too; started by a user, it runs in a user namespace
+with every capability dropped and further user namespaces disabled.
+
+Whole-tree limits (memory including tmpfs, processes, CPU share) come from a cgroup
+(``grader.cgroups``) when one can be made; the per-process rlimits are always set too.
 """
 
 from __future__ import annotations
@@ -13,111 +21,213 @@ import os
 import resource
 import shutil
 import subprocess
-from dataclasses import dataclass
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
-GIB = 2**30
+GIB, MIB = 2**30, 2**20
+
+SANDBOX_USER = "student"
+SANDBOX_HOME = Path("/home") / SANDBOX_USER
+SANDBOX_HOSTNAME = "notebook"
+NOBODY = 65534  # the uid and gid a root-started sandbox drops to
+# What a Python kernel needs of /etc; everything else there (shadow, ssh keys, the grader's config) stays out.
+ETC_ALLOWED = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "fonts", "mime.types",
+               "nsswitch.conf", "host.conf", "gai.conf", "timezone", "matplotlibrc")
+GRADER_PACKAGES = ("grader", "reference", "assignments")  # never visible inside, wherever they are installed
 
 
 @dataclass(frozen=True)
 class Limits:
-    memory_bytes: int = 4 * GIB  # address space per process (torch alone reserves ~0.9 GiB)
+    """Every limit of a submission's run, with its default; the CLI and assignments override fields."""
+
+    memory_bytes: int = 4 * GIB  # whole tree with a cgroup (tmpfs included), else address space per process
     cpu_seconds: int = 1800  # CPU time per process
-    file_bytes: int = 512 * 2**20  # largest file the student's code may write
-    processes: int = 4096  # RLIMIT_NPROC counts all of the user's processes, and root ignores it
+    file_bytes: int = 512 * MIB  # largest file the student's code may write
+    processes: int = 256  # whole tree with a cgroup, else RLIMIT_NPROC (which binds only non-root uids)
+    tmpfs_bytes: int = 1 * GIB  # each of /tmp, /dev/shm and the home folder inside the sandbox
     cell_timeout: float = 120.0
     call_timeout: float = 20.0
     budget: float = 600.0  # wall clock for one submission, kernel restarts included
-    output_cap: int = 1_000_000  # stream and display bytes kept per cell
+    output_cap: int = 1_000_000  # stream, display and error bytes kept per cell
     max_restarts: int = 3
 
     def describe_memory(self) -> str:
         return f"{self.memory_bytes / GIB:g} GiB"
 
 
-def apply_limits(limits: Limits) -> None:
-    """Runs in the child between fork and exec (Popen's preexec_fn)."""
-    for rlimit, value in ((resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_FSIZE, limits.file_bytes),
-                          (resource.RLIMIT_NPROC, limits.processes), (resource.RLIMIT_CORE, 0)):
+def apply_rlimits(limits: Limits, nproc: bool) -> None:
+    """Per-process limits, set in the child between fork and exec (inherited by all it starts)."""
+    pairs = [(resource.RLIMIT_AS, limits.memory_bytes), (resource.RLIMIT_FSIZE, limits.file_bytes),
+             (resource.RLIMIT_CORE, 0)]
+    if nproc:
+        pairs.append((resource.RLIMIT_NPROC, limits.processes))
+    for rlimit, value in pairs:
         resource.setrlimit(rlimit, (value, value))
     # The soft CPU limit sends SIGXCPU, which the report can name; the hard one, SIGKILL, backs it.
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
 
 
+def started_by_root() -> bool:
+    return os.geteuid() == 0
+
+
+@dataclass(frozen=True)
+class SandboxPlan:
+    """What one kernel's sandbox is made of; plain data, so the worker process can be handed it as JSON."""
+
+    bwrap: str
+    runtime_dir: str  # the kernel's IPC sockets and connection file: bound read-write at the same path
+    etc_dir: str  # passwd, group and hosts written for the sandbox
+    read_only: tuple[str, ...]  # bound read-only at the same path
+    hidden: tuple[str, ...]  # inside a read-only tree, yet never visible: covered by an empty tmpfs or /dev/null
+    tmpfs_bytes: int
+    uid: int | None  # root start: the unprivileged uid to become; None: a user namespace as the caller
+    seccomp: bool = True
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "SandboxPlan":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def _directories_for(destinations: list[str]) -> list[str]:
+    """Every ancestor folder of the bind destinations, shallow first (bwrap would make them mode 0700)."""
+    folders: set[str] = set()
+    for dest in destinations:
+        folders.update(str(p) for p in Path(dest).parents if str(p) != "/")
+    return sorted(folders, key=lambda p: (p.count("/"), p))
+
+
+def bwrap_arguments(plan: SandboxPlan, seccomp_fd: int | None) -> list[str]:
+    """bwrap's options for ``plan``, up to and including the ``--`` before the command."""
+    args = [plan.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
+            "--hostname", SANDBOX_HOSTNAME, "--die-with-parent", "--new-session", "--clearenv"]
+    system = []
+    for top in ("bin", "lib", "lib32", "lib64", "libx32", "sbin"):
+        path = Path("/") / top
+        if path.is_symlink():
+            args += ["--symlink", os.readlink(path), str(path)]
+        elif path.is_dir():
+            system.append(str(path))
+    etc = [str(Path("/etc") / name) for name in ETC_ALLOWED if (Path("/etc") / name).exists()]
+    binds = ["/usr", *system, *etc, *plan.read_only]
+    written = {f"/etc/{name}": str(Path(plan.etc_dir) / name) for name in ("passwd", "group", "hosts")}
+    scratch = ("/tmp", "/dev/shm", str(SANDBOX_HOME))  # empty, size-capped, world-writable (the uid inside owns no mount)
+    folders = _directories_for([*binds, *written, plan.runtime_dir, *scratch])
+    inside_scratch = [f for f in folders if any(f == t or Path(t) in Path(f).parents for t in scratch)]
+    args += ["--proc", "/proc", "--dev", "/dev"]
+    for folder in (f for f in folders if f not in inside_scratch):
+        args += ["--perms", "0755", "--dir", folder]
+    for path in scratch:  # before the binds: a prefix under /tmp (a checkout there) is bound on top, not hidden
+        args += ["--perms", "1777", "--size", str(plan.tmpfs_bytes), "--tmpfs", path]
+    for folder in (f for f in inside_scratch if f not in scratch):
+        args += ["--perms", "0755", "--dir", folder]
+    for path in binds:
+        args += ["--ro-bind", path, path]
+    for dest, source in written.items():
+        args += ["--ro-bind", source, dest]
+    for path in sorted(plan.hidden, key=lambda p: p.count("/")):
+        args += ["--tmpfs", path] if Path(path).is_dir() else ["--ro-bind", "/dev/null", path]
+    args += ["--bind", plan.runtime_dir, plan.runtime_dir, "--chdir", str(SANDBOX_HOME)]
+    if seccomp_fd is not None:
+        args += ["--seccomp", str(seccomp_fd)]
+    if plan.uid is None:
+        args += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--"]
+    else:
+        # Root's bubblewrap keeps only what setpriv needs; setpriv then becomes the unprivileged
+        # uid, which clears the permitted set, and empties the bounding and inheritable sets.
+        args += ["--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--cap-add", "CAP_SETPCAP",
+                 "--", shutil.which("setpriv") or "/usr/bin/setpriv", f"--reuid={plan.uid}", f"--regid={plan.uid}",
+                 "--clear-groups", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all"]
+    return args
+
+
+def write_sandbox_etc(folder: Path, uid: int) -> None:
+    """The sandbox's own passwd, group and hosts: one user, no host accounts."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "passwd").write_text(f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
+                                   f"{SANDBOX_USER}:x:{uid}:{uid}:{SANDBOX_USER}:{SANDBOX_HOME}:/bin/sh\n")
+    (folder / "group").write_text(f"root:x:0:\n{SANDBOX_USER}:x:{uid}:\n")
+    (folder / "hosts").write_text(f"127.0.0.1 localhost {SANDBOX_HOSTNAME}\n::1 localhost\n")
+    for name in ("passwd", "group", "hosts"):
+        (folder / name).chmod(0o644)
+
+
+def python_prefixes() -> list[Path]:
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix)}
+    prefixes.add(Path(os.path.realpath(sys.executable)).parent.parent)
+    return sorted(prefixes)
+
+
+def grader_paths() -> list[Path]:
+    """Where this grader's own packages live (a checkout or site-packages)."""
+    import importlib.util
+
+    found = []
+    for name in GRADER_PACKAGES:
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            continue
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            found.append(Path(location).resolve())
+    return found
+
+
+def make_plan(bwrap_path: str, runtime_dir: Path, etc_dir: Path, limits: Limits, hide: list[Path]) -> SandboxPlan:
+    """The allow-list for this machine: the Python prefixes are the only trees outside /usr that are shown."""
+    read_only = [p for p in python_prefixes() if not any(str(p).startswith(pre) for pre in ("/usr/", "/bin", "/lib"))
+                 and p != Path("/usr")]
+    read_only = [p for p in read_only if not any(q in p.parents for q in read_only)]
+    shown = [Path("/usr"), *read_only]
+    candidates = {p.resolve() for p in [*hide, *grader_paths()] if p.exists()}
+    hidden = sorted(str(p) for p in candidates if any(p == s or s in p.parents for s in shown) and p != Path("/usr"))
+    uid = NOBODY if started_by_root() else None
+    write_sandbox_etc(etc_dir, NOBODY if uid is not None else os.getuid())
+    return SandboxPlan(bwrap=bwrap_path, runtime_dir=str(runtime_dir), etc_dir=str(etc_dir),
+                       read_only=tuple(map(str, read_only)), hidden=tuple(hidden), tmpfs_bytes=limits.tmpfs_bytes,
+                       uid=uid)
+
+
 @functools.lru_cache(maxsize=1)
 def bubblewrap() -> str | None:
-    """The bwrap binary if it can really build our namespaces here (it cannot in some containers)."""
+    """The bwrap binary if it can really build our sandbox here (it cannot in some containers)."""
     path = shutil.which("bwrap")
     if not path:
         return None
-    try:
-        probe = subprocess.run([path, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-net",
-                                "--unshare-pid", "--die-with-parent", "true"], capture_output=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="grader-probe-") as tmp:
+        runtime, etc = Path(tmp, "run"), Path(tmp, "etc")
+        runtime.mkdir()
+        plan = make_plan(path, runtime, etc, Limits(), [])
+        try:
+            probe = subprocess.run([*bwrap_arguments(plan, None), "/usr/bin/true"], capture_output=True, timeout=20)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
     return path if probe.returncode == 0 else None
 
 
-def sandboxed_command(command: list[str], scratch: Path, hidden: list[Path]) -> list[str]:
-    """``command`` wrapped in bubblewrap; ``scratch`` is the only writable place.
-
-    Hidden: /tmp, the project's checkout (its tests and notebook builder hold solutions),
-    and whatever the caller names. What the worker needs may sit inside a hidden folder (the
-    venv inside the checkout, a Python under $HOME): it is bound back read-only. Mounts apply
-    shallow to deep, so a deeper one wins over the folder around it; the scratch comes last.
-    """
-    args = [bubblewrap(), "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    scratch = scratch.resolve()
-    hide = {p.resolve() for p in [*hidden, Path("/tmp"), Path("/dev/shm"), *project_checkout()] if p.exists()}
-    hide.discard(scratch)
-    needed = {p for p in needed_paths() if any(h in p.parents for h in hide)}
-    for path in sorted(hide | needed, key=lambda p: len(p.parts)):
-        if path in needed:
-            args += ["--ro-bind", str(path), str(path)]
-        else:
-            args += ["--tmpfs", str(path)] if path.is_dir() else ["--ro-bind", "/dev/null", str(path)]
-    args += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch),
-             "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--hostname", "grader",
-             "--die-with-parent", "--new-session", "--"]
-    return args + command
-
-
-GRADER_PACKAGE = Path(__file__).resolve().parent
-
-
-def python_prefixes() -> set[Path]:
-    import sys
-
-    return {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, Path(os.path.realpath(sys.executable)).parent.parent)}
-
-
-def project_checkout() -> list[Path]:
-    """The source checkout the grader runs from, unless it is installed inside a Python prefix."""
-    root = GRADER_PACKAGE.parent
-    return [] if any(root == p or p in root.parents for p in python_prefixes()) else [root]
-
-
-def needed_paths() -> set[Path]:
-    """The interpreter, its standard library and site-packages, and the grader package itself."""
-    return python_prefixes() | {GRADER_PACKAGE}
-
-
-def worker_environment(scratch: Path, preload: list[str]) -> dict[str, str]:
-    """A fresh environment: nothing of the grader's (no secret, no tokens) reaches the student."""
-    import json
-    import sys
-
-    home = scratch / "home"
-    for sub in ("home", "tmp", "runtime"):
-        (scratch / sub).mkdir(exist_ok=True)
+def kernel_environment(plan_home: Path = SANDBOX_HOME) -> dict[str, str]:
+    """The kernel's whole environment: nothing of the grader's (no secret, no tokens, no sign of grading)."""
     return {
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
-        "HOME": str(home), "TMPDIR": str(scratch / "tmp"), "LANG": "C.UTF-8",
-        "JUPYTER_RUNTIME_DIR": str(scratch / "runtime"), "JUPYTER_PLATFORM_DIRS": "1",
-        "IPYTHONDIR": str(home / ".ipython"), "MPLCONFIGDIR": str(home / ".matplotlib"),
+        "HOME": str(plan_home), "USER": SANDBOX_USER, "LOGNAME": SANDBOX_USER, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
         "MPLBACKEND": "agg", "PYTHONDONTWRITEBYTECODE": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
         # One thread each: on a 2-core machine grading two submissions at once, torch's default
         # threads fight each other (6.5 s vs 3.5 s for a small torch notebook).
         "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
-        "GRADER_PRELOAD": json.dumps(preload),
     }
+
+
+def unsandboxed_environment(home: Path) -> dict[str, str]:
+    """Without bubblewrap the kernel runs on the host: its home and temporary files go to its scratch."""
+    for sub in ("home", "tmp"):
+        (home.parent / sub).mkdir(exist_ok=True)
+    env = kernel_environment(home)
+    env["TMPDIR"] = str(home.parent / "tmp")
+    return env
+

@@ -8,11 +8,10 @@ checks on the assignment's public inputs.
 from __future__ import annotations
 
 import json
-import os
 
 from .assignment import load_assignment
 from .i18n import _
-from .execute import encode_argument, parse_outcome
+from .wire import encode_argument, parse_outcome
 from .model import SubmissionResult
 from .pipeline import GradingOptions, judge_check, plan_probes, score_submission
 from .probe_runtime import call_and_encode
@@ -29,9 +28,6 @@ def _namespace():
 
 def self_check(exercise: str | None = None, assignment: str = "attention_pooling", namespace: dict | None = None,
                show: bool = True) -> SubmissionResult | None:
-    if os.environ.get("GRADER_JOB"):
-        print(_("self_check() does nothing while the grader runs this notebook."))
-        return None
     plugin = load_assignment(assignment)
     options = GradingOptions(exercises=(exercise,) if exercise else None)
     namespace = _namespace() if namespace is None else namespace

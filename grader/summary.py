@@ -17,6 +17,8 @@ def submission_text(result: SubmissionResult, verbose: bool = True) -> str:
     inputs = _("hidden inputs") if result.seed_kind == "secret" else _("public inputs")
     if not result.sandboxed:
         inputs += ", " + _("NOT SANDBOXED")
+    elif result.unenforced:
+        inputs += ", " + _("limits not enforced: %(which)s", which=", ".join(result.unenforced))
     lines = [f"{result.submission}: {format_points(result.score)} / {format_points(result.max_score)}  ({inputs})"]
     for error in result.errors:
         lines.append(f"  ! {error.kind}: {error.message}")

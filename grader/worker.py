@@ -1,17 +1,23 @@
-"""The worker: the one process on the untrusted side of the grading boundary.
+"""The worker: runs one submission's notebook and probe calls, outside the sandbox; the kernel is inside.
 
     python -m grader.worker JOB_DIR
 
-It starts a kernel, runs the notebook in ``JOB_DIR/job.json`` cell by cell (a cell that
-raises or times out does not stop the ones after it; a dead kernel is restarted, the
-cells before the fatal one replayed, the fatal one skipped), then calls the student's
-functions once per probe call, each in its own execution with its own time limit.
-What it hands back is ``JOB_DIR/worker-result.json``, rewritten after every step so that a
-worker killed for exceeding its budget still leaves what it finished.
+The worker is trusted code in its own process. It drives nbclient; the kernel it talks to
+is started in the sandbox by ``grader.kernel_sandbox`` and is the only untrusted process.
+``JOB_DIR`` is private to the grader's side (the kernel never sees it): ``settings.json``
+(limits, sandbox plan, cgroup) at start, ``job.json`` and the notebook when the submission
+is known, and ``worker-result.json``, rewritten after every step so that a worker killed for
+exceeding its budget still leaves what it finished.
 
-It imports no judging code and never sees an expected value. With the job file missing
-at start it starts and warms up the kernel, then waits for one line on stdin, so a batch
-can start the next submission's kernel while the current one is graded.
+The notebook runs cell by cell (a cell that raises or times out does not stop the ones after
+it; a dead kernel is restarted, the cells before the fatal one replayed, the fatal one
+skipped), then each probed function's calls run in one execution, each call with its own
+time limit. What a call returned crosses from the kernel as a display output of our own
+MIME type, within the output cap, and is checked here field by field (``grader.wire``);
+anything else the kernel says is ignored. The worker never sees an expected value.
+
+With the job file missing at start it starts and warms up the kernel, then waits for one
+line on stdin, so a batch can start the next submission's kernel while the current one runs.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import asyncio
 import itertools
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -29,19 +36,29 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 
+from .cgroups import JobCgroup
+from .kernel_sandbox import KernelLaunch, SandboxedKernelManager
+from .sandbox import Limits, SandboxPlan
+from .wire import OUTCOME_MIME, checked_outcome
+
 PROBE_RUNTIME = Path(__file__).with_name("probe_runtime.py")
-RESULT_NAME = "worker-result.json"
-JOB_NAME = "job.json"
+RESULT_NAME, JOB_NAME, SETTINGS_NAME, LOG_NAME = "worker-result.json", "job.json", "settings.json", "kernel.log"
 RESPONSIVE_GRACE = 5  # seconds an interrupted kernel gets to come back
-DEFAULT_SETTINGS = {"cell_timeout": 60, "output_cap": 1_000_000, "max_restarts": 3}
+PROBE_OUTPUT_CAP = 200 * 2**20  # bytes of probe outcomes one execution may send back
+PROTOCOL_PREFIX = "protocol:"  # a cell record's error_value when the kernel broke the protocol
+
+
+class KernelProtocolError(Exception):
+    """The kernel broke the protocol (an undecodable or oversized message): treated like a dead kernel."""
 
 
 class CappedOutputClient(NotebookClient):
-    """nbclient with a per-cell cap on stream and display bytes, so an output flood costs nothing."""
+    """nbclient with a per-cell cap on stream, display and error bytes, so an output flood costs nothing."""
 
     def __init__(self, nb, output_cap: int, **kw):
         super().__init__(nb, **kw)
         self.output_cap = output_cap
+        self.caps: dict[int, int] = {}  # cells with a cap of their own (the probe slot)
         self.bytes_seen: dict[int, int] = {}
         self.truncated: set[int] = set()
         self.output_pollers: set = set()
@@ -64,16 +81,28 @@ class CappedOutputClient(NotebookClient):
 
     def output(self, outs, msg, display_id, cell_index):
         content = msg.get("content", {})
-        size = len(content.get("text", "")) + sum(len(str(v)) for v in content.get("data", {}).values())
+        size = (len(str(content.get("text", ""))) + sum(len(str(v)) for v in (content.get("data") or {}).values())
+                + len(str(content.get("evalue", ""))) + sum(len(str(t)) for t in content.get("traceback") or []))
         seen = self.bytes_seen.get(cell_index, 0) + size
         self.bytes_seen[cell_index] = seen
-        if seen > self.output_cap:
+        if seen > self.caps.get(cell_index, self.output_cap):
             if cell_index not in self.truncated:
                 self.truncated.add(cell_index)
                 outs.append(nbformat.v4.new_output(
-                    "stream", name="stderr", text=f"\n[grader: output cut after {self.output_cap} bytes]\n"))
+                    "stream", name="stderr", text=f"\n[output cut after {self.output_cap} bytes]\n"))
+            if msg.get("msg_type") == "error" and not any(o.output_type == "error" for o in outs):
+                # the error itself is kept, shortened: whether a cell raised must not depend on its size
+                outs.append(nbformat.v4.new_output("error", ename=str(content.get("ename", ""))[:200],
+                                                   evalue=str(content.get("evalue", ""))[:500], traceback=[]))
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+
+def kernel_exit_status(code: int | None, sandboxed: bool) -> int | None:
+    """The kernel's own exit status: bubblewrap reports a child killed by signal N as 128 + N."""
+    if code is not None and sandboxed and code > 128:
+        return -(code - 128)
+    return code
 
 
 class Worker:
@@ -83,67 +112,91 @@ class Worker:
         self.result = {"cells": [], "probes": {}, "errors": [], "finished": False}
         self.restarts = 0
         self.client: CappedOutputClient | None = None
-        self.settings = dict(DEFAULT_SETTINGS, preload=json.loads(os.environ.get("GRADER_PRELOAD", "[]")))
+        settings = json.loads((job_dir / SETTINGS_NAME).read_text())
+        self.limits = Limits(**settings["limits"])
+        self.preload: list[str] = settings["preload"]
+        plan = SandboxPlan.from_json(settings["plan"]) if settings["plan"] else None
+        self.cgroup = JobCgroup.from_json(settings["cgroup"])
+        self.launch = KernelLaunch(self.limits, Path(settings["runtime_dir"]), job_dir / LOG_NAME, plan, self.cgroup,
+                                   settings["sweep_tag"])
+        self.probe_runtime_loaded = False
 
     # ------------------------------------------------------------ kernel lifecycle
 
     def start_kernel(self, nb) -> None:
-        cwd = str(self.job_dir / "work")
         nb.cells.append(nbformat.v4.new_code_cell(""))  # the slot probe and helper code runs in
         self.slot = len(nb.cells) - 1
         self.client = CappedOutputClient(
-            nb, output_cap=self.settings["output_cap"], timeout=self.settings["cell_timeout"],
-            allow_errors=True, interrupt_on_timeout=False, kernel_name="python3",
-            resources={"metadata": {"path": cwd}}, iopub_timeout=2, shutdown_kernel="immediate")
-        self.client.create_kernel_manager()
-        self.client.start_new_kernel(cwd=cwd)
+            nb, km=SandboxedKernelManager(self.launch), output_cap=self.limits.output_cap,
+            timeout=self.limits.cell_timeout, allow_errors=True, interrupt_on_timeout=False,
+            iopub_timeout=2, shutdown_kernel="immediate")
+        self.client.caps[self.slot] = PROBE_OUTPUT_CAP
+        self.client.start_new_kernel()
         self.client.start_new_kernel_client()
-        self.run_helper(
-            "import sys as _s, types as _t\n"
-            "_m = _t.ModuleType('_grader_probe')\n"
-            f"exec(compile({PROBE_RUNTIME.read_text()!r}, '<grader probe>', 'exec'), _m.__dict__)\n"
-            "_s.modules['_grader_probe'] = _m\n"
-            "del _s, _t, _m\n"
-            # Warm the imports the notebook will make; binds no name in the student's namespace.
-            f"for _n in {self.settings['preload']!r}:\n"
-            "    __import__('importlib').import_module(_n)\n"
-            "del _n\n", timeout=120)
+        self.probe_runtime_loaded = False
+        # Warm the imports the notebook will make; binds no name in the student's namespace.
+        self.run_helper(f"for _n in {self.preload!r}:\n    __import__('importlib').import_module(_n)\ndel _n\n",
+                        timeout=120)
+
+    def stop_kernel(self) -> None:
+        if self.client is None or self.client.km is None:
+            return
+        context = self.client.km.context
+        try:
+            self.client._cleanup_kernel()
+        except Exception:
+            pass
+        context.destroy(linger=0)
 
     def run_helper(self, code: str, timeout: float):
-        cell = nbformat.v4.new_code_cell(code)
+        cell = self.client.nb.cells[self.slot]
+        cell.source, cell.outputs = code, []
+        self.client.bytes_seen.pop(self.slot, None)
         self.client.timeout = int(max(1, timeout))
-        return self.client.execute_cell(cell, self.slot, store_history=False)
+        return self.execute(self.slot, store_history=False)
+
+    def execute(self, index: int, **kwargs):
+        """One execution; a protocol failure (undecodable, oversized message) counts as a dead kernel."""
+        try:
+            return self.client.execute_cell(self.client.nb.cells[index], index, **kwargs)
+        except (CellTimeoutError, DeadKernelError):
+            raise
+        except Exception as exc:
+            raise KernelProtocolError(f"{type(exc).__name__}: {exc}"[:300]) from None
 
     def kernel_responsive(self) -> bool:
         try:
             self.run_helper("pass", RESPONSIVE_GRACE)
             return True
-        except (CellTimeoutError, DeadKernelError):
+        except (CellTimeoutError, DeadKernelError, KernelProtocolError):
             self.client.cancel_stale_pollers()
             return False
 
     def kernel_exit_code(self):
         try:
-            return self.client.km.provisioner.process.poll()
+            code = self.client.km.provisioner.process.poll()
         except Exception:
             return None
+        return kernel_exit_status(code, self.launch.plan is not None)
 
     def restart_kernel(self, nb, replay_upto: int) -> bool:
         """A new kernel with the notebook's earlier cells replayed; False once restarts run out."""
-        if self.restarts >= self.settings["max_restarts"]:
+        if self.restarts >= self.limits.max_restarts:
             return False
         self.restarts += 1
-        try:
-            self.client._cleanup_kernel()
-        except Exception:
-            pass
+        self.stop_kernel()
+        if self.cgroup is not None:
+            self.cgroup.kill_all()  # whatever the old kernel started dies with it
         del nb.cells[self.slot]
-        self.start_kernel(nb)
+        try:
+            self.start_kernel(nb)
+        except Exception:
+            return False
         for run in self.result["cells"]:
             if run["index"] < replay_upto and run["status"] in ("ok", "error"):
                 try:
-                    self.execute_code_cell(nb, run["index"])
-                except (CellTimeoutError, DeadKernelError):
+                    self.execute_code_cell(run["index"])
+                except (CellTimeoutError, DeadKernelError, KernelProtocolError):
                     return False
         return True
 
@@ -157,43 +210,68 @@ class Worker:
 
     # ------------------------------------------------------------ notebook cells
 
-    def execute_code_cell(self, nb, index: int):
-        self.client.timeout = int(self.settings["cell_timeout"])
-        return self.client.execute_cell(nb.cells[index], index)
+    def execute_code_cell(self, index: int):
+        self.client.timeout = int(self.limits.cell_timeout)
+        return self.execute(index)
+
+    def oom_kills(self) -> int:
+        return self.cgroup.oom_kills() if self.cgroup else 0
 
     def run_cells(self, nb) -> bool:
         for index, cell in enumerate(nb.cells[: self.slot]):
             if cell.cell_type != "code" or not cell.source.strip():
                 continue
             record = {"index": index, "source_head": "\n".join(cell.source.splitlines()[:4])[:400]}
-            started = time.monotonic()
+            started, ooms = time.monotonic(), self.oom_kills()
             try:
-                self.execute_code_cell(nb, index)
+                self.execute_code_cell(index)
                 error = next((o for o in cell.outputs if o.output_type == "error"), None)
                 record["status"] = "error" if error else "ok"
                 if error:
                     record["error_name"], record["error_value"] = error.ename, str(error.evalue)[:500]
+                record["oom_killed"] = self.oom_kills() > ooms  # a child the kernel started, stopped by the limit
                 alive = True
             except CellTimeoutError:
                 record["status"] = "timeout"
                 alive = self.recover_after_timeout(nb, replay_upto=index)
-            except DeadKernelError:
+            except (DeadKernelError, KernelProtocolError) as exc:
                 record["status"] = "kernel-died"
                 code = self.kernel_exit_code()
-                record["error_value"] = f"kernel exit code {code}" if code is not None else None
+                record["error_value"] = (f"kernel exit code {code}" if code is not None else None) \
+                    if isinstance(exc, DeadKernelError) else f"{PROTOCOL_PREFIX} {exc}"
+                record["oom_killed"] = self.oom_kills() > ooms
                 alive = self.restart_kernel(nb, replay_upto=index)
             record["seconds"] = round(time.monotonic() - started, 3)
             record["output_truncated"] = index in self.client.truncated
             self.result["cells"].append(record)
             self.save()
             if not alive:
-                self.result["errors"].append({"kind": "kernel-unrecoverable", "cell": index,
-                                              "message": "the kernel could not be restarted; the rest of the "
-                                                         "notebook and the checks were not run"})
+                self.result["errors"].append({"kind": "kernel-unrecoverable", "cell": index})
                 return False
         return True
 
     # ------------------------------------------------------------ probing
+
+    def load_probe_runtime(self) -> None:
+        """The probe helpers enter the kernel only after the student's cells ran: no cell can look for them."""
+        if not self.probe_runtime_loaded:
+            self.run_helper(
+                "import sys as _s, types as _t\n"
+                "_m = _t.ModuleType('_probe')\n"
+                f"exec(compile({PROBE_RUNTIME.read_text()!r}, '<probe>', 'exec'), _m.__dict__)\n"
+                "_s.modules['_probe'] = _m\n"
+                "del _s, _t, _m\n", timeout=30)
+            self.probe_runtime_loaded = True
+
+    def collect_outcomes(self, wanted: set[str]) -> dict[str, dict]:
+        """The outcomes the last execution displayed, for this execution's call ids only, first one wins."""
+        found: dict[str, dict] = {}
+        for output in self.client.nb.cells[self.slot].outputs:
+            data = output.get("data") if output.get("output_type") in ("display_data", "execute_result") else None
+            raw = data.get(OUTCOME_MIME) if isinstance(data, dict) else None
+            if isinstance(raw, dict) and raw.get("id") in wanted and raw["id"] not in found:
+                found[raw["id"]] = checked_outcome(raw)
+        return found
 
     def probe(self, nb, job: dict) -> None:
         """Call the student's functions: consecutive calls of one function share an execution.
@@ -201,58 +279,50 @@ class Worker:
         A function that hung or killed the kernel is not called again: its other calls share
         that outcome, and the restarts and time go to the functions that still work.
         """
-        calls_dir, out_dir = self.job_dir / "calls", self.job_dir / "out"
-        calls_dir.mkdir(exist_ok=True)
-        out_dir.mkdir(exist_ok=True)
         cells_run = len(nb.cells)
-        numbered = list(enumerate(job["calls"]))
-        groups = [list(g) for _, g in itertools.groupby(numbered, key=lambda item: item[1]["function"])]
+        groups = [list(g) for _, g in itertools.groupby(job["calls"], key=lambda call: call["function"])]
         failed_functions: dict[str, str] = {}
         for group in groups:
-            function = group[0][1]["function"]
+            function = group[0]["function"]
+            ids = [call["id"] for call in group]
             if function in failed_functions:
-                for _, call in group:
-                    self.result["probes"][call["id"]] = {"status": failed_functions[function], "skipped": True}
+                for call_id in ids:
+                    self.result["probes"][call_id] = {"status": failed_functions[function], "skipped": True}
                 continue
-            pairs = []
-            for number, call in group:
-                (calls_dir / f"{number}.json").write_text(json.dumps(call))
-                pairs.append((str(calls_dir / f"{number}.json"), str(out_dir / f"{number}.json")))
             started = time.monotonic()
-            status, alive = None, True
+            status, alive, found = None, True, {}
             try:
-                self.run_helper(f"__import__('_grader_probe').run_batch({pairs!r})",
-                                timeout=sum(call.get("timeout", 10) for _, call in group) + 2)
+                self.load_probe_runtime()
+                self.run_helper(f"__import__('_probe').run_batch({json.dumps(group)!r})",
+                                timeout=sum(call.get("timeout", 10) for call in group) + 2)
             except CellTimeoutError:
                 status = "timeout"
+                found = self.collect_outcomes(set(ids))
                 alive = self.recover_after_timeout(nb, replay_upto=cells_run)
-            except DeadKernelError:
+            except (DeadKernelError, KernelProtocolError):
                 status = "kernel-died"
+                found = self.collect_outcomes(set(ids))
                 alive = self.restart_kernel(nb, replay_upto=cells_run)
-            for (number, call), (_, out_path) in zip(group, pairs):
+            else:
+                found = self.collect_outcomes(set(ids))
+            for call_id in ids:
                 if function in failed_functions:
                     outcome = {"status": failed_functions[function], "skipped": True}
-                elif Path(out_path).exists():
-                    outcome = self.read_outcome(Path(out_path))
+                elif call_id in found:
+                    outcome = found[call_id]
                 else:  # the call the execution was in when it timed out or the kernel died
                     outcome = {"status": status or "invalid", "seconds": round(time.monotonic() - started, 3)}
+                    if status is None:
+                        outcome["error_message"] = "no result came back"
                 if outcome.get("status") in ("timeout", "kernel-died"):
                     failed_functions[function] = outcome["status"]
-                self.result["probes"][call["id"]] = outcome
+                self.result["probes"][call_id] = outcome
             self.save()
             if not alive:
                 for call in job["calls"]:
                     self.result["probes"].setdefault(call["id"], {"status": "not-run"})
                 self.save()
                 return
-
-    @staticmethod
-    def read_outcome(path: Path) -> dict:
-        try:
-            outcome = json.loads(path.read_text())
-            return outcome if isinstance(outcome, dict) else {"status": "invalid", "error_message": "not an object"}
-        except (OSError, ValueError) as exc:
-            return {"status": "invalid", "error_message": f"no readable result ({type(exc).__name__})"}
 
     # ------------------------------------------------------------ output
 
@@ -263,23 +333,20 @@ class Worker:
         os.replace(tmp, self.job_dir / RESULT_NAME)
 
     def run(self) -> None:
-        (self.job_dir / "work").mkdir(exist_ok=True)
         job_path = self.job_dir / JOB_NAME
         nb = nbformat.v4.new_notebook()
-        self.start_kernel(nb)
-        warm = time.monotonic() - self.started
-        if not job_path.exists():
-            sys.stdin.readline()  # a pre-started worker waits here for its submission
-        self.started = time.monotonic()
-        self.result["phases"] = {"kernel_start": round(warm, 3)}
-        job = json.loads(job_path.read_text())
-        self.settings.update({k: job[k] for k in DEFAULT_SETTINGS if k in job})
-        self.client.output_cap = self.settings["output_cap"]
-        student = nbformat.read(self.job_dir / job["notebook"], as_version=4)
-        # Move the student's cells in front of the helper slot of the already running kernel.
-        nb.cells[:0] = student.cells
-        self.slot = len(nb.cells) - 1
         try:
+            self.start_kernel(nb)
+            warm = time.monotonic() - self.started
+            if not job_path.exists():
+                sys.stdin.readline()  # a pre-started worker waits here for its submission
+            self.started = time.monotonic()
+            self.result["phases"] = {"kernel_start": round(warm, 3)}
+            job = json.loads(job_path.read_text())
+            student = nbformat.read(self.job_dir / job["notebook"], as_version=4)
+            # Move the student's cells in front of the helper slot of the already running kernel.
+            nb.cells[:0] = student.cells
+            self.slot = len(nb.cells) - 1
             if self.run_cells(nb):
                 self.result["phases"]["cells"] = round(time.monotonic() - self.started, 3)
                 self.probe(nb, job)
@@ -288,13 +355,11 @@ class Worker:
             self.result["finished"] = True
         finally:
             self.save()
-            try:
-                self.client._cleanup_kernel()
-            except Exception:
-                pass
+            self.stop_kernel()
 
 
 def main(argv: list[str]) -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # finally-blocks stop the kernel
     Worker(Path(argv[0])).run()
     return 0
 

@@ -8,7 +8,7 @@ must not (the secret, the reference, the network) report what they found through
 
 import nbformat
 
-from assignments.attention_pooling.build_notebooks import SOLUTION, build_notebook, with_changes
+from assignments.attention_pooling.build_notebooks import SOLUTION, STUBS, build_notebook, with_changes
 
 MARKER_SLEEP = "31337"  # a background process's argument, to find it if it survived
 
@@ -75,6 +75,135 @@ numpy.testing.assert_allclose = lambda *a, **k: None
 '''
 
 
+PRIVILEGE = '''\
+import ctypes, errno, os
+found = []
+status = dict(line.split(":", 1) for line in open("/proc/self/status") if ":" in line)
+for key in ("CapPrm", "CapEff", "CapBnd", "CapAmb", "CapInh"):
+    if int(status[key].strip(), 16):
+        found.append(key)
+if os.getuid() == 0 or os.geteuid() == 0 or os.getgid() == 0:
+    found.append("root")
+if status["NoNewPrivs"].strip() != "1":
+    found.append("new privileges allowed")
+libc = ctypes.CDLL(None, use_errno=True)
+os.makedirs("/tmp/escape", exist_ok=True)
+if libc.mount(b"/", b"/tmp/escape", None, 4096 | 16384, None) == 0:  # MS_BIND | MS_REC: the host's root
+    found.append("mount")
+if libc.umount2(b"/proc", 2) == 0:
+    found.append("umount")
+for flag in (0x10000000, 0x00020000, 0x40000000):  # a new user, mount or network namespace
+    if libc.unshare(flag) == 0:
+        found.append(f"unshare {flag:#x}")
+if libc.ptrace(0, 0, None, None) == 0:  # PTRACE_TRACEME
+    found.append("ptrace")
+if libc.syscall(321, 0, None, 0) != -1 or ctypes.get_errno() != errno.EPERM:  # bpf on x86_64
+    found.append("bpf")
+'''
+
+VISIBLE = '''\
+import os
+found = [path for path in PATHS if os.path.exists(path)]
+for name in NAMES:  # other submissions' names must appear nowhere the kernel can read
+    for source in ("/proc/self/mountinfo", "/proc/1/cmdline", "/etc/hosts", "/etc/passwd"):
+        if name in open(source, "rb").read().decode(errors="replace"):
+            found.append(f"{name} in {source}")
+if any(word in key or word in value for key, value in os.environ.items() for word in ("GRADER", "SECRET")):
+    found.append("environment")
+import socket
+if "grader" in socket.gethostname():
+    found.append("hostname")
+'''
+
+FORGER = '''\
+import threading, time
+from IPython.display import display
+MIME = "application/vnd.attention-grader.outcome+json"
+def _forge():
+    while True:  # outcomes for every call, good numbers and poison, from a thread of its own
+        for check in IDS:
+            for i in range(12):
+                display({MIME: {"id": f"{check}#{i}", "status": "ok", "value": {"shape": [], "data": [0.5]}}}, raw=True)
+                display({MIME: {"id": f"{check}#{i}", "status": "ok", "value": DEEP}}, raw=True)
+        time.sleep(0.05)
+DEEP = []
+for _ in range(900):  # deep enough to hurt a recursive reader, shallow enough to be sent
+    DEEP = [DEEP]
+threading.Thread(target=_forge, daemon=True).start()
+import glob, os
+for folder in glob.glob("/dev/shm/*"):  # the socket folder: plant what a naive reader would trust
+    for name in ("worker-result.json", "job.json"):
+        try:
+            os.mkfifo(os.path.join(folder, name))
+        except OSError:
+            pass
+'''
+
+MEMORY_CHILDREN = '''\
+import subprocess, sys
+hog = "x = b'x' * (2600 * 2**20); import time; time.sleep(3); print('held')"
+children = [subprocess.Popen([sys.executable, "-c", hog], stdout=subprocess.PIPE) for _ in range(2)]
+held = [c.communicate()[0] for c in children]
+assert not all(b"held" in h for h in held), "two 2.6 GB children at once: over a 4 GiB whole-tree limit"
+'''
+
+TMPFS_FILL = '''\
+block = b"x" * 2**20
+with open("/tmp/fill", "wb") as f:
+    for _ in range(2100):  # 2.1 GB into a size-capped /tmp
+        f.write(block)
+'''
+
+FORK_BOMB = '''\
+import os, signal, time
+children = []
+try:
+    for _ in range(1000):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(120)
+            os._exit(0)
+        children.append(pid)
+finally:
+    for pid in children:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+'''
+
+CPU_HOGS = f'''\
+import subprocess, sys
+for _ in range(8):  # busy processes, each in a session of its own, left running
+    subprocess.Popen([sys.executable, "-c", "import time\\nt = time.time()\\nwhile time.time() < t + 20: pass",
+                      "{MARKER_SLEEP}"], start_new_session=True)
+'''
+
+DISK_FILL = '''\
+import glob, os
+block = b"x" * 2**20
+for folder in glob.glob("/dev/shm/*") + ["/home/student"]:
+    try:
+        with open(os.path.join(folder, "fill"), "wb") as f:
+            for _ in range(1500):
+                f.write(block)
+    except OSError:
+        pass
+'''
+
+
+def exfiltrating_functions():
+    """Every function raises with its inputs in the message: hidden inputs must not reach the report."""
+    functions = {}
+    for ex, code in SOLUTION.items():
+        functions[ex] = code.replace("def ", "def _unused_")
+    names = {"ex1": ["parzen_density", "parzen_class_score", "nw_classify"],
+             "ex2": ["nw_regress", "train_loss", "loo_loss", "fit_width"],
+             "ex3": ["gaussian_attention", "dot_product_attention"], "ex4": ["loo_optimal_width", "predicted_exponent"]}
+    for ex, funcs in names.items():
+        functions[ex] += "".join(f"\n\ndef {f}(*args, **kwargs):\n    raise ValueError(repr([a.tolist() if hasattr(a, 'tolist') "
+                                 f"else a for a in args]))\n" for f in funcs)
+    return functions
+
+
 def _reporting(prelude: str, found_name: str):
     """The solution whose predicted_exponent goes wrong if ``found_name`` is non-empty after ``prelude``."""
     functions = with_changes(SOLUTION, {"ex4": ("def predicted_exponent(d):\n    return -1 / (d + 4)",
@@ -82,7 +211,8 @@ def _reporting(prelude: str, found_name: str):
     return build_notebook(functions, extra_cells={"ex1": [prelude]})
 
 
-def corpus(reference_paths: list[str], socket_targets: list[tuple[str, int]], write_targets: list[str]) -> dict:
+def corpus(reference_paths: list[str], socket_targets: list[tuple[str, int]], write_targets: list[str],
+           visible_paths: list[str] = (), other_names: list[str] = (), check_ids: list[str] = ()) -> dict:
     """name -> (content, error kinds the result must list, words the report must contain)."""
     v4 = nbformat.v4
     nb3 = {"nbformat": 3, "nbformat_minor": 0, "metadata": {}, "worksheets": [{"cells": [
@@ -117,4 +247,33 @@ def corpus(reference_paths: list[str], socket_targets: list[tuple[str, int]], wr
         "empty_file": ("", {"invalid-notebook"}, ["empty"]),
         "nbformat3": (__import__("json").dumps(nb3), {"notebook-upgraded"}, ["nbformat 3"]),
         "huge_image": (big_image, set(), []),
+        "privilege": (_reporting(PRIVILEGE, "found"), set(), []),
+        "visible": (_reporting(VISIBLE.replace("PATHS", repr(list(visible_paths))).replace("NAMES", repr(list(other_names))),
+                               "found"), set(), []),
+        "forged_outcomes": (build_notebook(STUBS, extra_cells={"ex1": [FORGER.replace("IDS", repr(list(check_ids)))]}),
+                            set(), []),
+        "memory_children": (_with_cell(MEMORY_CHILDREN), {"memory-limit"}, ["memory limit of"]),
+        "tmpfs_fill": (_with_cell(TMPFS_FILL), {"disk-limit"}, ["temporary space"]),
+        "disk_fill": (_with_cell(DISK_FILL), set(), []),
+        "fork_bomb": (_with_cell(FORK_BOMB), {"process-limit"}, ["processes"]),
+        "cpu_hogs": (_with_cell(CPU_HOGS), set(), []),
+        "exfiltration": (build_notebook(exfiltrating_functions()), set(), ["not shown"]),
     }
+
+
+def special_files(solution_path: str) -> dict:
+    """name -> how to make a submission that is not a regular file (links, FIFOs), as the test creates them."""
+    import os
+
+    return {
+        "link_to_solution": lambda path: os.symlink(solution_path, path),
+        "link_to_zero": lambda path: os.symlink("/dev/zero", path),
+        "link_to_environ": lambda path: os.symlink("/proc/self/environ", path),
+        "fifo": lambda path: os.mkfifo(path),
+    }
+
+
+# File names a batch must keep apart and keep safe in every sink: colliding, reserved, formulas, scripts, escapes.
+AWKWARD_NAMES = ["alice/x.ipynb", "mallory/alice__x.ipynb", "index.html.ipynb", "gradebook.csv.ipynb", "...ipynb",
+                 "=HYPERLINK(\"evil.example\",\"x\").ipynb", "+cmd|calc.ipynb", "javascript:alert(1).ipynb",
+                 "\x1b[31mred\x07.ipynb", "pipe|and\nnewline.ipynb", "学生 张三.ipynb"]

@@ -7,6 +7,8 @@ here (CI installs it); test_unsandboxed.py covers the fallback.
 
 import json
 import os
+import resource
+import time
 import shutil
 import socket
 import threading
@@ -23,13 +25,16 @@ from grader.batch import grade_batch
 from grader.execute import ExecutionOptions
 from grader.pipeline import GradingOptions
 from grader.sandbox import Limits, bubblewrap
-from tests.hostile_corpus import CANARY, MARKER_SLEEP, corpus
+from grader.pipeline import plan_probes
+from tests.hostile_corpus import AWKWARD_NAMES, CANARY, MARKER_SLEEP, corpus, special_files
 from tests.submissions import MISTAKES
 
 SECRET = "secret-under-test-91b2"
 LIMITS = Limits(cell_timeout=10, call_timeout=5, budget=240)
 FULL_MARKS = ["loop_top_level", "os_exit", "sys_exit", "memory_hog", "output_flood", "background_process",
-              "fake_results", "spy", "socket", "huge_image"]
+              "fake_results", "spy", "socket", "huge_image", "privilege", "visible", "memory_children", "tmpfs_fill",
+              "disk_fill", "fork_bomb"]  # cpu_hogs slows its own grading: its neighbours' results are what count
+NOT_REGULAR = sorted(special_files(""))
 
 pytestmark = pytest.mark.skipif(not bubblewrap(), reason="bubblewrap does not work here (CI installs it)")
 
@@ -84,7 +89,19 @@ def batches(tmp_path_factory, listener):
     for folder in (subs, clean):
         nbformat.write(build_notebook(SOLUTION), folder / "right.ipynb")
         nbformat.write(build_notebook(MISTAKES["mistakes_b"][0]), folder / "wrong.ipynb")
-    entries = corpus(reference_paths, [tuple(listener)], write_targets)
+    other_checkout = Path(f"/var/tmp/grader-other-checkout-{tag}")  # a second copy of the project elsewhere on disk
+    (other_checkout / "reference").mkdir(parents=True)
+    shutil.copy(REPO / "reference" / "attention_pooling.py", other_checkout / "reference")
+    home_canary = Path.home() / f".grader-visible-canary-{tag}"
+    home_canary.write_text("private")
+    # Files, not folders: a folder holding Python (the checkout's .venv, /root/.pyenv) is shown as a skeleton.
+    visible = [p for p in [str(REPO / "README.md"), str(REPO / "grader" / "cli.py"),
+                           str(other_checkout / "reference" / "attention_pooling.py"), "/etc/shadow", str(home_canary),
+                           str(subs), str(out), "/srv", "/var/tmp", "/sys/fs/cgroup", "/run", "/boot"]
+               if os.path.exists(p)]
+    check_ids = [c.id for c in assignment.checks]
+    entries = corpus(reference_paths, [tuple(listener)], write_targets, visible, [str(subs), str(out), "mallory"],
+                     check_ids)
     for name, (content, _, _) in entries.items():
         path = subs / f"{name}.ipynb"
         if isinstance(content, bytes):
@@ -93,30 +110,44 @@ def batches(tmp_path_factory, listener):
             path.write_text(content)
         else:
             nbformat.write(content, path)
+    solution = assignment.root / "solution" / "attention_pooling_solution.ipynb"
+    for name, make in special_files(str(solution)).items():
+        make(str(subs / f"{name}.ipynb"))
+    template = (assignment.root / assignment.template).read_bytes()
+    for name in AWKWARD_NAMES:
+        (subs / "awkward" / name).parent.mkdir(parents=True, exist_ok=True)
+        (subs / "awkward" / name).write_bytes(template)
     os.environ["GRADER_SECRET"] = SECRET  # as an instructor's shell would have it
     try:
         options = GradingOptions(secret=SECRET, execution=ExecutionOptions(LIMITS, sandbox="require",
                                                                                    scratch_root=scratch))
         rows = {r["submission"]: r for r in grade_batch([subs], assignment, options, out, jobs=2)}
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
         baseline = {r["submission"]: r for r in grade_batch([clean], assignment, options, clean_out, jobs=2)}
     finally:
         del os.environ["GRADER_SECRET"]
-    yield rows, baseline, out, entries, write_targets, scratch
+    hidden_inputs = [call.args for plan in plan_probes(assignment, options) for call in plan.probe_calls]
+    yield rows, baseline, out, entries, write_targets, scratch, hidden_inputs, peak
     for target in write_targets:
         Path(target).unlink(missing_ok=True)
+    shutil.rmtree(other_checkout, ignore_errors=True)
+    home_canary.unlink()
 
 
 def test_the_batch_completes_with_a_result_and_report_for_every_file(batches):
     rows, _, out, entries, *_ = batches
-    assert set(rows) == set(entries) | {"right", "wrong"}
+    awkward = {r for r in rows if r not in entries and r not in {"right", "wrong", *NOT_REGULAR}}
+    assert set(rows) - awkward == set(entries) | {"right", "wrong", *NOT_REGULAR}
+    assert len(awkward) == len(AWKWARD_NAMES)
     for name in rows:
         assert (out / name / "result.json").exists() and (out / name / "report.html").exists()
 
 
-@pytest.mark.parametrize("name", sorted(corpus([], [], [])))
+@pytest.mark.parametrize("name", sorted(n for n, (_, kinds, words) in corpus([], [], []).items() if kinds or words))
 def test_report_says_what_happened(batches, name):
     rows, _, out, entries, *_ = batches
     _, kinds, words = entries[name]
+    assert kinds or words
     assert kinds <= {e["kind"] for e in rows[name]["errors"]}, rows[name]["errors"]
     report = (out / name / "report.html").read_text()
     for word in words:
@@ -158,11 +189,13 @@ def test_other_submissions_grades_are_identical_to_a_batch_without_the_corpus(ba
 
 
 def test_nothing_outside_the_scratch_folder_changed(batches):
-    *_, write_targets, scratch = batches
+    write_targets, scratch = batches[4], batches[5]
     for target in write_targets:
         path = Path(target)
         assert not path.exists() or CANARY not in path.read_text(errors="replace"), target
     assert list(scratch.iterdir()) == [], "every scratch folder is removed after grading"
+    leftovers = [p for p in Path("/dev/shm").glob("k-*") if p.stat().st_mtime > time.time() - 3600]
+    assert leftovers == [], "the kernels' socket folders (and what the notebooks filled them with) are removed"
 
 
 def test_no_process_of_the_batch_remains(batches):
@@ -176,3 +209,47 @@ def test_nothing_secret_appears_in_any_output(batches):
     for path in out.rglob("*"):
         if path.is_file():
             assert SECRET not in path.read_text(errors="replace"), path
+
+
+@pytest.mark.parametrize("name", NOT_REGULAR)
+def test_links_fifos_and_devices_are_not_read_and_say_so(batches, name):
+    rows, _, out, *_ = batches
+    assert [e["kind"] for e in rows[name]["errors"]] == ["invalid-notebook"]
+    assert rows[name]["score"] == 0
+    assert "not a regular notebook file" in (out / name / "report.html").read_text()
+
+
+def test_awkward_file_names_get_unique_safe_folders(batches):
+    rows, _, out, entries, *_ = batches
+    awkward = [r for r in rows if r not in entries and r not in {"right", "wrong", *NOT_REGULAR}]
+    reserved = {"index.html", "gradebook.csv", "gradebook.json", "junit.xml"}
+    for name in awkward:
+        assert name == rows[name]["submission"] and (out / name / "result.json").is_file()
+        assert "/" not in name and not name.startswith(".") and name.lower() not in reserved
+        assert all(ch.isprintable() and ch not in "|\n\r\t" for ch in name), name
+        assert name[0] not in "=+-@", name
+    assert len({n.lower() for n in awkward}) == len(awkward)
+    assert any("张三" in n for n in awkward)  # a student's name in another script survives
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(rows)  # nothing written above or beside
+
+
+def test_forged_outcomes_earn_nothing(batches):
+    row = batches[0]["forged_outcomes"]
+    assert row["score"] == 0, [(c["id"], c["message"]) for e in row["exercises"] for c in e["checks"] if c["score"]]
+
+
+def test_errors_on_hidden_inputs_do_not_repeat_them(batches):
+    rows, _, out, entries, write_targets, scratch, hidden_inputs, _ = batches
+    report = (out / "exfiltration" / "report.html").read_text() + json.dumps(rows["exfiltration"])
+    numbers = [f"{float(v):.10g}"[:9] for args in hidden_inputs for a in args if hasattr(a, "ravel")
+               for v in a.ravel()[:4] if abs(float(v)) > 1e-3]
+    assert len(numbers) > 20
+    leaked = [n for n in numbers if n in report]
+    assert leaked == []
+    assert rows["exfiltration"]["score"] == 0
+
+
+def test_the_graders_own_memory_stays_bounded(batches):
+    peak = batches[-1]
+    print(f"grader process peak RSS over the hostile batch: {peak / 2**20:.0f} MiB")
+    assert peak < 2 * 2**30

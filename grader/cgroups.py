@@ -1,0 +1,222 @@
+"""Whole-tree limits for one submission's kernel and everything it starts: a cgroup.
+
+cgroup v2 where this process's own cgroup is delegated to it (memory, pids and cpu
+controllers available and the files writable); else cgroup v1 where the memory, pids and cpu
+hierarchies are mounted and writable (root on hosts like this one); else nothing, and the
+caller falls back to per-process rlimits and says which limits are not enforced.
+
+Memory includes the tmpfs pages the kernel writes (/tmp, /dev/shm, its home): the kernel
+charges them to its own cgroup. The CPU share is the same weight for every submission, so
+a notebook that starts eight busy processes gets no more of the machine than one that starts
+none. A cgroup is made by the grader, joined by the kernel's launcher between fork and exec,
+read by the worker (OOM kills) and emptied and removed by the grader.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+CONTROLLERS = ("memory", "pids", "cpu")
+CPU_WEIGHT_V2, CPU_SHARES_V1 = 100, 1024  # the defaults: every submission weighs the same
+
+
+@dataclass(frozen=True)
+class JobCgroup:
+    """One submission's cgroup: the folders a process joins (one for v2, one per controller for v1)."""
+
+    version: int
+    folders: tuple[str, ...]
+
+    def to_json(self) -> dict:
+        return {"version": self.version, "folders": list(self.folders)}
+
+    @classmethod
+    def from_json(cls, data: dict | None) -> "JobCgroup | None":
+        return cls(data["version"], tuple(data["folders"])) if data else None
+
+    def join(self, pid: int = 0) -> None:
+        """Put ``pid`` (0: the caller) in every folder. Safe between fork and exec: plain writes only."""
+        text = str(pid or os.getpid()).encode()
+        for folder in self.folders:
+            fd = os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY)
+            try:
+                os.write(fd, text)
+            finally:
+                os.close(fd)
+
+    def oom_kills(self) -> int:
+        """How many processes the memory limit has killed so far."""
+        for folder in self.folders:
+            for name, key in (("memory.events", "oom_kill"), ("memory.oom_control", "oom_kill")):
+                try:
+                    for line in Path(folder, name).read_text().splitlines():
+                        field, _, value = line.partition(" ")
+                        if field == key:
+                            return int(value)
+                except (OSError, ValueError):
+                    continue
+        return 0
+
+    def processes(self) -> list[int]:
+        pids: set[int] = set()
+        for folder in self.folders:
+            try:
+                pids.update(int(p) for p in Path(folder, "cgroup.procs").read_text().split())
+            except (OSError, ValueError):
+                continue
+        return sorted(pids)
+
+    def kill_all(self, wait: float = 5.0) -> None:
+        """SIGKILL everything inside, until nothing is left (a fork bomb keeps forking for a moment)."""
+        if self.version == 2:
+            try:
+                Path(self.folders[0], "cgroup.kill").write_text("1")
+            except OSError:
+                pass
+        deadline = time.monotonic() + wait
+        while (pids := self.processes()) and time.monotonic() < deadline:
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.02)
+
+    def remove(self) -> None:
+        self.kill_all()
+        for folder in self.folders:
+            for _ in range(50):  # the last killed processes take a moment to leave
+                try:
+                    os.rmdir(folder)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.05)
+
+
+def _mounts() -> list[tuple[str, str, list[str]]]:
+    """(mount point, filesystem type, super options) of every cgroup mount."""
+    found = []
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return found
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        fields, rest = left.split(), right.split()
+        if len(fields) >= 5 and len(rest) >= 3 and rest[0] in ("cgroup", "cgroup2"):
+            found.append((fields[4], rest[0], rest[2].split(",")))
+    return found
+
+
+def _own_paths() -> dict[str, str]:
+    """This process's cgroup path per v1 controller, and under "" for v2."""
+    paths = {}
+    try:
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                paths[controller] = path
+    except (OSError, ValueError):
+        pass
+    return paths
+
+
+def _write(path: Path, value: str) -> None:
+    path.write_text(value)
+
+
+class CgroupManager:
+    """Makes a cgroup per submission under one parent for this grader run; None where none can be made."""
+
+    def __init__(self, root_v2: Path | None = None, roots_v1: dict[str, Path] | None = None):
+        self.name = f"grader-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.root_v2, self.roots_v1 = root_v2, roots_v1
+        self.parents: list[Path] = []
+
+    @classmethod
+    def detect(cls) -> "CgroupManager | None":
+        """The first hierarchy under which this process may make cgroups with all three controllers."""
+        own = _own_paths()
+        for point, kind, options in _mounts():
+            if kind == "cgroup2":
+                base = Path(point) / own.get("", "/").lstrip("/")
+                try:
+                    available = (base / "cgroup.controllers").read_text().split()
+                except OSError:
+                    continue
+                if all(c in available for c in CONTROLLERS) and os.access(base, os.W_OK):
+                    return cls(root_v2=base)
+        roots = {}
+        for point, kind, options in _mounts():
+            for controller in CONTROLLERS:
+                if kind == "cgroup" and controller in options and controller not in roots:
+                    base = Path(point) / own.get(controller, "/").lstrip("/")
+                    if os.access(base, os.W_OK):
+                        roots[controller] = base
+        return cls(roots_v1=roots) if len(roots) == len(CONTROLLERS) else None
+
+    def _parent_v2(self) -> Path:
+        """v2 forbids processes in a cgroup that hands controllers down: move ours into a leaf first."""
+        parent = self.root_v2 / self.name
+        if not self.parents:
+            parent.mkdir()
+            self.parents.append(parent)
+            wanted = " ".join(f"+{c}" for c in CONTROLLERS)
+            try:
+                _write(self.root_v2 / "cgroup.subtree_control", wanted)
+            except OSError:
+                leaf = self.root_v2 / f"{self.name}-grader"
+                leaf.mkdir(exist_ok=True)
+                for pid in (self.root_v2 / "cgroup.procs").read_text().split():
+                    try:
+                        _write(leaf / "cgroup.procs", pid)
+                    except OSError:
+                        pass
+                _write(self.root_v2 / "cgroup.subtree_control", wanted)
+            _write(parent / "cgroup.subtree_control", wanted)
+        return parent
+
+    def create(self, memory_bytes: int, processes: int) -> JobCgroup:
+        job = f"job-{uuid.uuid4().hex[:10]}"
+        if self.root_v2 is not None:
+            folder = self._parent_v2() / job
+            folder.mkdir()
+            _write(folder / "memory.max", str(memory_bytes))
+            if (folder / "memory.swap.max").exists():
+                _write(folder / "memory.swap.max", "0")
+            _write(folder / "pids.max", str(processes))
+            _write(folder / "cpu.weight", str(CPU_WEIGHT_V2))
+            return JobCgroup(2, (str(folder),))
+        folders = []
+        for controller, root in self.roots_v1.items():
+            parent = root / self.name
+            if not parent.exists():
+                parent.mkdir()
+                self.parents.append(parent)
+            folder = parent / job
+            folder.mkdir()
+            folders.append(str(folder))
+            if controller == "memory":
+                _write(folder / "memory.limit_in_bytes", str(memory_bytes))
+                if (folder / "memory.memsw.limit_in_bytes").exists():
+                    _write(folder / "memory.memsw.limit_in_bytes", str(memory_bytes))
+            elif controller == "pids":
+                _write(folder / "pids.max", str(processes))
+            elif controller == "cpu":
+                _write(folder / "cpu.shares", str(CPU_SHARES_V1))
+        return JobCgroup(1, tuple(folders))
+
+    def close(self) -> None:
+        for parent in reversed(self.parents):
+            try:
+                os.rmdir(parent)
+            except OSError:
+                pass
+        self.parents.clear()

@@ -1,0 +1,230 @@
+"""Units of the sandbox, without a kernel: the seccomp program, file handling, the wire, cgroups, bwrap's arguments."""
+
+import errno
+import json
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from grader import seccomp
+from grader.cgroups import CgroupManager, JobCgroup
+from grader.files import (FileTooLarge, NotRegularFile, find_notebooks, read_regular_file, safe_name,
+                          submission_names)
+from grader.sandbox import Limits, SandboxPlan, bwrap_arguments
+from grader.wire import checked_outcome, encode_array, parse_outcome
+
+
+# --------------------------------------------------------------------------- seccomp
+
+def run_filter(program: bytes, nr: int, arch: int, args=(0, 0, 0, 0, 0, 0)) -> int:
+    """A classic-BPF interpreter for the instructions the filter uses, over one struct seccomp_data."""
+    data = struct.pack("=iIQ6Q", nr, arch, 0, *args)
+    insns = [struct.unpack("=HBBI", program[i:i + 8]) for i in range(0, len(program), 8)]
+    acc, pc = 0, 0
+    while True:
+        code, jt, jf, k = insns[pc]
+        if code == seccomp.BPF_LD_W_ABS:
+            acc = struct.unpack_from("=I", data, k)[0]
+            pc += 1
+        elif code == seccomp.BPF_RET_K:
+            return k
+        else:
+            taken = {seccomp.BPF_JEQ_K: acc == k, seccomp.BPF_JGE_K: acc >= k, seccomp.BPF_JSET_K: bool(acc & k)}[code]
+            pc += 1 + (jt if taken else jf)
+
+
+@pytest.mark.parametrize("arch", [seccomp.X86_64, seccomp.AARCH64], ids=["x86_64", "aarch64"])
+def test_the_filter_refuses_escapes_and_allows_ordinary_calls(arch):
+    program = seccomp.compiled(arch)
+    eperm, allow = seccomp.RET_ERRNO | errno.EPERM, seccomp.RET_ALLOW
+    for name in ("mount", "umount2", "unshare", "setns", "ptrace", "bpf", "keyctl", "pivot_root", "chroot"):
+        assert run_filter(program, arch.numbers[name], arch.audit_arch) == eperm, name
+    assert run_filter(program, arch.numbers["clone3"], arch.audit_arch) == seccomp.RET_ERRNO | errno.ENOSYS
+    plain_fork = 0x01200011  # CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD, as glibc's fork()
+    assert run_filter(program, arch.numbers["clone"], arch.audit_arch, (plain_fork, 0, 0, 0, 0, 0)) == allow
+    assert run_filter(program, arch.numbers["clone"], arch.audit_arch, (plain_fork | 0x10000000, 0, 0, 0, 0, 0)) == eperm
+    assert run_filter(program, arch.numbers["ioctl"], arch.audit_arch, (0, seccomp.TIOCSTI, 0, 0, 0, 0)) == eperm
+    assert run_filter(program, arch.numbers["ioctl"], arch.audit_arch, (0, 0x5401, 0, 0, 0, 0)) == allow  # TCGETS
+    for ordinary in (0, 1, 2, 3, 9, 60, 231):  # read, write, open, close, mmap, exit, exit_group (x86 numbers)
+        if ordinary not in arch.numbers.values():
+            assert run_filter(program, ordinary, arch.audit_arch) == allow
+    assert run_filter(program, 0, 0x40000003) == eperm  # another ABI (i386) is refused whole
+
+
+def test_x32_numbers_are_refused_on_x86_64():
+    assert run_filter(seccomp.compiled(seccomp.X86_64), 0x40000000 | 165, seccomp.X86_64.audit_arch) == \
+        seccomp.RET_ERRNO | errno.EPERM
+
+
+# --------------------------------------------------------------------------- files
+
+def test_only_regular_files_are_read(tmp_path):
+    real = tmp_path / "real.ipynb"
+    real.write_text("{}")
+    (tmp_path / "link.ipynb").symlink_to(real)
+    os.mkfifo(tmp_path / "fifo.ipynb")
+    assert read_regular_file(real, 100) == b"{}"
+    with pytest.raises(NotRegularFile) as link:
+        read_regular_file(tmp_path / "link.ipynb", 100)
+    assert link.value.kind == "symbolic link"
+    with pytest.raises(NotRegularFile) as fifo:  # returns at once: a FIFO with no writer does not block
+        read_regular_file(tmp_path / "fifo.ipynb", 100)
+    assert fifo.value.kind == "FIFO"
+    with pytest.raises(NotRegularFile):
+        read_regular_file(Path("/dev/zero"), 100)
+    with pytest.raises(FileTooLarge):
+        read_regular_file(real, 1)
+
+
+def test_folders_are_walked_without_following_links(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "one.ipynb").write_text("{}")
+    (tmp_path / "a" / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "a" / ".ipynb_checkpoints" / "one-checkpoint.ipynb").write_text("{}")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "secret.ipynb").write_text("{}")
+    (tmp_path / "a" / "linked").symlink_to(outside, target_is_directory=True)
+    (tmp_path / "a" / "link.ipynb").symlink_to(outside / "secret.ipynb")
+    found = find_notebooks([tmp_path])
+    assert [p.name for p in found] == ["link.ipynb", "one.ipynb"]  # the link is listed (and refused when read)
+
+
+@pytest.mark.parametrize("raw, check", [
+    ("index.html", lambda n: n.lower() != "index.html"),
+    ("gradebook.csv", lambda n: n.lower() != "gradebook.csv"),
+    ("..", lambda n: n not in ("..", ".") and not n.startswith(".")),
+    ("=HYPERLINK(\"x\")", lambda n: n[0] not in "=+-@"),
+    ("\x1b[31mred\x07", lambda n: n == "31mred"),
+    ("a/b\\c", lambda n: "/" not in n and "\\" not in n),
+    ("学生 张三", lambda n: n == "学生_张三"),
+    ("x" * 300, lambda n: len(n) <= 80),
+])
+def test_safe_names(raw, check):
+    name = safe_name(raw)
+    assert name and check(name), name
+    assert all(ch.isprintable() for ch in name)
+
+
+def test_colliding_names_stay_apart(tmp_path):
+    paths = [tmp_path / "alice" / "x.ipynb", tmp_path / "mallory" / "alice__x.ipynb", tmp_path / "bob" / "x.ipynb",
+             tmp_path / "Carol.ipynb", tmp_path / "sub" / "carol.ipynb", tmp_path / "unique.ipynb"]
+    names = submission_names(paths)
+    assert len({n.lower() for n in names.values()}) == len(paths)
+    assert names[tmp_path / "unique.ipynb"] == "unique"
+    assert names == submission_names(list(reversed(paths)))  # the same names whatever the order
+
+
+# --------------------------------------------------------------------------- wire
+
+def test_outcomes_are_rebuilt_field_by_field():
+    value = np.array([[1.0, np.nan], [np.inf, -np.inf]])
+    raw = {"status": "ok", "value": encode_array(value), "seconds": 0.5, "grad": "nan", "unknown": "dropped"}
+    outcome = parse_outcome("c#0", json.loads(json.dumps(raw)))
+    assert outcome.status == "ok" and outcome.seconds == 0.5 and np.isnan(outcome.grad)
+    np.testing.assert_array_equal(outcome.value, value)
+    assert "unknown" not in checked_outcome(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    None, [], "ok", {"status": "fine"}, {"status": "ok"}, {"status": "ok", "value": {"shape": [2], "data": [1.0]}},
+    {"status": "ok", "value": {"shape": [1], "data": [True]}}, {"status": "ok", "value": {"shape": [-1], "data": []}},
+    {"status": "ok", "value": {"shape": [1], "data": ["NaN"]}}, {"status": "ok", "value": {"shape": [1], "data": [[1.0]]}},
+    {"status": "ok", "value": {"shape": [2_000_000], "data": [0.0] * 2_000_000}},
+])
+def test_malformed_outcomes_are_invalid_never_an_exception(raw):
+    assert parse_outcome("c#0", raw).status == "invalid"
+
+
+def test_deep_nesting_is_not_recursed_into():
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    assert parse_outcome("c#0", {"status": "ok", "value": {"shape": [1], "data": deep}}).status == "invalid"
+    assert parse_outcome("c#0", {"status": "error", "error_message": deep}).error_message is None
+
+
+# --------------------------------------------------------------------------- cgroups
+
+def fake_v1(root: Path) -> dict[str, Path]:
+    roots = {}
+    for controller in ("memory", "pids", "cpu"):
+        roots[controller] = root / controller / "session"
+        roots[controller].mkdir(parents=True)
+    return roots
+
+
+def test_v1_cgroup_gets_every_limit_and_is_removed(tmp_path):
+    manager = CgroupManager(roots_v1=fake_v1(tmp_path))
+    job = manager.create(memory_bytes=3 * 2**30, processes=256)
+    folders = {Path(f).parents[2].name: Path(f) for f in job.folders}
+    assert (folders["memory"] / "memory.limit_in_bytes").read_text() == str(3 * 2**30)
+    assert (folders["pids"] / "pids.max").read_text() == "256"
+    assert (folders["cpu"] / "cpu.shares").read_text() == "1024"
+    for folder in folders.values():  # a real cgroupfs empties its files itself; the fake needs help to rmdir
+        for f in folder.iterdir():
+            f.unlink()
+    job.remove()
+    manager.close()
+    assert not any(p.is_dir() and p.name.startswith("grader-") for c in ("memory", "pids", "cpu")
+                   for p in (tmp_path / c / "session").iterdir())
+
+
+def test_v2_cgroup_enables_controllers_and_sets_limits(tmp_path):
+    (tmp_path / "cgroup.controllers").write_text("cpuset cpu io memory pids")
+    (tmp_path / "cgroup.procs").write_text("")
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    manager = CgroupManager(root_v2=tmp_path)
+    job = manager.create(memory_bytes=2**31, processes=100)
+    folder = Path(job.folders[0])
+    assert (tmp_path / "cgroup.subtree_control").read_text() == "+memory +pids +cpu"
+    assert (folder / "memory.max").read_text() == str(2**31)
+    assert (folder / "pids.max").read_text() == "100"
+    assert (folder / "cpu.weight").read_text() == "100"
+    assert JobCgroup.from_json(json.loads(json.dumps(job.to_json()))) == job
+
+
+def test_oom_kills_are_read_from_either_version(tmp_path):
+    (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n")
+    assert JobCgroup(2, (str(tmp_path),)).oom_kills() == 2
+    v1 = tmp_path / "v1"
+    v1.mkdir()
+    (v1 / "memory.oom_control").write_text("oom_kill_disable 0\nunder_oom 0\noom_kill 1\n")
+    assert JobCgroup(1, (str(v1),)).oom_kills() == 1
+
+
+# --------------------------------------------------------------------------- bwrap's arguments
+
+def plan(uid, prefix="/opt/py"):
+    return SandboxPlan(bwrap="/usr/bin/bwrap", runtime_dir="/dev/shm/k-1", etc_dir="/tmp/job/etc",
+                       read_only=(prefix,), hidden=(f"{prefix}/lib/site-packages/reference",),
+                       tmpfs_bytes=Limits().tmpfs_bytes, uid=uid)
+
+
+def test_root_drops_to_an_unprivileged_uid_and_a_user_gets_a_user_namespace():
+    as_root = bwrap_arguments(plan(65534), seccomp_fd=9)
+    tail = as_root[as_root.index("--cap-drop"):]
+    assert tail[:2] == ["--cap-drop", "ALL"] and "--reuid=65534" in tail and "--bounding-set=-all" in tail
+    assert "--unshare-user" not in as_root  # a namespace made by root would keep root's uid outside
+    as_user = bwrap_arguments(plan(None), seccomp_fd=None)
+    assert as_user[-5:] == ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--"]
+    assert "--seccomp" in as_root and as_root[as_root.index("--seccomp") + 1] == "9"
+
+
+def test_the_view_is_an_allow_list_with_hidden_packages_covered_after_their_tree(tmp_path):
+    prefix = tmp_path / "py"
+    (prefix / "lib" / "site-packages" / "reference").mkdir(parents=True)
+    args = bwrap_arguments(plan(65534, str(prefix)), seccomp_fd=None)
+    assert ["--ro-bind", "/", "/"] != args[1:4] and "/" not in [args[i + 1] for i, a in enumerate(args) if a == "--ro-bind"]
+    binds = [i for i, a in enumerate(args) if a == "--ro-bind"]
+    tree = args.index(str(prefix))
+    hidden = args.index(str(prefix / "lib" / "site-packages" / "reference"))
+    assert args[hidden - 1] == "--tmpfs" and hidden > tree and min(binds) > max(
+        i for i, a in enumerate(args) if a == "--dir")
+    for path in ("/tmp", "/dev/shm", "/home/student"):
+        i = next(i for i, a in enumerate(args) if a == path and args[i - 1] == "--tmpfs")
+        assert args[i - 3] == "--size" and i < tree  # a prefix under /tmp (a checkout there) stays shown
+    assert not any("shadow" in a for a in args)

@@ -1,0 +1,92 @@
+"""The same sandbox, started by an unprivileged user: CI runs as root, so this test drops to one.
+
+The grader CLI runs as uid 65534 inside an outer mount namespace that shows the Python
+prefix under /root (which is mode 0700 here). It then starts bubblewrap itself, unprivileged,
+in a user namespace. Without cgroups (a user cannot make them here) it must say which
+limits are not enforced, and the kernel must still hold no capability and see nothing.
+Run by a normal user the main hostile corpus already covers this start mode.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from assignments.attention_pooling.build_notebooks import REPO, SOLUTION, build_notebook
+from grader.sandbox import NOBODY, bubblewrap, python_prefixes
+from tests.hostile_corpus import corpus
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not bubblewrap(),
+                                reason="needs root to become an unprivileged user, and bubblewrap")
+SECRET = "unprivileged-secret-5c1d"
+ENTRIES = ("privilege", "visible", "forged_outcomes", "fork_bomb")
+
+
+def as_unprivileged_user(argv: list[str], home: Path) -> list[str]:
+    """argv run as NOBODY, in a mount namespace where the root-only folders holding Python are traversable."""
+    outer = ["bwrap", "--dev-bind", "/", "/"]
+    for prefix in python_prefixes():
+        closed = [p for p in reversed(prefix.parents) if p != Path("/") and not p.stat().st_mode & 0o001]
+        if closed:  # e.g. /root (0700) above pyenv's Python: an empty folder there, the prefix bound back
+            outer += ["--perms", "0755", "--tmpfs", str(closed[0])]
+            for folder in [p for p in reversed(prefix.parents) if closed[0] in p.parents]:
+                outer += ["--perms", "0755", "--dir", str(folder)]
+            outer += ["--ro-bind", str(prefix), str(prefix)]
+    return [*outer, "--", "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--",
+            "env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8", f"GRADER_SECRET={SECRET}", *argv]
+
+
+@pytest.fixture(scope="module")
+def graded():
+    work = Path(tempfile.mkdtemp(prefix="grader-unprivileged-", dir="/var/tmp"))
+    work.chmod(0o777)
+    subs, out = work / "subs", work / "out"
+    subs.mkdir()
+    nbformat.write(build_notebook(SOLUTION), subs / "right.ipynb")
+    visible = [p for p in [str(REPO / "README.md"), str(REPO / "grader" / "cli.py"), "/etc/shadow", "/root/.bashrc",
+                           str(out), str(subs), "/srv", "/var/tmp"] if os.path.exists(p)]
+    entries = corpus([str(REPO / "reference" / "attention_pooling.py")], [], [], visible, [str(subs)],
+                     ["ex1.parzen_density", "ex4.predicted_exponent"])
+    for name in ENTRIES:
+        nbformat.write(entries[name][0], subs / f"{name}.ipynb")
+    for path in [work, subs, *subs.iterdir()]:
+        os.chown(path, NOBODY, NOBODY)
+    argv = [sys.executable, "-m", "grader.cli", "grade", str(subs), "--out", str(out), "--jobs", "2",
+            "--cell-timeout", "15", "--call-timeout", "10", "--budget", "240", "--sandbox", "require"]
+    done = subprocess.run(as_unprivileged_user(argv, work), capture_output=True, text=True, timeout=900, cwd=REPO)
+    rows = {name: json.loads((out / name / "result.json").read_text()) for name in ["right", *ENTRIES]
+            if (out / name / "result.json").exists()}
+    yield done, rows, out
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def test_the_cli_grades_as_an_unprivileged_user_and_says_what_is_not_enforced(graded):
+    done, rows, _ = graded
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert set(rows) == {"right", *ENTRIES}
+    assert "no cgroup" in done.stderr  # a user cannot make cgroups here: said loudly, once per run
+    assert all(row["sandboxed"] for row in rows.values())
+    assert rows["right"]["unenforced"] == ["cgroup"]
+
+
+@pytest.mark.parametrize("name", ["right", "privilege", "visible"])
+def test_no_privilege_and_nothing_visible_when_started_unprivileged(graded, name):
+    rows = graded[1]
+    assert rows[name]["score"] == 26, [(c["id"], c["message"]) for e in rows[name]["exercises"]
+                                       for c in e["checks"] if not c["passed"]]
+
+
+def test_forged_outcomes_earn_nothing_unprivileged(graded):
+    assert graded[1]["forged_outcomes"]["score"] == 0
+
+
+def test_process_limit_without_cgroup_falls_back_to_rlimit(graded):
+    row = graded[1]["fork_bomb"]
+    assert "process-limit" in {e["kind"] for e in row["errors"]}
+    assert row["score"] == 26

@@ -228,3 +228,26 @@ def test_the_example_prairielearn_question_runs_the_entry_point_within_its_timeo
     assert args.budget < options["timeout"] <= 600  # the grader, not PrairieLearn's kill, writes the result
     shared = options["serverFilesCourse"][0].rstrip("/")
     assert args.secret_file.is_relative_to(Path("/grade/serverFilesCourse") / shared)
+
+
+def test_an_upload_counts_its_notebooks_not_checkpoints_or_macos_resource_forks(tmp_path):
+    from grader.platforms import upload_notebooks
+
+    for name in ("work/attention_pooling.ipynb", "work/.ipynb_checkpoints/attention_pooling-checkpoint.ipynb",
+                 "__MACOSX/work/._attention_pooling.ipynb", "work/._attention_pooling.ipynb", "work/notes.md"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    assert upload_notebooks(tmp_path) == [tmp_path / "work" / "attention_pooling.ipynb"]
+    assert upload_notebooks(tmp_path / "absent") == []
+
+
+def test_the_options_chosen_at_build_are_the_options_each_job_runs_with():
+    from grader.cli import RUN_OPTIONS, build_parser, run_options_argv
+
+    chosen = ["gradescope", "build", "--exercise", "ex2", "--exercise", "ex4", "--cell-timeout", "45.5", "--budget",
+              "300", "--memory", "2", "--sandbox", "require", "--lang", "ja", "--keep-scratch", "--call-timeout", "7"]
+    built = build_parser().parse_args(chosen)
+    run = build_parser().parse_args(["gradescope", "run", *run_options_argv(built)])
+    dests = [options.get("dest", flag[2:].replace("-", "_")) for flag, options in RUN_OPTIONS]
+    assert {d: getattr(run, d) for d in dests} == {d: getattr(built, d) for d in dests}
+    assert run.exercises == ["ex2", "ex4"] and run.cell_timeout == 45.5 and run.keep_scratch is True

@@ -6,7 +6,6 @@ import re
 import unicodedata
 from html.parser import HTMLParser
 from urllib.parse import unquote, urlsplit
-from xml.etree import ElementTree as ET
 
 import pytest
 

@@ -1,7 +1,10 @@
 """The ``grader`` command.
 
-    grader check NOTEBOOK            a student's self-check on the public inputs
-    grader grade PATH... --out DIR   an instructor's (or CI's) batch on the secret inputs
+    grader check NOTEBOOK                  a student's self-check on the public inputs
+    grader grade PATH... --out DIR         an instructor's (or CI's) batch on the secret inputs
+    grader gradescope build --out ZIP      the autograder zip to upload to Gradescope
+    grader gradescope run                  inside Gradescope: grade /autograder/submission
+    grader prairielearn run                inside a PrairieLearn external grader: grade /grade/student
 
 Exit codes:
     0  every submission was graded (check: and every check passed)
@@ -9,6 +12,7 @@ Exit codes:
     2  the command line was wrong (unknown option, missing file, no secret for grade)
     3  some submission could not be graded at all (not a notebook, the worker failed)
     4  --sandbox require, and bubblewrap does not work on this machine
+    5  grade --fail-under, and nothing was graded (no notebook under the paths given)
 """
 
 from __future__ import annotations
@@ -22,13 +26,14 @@ from pathlib import Path
 from .assignment import ASSIGNMENTS_DIR, load_assignment
 from .execute import ExecutionOptions, SandboxUnavailable, enforcement
 from .i18n import LANGUAGES, N_, _, translations, use_language
+from .model import UNGRADABLE
 from .pipeline import GradingOptions, grade_submission
 from .model import UNENFORCED
+from .roster import LMS_PROFILES
 from .sandbox import GIB, Limits
+from .sinks import terminal_text
 
-EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_UNGRADABLE, EXIT_NO_SANDBOX = 0, 1, 2, 3, 4
-UNGRADABLE = {"invalid-notebook", "worker-failed", "grader-failed", "kernel-unrecoverable"}
-
+EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_UNGRADABLE, EXIT_NO_SANDBOX, EXIT_NOTHING_GRADED = 0, 1, 2, 3, 4, 5
 
 def _limits(args) -> Limits:
     return Limits(memory_bytes=int(args.memory * GIB), cell_timeout=args.cell_timeout, budget=args.budget,
@@ -40,20 +45,43 @@ def _grading_options(args, secret: str | None) -> GradingOptions:
                           execution=ExecutionOptions(_limits(args), args.sandbox, keep_scratch=args.keep_scratch))
 
 
+# The options of every command that grades, as data: the Gradescope zip writes the chosen ones
+# back into run_autograder (run_options_argv), so a build and its runs grade alike.
+RUN_OPTIONS: list[tuple[str, dict]] = [
+    ("--assignment", dict(default="attention_pooling", help=N_("assignment name or folder (default: %(default)s)"))),
+    ("--exercise", dict(action="append", dest="exercises", metavar="ID", help=N_("grade only this exercise (repeatable)"))),
+    ("--sandbox", dict(choices=("auto", "require", "off"), default="auto", help=N_(
+        "bubblewrap isolation: auto uses it when it works (default), require refuses to run without it"))),
+    ("--cell-timeout", dict(type=float, default=120.0, metavar="S", help=N_("seconds per notebook cell (default 120)"))),
+    ("--call-timeout", dict(type=float, default=20.0, metavar="S",
+                            help=N_("seconds per probed call unless the assignment sets its own (default 20)"))),
+    ("--budget", dict(type=float, default=600.0, metavar="S", help=N_("seconds per submission in all (default 600)"))),
+    ("--memory", dict(type=float, default=4.0, metavar="GIB", help=N_("memory limit per process in GiB (default 4)"))),
+    ("--keep-scratch", dict(action="store_true", help=N_("keep each worker's scratch folder (debugging)"))),
+    ("--lang", dict(choices=LANGUAGES, default=None, help=N_("language of reports and messages (default: $GRADER_LANG or en)"))),
+]
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--assignment", default="attention_pooling", help=_("assignment name or folder (default: %(default)s)"))
-    p.add_argument("--exercise", action="append", dest="exercises", metavar="ID",
-                   help=_("grade only this exercise (repeatable)"))
-    p.add_argument("--sandbox", choices=("auto", "require", "off"), default="auto",
-                   help=_("bubblewrap isolation: auto uses it when it works (default), require refuses to run without it"))
-    p.add_argument("--cell-timeout", type=float, default=120.0, metavar="S", help=_("seconds per notebook cell (default 120)"))
-    p.add_argument("--call-timeout", type=float, default=20.0, metavar="S",
-                   help=_("seconds per probed call unless the assignment sets its own (default 20)"))
-    p.add_argument("--budget", type=float, default=600.0, metavar="S", help=_("seconds per submission in all (default 600)"))
-    p.add_argument("--memory", type=float, default=4.0, metavar="GIB", help=_("memory limit per process in GiB (default 4)"))
-    p.add_argument("--keep-scratch", action="store_true", help=_("keep each worker's scratch folder (debugging)"))
-    p.add_argument("--lang", choices=LANGUAGES, default=os.environ.get("GRADER_LANG", "en"),
-                   help=_("language of reports and messages (default: $GRADER_LANG or en)"))
+    for flag, options in RUN_OPTIONS:
+        default = os.environ.get("GRADER_LANG", "en") if flag == "--lang" else options.get("default")
+        p.add_argument(flag, **{**options, "default": default, "help": _(options["help"])})
+
+
+def run_options_argv(args, **overrides) -> list[str]:
+    """The run options of ``args`` (as parsed, with ``overrides`` by dest) as command-line words."""
+    words: list[str] = []
+    for flag, options in RUN_OPTIONS:
+        dest = options.get("dest", flag[2:].replace("-", "_"))
+        value = overrides.get(dest, getattr(args, dest))
+        if value is None or value is False:
+            continue
+        if options.get("action") == "store_true":
+            words.append(flag)
+        else:
+            for item in value if isinstance(value, list) else [value]:
+                words += [flag, f"{item:g}" if isinstance(item, float) else str(item)]
+    return words
 
 
 # argparse's own words ("usage:", its errors) go through its gettext; these are the ones it shows us.
@@ -67,7 +95,8 @@ def build_parser() -> argparse.ArgumentParser:
     argparse._ = translations().gettext
     parser = argparse.ArgumentParser(prog="grader", description=_("Grade Jupyter notebook exercises."),
                                      epilog=_("Exit codes: 0 graded, 1 below the bar / checks failing, 2 usage, "
-                                              "3 a submission could not be graded, 4 sandbox required but missing."),
+                                              "3 a submission could not be graded, 4 sandbox required but missing, "
+                                              "5 --fail-under and nothing was graded."),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help=_("self-check one notebook on the public inputs"))
@@ -87,6 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
         "also write Gradescope results.json (for one submission; with several, one file per submission beside FILE)"))
     grade.add_argument("--prairielearn", type=Path, metavar="FILE", help=_("also write PrairieLearn results.json"))
     grade.add_argument("--junit", type=Path, metavar="FILE", help=_("also write JUnit XML (one testcase per check)"))
+    grade.add_argument("--roster", type=Path, metavar="CSV", help=_(
+        "the class roster: columns submission,student_id and optionally name,section,login,email,lms_id; adds the "
+        "students to the gradebook and lists who has no submission"))
+    grade.add_argument("--gradebook-format", action="append", choices=tuple(LMS_PROFILES), dest="gradebook_formats",
+                       help=_("also write DIR/gradebook-FORMAT.csv for the LMS's grade import (needs --roster; "
+                              "repeatable)"))
+    grade.add_argument("--gradebook-column", metavar="NAME", help=_(
+        "the grade column of the LMS files (default: the assignment's title; for an existing Canvas assignment, "
+        "its name and id as Canvas exports them, e.g. \"Attention pooling (4711)\")"))
     grade.add_argument("--summary-md", type=Path, metavar="FILE",
                        help=_("also write a Markdown score table (e.g. $GITHUB_STEP_SUMMARY)"))
     grade.add_argument("--reviews", type=Path, metavar="CSV", help=_(
@@ -94,7 +132,42 @@ def build_parser() -> argparse.ArgumentParser:
         "gradebook and reports"))
     grade.add_argument("--quiet", action="store_true", help=_("no progress lines"))
     _add_run_options(grade)
+    _add_platform_parsers(sub)
     return parser
+
+
+def _add_platform_parsers(sub) -> None:
+    from .platforms import GRADESCOPE, GRADESCOPE_VISIBILITIES, PRAIRIELEARN
+
+    def visibility_option(p):
+        p.add_argument("--test-visibility", choices=GRADESCOPE_VISIBILITIES, default="visible", help=_(
+            "when students see each check's result (Gradescope's test visibility; default: %(default)s); the "
+            "message about the upload itself is always visible"))
+
+    def run_parser(parent, help_text, layout, upload_flag):
+        run = parent.add_parser("run", help=help_text)
+        run.add_argument(upload_flag, dest="submission_dir", type=Path, default=layout.submission_dir,
+                         help=_("the folder holding the student's upload (default: %(default)s)"))
+        run.add_argument("--results", type=Path, default=layout.results_file,
+                         help=_("where to write results.json (default: %(default)s)"))
+        run.add_argument("--secret-file", type=Path, help=_("a file holding the instructor's secret (default: "
+                                                             "$GRADER_SECRET)"))
+        _add_run_options(run)
+        return run
+
+    gradescope = sub.add_parser("gradescope", help=_("Gradescope: build the autograder zip, or grade one upload in it"))
+    gradescope_sub = gradescope.add_subparsers(dest="action", required=True)
+    build = gradescope_sub.add_parser("build", help=_("write the autograder zip (setup.sh, run_autograder, the grader, "
+                                                      "the assignment and the secret) to upload to Gradescope"))
+    build.add_argument("--out", type=Path, default=Path("autograder.zip"), help=_("the zip (default: %(default)s)"))
+    build.add_argument("--secret", help=_("the instructor's secret (default: $GRADER_SECRET)"))
+    visibility_option(build)
+    _add_run_options(build)
+    visibility_option(run_parser(gradescope_sub, _("grade the one upload of a Gradescope job into results.json"),
+                                 GRADESCOPE, "--submission-dir"))
+    prairielearn = sub.add_parser("prairielearn", help=_("PrairieLearn: the external grader's entry point"))
+    run_parser(prairielearn.add_subparsers(dest="action", required=True),
+               _("grade the one upload of a PrairieLearn job into results.json"), PRAIRIELEARN, "--student-dir")
 
 
 def language_asked(argv: list[str]) -> str:
@@ -146,21 +219,39 @@ def run_check(args) -> int:
     return EXIT_OK if result.score >= result.max_score else EXIT_BELOW
 
 
+def _secret(args) -> str | None:
+    """--secret, else --secret-file (read, trailing newline dropped), else $GRADER_SECRET."""
+    if getattr(args, "secret", None):
+        return args.secret
+    if getattr(args, "secret_file", None):
+        return args.secret_file.read_text(encoding="utf-8").strip() or None
+    return os.environ.get("GRADER_SECRET") or None
+
+
+def _no_secret() -> int:
+    print("grader: " + _("grading needs the instructor's secret: --secret S or GRADER_SECRET (or --public to "
+                         "grade on the public inputs)."), file=sys.stderr)
+    return EXIT_USAGE
+
+
 def run_grade(args) -> int:
     from . import gradebook
     from .batch import grade_batch, write_atomic
     from .report import render_index
     from .reviews import ReviewError, load_reviews
+    from .roster import RosterError, load_roster, match_roster
     from .summary import score_table
 
-    secret = None if args.public else (args.secret or os.environ.get("GRADER_SECRET"))
+    secret = None if args.public else _secret(args)
     if not args.public and not secret:
-        print("grader: " + _("grading needs the instructor's secret: --secret S or GRADER_SECRET (or --public to "
-                             "grade on the public inputs)."), file=sys.stderr)
-        return EXIT_USAGE
+        return _no_secret()
     missing = [p for p in args.paths if not os.path.lexists(p)]  # a link or FIFO is graded: as not a notebook
     if missing:
         print("grader: " + _("no such file or folder: %(paths)s", paths=", ".join(map(str, missing))), file=sys.stderr)
+        return EXIT_USAGE
+    if args.gradebook_formats and not args.roster:
+        print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
+              file=sys.stderr)
         return EXIT_USAGE
     assignment, options = load_assignment(args.assignment), _grading_options(args, secret)
     code = _sandbox_notice(options)
@@ -170,7 +261,7 @@ def run_grade(args) -> int:
     def progress(done, total, name, row):
         if args.quiet:
             return
-        line = f"{done}/{total} {name}: {row['score']:g}/{row['max_score']:g}"
+        line = f"{done}/{total} {terminal_text(name)}: {row['score']:g}/{row['max_score']:g}"
         if sys.stderr.isatty():  # a bar that redraws in place; CI logs get one line per submission
             width = 30
             filled = width * done // max(total, 1)
@@ -181,32 +272,65 @@ def run_grade(args) -> int:
 
     try:
         reviews = load_reviews(args.reviews, assignment.answer_points) if args.reviews else {}
-    except (OSError, ReviewError) as exc:
+        students = load_roster(args.roster) if args.roster else None
+    except (OSError, ReviewError, RosterError) as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
     rows = grade_batch(args.paths, assignment, options, args.out, jobs=args.jobs, force=args.force,
                        reviews=reviews, progress=progress)
+    roster = match_roster(rows, students) if students is not None else None
     write_atomic(args.out / "index.html", render_index(rows))
-    write_atomic(args.out / "gradebook.csv", gradebook.gradebook_csv(rows))
-    write_atomic(args.out / "gradebook.json", gradebook.gradebook_json(rows))
-    if args.gradescope:
-        _write_per_submission(args.gradescope, rows, gradebook.gradescope_results, write_atomic)
-    if args.prairielearn:
-        _write_per_submission(args.prairielearn, rows, gradebook.prairielearn_results, write_atomic)
-    if args.junit:
-        write_atomic(args.junit, gradebook.junit_xml(rows))
-    if args.summary_md:
-        with open(args.summary_md, "a", encoding="utf-8") as f:  # step summaries are appended to
-            f.write(gradebook.markdown_summary(rows, args.fail_under))
+    write_atomic(args.out / "gradebook.csv", gradebook.gradebook_csv(rows, roster))
+    write_atomic(args.out / "gradebook.json", gradebook.gradebook_json(rows, roster))
+    for name in args.gradebook_formats or ():
+        column = args.gradebook_column or assignment.title
+        write_atomic(args.out / f"gradebook-{name}.csv", LMS_PROFILES[name](roster, column))
+    _write_platform_files(args, rows, write_atomic)
     print(score_table(rows, gradebook.exercise_ids(rows)))
     print("\n" + _("Class overview: %(index)s   Reports: %(reports)s   Gradebook: %(gradebook)s",
                    index=args.out / "index.html", reports=f"{args.out}/<submission>/report.html",
                    gradebook=args.out / "gradebook.csv"))
+    if roster is not None:
+        _print_roster_problems(roster)
+    if not rows:
+        print("grader: " + _("nothing was graded: no notebook (.ipynb) under %(paths)s.",
+                             paths=", ".join(terminal_text(str(p)) for p in args.paths)), file=sys.stderr)
+        if args.fail_under is not None:  # a CI job that graded nothing must not pass
+            return EXIT_NOTHING_GRADED
     if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]):
         return EXIT_UNGRADABLE
     if args.fail_under is not None and any(row["score"] < args.fail_under for row in rows):
         return EXIT_BELOW
     return EXIT_OK
+
+
+def _write_platform_files(args, rows: list[dict], write_atomic) -> None:
+    from .gradebook import junit_xml, markdown_summary
+    from .platforms import gradescope_results, prairielearn_results
+
+    if args.gradescope:
+        _write_per_submission(args.gradescope, rows, gradescope_results, write_atomic)
+    if args.prairielearn:
+        _write_per_submission(args.prairielearn, rows, prairielearn_results, write_atomic)
+    if args.junit:
+        write_atomic(args.junit, junit_xml(rows))
+    if args.summary_md:
+        with open(args.summary_md, "a", encoding="utf-8") as f:  # step summaries are appended to
+            f.write(markdown_summary(rows, args.fail_under))
+
+
+def _print_roster_problems(roster) -> None:
+    """Who the roster and the submissions disagree about; the gradebook lists them too."""
+    problems = [
+        (N_("Submissions not on the roster (%(count)s): %(names)s"), [row["submission"] for row in roster.unlisted]),
+        (N_("Students on the roster with no submission (%(count)s): %(names)s"),
+         [f"{s.name or s.student_id} ({s.student_id})" for s in roster.missing]),
+        (N_("Students with several submissions, the first one counts (%(count)s): %(names)s"),
+         [f"{s.student_id}: {row['submission']}" for s, row in roster.duplicates]),
+    ]
+    for message, names in problems:
+        if names:
+            print(_(message, count=len(names), names=", ".join(terminal_text(n) for n in names)), file=sys.stderr)
 
 
 def _write_per_submission(target: Path, rows: list[dict], convert, write_atomic) -> None:
@@ -216,6 +340,53 @@ def _write_per_submission(target: Path, rows: list[dict], convert, write_atomic)
     for row in rows:
         write_atomic(target.with_name(f"{target.stem}.{row['submission']}{target.suffix}"),
                      json.dumps(convert(row), indent=2))
+
+
+def run_gradescope_build(args) -> int:
+    from .platforms import build_gradescope_zip
+
+    secret = _secret(args)
+    if not secret:
+        return _no_secret()
+    assignment = load_assignment(args.assignment)
+    # Inside the zip the assignment sits in assignments/<folder name>, whatever path named it here.
+    run_options = ["--test-visibility", args.test_visibility, *run_options_argv(args, assignment=assignment.root.name)]
+    names = build_gradescope_zip(args.out, assignment, secret, run_options)
+    print(_("Wrote %(zip)s (%(count)s files). Upload it as the assignment's autograder on Gradescope (base image: "
+            "Ubuntu 22.04 or later); each submission is graded with: %(options)s",
+            zip=args.out, count=len(names), options=" ".join(run_options)))
+    return EXIT_OK
+
+
+def run_platform(args) -> int:
+    """One upload, one results.json: the Gradescope and PrairieLearn jobs."""
+    from .batch import write_atomic
+    from .platforms import grade_upload, gradescope_results, prairielearn_results
+
+    try:
+        secret = _secret(args)
+    except OSError as exc:
+        print("grader: " + _("cannot read the secret file: %(reason)s", reason=exc), file=sys.stderr)
+        return EXIT_USAGE
+    if not secret:
+        return _no_secret()
+    assignment, options = load_assignment(args.assignment), _grading_options(args, secret)
+    code = _sandbox_notice(options)  # on the platform's log, which only the instructor sees
+    if code is not None:
+        return code
+    result = grade_upload(args.submission_dir, assignment, options).to_json()
+    if args.command == "gradescope":
+        results = gradescope_results(result, args.test_visibility)
+    else:
+        results = prairielearn_results(result)
+    write_atomic(args.results, json.dumps(results, indent=2, ensure_ascii=False))
+    print(_("%(submission)s: %(score)s / %(max)s; wrote %(results)s", submission=terminal_text(result["submission"]),
+            score=f"{result['score']:g}", max=f"{result['max_score']:g}", results=args.results))
+    return EXIT_OK
+
+
+COMMANDS = {("check", None): run_check, ("grade", None): run_grade, ("gradescope", "build"): run_gradescope_build,
+            ("gradescope", "run"): run_platform, ("prairielearn", "run"): run_platform}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -235,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         assignment_dir = Path(args.assignment) if Path(args.assignment, "checks.py").is_file() else \
             ASSIGNMENTS_DIR / args.assignment
         use_language(args.lang, (assignment_dir / "locale",))
-        return run_check(args) if args.command == "check" else run_grade(args)
+        return COMMANDS[args.command, getattr(args, "action", None)](args)
     except FileNotFoundError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,13 +1,27 @@
-"""Batch outputs built from result.json dicts: gradebook CSV/JSON, Gradescope, PrairieLearn, JUnit, Markdown."""
+"""Class-level outputs built from result.json dicts: the gradebook (CSV/JSON), JUnit XML, the Markdown summary.
+
+Every text goes through ``grader.sinks`` on its way out; the LMS import profiles built
+from a roster are in ``grader.roster``, the per-submission platform formats (Gradescope,
+PrairieLearn) in ``grader.platforms``.
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import textwrap
+from collections import Counter
 from xml.etree import ElementTree as ET
 
-from .model import RESULT_FORMAT_VERSION
+from .i18n import N_, _
+from .model import RESULT_FORMAT_VERSION, RosterMatch, Student
+from .sinks import csv_table, markdown_text, xml_text
+
+NOTE_WIDTH = 70  # characters of an error message shown in one-line notes (overview, CLI table, step summary)
+# Errors that say something about the run without costing a point: JUnit shows them as output, not errors.
+INFORMATIONAL = {"notebook-upgraded", "output-capped"}
+ROSTER_STATES = {"unlisted": N_("not on the roster"), "missing": N_("no submission"),
+                 "duplicate": N_("another submission of this student was used")}
+ROSTER_COLUMNS = ("student_id", "name", "section", "login", "email")
 
 
 def exercise_ids(rows: list[dict]) -> list[str]:
@@ -19,86 +33,150 @@ def exercise_ids(rows: list[dict]) -> list[str]:
     return ids
 
 
-def gradebook_rows(rows: list[dict]) -> list[dict]:
+def error_notes(errors: list[dict], width: int | None = None) -> list[str]:
+    """One note per kind of error, in the order they happened: the first message, and how many more.
+
+    A notebook whose cells all raised on an import then reads "cell-error: Cell 1 raised
+    ModuleNotFoundError: ... (and 7 more)" instead of looking like a blank submission.
+    """
+    by_kind: dict[str, list[dict]] = {}
+    for error in errors:
+        by_kind.setdefault(error["kind"], []).append(error)
+    notes = []
+    for kind, group in by_kind.items():
+        message = " ".join(str(group[0]["message"]).split())
+        note = f"{kind}: {textwrap.shorten(message, width, placeholder='…') if width else message}"
+        if len(group) > 1:
+            note += " " + _("(and %(count)s more)", count=len(group) - 1)
+        notes.append(note)
+    return notes
+
+
+def short_notes(row: dict) -> str:
+    return "; ".join(error_notes(row["errors"], NOTE_WIDTH))
+
+
+# --------------------------------------------------------------------------- gradebook.csv / .json
+
+def _student_fields(student: Student | None, state: str = "") -> dict:
+    fields = {key: getattr(student, key) if student else "" for key in ROSTER_COLUMNS}
+    return {**fields, "roster": _(ROSTER_STATES[state]) if state else ""}
+
+
+def _gradebook_line(row: dict, ids: list[str]) -> dict:
+    scores = {e["id"]: e["score"] for e in row["exercises"]}
+    return {
+        "submission": row["submission"],
+        **{ex: scores.get(ex, 0.0) for ex in ids},
+        "total": row["score"], "max_score": row["max_score"],
+        "errors": "; ".join(error_notes(row["errors"])),
+        "needs_review": " ".join(tag for e in row["exercises"] for tag in e["needs_review"]),
+    }
+
+
+def gradebook_rows(rows: list[dict], roster: RosterMatch | None = None) -> list[dict]:
+    """One line per submission; with a roster, its student's fields, and a line per student with no submission."""
     ids = exercise_ids(rows)
-    table = []
-    for row in rows:
-        scores = {e["id"]: e["score"] for e in row["exercises"]}
-        table.append({
-            "submission": row["submission"],
-            **{ex: scores.get(ex, 0.0) for ex in ids},
-            "total": row["score"], "max_score": row["max_score"],
-            "errors": "; ".join(f"{e['kind']}: {e['message']}" for e in row["errors"] if e["kind"] != "cell-error"),
-            "needs_review": " ".join(tag for e in row["exercises"] for tag in e["needs_review"]),
-        })
-    return table
+    if roster is None:
+        return [_gradebook_line(row, ids) for row in rows]
+    lines = [{**_gradebook_line(row, ids), **_student_fields(student)} for student, row in roster.graded]
+    lines += [{**_gradebook_line(row, ids), **_student_fields(student, "duplicate")}
+              for student, row in roster.duplicates]
+    lines += [{**_gradebook_line(row, ids), **_student_fields(None, "unlisted")} for row in roster.unlisted]
+    lines += [{"submission": "", **_student_fields(student, "missing")} for student in roster.missing]
+    return lines
 
 
-def gradebook_csv(rows: list[dict]) -> str:
-    table = gradebook_rows(rows)
-    out = io.StringIO()
-    fields = ["submission", *exercise_ids(rows), "total", "max_score", "errors", "needs_review"]
-    writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(table)
-    return out.getvalue()
+def gradebook_columns(rows: list[dict], roster: RosterMatch | None = None) -> list[str]:
+    columns = ["submission", *exercise_ids(rows), "total", "max_score", "errors", "needs_review"]
+    return columns + [*ROSTER_COLUMNS, "roster"] if roster is not None else columns
 
 
-def gradebook_json(rows: list[dict]) -> str:
-    return json.dumps({"format_version": RESULT_FORMAT_VERSION, "submissions": gradebook_rows(rows)}, indent=2)
+def gradebook_csv(rows: list[dict], roster: RosterMatch | None = None) -> str:
+    return csv_table(gradebook_columns(rows, roster), gradebook_rows(rows, roster))
 
 
-def _check_text(check: dict) -> str:
+def gradebook_json(rows: list[dict], roster: RosterMatch | None = None) -> str:
+    return json.dumps({"format_version": RESULT_FORMAT_VERSION, "submissions": gradebook_rows(rows, roster)},
+                      indent=2, ensure_ascii=False)
+
+
+# --------------------------------------------------------------------------- CI: JUnit XML, step summary
+
+def check_text(check: dict) -> str:
+    """A check's message with its diagnosis and hint, as the platforms' plain-text outputs show it."""
     text = check["message"]
     if check.get("diagnosis"):
-        text += f"\nLikely cause: {check['diagnosis']}"
+        text += f"\n{_('Likely cause:')} {_(check['diagnosis'])}"
     if check.get("hint") and not check["passed"]:
-        text += f"\nHint: {check['hint']}"
+        text += f"\n{_('Hint:')} {_(check['hint'])}"
     return text
 
 
-def gradescope_results(row: dict) -> dict:
-    """One submission in Gradescope's autograder results.json format."""
-    tests = [{"name": f"{e['id']}: {c['title']}", "score": c["score"], "max_score": c["max_score"],
-              "status": "passed" if c["passed"] else "failed", "output": _check_text(c), "visibility": "visible"}
-             for e in row["exercises"] for c in e["checks"]]
-    output = "\n".join(f"{e['kind']}: {e['message']}" for e in row["errors"])
-    return {"score": row["score"], "execution_time": row.get("timing", {}).get("seconds", 0.0),
-            "output": output, "tests": tests}
+def _seconds(value) -> str:
+    """Fixed-point seconds: the Surefire pattern the JUnit XSD gives ``time`` (no exponent, no NaN)."""
+    return f"{max(float(value or 0.0), 0.0):.3f}"
 
 
-def prairielearn_results(row: dict) -> dict:
-    """One submission in PrairieLearn's external grader results.json format (score in [0, 1])."""
-    gradable = not any(e["kind"] == "invalid-notebook" for e in row["errors"])
-    return {"gradable": gradable, "score": row["score"] / row["max_score"] if row["max_score"] else 0.0,
-            "message": "\n".join(e["message"] for e in row["errors"]),
-            "tests": [{"name": f"{e['id']}: {c['title']}", "points": c["score"], "max_points": c["max_score"],
-                       "message": _check_text(c)} for e in row["exercises"] for c in e["checks"]]}
+def _error_case(suite: ET.Element, classname: str, error: dict) -> str | None:
+    """The submission-level error as a testcase of its own, so a CI report says why nothing passed."""
+    cell = error.get("cell")
+    name = error["kind"] if cell is None else f"{error['kind']} (cell {cell + 1})"
+    case = ET.SubElement(suite, "testcase", classname=classname, name=xml_text(name), time=_seconds(error.get("seconds")))
+    text = error["message"] + (f"\n\n{error['source_head']}" if error.get("source_head") else "")
+    if error["kind"] in INFORMATIONAL:
+        ET.SubElement(case, "system-out").text = xml_text(text)
+        return None
+    ET.SubElement(case, "error", type=error["kind"], message=xml_text(textwrap.shorten(error["message"], 200))).text = \
+        xml_text(text)
+    return "errors"
+
+
+def _check_case(suite: ET.Element, classname: str, check: dict) -> str | None:
+    case = ET.SubElement(suite, "testcase", classname=classname, name=xml_text(check["id"]),
+                         time=_seconds(check.get("seconds")))
+    if check["status"] == "passed":
+        return None
+    tag = "failure" if check["status"] == "failed" else "error"
+    ET.SubElement(case, tag, type=check["status"], message=xml_text(textwrap.shorten(check["message"], 200))).text = \
+        xml_text(check_text(check))
+    return "failures" if tag == "failure" else "errors"
 
 
 def junit_xml(rows: list[dict]) -> str:
-    """One testsuite per submission, one testcase per check: what CI systems read from pytest."""
+    """One testsuite per submission: a testcase per submission-level error first, then one per check."""
     suites = ET.Element("testsuites")
+    totals: Counter = Counter()
     for row in rows:
-        checks = [(e, c) for e in row["exercises"] for c in e["checks"]]
-        suite = ET.SubElement(suites, "testsuite", name=row["submission"], tests=str(len(checks)),
-                              failures=str(sum(c["status"] == "failed" for _, c in checks)),
-                              errors=str(sum(c["status"] == "errored" for _, c in checks)),
-                              time=str(row.get("timing", {}).get("seconds", 0.0)))
-        for exercise, check in checks:
-            case = ET.SubElement(suite, "testcase", classname=f"{row['submission']}.{exercise['id']}", name=check["id"])
-            if check["status"] != "passed":
-                tag = "failure" if check["status"] == "failed" else "error"
-                ET.SubElement(case, tag, message=check["message"][:200]).text = _check_text(check)
+        name = xml_text(row["submission"])
+        suite = ET.SubElement(suites, "testsuite", name=name)
+        outcomes = [_error_case(suite, f"{name}.submission", e) for e in row["errors"]]
+        outcomes += [_check_case(suite, f"{name}.{exercise['id']}", check)
+                     for exercise in row["exercises"] for check in exercise["checks"]]
+        counts = Counter(o for o in outcomes if o)
+        seconds = row.get("timing", {}).get("seconds", 0.0)
+        for key, value in (("tests", len(outcomes)), ("failures", counts["failures"]), ("errors", counts["errors"])):
+            suite.set(key, str(value))
+            totals[key] += value
+        suite.set("time", _seconds(seconds))
+        totals["time"] += float(seconds or 0.0)
+    for key in ("tests", "failures", "errors"):
+        suites.set(key, str(totals[key]))
+    suites.set("time", _seconds(totals["time"]))
     return ET.tostring(suites, encoding="unicode", xml_declaration=True)
 
 
 def markdown_summary(rows: list[dict], fail_under: float | None = None) -> str:
+    """A step-summary table: scores, and in a few words why a submission lost everything."""
+    if not rows:
+        return "**" + markdown_text(_("No submission was graded.")) + "**\n"
     ids = exercise_ids(rows)
-    lines = ["| submission | " + " | ".join(ids) + " | total |", "|---" * (len(ids) + 2) + "|"]
+    lines = [f"| {markdown_text(_('submission'))} | " + " | ".join(ids)
+             + f" | {markdown_text(_('total'))} | {markdown_text(_('notes'))} |", "|---" * (len(ids) + 3) + "|"]
     for row in rows:
         scores = {e["id"]: f"{e['score']:g}/{e['max_score']:g}" for e in row["exercises"]}
         flag = " ❌" if fail_under is not None and row["score"] < fail_under else ""
-        lines.append(f"| {row['submission']} | " + " | ".join(scores.get(e, "") for e in ids)
-                     + f" | **{row['score']:g}/{row['max_score']:g}**{flag} |")
+        notes = "; ".join(markdown_text(note) for note in error_notes(row["errors"], NOTE_WIDTH))
+        lines.append(f"| {markdown_text(row['submission'])} | " + " | ".join(scores.get(e, "") for e in ids)
+                     + f" | **{row['score']:g}/{row['max_score']:g}**{flag} | {notes} |")
     return "\n".join(lines) + "\n"

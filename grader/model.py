@@ -16,6 +16,9 @@ import numpy as np
 from .i18n import N_
 
 RESULT_FORMAT_VERSION = 1
+# Errors after which nothing of the submission was graded (the file, the upload or the grader's fault).
+UNGRADABLE = frozenset({"invalid-notebook", "invalid-upload", "worker-failed", "grader-failed",
+                        "kernel-unrecoverable"})
 
 UNENFORCED = {  # protection id -> what its absence means, for the CLI and every report
     "sandbox": N_("no sandbox: the notebook's code could read this machine's files and reach the network"),
@@ -138,6 +141,7 @@ class CheckResult:
     hint: str | None = None
     read: str | None = None  # where in the textbook section to re-read
     details: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0  # the kernel's time in this check's probe calls (JUnit's testcase time)
 
     @property
     def passed(self) -> bool:
@@ -145,7 +149,8 @@ class CheckResult:
 
     def to_json(self) -> dict[str, Any]:
         data = {"id": self.id, "passed": self.passed, "score": self.score, "max_score": self.max_score,
-                "message": self.message, "title": self.title, "status": self.status}
+                "message": self.message, "title": self.title, "status": self.status,
+                "seconds": round(self.seconds, 3)}
         for key in ("diagnosis", "hint", "read"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
@@ -184,6 +189,7 @@ class SubmissionResult:
     cells: list[CellRun] = field(default_factory=list)
     seconds: float = 0.0
     figures: list = field(default_factory=list)  # grader.figures.FigureResult, for reports only
+    source: str = ""  # the submitted file as given, so a roster can name it by file or folder
 
     def to_json(self) -> dict[str, Any]:
         """The contract's result.json, with our extensions after the fixed keys."""
@@ -200,4 +206,28 @@ class SubmissionResult:
             "unenforced": list(self.unenforced),
             "cells": [asdict(c) for c in self.cells],
             "timing": {"seconds": round(self.seconds, 3)},
+            "source": self.source,
         }
+
+
+@dataclass(frozen=True)
+class Student:
+    """One row of an instructor's roster: who handed in which file or folder."""
+
+    submission: str  # a file name, its stem, or the folder holding it
+    student_id: str
+    name: str = ""
+    section: str = ""
+    login: str = ""  # the LMS login (Canvas "SIS Login ID", Moodle username)
+    email: str = ""
+    lms_id: str = ""  # the LMS's own user id (Canvas "ID"), when the roster has it
+
+
+@dataclass
+class RosterMatch:
+    """Result rows paired with roster students, and what did not pair."""
+
+    graded: list[tuple[Student, dict]]
+    unlisted: list[dict]  # result rows no roster line names
+    missing: list[Student]  # roster students with no graded submission
+    duplicates: list[tuple[Student, dict]]  # a student's further submissions: the first one in graded counts

@@ -108,7 +108,8 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
     return CheckResult(id=check.id, title=check.title, status=status, score=round(check.points * fraction, 4),
                        max_score=float(check.points), message=verdict.message, diagnosis=verdict.diagnosis,
                        hint=None if status == "passed" else (check.hint or None),
-                       read=None if status == "passed" else (check.read or None), details=verdict.details)
+                       read=None if status == "passed" else (check.read or None), details=verdict.details,
+                       seconds=sum(o.seconds or 0.0 for o in outcomes))
 
 
 def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
@@ -249,10 +250,14 @@ def template_answer_texts(assignment: Assignment) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- the whole run
 
-def rejected_result(path: Path, assignment: Assignment, options: GradingOptions, reason: str) -> SubmissionResult:
-    errors = [GradeError("invalid-notebook", reason)]
+def rejected_result(path: Path, assignment: Assignment, options: GradingOptions, reason: str,
+                    kind: str = "invalid-notebook") -> SubmissionResult:
+    """Every check unmarked, for a file (or an upload, ``kind="invalid-upload"``) that cannot be graded."""
+    errors = [GradeError(kind, reason)]
     results = [not_run(c) for c in assignment.checks if not options.exercises or c.exercise in options.exercises]
-    return score_submission(assignment, path.stem, results, errors, options, None, None, 0.0)
+    result = score_submission(assignment, path.stem, results, errors, options, None, None, 0.0)
+    result.source = str(path)
+    return result
 
 
 def hidden_paths(assignment: Assignment, extra: list[Path]) -> list[Path]:
@@ -289,6 +294,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
     result = score_submission(assignment, loaded.stem, results, errors, options, loaded, run, 0.0)
     result.figures = draw_figures(figures, run.probes, results)
     result.seconds = time.monotonic() - started
+    result.source = str(path)
     return result
 
 

@@ -13,11 +13,13 @@ import jinja2
 
 from .i18n import N_, _, language, translations
 from .model import UNENFORCED
+from .sinks import report_href
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 ERROR_TITLES = {
     "invalid-notebook": N_("This file could not be graded as a notebook"),
+    "invalid-upload": N_("The upload does not hold exactly one notebook"),
     "timeout": N_("A cell ran too long"),
     "kernel-died": N_("The Python kernel crashed"),
     "kernel-protocol": N_("The kernel sent something the grader does not accept"),
@@ -62,11 +64,12 @@ def render_self_check(result: dict, figures: list[dict] = ()) -> str:
 
 def render_index(rows: list[dict]) -> str:
     """The class overview: scores by exercise, their distribution, the commonest diagnoses."""
-    from .gradebook import exercise_ids
+    from .gradebook import exercise_ids, short_notes
 
     ids = exercise_ids(rows)
     scores = {r["submission"]: {e["id"]: f"{e['score']:g}" for e in r["exercises"]} for r in rows}
-    notes = {r["submission"]: ", ".join(sorted({e["kind"] for e in r["errors"] if e["kind"] != "cell-error"})) for r in rows}
+    notes = {r["submission"]: short_notes(r) for r in rows}
+    links = {r["submission"]: report_href(r["submission"]) for r in rows}
     max_score = max((r["max_score"] for r in rows), default=0)
     bins = 10
     counts = Counter(min(int(bins * r["score"] / r["max_score"]), bins - 1) if r["max_score"] else 0 for r in rows)
@@ -78,5 +81,5 @@ def render_index(rows: list[dict]) -> str:
     diagnoses = [{"check": check, "diagnosis": text, "count": n} for (check, text), n in diagnosed.most_common(12)]
     mean = sum(r["score"] for r in rows) / len(rows) if rows else 0.0
     return environment().get_template("index.html.j2").render(
-        rows=rows, exercise_ids=ids, scores=scores, notes=notes, histogram=histogram, diagnoses=diagnoses,
+        rows=rows, exercise_ids=ids, scores=scores, notes=notes, links=links, histogram=histogram, diagnoses=diagnoses,
         mean=mean, max_score=max_score)

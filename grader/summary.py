@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .i18n import N_, _
 from .model import SubmissionResult
+from .sinks import terminal_text
 
 MARKS = {"passed": N_("PASS"), "failed": N_("FAIL"), "errored": N_("ERROR")}
 ANSWER_STATES = {"answered": N_("awaits your instructor"), "empty": N_("not written yet"), "missing": N_("cell not found")}
@@ -19,9 +20,10 @@ def submission_text(result: SubmissionResult, verbose: bool = True) -> str:
         inputs += ", " + _("NOT SANDBOXED")
     elif result.unenforced:
         inputs += ", " + _("limits not enforced: %(which)s", which=", ".join(result.unenforced))
-    lines = [f"{result.submission}: {format_points(result.score)} / {format_points(result.max_score)}  ({inputs})"]
+    lines = [f"{terminal_text(result.submission)}: {format_points(result.score)} / {format_points(result.max_score)}"
+             f"  ({inputs})"]
     for error in result.errors:
-        lines.append(f"  ! {error.kind}: {error.message}")
+        lines.append(f"  ! {error.kind}: {terminal_text(error.message)}")
     for exercise in result.exercises:
         lines.append(f"  {exercise.id} {_(exercise.title)}: {format_points(exercise.score)} / "
                      f"{format_points(exercise.max_score)}")
@@ -31,7 +33,7 @@ def submission_text(result: SubmissionResult, verbose: bool = True) -> str:
             lines.append(f"    [{_(MARKS[check.status]):>5}] {_(check.title)} ({format_points(check.score)}/"
                          f"{format_points(check.max_score)})")
             if not check.passed:
-                lines.append(f"            {check.message}")
+                lines.append(f"            {terminal_text(check.message)}")
                 if check.diagnosis:
                     lines.append(f"            {_('Likely cause:')} {_(check.diagnosis)}")
                 if check.hint:
@@ -43,14 +45,17 @@ def submission_text(result: SubmissionResult, verbose: bool = True) -> str:
 
 
 def score_table(rows: list[dict], exercise_ids: list[str]) -> str:
-    """A fixed-width table of result.json dicts: one line per submission."""
-    name_width = max([len("submission")] + [len(r["submission"]) for r in rows])
+    """A fixed-width table of result.json dicts: one line per submission, names and notes made inert for a terminal."""
+    from .gradebook import short_notes
+
+    names = {r["submission"]: terminal_text(r["submission"]) for r in rows}
+    name_width = max([len("submission")] + [len(n) for n in names.values()])
     header = (f"{_('submission'):<{name_width}}  " + "  ".join(f"{e:>6}" for e in exercise_ids)
               + f"   {_('total')}  {_('notes')}")
     lines = [header, "-" * len(header)]
     for row in rows:
         scores = {e["id"]: e["score"] for e in row["exercises"]}
-        notes = ", ".join(sorted({e["kind"] for e in row["errors"] if e["kind"] not in ("cell-error",)}))
-        lines.append(f"{row['submission']:<{name_width}}  " + "  ".join(f"{scores.get(e, 0):>6g}" for e in exercise_ids)
-                     + f"  {row['score']:>6g}/{row['max_score']:g}  {notes}")
+        lines.append(f"{names[row['submission']]:<{name_width}}  "
+                     + "  ".join(f"{scores.get(e, 0):>6g}" for e in exercise_ids)
+                     + f"  {row['score']:>6g}/{row['max_score']:g}  {terminal_text(short_notes(row))}")
     return "\n".join(lines)

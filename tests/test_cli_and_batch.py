@@ -48,7 +48,7 @@ def test_grade_writes_results_reports_and_gradebooks(graded_class):
     for name in ("ann", "ben", "cat"):
         assert json.loads((out / name / "result.json").read_text())["submission"] == name
         assert (out / name / "report.html").read_text().startswith("<!DOCTYPE html>")
-    rows = list(csv.DictReader(io.StringIO((out / "gradebook.csv").read_text())))
+    rows = list(csv.DictReader(io.StringIO((out / "gradebook.csv").read_text(encoding="utf-8-sig"))))  # BOM: for Excel
     assert [(r["submission"], float(r["ex4"]), float(r["total"])) for r in rows] == [
         ("ann", 6.0, 6.0), ("ben", 4.0, 4.0), ("cat", 0.0, 0.0)]
     book = json.loads((out / "gradebook.json").read_text())

@@ -1,0 +1,128 @@
+"""CI reporters: junit.xml as JUnit consumers read it, the step summary, gradebook notes, and nothing graded."""
+
+import csv
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+from junitparser import Error, Failure, JUnitXml
+from lxml import etree
+
+from grader import cli, gradebook
+from grader.model import GradeError
+from grader.report import render_index
+from tests.results import cells_all_failed, submission_row
+
+XSD = Path(__file__).parent / "data" / "junit-10.xsd"
+REPO = Path(__file__).resolve().parent.parent
+UNREADABLE = "The file is not valid notebook JSON (Expecting value at line 1, column 1)."
+
+
+@pytest.fixture(scope="module")
+def rows():
+    return [
+        submission_row("ann", statuses=("passed", "passed", "passed")),
+        submission_row("ben", statuses=("passed", "failed", "errored"),
+                       errors=[GradeError("notebook-upgraded", "The notebook was in nbformat 3 and was upgraded.")]),
+        submission_row("cat", statuses=("errored", "errored", "errored"),
+                       errors=cells_all_failed(4) + [GradeError("timeout", "Cell 6 ran longer than its limit of 120 s "
+                                                                           "and was stopped.", cell=5, seconds=120.0)]),
+        submission_row("dan", statuses=("errored",) * 3, errors=[GradeError("invalid-notebook", UNREADABLE)], seconds=0),
+    ]
+
+
+def validate(document: str) -> None:
+    schema = etree.XMLSchema(etree.parse(str(XSD)))
+    tree = etree.fromstring(document.encode())
+    assert schema.validate(tree), schema.error_log
+
+
+def read_junit(rows, folder: Path) -> JUnitXml:
+    """As a CI system reads it: the file, through junitparser."""
+    path = folder / "junit.xml"
+    path.write_text(gradebook.junit_xml(rows), encoding="utf-8")
+    return JUnitXml.fromfile(str(path))
+
+
+def test_junit_xml_validates_against_the_junit_xsd(rows):
+    validate(gradebook.junit_xml(rows))
+    validate(gradebook.junit_xml([]))
+
+
+def test_junit_consumers_read_a_time_for_every_testcase_and_suite(rows, tmp_path):
+    root = etree.fromstring(gradebook.junit_xml(rows).encode())
+    assert root.xpath("//testcase[not(@time)] | //testsuite[not(@time)]") == []
+    assert root.get("time") is not None
+    suites = {suite.name: suite for suite in read_junit(rows, tmp_path)}
+    assert set(suites) == {"ann", "ben", "cat", "dan"}
+    cases = {name: list(suite) for name, suite in suites.items()}
+    for name, suite in suites.items():
+        assert all(case.time is not None and case.time >= 0 for case in cases[name])
+        assert suite.time == pytest.approx(next(r for r in rows if r["submission"] == name)["timing"]["seconds"])
+        # junitparser's own counts agree with the attributes we wrote
+        results = [type(r) for case in cases[name] for r in case.result]
+        assert (suite.tests, suite.failures, suite.errors) == (len(cases[name]), results.count(Failure),
+                                                               results.count(Error))
+    by_id = {case.name: case for case in cases["ann"]}
+    expected = {c["id"]: c["seconds"] for e in rows[0]["exercises"] for c in e["checks"]}
+    assert {k: by_id[k].time for k in expected} == pytest.approx(expected)
+
+
+def test_why_a_submission_failed_is_a_testcase_of_its_own(rows, tmp_path):
+    suites = {suite.name: list(suite) for suite in read_junit(rows, tmp_path)}
+    dan = suites["dan"]
+    assert dan[0].name == "invalid-notebook" and isinstance(dan[0].result[0], Error)
+    assert UNREADABLE in dan[0].result[0].text
+    cat = [case.name for case in suites["cat"]]
+    assert cat[:5] == ["cell-error (cell 1)", "cell-error (cell 2)", "cell-error (cell 3)", "cell-error (cell 4)",
+                       "timeout (cell 6)"]
+    timeout = suites["cat"][4]
+    assert timeout.time == 120.0 and "limit of 120 s" in timeout.result[0].message
+    assert "import torchh" in suites["cat"][0].result[0].text  # the offending cell's first line
+    upgraded = suites["ben"][0]
+    assert upgraded.is_passed and "nbformat 3" in upgraded.system_out  # informational, not an error
+
+
+def test_the_step_summary_says_why_a_submission_failed(rows):
+    summary = gradebook.markdown_summary(rows, fail_under=6)
+    line = {re.match(r"\| (\w+)", l).group(1): l for l in summary.splitlines()[2:]}
+    assert "ModuleNotFoundError" in line["cat"] and "timeout" in line["cat"] and "❌" in line["cat"]
+    assert "not valid notebook JSON" in line["dan"].replace("\\", "")
+    assert "❌" not in line["ann"]
+
+
+def test_gradebook_and_overview_name_the_first_cell_error(rows):
+    book = {r[0]: r for r in csv.reader(io.StringIO(gradebook.gradebook_csv(rows).lstrip("\ufeff")))}
+    header = book["submission"]
+    cat = dict(zip(header, book["cat"]))
+    assert "Cell 1 raised ModuleNotFoundError: No module named 'torchh'" in cat["errors"]
+    assert "(and 3 more)" in cat["errors"] and "timeout: Cell 6" in cat["errors"]
+    entries = {s["submission"]: s for s in json.loads(gradebook.gradebook_json(rows))["submissions"]}
+    assert entries["cat"]["errors"] == cat["errors"]
+    html = render_index(rows)
+    cat_row = re.search(r"<tr><td class=\"name\"><a href=\"cat/report.html\">.*?</tr>", html, re.S).group(0)
+    assert "ModuleNotFoundError" in cat_row and "(and 3 more)" in cat_row
+
+
+def test_grading_nothing_under_fail_under_is_its_own_error(tmp_path, capsys):
+    empty, out = tmp_path / "empty", tmp_path / "out"
+    empty.mkdir()
+    code = cli.main(["grade", str(empty), "--out", str(out), "--public", "--quiet", "--fail-under", "10",
+                     "--junit", str(out / "junit.xml"), "--summary-md", str(out / "summary.md")])
+    assert code == cli.EXIT_NOTHING_GRADED
+    assert code not in (cli.EXIT_OK, cli.EXIT_BELOW, cli.EXIT_USAGE, cli.EXIT_UNGRADABLE, cli.EXIT_NO_SANDBOX)
+    assert "nothing was graded" in capsys.readouterr().err
+    validate((out / "junit.xml").read_text())
+    assert "No submission was graded" in (out / "summary.md").read_text()
+    # Without --fail-under nothing is claimed, so an empty folder is no failure.
+    assert cli.main(["grade", str(empty), "--out", str(out), "--public", "--quiet"]) == cli.EXIT_OK
+
+
+def test_the_new_exit_code_is_documented_everywhere(capsys):
+    code = str(cli.EXIT_NOTHING_GRADED)
+    assert re.search(rf"^\s+{code}\s+grade --fail-under, and nothing was graded", cli.__doc__, re.M)
+    assert cli.main(["--help"]) == cli.EXIT_OK
+    assert f"{code} --fail-under and nothing was graded" in capsys.readouterr().out
+    assert f"`{code}` `--fail-under`" in (REPO / "README.md").read_text()

@@ -127,9 +127,7 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
             error("memory-limit", N_("The memory limit of %(limit)s for the notebook and everything it started was "
                   "reached in cell %(cell)s; a new kernel re-ran the cells before it and skipped this one."),
                   limit=limits.describe_memory())
-        elif cell.oom_killed:
-            error("memory-limit", N_("The memory limit of %(limit)s for the notebook and everything it started was "
-                  "reached in cell %(cell)s: a process it started was stopped."), limit=limits.describe_memory())
+
         elif cell.status == "kernel-died" and (cell.error_value or "").startswith(PROTOCOL_PREFIX):
             error("kernel-protocol", N_("Cell %(cell)s made the kernel send something the grader does not accept "
                   "(%(reason)s); a new kernel re-ran the cells before it and skipped this one."),
@@ -156,6 +154,9 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
         elif cell.status == "error":
             error("cell-error", N_("Cell %(cell)s raised %(error)s: %(message)s"), error=cell.error_name,
                   message=cell.error_value)
+        if cell.oom_killed and cell.status != "kernel-died":
+            error("memory-limit", N_("The memory limit of %(limit)s for the notebook and everything it started was "
+                  "reached in cell %(cell)s: a process it started was stopped."), limit=limits.describe_memory())
         if cell.output_truncated:
             error("output-capped", N_("Cell %(cell)s printed more than %(limit)s bytes; the rest of its output was "
                   "dropped."), limit=limits.output_cap)

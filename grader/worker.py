@@ -233,6 +233,7 @@ class Worker:
                 alive = True
             except CellTimeoutError:
                 record["status"] = "timeout"
+                record["oom_killed"] = self.oom_kills() > ooms
                 alive = self.recover_after_timeout(nb, replay_upto=index)
             except (DeadKernelError, KernelProtocolError) as exc:
                 record["status"] = "kernel-died"

@@ -141,7 +141,7 @@ for folder in glob.glob("/dev/shm/*"):  # the socket folder: plant what a naive 
 
 MEMORY_CHILDREN = '''\
 import subprocess, sys
-hog = "x = b'x' * (2600 * 2**20); import time; time.sleep(3); print('held')"
+hog = "x = b'x' * (2600 * 2**20); import time; time.sleep(1); print('held')"
 children = [subprocess.Popen([sys.executable, "-c", hog], stdout=subprocess.PIPE) for _ in range(2)]
 held = [c.communicate()[0] for c in children]
 assert not all(b"held" in h for h in held), "two 2.6 GB children at once: over a 4 GiB whole-tree limit"
@@ -149,13 +149,16 @@ assert not all(b"held" in h for h in held), "two 2.6 GB children at once: over a
 
 TMPFS_FILL = '''\
 block = b"x" * 2**20
-with open("/tmp/fill", "wb") as f:
-    for _ in range(2100):  # 2.1 GB into a size-capped /tmp
-        f.write(block)
+for part in range(6):  # 2.1 GB into a size-capped /tmp, in files under the per-file limit
+    with open(f"/tmp/fill-{part}", "wb") as f:
+        for _ in range(350):
+            f.write(block)
 '''
 
 FORK_BOMB = '''\
-import os, signal, time
+import errno, os, subprocess, sys
+bomb = """
+import os, signal, sys, time
 children = []
 try:
     for _ in range(1000):
@@ -164,10 +167,16 @@ try:
             time.sleep(120)
             os._exit(0)
         children.append(pid)
+    print("forked", len(children))
+except OSError as exc:
+    print("refused", exc.errno, len(children))
 finally:
     for pid in children:
         os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+"""
+words = subprocess.run([sys.executable, "-c", bomb], capture_output=True, text=True).stdout.split()
+if words[0] == "refused":  # the child hit the process limit: say so as the cell's own error
+    raise OSError(int(words[1]), f"{os.strerror(int(words[1]))} after {words[2]} processes")
 '''
 
 CPU_HOGS = f'''\

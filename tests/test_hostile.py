@@ -30,7 +30,7 @@ from tests.hostile_corpus import AWKWARD_NAMES, CANARY, MARKER_SLEEP, corpus, sp
 from tests.submissions import MISTAKES
 
 SECRET = "secret-under-test-91b2"
-LIMITS = Limits(cell_timeout=10, call_timeout=5, budget=240)
+LIMITS = Limits(cell_timeout=20, call_timeout=5, budget=240)
 FULL_MARKS = ["loop_top_level", "os_exit", "sys_exit", "memory_hog", "output_flood", "background_process",
               "fake_results", "spy", "socket", "huge_image", "privilege", "visible", "memory_children", "tmpfs_fill",
               "disk_fill", "fork_bomb"]  # cpu_hogs slows its own grading: its neighbours' results are what count

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from .assignment import ASSIGNMENTS_DIR, load_assignment
 from .execute import ExecutionOptions
-from .i18n import LANGUAGES, N_, _, translations, use_language
+from .i18n import LANGUAGES, N_, _, join_list, translations, use_language
 from .pipeline import GradingOptions, grade_submission
 from .sandbox import GIB, Limits, bubblewrap
 
@@ -153,7 +153,7 @@ def run_grade(args) -> int:
         return EXIT_USAGE
     missing = [p for p in args.paths if not p.exists()]
     if missing:
-        print("grader: " + _("no such file or folder: %(paths)s", paths=", ".join(map(str, missing))), file=sys.stderr)
+        print("grader: " + _("no such file or folder: %(paths)s", paths=join_list(missing)), file=sys.stderr)
         return EXIT_USAGE
     assignment, options = load_assignment(args.assignment), _grading_options(args, secret)
     code = _sandbox_notice(options)

@@ -7,7 +7,9 @@ import io
 import json
 from xml.etree import ElementTree as ET
 
+from .i18n import _, join_sentences
 from .model import RESULT_FORMAT_VERSION
+from .wording import check_text, error_text
 
 
 def exercise_ids(rows: list[dict]) -> list[str]:
@@ -28,7 +30,7 @@ def gradebook_rows(rows: list[dict]) -> list[dict]:
             "submission": row["submission"],
             **{ex: scores.get(ex, 0.0) for ex in ids},
             "total": row["score"], "max_score": row["max_score"],
-            "errors": "; ".join(f"{e['kind']}: {e['message']}" for e in row["errors"] if e["kind"] != "cell-error"),
+            "errors": join_sentences(f"{e['kind']}: {e['message']}" for e in row["errors"] if e["kind"] != "cell-error"),
             "needs_review": " ".join(tag for e in row["exercises"] for tag in e["needs_review"]),
         })
     return table
@@ -48,21 +50,12 @@ def gradebook_json(rows: list[dict]) -> str:
     return json.dumps({"format_version": RESULT_FORMAT_VERSION, "submissions": gradebook_rows(rows)}, indent=2)
 
 
-def _check_text(check: dict) -> str:
-    text = check["message"]
-    if check.get("diagnosis"):
-        text += f"\nLikely cause: {check['diagnosis']}"
-    if check.get("hint") and not check["passed"]:
-        text += f"\nHint: {check['hint']}"
-    return text
-
-
 def gradescope_results(row: dict) -> dict:
     """One submission in Gradescope's autograder results.json format."""
     tests = [{"name": f"{e['id']}: {c['title']}", "score": c["score"], "max_score": c["max_score"],
-              "status": "passed" if c["passed"] else "failed", "output": _check_text(c), "visibility": "visible"}
+              "status": "passed" if c["passed"] else "failed", "output": check_text(c), "visibility": "visible"}
              for e in row["exercises"] for c in e["checks"]]
-    output = "\n".join(f"{e['kind']}: {e['message']}" for e in row["errors"])
+    output = "\n".join(error_text(e) for e in row["errors"])
     return {"score": row["score"], "execution_time": row.get("timing", {}).get("seconds", 0.0),
             "output": output, "tests": tests}
 
@@ -73,7 +66,7 @@ def prairielearn_results(row: dict) -> dict:
     return {"gradable": gradable, "score": row["score"] / row["max_score"] if row["max_score"] else 0.0,
             "message": "\n".join(e["message"] for e in row["errors"]),
             "tests": [{"name": f"{e['id']}: {c['title']}", "points": c["score"], "max_points": c["max_score"],
-                       "message": _check_text(c)} for e in row["exercises"] for c in e["checks"]]}
+                       "message": check_text(c)} for e in row["exercises"] for c in e["checks"]]}
 
 
 def junit_xml(rows: list[dict]) -> str:
@@ -89,13 +82,13 @@ def junit_xml(rows: list[dict]) -> str:
             case = ET.SubElement(suite, "testcase", classname=f"{row['submission']}.{exercise['id']}", name=check["id"])
             if check["status"] != "passed":
                 tag = "failure" if check["status"] == "failed" else "error"
-                ET.SubElement(case, tag, message=check["message"][:200]).text = _check_text(check)
+                ET.SubElement(case, tag, message=check["message"][:200]).text = check_text(check)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True)
 
 
 def markdown_summary(rows: list[dict], fail_under: float | None = None) -> str:
     ids = exercise_ids(rows)
-    lines = ["| submission | " + " | ".join(ids) + " | total |", "|---" * (len(ids) + 2) + "|"]
+    lines = [f"| {_('submission')} | " + " | ".join(ids) + f" | {_('total')} |", "|---" * (len(ids) + 2) + "|"]
     for row in rows:
         scores = {e["id"]: f"{e['score']:g}/{e['max_score']:g}" for e in row["exercises"]}
         flag = " ❌" if fail_under is not None and row["score"] < fail_under else ""

@@ -2,12 +2,13 @@
 # Installs the grading environment: .venv pinned by constraints.txt (torch==2.13.0 CPU and the
 # rest, so grades are reproducible), and bubblewrap, the sandbox, where apt-get can install it.
 #   ./install.sh          the grader
-#   ./install.sh --test   the grader, pytest, and what the tests need (bubblewrap, chromium)
+#   ./install.sh --test   the grader, pytest, and what the tests need (bubblewrap, chromium and CJK fonts for the
+#                         reports in a real browser, gettext for msgfmt --check on the catalogs)
 set -euo pipefail
 cd "$(dirname "$0")"
 extras="" packages="bubblewrap"
 if [ "${1:-}" = "--test" ]; then
-  extras="[test]" packages="bubblewrap chromium fonts-noto-cjk"
+  extras="[test]" packages="bubblewrap chromium fonts-noto-cjk gettext"
 fi
 missing=""
 for pkg in $packages; do dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"; done

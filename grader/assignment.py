@@ -18,6 +18,7 @@ import numpy as np
 
 from .checks import Check
 from .figures import Figure
+from .i18n import _
 
 ASSIGNMENTS_DIR = Path(__file__).resolve().parent.parent / "assignments"
 
@@ -75,7 +76,7 @@ def load_assignment(name_or_path: str | Path) -> Assignment:
         folder = ASSIGNMENTS_DIR / str(name_or_path)
     checks_file = folder / "checks.py"
     if not checks_file.is_file():
-        raise FileNotFoundError(f"no assignment at {name_or_path!r} (expected a folder with checks.py)")
+        raise FileNotFoundError(_("no assignment at %(name)r (expected a folder with checks.py)", name=str(name_or_path)))
     # The folder becomes a package of its own, so its modules can import each other (from .figures ...).
     package = f"grader_assignment_{folder.resolve().name}"
     if package not in sys.modules:

@@ -21,8 +21,10 @@ from .assignment import Assignment
 from .execute import WorkerProcess
 from .files import find_notebooks, read_regular_file, submission_names
 from .load import MAX_NOTEBOOK_BYTES
+from .i18n import _, language
 from .model import GradeError, SubmissionResult
 from .pipeline import GradingOptions, grade_submission, rejected_result, start_worker
+from .reasons import code_text
 from .report import render_report
 from .reviews import apply_reviews
 
@@ -55,8 +57,9 @@ def grading_key(notebook: Path, assignment: Assignment, options: GradingOptions)
         _hash_files(digest, Path(hidden).glob("*.py"))
     _hash_files(digest, GRADER_DIR.glob("*.py"))
     limits = options.execution.limits
+    # The language too: result.json's texts are written in the run's language.
     digest.update(repr((options.seed_kind, hashlib.sha256((options.secret or "").encode()).hexdigest(),
-                        options.exercises, limits, options.execution.sandbox)).encode())
+                        options.exercises, limits, options.execution.sandbox, language())).encode())
     return digest.hexdigest()
 
 
@@ -158,7 +161,7 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
     done = len(results)
     if progress:
         for nb, data in results.items():
-            progress(0, len(notebooks), names[nb] + " (unchanged, skipped)", data)
+            progress(0, len(notebooks), _("%(name)s (unchanged, skipped)", name=names[nb]), data)
     # Every submission folder is hidden from every worker: no student sees another's notebook.
     hide = sorted({Path(os.path.abspath(nb.parent)) for nb in notebooks} | {Path(os.path.abspath(out_dir))})
     pool = WorkerPool(assignment, options, hide, spare=1 if len(todo) > 1 else 0)
@@ -176,8 +179,8 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
             result = grade_submission(item.notebook, assignment, options, worker=worker, hide=hide)
         except Exception as exc:  # the grader's own failure is one submission's error, not the batch's end
             result = rejected_result(item.notebook, assignment, options, "")
-            result.errors = [GradeError("grader-failed", f"The grader itself failed on this submission: "
-                                                         f"{type(exc).__name__}: {exc}")]
+            result.errors = [GradeError("grader-failed", _("The grader itself failed on this submission: `%(error)s`",
+                                                           error=code_text(f"{type(exc).__name__}: {exc}")))]
         finally:
             pool.release(worker)
         if interrupted.is_set():

@@ -142,7 +142,7 @@ class ValueCheck(Check):
             expected = as_array(self.expected(*call.args))
             got = self._got(outcome)
             if got is None:
-                failures.append((call, outcome, None, expected, Comparison(False, outcome.grad_error or _("no gradient"))))
+                failures.append((call, outcome, None, expected, Comparison(False, outcome.describe_gradient_failure())))
                 continue
             comparison = compare_arrays(got, expected, self.rtol, self.atol)
             if comparison.matches:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from .assignment import ASSIGNMENTS_DIR, load_assignment
 from .execute import ExecutionOptions, SandboxUnavailable, enforcement
-from .i18n import LANGUAGES, N_, _, translations, use_language
+from .i18n import LANGUAGES, N_, _, join_list, translations, use_language
 from .model import UNGRADABLE
 from .pipeline import GradingOptions, grade_submission
 from .model import UNENFORCED
@@ -247,7 +247,7 @@ def run_grade(args) -> int:
         return _no_secret()
     missing = [p for p in args.paths if not os.path.lexists(p)]  # a link or FIFO is graded: as not a notebook
     if missing:
-        print("grader: " + _("no such file or folder: %(paths)s", paths=", ".join(map(str, missing))), file=sys.stderr)
+        print("grader: " + _("no such file or folder: %(paths)s", paths=join_list(missing)), file=sys.stderr)
         return EXIT_USAGE
     if args.gradebook_formats and not args.roster:
         print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),

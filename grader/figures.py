@@ -16,6 +16,7 @@ from typing import Callable
 import numpy as np
 
 from .checks import Call
+from .i18n import _, language
 from .model import CheckResult, ProbeOutcome
 
 
@@ -56,6 +57,12 @@ class FigureResult:
                 "svg": self.svg, "error": self.error, "waiting": self.waiting}
 
 
+# Figures keep DejaVu Sans for Latin text and fall back to a CJK face for the rest; the run's language
+# comes first among those, since Chinese, Japanese and Korean draw the same Han character differently.
+LATIN_FONT = "DejaVu Sans"
+CJK_FONTS = {"zh": "Noto Sans CJK SC", "ja": "Noto Sans CJK JP", "ko": "Noto Sans CJK KR"}
+
+
 @functools.lru_cache(maxsize=1)
 def pyplot():
     """matplotlib.pyplot, configured once per process for deterministic, compact SVG."""
@@ -70,21 +77,34 @@ def pyplot():
     return plt
 
 
+@functools.lru_cache(maxsize=8)
+def figure_fonts(lang: str) -> tuple[str, ...]:
+    """The font families figures of ``lang`` ask for, those installed here (no warning for the others)."""
+    from matplotlib import font_manager
+
+    wanted = [LATIN_FONT, *sorted(CJK_FONTS.values(), key=lambda font: font != CJK_FONTS.get(lang))]
+    installed = {font.name for font in font_manager.fontManager.ttflist}
+    return tuple(font for font in wanted if font in installed) or (LATIN_FONT,)
+
+
 def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:
     """Draw one figure; a figure that fails to draw is reported, never raised.
 
     A figure none of whose calls returned a value is not drawn: it would show only the
     reference's answers, which teach nothing to a student who has not written the function.
     """
-    result = FigureResult(figure.id, figure.exercise, figure.title, figure.caption)
+    result = FigureResult(figure.id, figure.exercise, _(figure.title), _(figure.caption))
     if inputs.outcomes and not any(o.status == "ok" for o in inputs.outcomes):
         result.waiting = True
         return result
     plt = pyplot()
     try:
-        fig = figure.draw(inputs)
         buffer = io.StringIO()
-        fig.savefig(buffer, format="svg", metadata={"Date": None})
+        # Fonts are looked up when the figure is laid out and saved, so both happen in the context; matplotlib
+        # falls back along font.family (not along a generic family's list), so the faces are named there.
+        with plt.rc_context({"font.family": list(figure_fonts(language()))}):
+            fig = figure.draw(inputs)
+            fig.savefig(buffer, format="svg", metadata={"Date": None})
         plt.close(fig)
         svg = buffer.getvalue()
         result.svg = svg[svg.index("<svg"):]  # drop the XML prologue: the SVG is inlined in HTML

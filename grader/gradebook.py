@@ -12,9 +12,10 @@ import textwrap
 from collections import Counter
 from xml.etree import ElementTree as ET
 
-from .i18n import N_, _
+from .i18n import N_, _, join_sentences
 from .model import RESULT_FORMAT_VERSION, RosterMatch, Student
 from .sinks import csv_table, markdown_text, xml_text
+from .wording import ERROR_LINE, check_text, error_title
 
 NOTE_WIDTH = 70  # characters of an error message shown in one-line notes (overview, CLI table, step summary)
 # Errors that say something about the run without costing a point: JUnit shows them as output, not errors.
@@ -45,7 +46,8 @@ def error_notes(errors: list[dict], width: int | None = None) -> list[str]:
     notes = []
     for kind, group in by_kind.items():
         message = " ".join(str(group[0]["message"]).split())
-        note = f"{kind}: {textwrap.shorten(message, width, placeholder='…') if width else message}"
+        note = _(ERROR_LINE, title=error_title(kind),
+                 text=textwrap.shorten(message, width, placeholder="…") if width else message)
         if len(group) > 1:
             note += " " + _("(and %(count)s more)", count=len(group) - 1)
         notes.append(note)
@@ -53,7 +55,7 @@ def error_notes(errors: list[dict], width: int | None = None) -> list[str]:
 
 
 def short_notes(row: dict) -> str:
-    return "; ".join(error_notes(row["errors"], NOTE_WIDTH))
+    return join_sentences(error_notes(row["errors"], NOTE_WIDTH))
 
 
 # --------------------------------------------------------------------------- gradebook.csv / .json
@@ -69,7 +71,7 @@ def _gradebook_line(row: dict, ids: list[str]) -> dict:
         "submission": row["submission"],
         **{ex: scores.get(ex, 0.0) for ex in ids},
         "total": row["score"], "max_score": row["max_score"],
-        "errors": "; ".join(error_notes(row["errors"])),
+        "errors": join_sentences(error_notes(row["errors"])),
         "needs_review": " ".join(tag for e in row["exercises"] for tag in e["needs_review"]),
     }
 
@@ -102,16 +104,6 @@ def gradebook_json(rows: list[dict], roster: RosterMatch | None = None) -> str:
 
 
 # --------------------------------------------------------------------------- CI: JUnit XML, step summary
-
-def check_text(check: dict) -> str:
-    """A check's message with its diagnosis and hint, as the platforms' plain-text outputs show it."""
-    text = check["message"]
-    if check.get("diagnosis"):
-        text += f"\n{_('Likely cause:')} {_(check['diagnosis'])}"
-    if check.get("hint") and not check["passed"]:
-        text += f"\n{_('Hint:')} {_(check['hint'])}"
-    return text
-
 
 def _seconds(value) -> str:
     """Fixed-point seconds: the Surefire pattern the JUnit XSD gives ``time`` (no exponent, no NaN)."""
@@ -176,7 +168,7 @@ def markdown_summary(rows: list[dict], fail_under: float | None = None) -> str:
     for row in rows:
         scores = {e["id"]: f"{e['score']:g}/{e['max_score']:g}" for e in row["exercises"]}
         flag = " ❌" if fail_under is not None and row["score"] < fail_under else ""
-        notes = "; ".join(markdown_text(note) for note in error_notes(row["errors"], NOTE_WIDTH))
+        notes = markdown_text(short_notes(row))
         lines.append(f"| {markdown_text(row['submission'])} | " + " | ".join(scores.get(e, "") for e in ids)
                      + f" | **{row['score']:g}/{row['max_score']:g}**{flag} | {notes} |")
     return "\n".join(lines) + "\n"

@@ -69,3 +69,28 @@ def _(message: str, /, **values) -> str:
 def N_(message: str) -> str:
     """Marks a string for extraction where it is defined; it is translated where it is shown."""
     return message
+
+
+# How sentences and list items follow each other is the language's, not the code's: English puts a
+# space after a full stop, Chinese and Japanese put none after 。, and their lists use 、.
+SENTENCE_AFTER_SENTENCE = N_("%(sentence)s %(next)s")
+ITEM_AFTER_ITEM = N_("%(items)s, %(item)s")
+
+
+def _fold(template: str, first: str, rest: list[str], keys: tuple[str, str]) -> str:
+    text = first
+    for part in rest:
+        text = _(template, **{keys[0]: text, keys[1]: part})
+    return text
+
+
+def join_sentences(sentences) -> str:
+    """Whole sentences, already translated, one after the other as the language writes them."""
+    parts = [s for s in sentences if s]
+    return _fold(SENTENCE_AFTER_SENTENCE, parts[0], parts[1:], ("sentence", "next")) if parts else ""
+
+
+def join_list(items) -> str:
+    """Short items (numbers, names) as a list in the language's punctuation."""
+    parts = [str(i) for i in items]
+    return _fold(ITEM_AFTER_ITEM, parts[0], parts[1:], ("items", "item")) if parts else ""

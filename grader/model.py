@@ -47,7 +47,8 @@ class WrittenAnswer:
     tag: str
     exercise: str
     status: str  # answered | empty | missing
-    text: str = ""
+    text: str = ""  # what the student wrote: the cell without the template's prompt and placeholder
+    prompt: str = ""  # the template's question, as plain text in the run's language
 
 
 @dataclass
@@ -85,9 +86,20 @@ class ProbeOutcome:
     error_message: str | None = None
     traceback: str | None = None
     seconds: float | None = None
+    # Why the value or the gradient is unusable, as {"code": ..., parameters} (grader.reasons); workers
+    # that send only an English sentence in error_message / grad_error leave these None.
+    reason: dict | None = None
+    grad_reason: dict | None = None
+
+    def describe_gradient_failure(self) -> str:
+        from .i18n import _
+        from .reasons import explain
+
+        return explain(self.grad_error, self.grad_reason) if self.grad_error or self.grad_reason else _("no gradient")
 
     def describe_failure(self, function: str) -> str:
         from .i18n import _
+        from .reasons import code_text, explain
 
         if self.status == "missing":
             return _("`%(function)s` is not defined after running the notebook.", function=function)
@@ -100,9 +112,12 @@ class ProbeOutcome:
                      function=function)
         if self.status == "invalid":
             return _("`%(function)s` returned something the grader cannot read: %(reason)s", function=function,
-                     reason=self.error_message)
-        return _("`%(function)s` raised %(error)s: %(message)s", function=function, error=self.error_type,
-                 message=self.error_message)
+                     reason=explain(self.error_message, self.reason))
+        # The exception's own text is Python's or the student's, in whatever language: shown as code.
+        if not self.error_message:
+            return _("`%(function)s` raised `%(error)s`.", function=function, error=self.error_type)
+        return _("`%(function)s` raised `%(error)s: %(message)s`", function=function, error=self.error_type,
+                 message=code_text(self.error_message))
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ taking and returning the dataclasses of ``grader.model``.
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -22,6 +23,7 @@ from .i18n import N_, _
 from .load import NotebookRejected, load_notebook
 from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, SubmissionResult,
                     WorkerRun, WrittenAnswer)
+from .reasons import code_text, explain
 
 
 @dataclass
@@ -101,14 +103,18 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
     try:
         verdict = check.judge(planned.calls, outcomes)
     except Exception as exc:  # a bug in a check must cost the grader, not the student's batch
-        verdict = Verdict(0.0, _("The grader could not judge this check (%(error)s).", error=f"{type(exc).__name__}: {exc}"),
+        verdict = Verdict(0.0, _("The grader could not judge this check (`%(error)s`).",
+                                 error=code_text(f"{type(exc).__name__}: {exc}")),
                           details={"grader_traceback": traceback.format_exc(limit=3)}, errored=True)
     fraction = min(max(float(verdict.fraction), 0.0), 1.0)
     status = "passed" if fraction >= 1.0 else ("errored" if verdict.errored else "failed")
-    return CheckResult(id=check.id, title=check.title, status=status, score=round(check.points * fraction, 4),
-                       max_score=float(check.points), message=verdict.message, diagnosis=verdict.diagnosis,
-                       hint=None if status == "passed" else (check.hint or None),
-                       read=None if status == "passed" else (check.read or None), details=verdict.details,
+    # Every text of the result in the run's language (ids, kinds and statuses stay as they are):
+    # result.json, the gradebooks and the LMS formats all read these.
+    return CheckResult(id=check.id, title=_(check.title), status=status, score=round(check.points * fraction, 4),
+                       max_score=float(check.points), message=verdict.message,
+                       diagnosis=_(verdict.diagnosis) if verdict.diagnosis else None,
+                       hint=None if status == "passed" else (_(check.hint) or None),
+                       read=None if status == "passed" else (_(check.read) or None), details=verdict.details,
                        seconds=sum(o.seconds or 0.0 for o in outcomes))
 
 
@@ -137,7 +143,8 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
                   "cells before it and skipped this one."), limit=limits.cpu_seconds)
         elif cell.status == "kernel-died":
             error("kernel-died", N_("The Python kernel died in cell %(cell)s (%(reason)s); a new kernel re-ran the cells "
-                  "before it and skipped this one."), reason=cell.error_value or _("no exit code"))
+                  "before it and skipped this one."), reason=explain(cell.error_value) if cell.error_value else
+                  _("no exit code"))
         elif cell.error_name == "MemoryError" or "can't allocate memory" in (cell.error_value or ""):
             error("memory-limit", N_("The memory limit of %(limit)s was reached in cell %(cell)s."),
                   limit=limits.describe_memory())
@@ -152,8 +159,8 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
             error("file-size-limit", N_("A file written in cell %(cell)s reached the limit of %(limit)s MiB per file."),
                   limit=limits.file_bytes // 2**20)
         elif cell.status == "error":
-            error("cell-error", N_("Cell %(cell)s raised %(error)s: %(message)s"), error=cell.error_name,
-                  message=cell.error_value)
+            error("cell-error", N_("Cell %(cell)s raised `%(error)s: %(message)s`"), error=cell.error_name,
+                  message=code_text(cell.error_value or ""))
         if cell.oom_killed and cell.status != "kernel-died":
             error("memory-limit", N_("The memory limit of %(limit)s for the notebook and everything it started was "
                   "reached in cell %(cell)s: a process it started was stopped."), limit=limits.describe_memory())
@@ -193,18 +200,36 @@ def redact_hidden_failures(planned: list[PlannedCheck], run: WorkerRun) -> None:
 
 # --------------------------------------------------------------------------- score
 
+def markdown_as_text(markdown: str) -> str:
+    """One line of Markdown as the plain text it displays (emphasis, code marks and heading marks dropped)."""
+    text = re.sub(r"^\s*#+\s*", "", markdown.strip())
+    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
+    text = re.sub(r"(?<![\w*])\*(?!\s)(.+?)(?<!\s)\*(?![\w*])", r"\1", text)
+    return re.sub(r"`([^`]*)`", r"\1", text)
+
+
+def answer_prompt(template_answer: str) -> str:
+    """The template's question above an answer (its first line), in the run's language."""
+    first = next((line for line in template_answer.splitlines() if line.strip()), "")
+    return _(markdown_as_text(first)) if first else ""
+
+
+def own_words(text: str, template_answer: str) -> str:
+    """What the student wrote in an answer cell: its lines minus the template's prompt and placeholder."""
+    template_lines = {line.strip() for line in template_answer.splitlines() if line.strip()}
+    return "\n".join(line for line in text.splitlines() if line.strip() not in template_lines).strip()
+
+
 def written_answers(assignment: Assignment, exercise_id: str, loaded: LoadedNotebook | None,
                     template_answers: dict[str, str]) -> list[WrittenAnswer]:
     answers = []
     for tag in assignment.exercise(exercise_id).answer_tags:
-        text = (loaded.answers.get(tag) if loaded else None)
-        if text is None:
-            status, text = "missing", ""
-        elif not text.strip() or text.strip() == template_answers.get(tag, "").strip():
-            status = "empty"
-        else:
-            status = "answered"
-        answers.append(WrittenAnswer(tag=tag, exercise=exercise_id, status=status, text=text))
+        cell = (loaded.answers.get(tag) if loaded else None)
+        template = template_answers.get(tag, "")
+        text = own_words(cell or "", template)
+        status = "missing" if cell is None else ("answered" if text else "empty")
+        answers.append(WrittenAnswer(tag=tag, exercise=exercise_id, status=status, text=text,
+                                     prompt=answer_prompt(template)))
     return answers
 
 
@@ -220,7 +245,7 @@ def score_submission(assignment: Assignment, stem: str, results: list[CheckResul
         checks = [r for r in results if exercise_of[r.id] == exercise.id]
         answers = written_answers(assignment, exercise.id, loaded, template_answers)
         exercises.append(ExerciseResult(
-            id=exercise.id, title=exercise.title, score=round(sum(c.score for c in checks), 4),
+            id=exercise.id, title=_(exercise.title), score=round(sum(c.score for c in checks), 4),
             max_score=float(sum(c.max_score for c in checks)), checks=checks,
             needs_review=[a.tag for a in answers if a.status == "answered"], written_answers=answers))
     return SubmissionResult(
@@ -232,7 +257,7 @@ def score_submission(assignment: Assignment, stem: str, results: list[CheckResul
 
 
 def not_run(check: Check) -> CheckResult:
-    return CheckResult(id=check.id, title=check.title, status="errored", score=0.0, max_score=float(check.points),
+    return CheckResult(id=check.id, title=_(check.title), status="errored", score=0.0, max_score=float(check.points),
                        message=_("Not checked: the notebook could not be graded (see the errors above)."))
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 
 from .assignment import Assignment
 from .files import find_notebooks
-from .gradebook import INFORMATIONAL, check_text, error_notes
+from .gradebook import INFORMATIONAL, error_notes
+from .wording import check_text
 from .i18n import _
 from .model import UNGRADABLE, SubmissionResult
 from .pipeline import GradingOptions, grade_submission, rejected_result

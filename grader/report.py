@@ -10,44 +10,39 @@ from collections import Counter
 from pathlib import Path
 
 import jinja2
+from markupsafe import Markup, escape
 
-from .i18n import N_, _, language, translations
+from .i18n import _, language, translations
 from .model import UNENFORCED
 from .sinks import report_href
+from .wording import HINT, LIKELY_CAUSE, REREAD, STATUS_WORDS, error_title
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
-ERROR_TITLES = {
-    "invalid-notebook": N_("This file could not be graded as a notebook"),
-    "invalid-upload": N_("The upload does not hold exactly one notebook"),
-    "timeout": N_("A cell ran too long"),
-    "kernel-died": N_("The Python kernel crashed"),
-    "kernel-protocol": N_("The kernel sent something the grader does not accept"),
-    "memory-limit": N_("Out of memory"),
-    "cpu-limit": N_("Out of CPU time"),
-    "file-size-limit": N_("A file grew too large"),
-    "process-limit": N_("Too many processes"),
-    "disk-limit": N_("Out of temporary space"),
-    "budget-exceeded": N_("Out of time"),
-    "worker-failed": N_("The grader could not run this notebook"),
-    "grader-failed": N_("The grader failed"),
-    "kernel-unrecoverable": N_("The kernel could not be restarted"),
-    "cell-error": N_("A cell raised an exception"),
-    "output-capped": N_("Too much output"),
-    "notebook-upgraded": N_("Old notebook format"),
-}
-STATUS_WORDS = {"passed": N_("passed"), "failed": N_("failed"), "errored": N_("errored")}
+def code_spans(text) -> Markup:
+    """Text whose `backticked` parts are code (names, Python's own messages): those become <code>."""
+    parts = str(text).split("`")
+    if len(parts) % 2 == 0:  # an unpaired backtick: no code spans, just the text
+        return escape(text)
+    return Markup("").join(Markup("<code>%s</code>") % part if i % 2 else escape(part) for i, part in enumerate(parts))
+
+
+def labelled(template: str, text) -> Markup:
+    """A labelled line ("Likely cause: %(text)s" in the run's language) with its label in bold."""
+    head, _placeholder, tail = _(template).partition("%(text)s")
+    label = head.rstrip()
+    return Markup("<strong>%s</strong>%s") % (label, head[len(label):]) + code_spans(text) + tail
 
 
 def environment() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
     env.install_gettext_translations(translations(), newstyle=True)
-    env.filters["tr"] = lambda text: _(text) if text else text  # texts from data: translated, never %-formatted
     env.filters["points"] = lambda v: f"{v:g}"
     env.filters["number"] = lambda v: f"{v:.6g}" if isinstance(v, float) else str(v)
-    env.globals.update(error_title=lambda kind: _(ERROR_TITLES.get(kind, kind)),
-                       status_word=lambda status: _(STATUS_WORDS.get(status, status)), lang=language(),
+    env.filters["code_spans"] = code_spans
+    env.globals.update(error_title=error_title, status_word=lambda status: _(STATUS_WORDS.get(status, status)),
+                       labelled=labelled, LIKELY_CAUSE=LIKELY_CAUSE, HINT=HINT, REREAD=REREAD, lang=language(),
                        unenforced_text=lambda key: _(UNENFORCED.get(key, key)))
     return env
 

@@ -12,6 +12,8 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from .i18n import _, join_list
+
 REVIEW_COLUMNS = ("submission", "tag", "points", "comment")
 
 
@@ -30,19 +32,21 @@ def load_reviews(path: Path, answer_points: dict[str, float]) -> dict[tuple[str,
         reader = csv.DictReader(f)
         missing = [c for c in REVIEW_COLUMNS[:3] if c not in (reader.fieldnames or [])]
         if missing:
-            raise ReviewError(f"{path}: the header lacks {', '.join(missing)} (expected {', '.join(REVIEW_COLUMNS)})")
+            raise ReviewError(_("%(path)s: the header lacks %(missing)s (expected %(columns)s)", path=path,
+                                missing=join_list(missing), columns=",".join(REVIEW_COLUMNS)))
         reviews = {}
         for line, row in enumerate(reader, start=2):
             tag = row["tag"].strip()
             if tag not in answer_points:
-                raise ReviewError(f"{path}, line {line}: unknown answer tag {tag!r}")
+                raise ReviewError(_("%(path)s, line %(line)s: unknown answer tag %(tag)r", path=path, line=line, tag=tag))
             try:
                 points = float(row["points"])
             except ValueError:
-                raise ReviewError(f"{path}, line {line}: points {row['points']!r} is not a number") from None
+                raise ReviewError(_("%(path)s, line %(line)s: points %(points)r is not a number", path=path, line=line,
+                                    points=row["points"])) from None
             if not 0 <= points <= answer_points[tag]:
-                raise ReviewError(f"{path}, line {line}: {points:g} points for {tag}, whose maximum is "
-                                  f"{answer_points[tag]:g}")
+                raise ReviewError(_("%(path)s, line %(line)s: %(points)s points for %(tag)s, whose maximum is %(max)s",
+                                    path=path, line=line, points=f"{points:g}", tag=tag, max=f"{answer_points[tag]:g}"))
             reviews[(row["submission"].strip(), tag)] = Review(points, (row.get("comment") or "").strip())
     return reviews
 

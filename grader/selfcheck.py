@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from .assignment import load_assignment
-from .i18n import _
+from .i18n import _, use_language
 from .wire import encode_argument, parse_outcome
 from .model import SubmissionResult
 from .pipeline import GradingOptions, judge_check, plan_probes, score_submission
@@ -27,8 +27,10 @@ def _namespace():
 
 
 def self_check(exercise: str | None = None, assignment: str = "attention_pooling", namespace: dict | None = None,
-               show: bool = True) -> SubmissionResult | None:
+               show: bool = True, lang: str | None = None) -> SubmissionResult | None:
+    """``lang`` (default: $GRADER_LANG, else English) is the language of what it shows, as ``--lang`` is the CLI's."""
     plugin = load_assignment(assignment)
+    use_language(lang or os.environ.get("GRADER_LANG", "en"), (plugin.root / "locale",))
     options = GradingOptions(exercises=(exercise,) if exercise else None)
     namespace = _namespace() if namespace is None else namespace
     planned = plan_probes(plugin, options)

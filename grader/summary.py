@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from .i18n import N_, _
+import unicodedata
+
+from .i18n import N_, _, join_list
 from .model import SubmissionResult
 from .sinks import terminal_text
+from .wording import check_text, error_text
 
-MARKS = {"passed": N_("PASS"), "failed": N_("FAIL"), "errored": N_("ERROR")}
+MARKS = {"passed": N_("PASS"), "failed": N_("FAIL"), "errored": N_("ERROR"), "answer": N_("NOTE")}
 ANSWER_STATES = {"answered": N_("awaits your instructor"), "empty": N_("not written yet"), "missing": N_("cell not found")}
 
 
@@ -14,33 +17,45 @@ def format_points(value: float) -> str:
     return f"{value:g}"
 
 
+def display_width(text: str) -> int:
+    """Columns a terminal gives the text: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def pad(text: str, width: int, right: bool = False) -> str:
+    """``text`` filled with spaces to ``width`` terminal columns (on the left with ``right``)."""
+    fill = " " * max(width - display_width(text), 0)
+    return fill + text if right else text + fill
+
+
+def mark(kind: str) -> str:
+    """A status mark such as "[ PASS]"."""
+    return "[" + pad(_(MARKS[kind]), 5, right=True) + "]"
+
+
 def submission_text(result: SubmissionResult, verbose: bool = True) -> str:
     inputs = _("hidden inputs") if result.seed_kind == "secret" else _("public inputs")
     if not result.sandboxed:
-        inputs += ", " + _("NOT SANDBOXED")
+        inputs = join_list([inputs, _("NOT SANDBOXED")])
     elif result.unenforced:
-        inputs += ", " + _("limits not enforced: %(which)s", which=", ".join(result.unenforced))
+        inputs = join_list([inputs, _("limits not enforced: %(which)s", which=join_list(result.unenforced))])
     lines = [f"{terminal_text(result.submission)}: {format_points(result.score)} / {format_points(result.max_score)}"
              f"  ({inputs})"]
     for error in result.errors:
-        lines.append(f"  ! {error.kind}: {terminal_text(error.message)}")
+        lines.append("  ! " + terminal_text(error_text(error.to_json())))
     for exercise in result.exercises:
-        lines.append(f"  {exercise.id} {_(exercise.title)}: {format_points(exercise.score)} / "
+        lines.append(f"  {exercise.id} {exercise.title}: {format_points(exercise.score)} / "
                      f"{format_points(exercise.max_score)}")
         if not verbose:
             continue
         for check in exercise.checks:
-            lines.append(f"    [{_(MARKS[check.status]):>5}] {_(check.title)} ({format_points(check.score)}/"
+            lines.append(f"    {mark(check.status)} {check.title} ({format_points(check.score)}/"
                          f"{format_points(check.max_score)})")
             if not check.passed:
-                lines.append(f"            {terminal_text(check.message)}")
-                if check.diagnosis:
-                    lines.append(f"            {_('Likely cause:')} {_(check.diagnosis)}")
-                if check.hint:
-                    lines.append(f"            {_('Hint:')} {_(check.hint)}")
+                lines += ["            " + terminal_text(line) for line in check_text(check.to_json()).splitlines()]
         for answer in exercise.written_answers:
-            lines.append("    [ NOTE] " + _("written answer %(tag)s: %(state)s", tag=answer.tag,
-                                                 state=_(ANSWER_STATES[answer.status])))
+            lines.append(f"    {mark('answer')} " + _("written answer %(tag)s: %(state)s", tag=answer.tag,
+                                                      state=_(ANSWER_STATES[answer.status])))
     return "\n".join(lines)
 
 
@@ -49,13 +64,14 @@ def score_table(rows: list[dict], exercise_ids: list[str]) -> str:
     from .gradebook import short_notes
 
     names = {r["submission"]: terminal_text(r["submission"]) for r in rows}
-    name_width = max([len("submission")] + [len(n) for n in names.values()])
-    header = (f"{_('submission'):<{name_width}}  " + "  ".join(f"{e:>6}" for e in exercise_ids)
-              + f"   {_('total')}  {_('notes')}")
-    lines = [header, "-" * len(header)]
+    name_width = max([display_width(_("submission"))] + [display_width(n) for n in names.values()])
+    header = (pad(_("submission"), name_width) + "  " + "  ".join(f"{e:>6}" for e in exercise_ids)
+              + "  " + pad(_("total"), 10, right=True) + "  " + _("notes"))
+    lines = [header, "-" * display_width(header)]
     for row in rows:
         scores = {e["id"]: e["score"] for e in row["exercises"]}
-        lines.append(f"{names[row['submission']]:<{name_width}}  "
+        lines.append(pad(names[row["submission"]], name_width) + "  "
                      + "  ".join(f"{scores.get(e, 0):>6g}" for e in exercise_ids)
-                     + f"  {row['score']:>6g}/{row['max_score']:g}  {terminal_text(short_notes(row))}")
+                     + "  " + pad(f"{row['score']:g}/{row['max_score']:g}", 10, right=True) + "  "
+                     + terminal_text(short_notes(row)))
     return "\n".join(lines)

@@ -21,7 +21,7 @@ import torch
 from grader.assignment import Assignment, Exercise
 from grader.checks import Call, Case, CustomCheck, Misconception, ValueCheck, Verdict
 from grader.compare import relative_gap
-from grader.i18n import _
+from grader.i18n import _, join_list, join_sentences
 from reference import attention_pooling as ref
 
 from .figures import FIGURES
@@ -353,7 +353,7 @@ def fit_width_verdict(calls, outcomes):
         rows.append(row)
     fraction = (2 * np.mean(loo_scores) + np.mean(collapse_scores)) / 3
     diagnosis = next((text for key, text in FIT_WIDTH_DIAGNOSES.items() if key in findings), None)
-    message = _("Both learned widths behave as they should.") if fraction == 1 else " ".join(dict.fromkeys(notes))
+    message = _("Both learned widths behave as they should.") if fraction == 1 else join_sentences(dict.fromkeys(notes))
     return Verdict(fraction, message, diagnosis, {"data_sets": rows})
 
 
@@ -488,7 +488,7 @@ def exponent_verdict(calls, outcomes):
     elif len(values) > 1 and max(values) - min(values) <= 1e-12:
         diagnosis = EXPONENT_CONSTANT
     wrong = [d for d in EXPONENT_DIMS if d not in right]
-    return Verdict(len(right) / len(calls), _("Wrong for d = %(dims)s.", dims=", ".join(map(str, wrong))), diagnosis,
+    return Verdict(len(right) / len(calls), _("Wrong for d = %(dims)s.", dims=join_list(wrong)), diagnosis,
                    details)
 
 
@@ -527,7 +527,8 @@ def study_verdict(calls, outcomes):
             losses_ok.append(row["gap"] <= STUDY_LOSS_GAP)
             by_dim.setdefault(d, []).append((n, abs(width), best_sigma))
         else:
-            row["error"] = outcome.describe_failure("loo_optimal_width") if outcome.status != "ok" else "not a finite width"
+            row["error"] = outcome.describe_failure("loo_optimal_width") if outcome.status != "ok" else \
+                _("not a finite width")
             losses_ok.append(False)
         rows.append(row)
     slopes = {}
@@ -555,7 +556,7 @@ def study_verdict(calls, outcomes):
         parts += [_("In d=%(d)s your widths shrink like n^%(student)s, the reference's like n^%(reference)s.", d=d,
                     student=f"{s['student']:.3f}", reference=f"{s['reference']:.3f}")
                   for d, s in slopes.items() if abs(s["student"] - s["reference"]) > STUDY_SLOPE_GAP]
-        message = " ".join(parts) or _("Some data sets could not be judged.")
+        message = join_sentences(parts) or _("Some data sets could not be judged.")
     return Verdict(float(fraction), message, diagnosis, details)
 
 

@@ -13,10 +13,12 @@ import torch
 
 from grader.checks import Call
 from grader.figures import Figure, FigureInputs, pyplot
+from grader.i18n import N_, _
 from reference import attention_pooling as ref
 
-YOURS = {"color": "#c9482b", "lw": 2, "label": "yours"}
-REFERENCE = {"color": "#1d232a", "lw": 1.2, "ls": "--", "label": "reference"}
+YOURS = {"color": "#c9482b", "lw": 2}
+REFERENCE = {"color": "#1d232a", "lw": 1.2, "ls": "--"}
+NO_OUTPUT = N_("no usable output")
 
 
 def _as_numpy(t) -> np.ndarray:
@@ -50,17 +52,17 @@ def ex1_draw(inputs: FigureInputs):
     fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
     t = inputs.calls[0].context
     references = (ref.parzen_class_score, ref.nw_classify)
-    names = ("Parzen score p(x, +1) - p(x, -1)", "Nadaraya-Watson classifier f_NW(x)")
+    names = (_("Parzen score p(x, +1) - p(x, -1)"), _("Nadaraya-Watson classifier f_NW(x)"))
     for ax, call, reference, name, index in zip(axes, inputs.calls, references, names, range(2)):
-        ax.plot(t, _as_numpy(reference(*call.args)), **REFERENCE)
+        ax.plot(t, _as_numpy(reference(*call.args)), **REFERENCE, label=_("reference"))
         yours = _usable(inputs.value(index), t.shape)
         if yours is not None:
-            ax.plot(t, yours, **YOURS)
+            ax.plot(t, yours, **YOURS, label=_("yours"))
         else:
-            ax.text(0.5, 0.5, "no usable output", transform=ax.transAxes, ha="center", color=YOURS["color"])
+            ax.text(0.5, 0.5, _(NO_OUTPUT), transform=ax.transAxes, ha="center", color=YOURS["color"])
         ax.axhline(0, color="#999", lw=0.6)
         ax.set_title(name)
-        ax.set_xlabel("position along the line through the two class centres")
+        ax.set_xlabel(_("position along the line through the two class centres"))
     axes[0].legend(frameon=False)
     return fig
 
@@ -100,32 +102,33 @@ def _scalar(values) -> float | None:
 
 def ex2_draw(inputs: FigureInputs):
     plt = pyplot()
-    x, y, _ = inputs.calls[0].args
+    x, y = inputs.calls[0].args[:2]
     ref_sigma, ref_fit, ref_losses = ex2_reference(inputs.calls[0].context)
     fig, (fit_ax, loss_ax) = plt.subplots(1, 2, figsize=(8, 3))
     grid = FIT_GRID
-    fit_ax.scatter(x, y, s=10, color="#5d6975", label="data")
-    fit_ax.plot(grid, _as_numpy(ref.book_target(grid)), color="#2f8f5b", lw=1, label="true f")
-    fit_ax.plot(grid, ref_fit, **dict(REFERENCE, label=f"reference, sigma={ref_sigma:.3g}"))
+    fit_ax.scatter(x, y, s=10, color="#5d6975", label=_("data"))
+    fit_ax.plot(grid, _as_numpy(ref.book_target(grid)), color="#2f8f5b", lw=1, label=_("true f"))
+    fit_ax.plot(grid, ref_fit, **REFERENCE, label=_("reference, sigma=%(sigma)s", sigma=f"{ref_sigma:.3g}"))
     sigma_loo, sigma_train = _scalar(inputs.value(0)), _scalar(inputs.value(1))
     if sigma_loo:
-        fit_ax.plot(grid, _as_numpy(ref.nw_regress(x, y, grid, sigma_loo)), **dict(YOURS, label=f"yours, leave-one-out, sigma={sigma_loo:.3g}"))
+        fit_ax.plot(grid, _as_numpy(ref.nw_regress(x, y, grid, sigma_loo)), **YOURS,
+                    label=_("yours, leave-one-out, sigma=%(sigma)s", sigma=f"{sigma_loo:.3g}"))
     if sigma_train:
         fit_ax.plot(grid, _as_numpy(ref.nw_regress(x, y, grid, sigma_train)), color="#b7791f", lw=1,
-                    label=f"yours, no leave-one-out, sigma={sigma_train:.3g}")
-    fit_ax.set_title("Nadaraya-Watson fit at your learned widths")
+                    label=_("yours, no leave-one-out, sigma=%(sigma)s", sigma=f"{sigma_train:.3g}"))
+    fit_ax.set_title(_("Nadaraya-Watson fit at your learned widths"))
     fit_ax.legend(frameon=False, fontsize=7)
-    loss_ax.plot(LOSS_GRID, ref_losses, **dict(REFERENCE, label="leave-one-out loss"))
+    loss_ax.plot(LOSS_GRID, ref_losses, **REFERENCE, label=_("leave-one-out loss"))
     yours = [(s, _scalar(inputs.value(2 + i))) for i, s in enumerate(EX2_SIGMAS)]
     yours = [(s, v) for s, v in yours if v is not None]
     if yours:
-        loss_ax.scatter(*zip(*yours), color=YOURS["color"], s=14, zorder=3, label="your loo_loss")
-    for sigma, style, name in ((sigma_loo, YOURS, "your width"), (ref_sigma, REFERENCE, None)):
+        loss_ax.scatter(*zip(*yours), color=YOURS["color"], s=14, zorder=3, label=_("your loo_loss"))
+    for sigma, style, name in ((sigma_loo, YOURS, _("your width")), (ref_sigma, REFERENCE, None)):
         if sigma:
             loss_ax.axvline(sigma, color=style["color"], ls=":", lw=1, label=name)
     loss_ax.set_xscale("log")
     loss_ax.set_xlabel("sigma")
-    loss_ax.set_title("Leave-one-out loss with your width marked")
+    loss_ax.set_title(_("Leave-one-out loss with your width marked"))
     loss_ax.legend(frameon=False, fontsize=7)
     return fig
 
@@ -148,18 +151,18 @@ def ex3_draw(inputs: FigureInputs):
     for row, (call, reference) in enumerate(zip(inputs.calls, (ref.gaussian_attention, ref.dot_product_attention))):
         expected = _as_numpy(reference(q, k, sigma))
         yours = _usable(inputs.value(row), expected.shape)
-        for col, (weights, who) in enumerate(((expected, "reference"), (yours, "yours"))):
+        for col, (weights, who) in enumerate(((expected, _("reference")), (yours, _("yours")))):
             ax = axes[row, col]
             if weights is None or not np.isfinite(weights).all():
-                ax.text(0.5, 0.5, "no usable output" if weights is None else "NaN or inf in the weights",
+                ax.text(0.5, 0.5, _(NO_OUTPUT) if weights is None else _("NaN or inf in the weights"),
                         transform=ax.transAxes, ha="center", color=YOURS["color"])
                 ax.set_xticks([]), ax.set_yticks([])
             else:
                 image = ax.imshow(weights, cmap="Reds", vmin=0, vmax=1)
-            ax.set_title(f"{call.function}: {who}")
-            ax.set_xlabel("keys")
-            ax.set_ylabel("queries")
-    fig.colorbar(image, ax=axes, shrink=0.8, label="attention weight")
+            ax.set_title(_("%(function)s: %(whose)s", function=call.function, whose=who))
+            ax.set_xlabel(_("keys"))
+            ax.set_ylabel(_("queries"))
+    fig.colorbar(image, ax=axes, shrink=0.8, label=_("attention weight"))
     return fig
 
 
@@ -171,7 +174,7 @@ def ex4_draw(inputs: FigureInputs):
     rows = study.details.get("data_sets", []) if study else []
     dims = sorted({r["d"] for r in rows})
     if not dims:
-        raise ValueError("the study produced no widths to plot")
+        raise ValueError(_("the study produced no widths to plot"))
     fig, axes = plt.subplots(1, len(dims), figsize=(4 * len(dims), 3), squeeze=False)
     slopes = study.details.get("slopes", {})
     for ax, d in zip(axes[0], dims):
@@ -179,14 +182,15 @@ def ex4_draw(inputs: FigureInputs):
         n = np.array([r["n"] for r in mine], dtype=float)
         reference_widths = np.array([r["reference_sigma"] for r in mine])
         s = slopes.get(str(d), {})
-        ax.loglog(n, reference_widths, "o", **dict(REFERENCE, label=f"reference, slope {s.get('reference', float('nan')):.3f}"))
+        ax.loglog(n, reference_widths, "o", **REFERENCE,
+                  label=_("reference, slope %(slope)s", slope=f"{s.get('reference', float('nan')):.3f}"))
         with_width = [r for r in mine if "student_sigma" in r]
         if with_width:
-            ax.loglog([r["n"] for r in with_width], [abs(r["student_sigma"]) for r in with_width], "o-",
-                      **dict(YOURS, label=f"yours, slope {s.get('student', float('nan')):.3f}"))
+            ax.loglog([r["n"] for r in with_width], [abs(r["student_sigma"]) for r in with_width], "o-", **YOURS,
+                      label=_("yours, slope %(slope)s", slope=f"{s.get('student', float('nan')):.3f}"))
         theory = ref.predicted_exponent(d)
         ax.loglog(n, reference_widths[0] * (n / n[0]) ** theory, color="#2f8f5b", lw=1, label=f"n^(-1/(d+4)) = n^{theory:.3f}")
-        ax.set_title(f"d = {d}: the leave-one-out width against n")
+        ax.set_title(_("d = %(d)s: the leave-one-out width against n", d=d))
         ax.set_xlabel("n")
         ax.set_ylabel("sigma*")
         ax.legend(frameon=False, fontsize=7)

@@ -1,0 +1,405 @@
+"""One language per run, in every output, with each language's own terms, drawable without tofu.
+
+The catalogs are checked by gettext's own checker (msgfmt -c) and by Babel's; the glossaries in
+grader/locale/glossary/ by what the catalogs say; the words a student reads by rendering a partly
+wrong submission in each language: its report (HTML and figures) may hold Latin letters only in
+code, formulas and names, and every character it shows must be in the fonts the report asks for.
+The submission runs in a kernel once; each language judges that same run again (ReplayedWorker).
+"""
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+from babel.messages.pofile import read_po
+
+from assignments.attention_pooling.build_notebooks import SOLUTION, build_notebook, with_changes
+from grader import reasons
+from grader.figures import CJK_FONTS, LATIN_FONT
+from grader.gradebook import gradescope_results, junit_xml
+from grader.i18n import LANGUAGES, LOCALE_DIR, catalog, join_list, join_sentences, use_language
+from grader.pipeline import GradingOptions, answer_prompt, grade_submission, start_worker, template_answer_texts
+from grader.report import render_report
+
+ROOT = Path(__file__).resolve().parent.parent
+GLOSSARY_DIR = LOCALE_DIR / "glossary"
+OTHER_LANGUAGES = [lang for lang in LANGUAGES if lang != "en"]
+CATALOGS = sorted(ROOT.glob("grader/locale/*/LC_MESSAGES/*.po")) + sorted(ROOT.glob("assignments/*/locale/*/LC_MESSAGES/*.po"))
+CHROMIUM = shutil.which("chromium")
+
+
+def translations_of(lang: str) -> list:
+    """Every (msgid, msgstr) of a language: the engine's catalog and each assignment's."""
+    pairs = []
+    for path in CATALOGS:
+        if path.parts[-3] == lang:
+            with open(path, "rb") as f:
+                pairs += [(m.id, m.string) for m in read_po(f) if m.id]
+    return pairs
+
+
+def glossary(lang: str) -> dict:
+    return json.loads((GLOSSARY_DIR / f"{lang}.json").read_text(encoding="utf-8"))
+
+
+# --------------------------------------------------------------------------- catalogs
+
+def test_every_language_has_its_catalogs():
+    assert {p.parts[-3] for p in CATALOGS} == set(OTHER_LANGUAGES)
+    assert len(CATALOGS) == 2 * len(OTHER_LANGUAGES)
+
+
+@pytest.mark.parametrize("po", CATALOGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_msgfmt_check_passes(po):
+    """gettext's own checker: headers, and every python-format placeholder kept in the translation."""
+    msgfmt = shutil.which("msgfmt")
+    assert msgfmt, "msgfmt is missing: ./install.sh --test installs Debian's gettext"
+    done = subprocess.run([msgfmt, "--check", "--output-file=/dev/null", str(po)], capture_output=True, text=True)
+    assert done.returncode == 0 and "warning" not in done.stderr, done.stderr
+
+
+@pytest.mark.parametrize("po", CATALOGS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_babel_check_passes(po):
+    """Babel's checkers (python-format placeholders, plural forms), and nothing fuzzy or left empty."""
+    with open(po, "rb") as f:
+        catalog_ = read_po(f)
+    # Babel flags every message whose id looks like a %-format as python-format, even one the catalog marks
+    # no-python-format ("within 2% of the best"); gettext honours the mark (test_msgfmt_check_passes).
+    problems = [(m.id, str(error)) for m, errors in catalog_.check() for error in errors
+                if "no-python-format" not in m.flags]
+    assert problems == []
+    assert [m.id for m in catalog_ if m.id and (m.fuzzy or not m.string)] == []
+
+
+PERCENT_IN_PROSE = re.compile(r"%(?!\(\w+\)[sdr]|[sdr%])")  # "2%", not "%(name)s" or "%s"
+
+
+def test_a_percent_sign_in_prose_is_not_taken_as_a_format():
+    """The "2%" of a hint made msgfmt -c fail: such entries carry no-python-format."""
+    for po in CATALOGS:
+        with open(po, "rb") as f:
+            for message in read_po(f):
+                if PERCENT_IN_PROSE.search(message.id):
+                    assert "no-python-format" in message.flags, (po, message.id)
+
+
+# --------------------------------------------------------------------------- glossaries
+
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+def test_each_glossary_term_is_used(lang):
+    said = "\n".join(msgstr for _, msgstr in translations_of(lang))
+    assert [t["preferred"] for t in glossary(lang)["terms"] if t["preferred"] not in said] == []
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+def test_no_forbidden_variant_is_used(lang):
+    terms = glossary(lang)["terms"]
+    found = []
+    for msgid, msgstr in translations_of(lang):
+        found += [(word, msgid) for t in terms for word in t.get("forbidden", []) if word in msgstr]
+        found += [(pattern, msgid) for t in terms for pattern in t.get("forbidden_patterns", [])
+                  if re.search(pattern, msgstr)]
+    assert found == []
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+def test_each_term_is_used_wherever_the_english_uses_it(lang):
+    """Not once somewhere: every message whose English names the concept says it with the glossary's word."""
+    missing = []
+    for term in glossary(lang)["terms"]:
+        if not term.get("english"):
+            continue
+        words = [term["preferred"], *term.get("also", [])]
+        missing += [(term["concept"], msgid) for msgid, msgstr in translations_of(lang)
+                    if re.search(term["english"], msgid, re.I) and not any(w in msgstr for w in words)]
+    assert missing == []
+
+
+# --------------------------------------------------------------------------- words around the values
+
+def test_sentences_and_lists_follow_the_language():
+    use_language("en")
+    assert join_sentences(["A.", "B."]) == "A. B." and join_list([1, 2, 3]) == "1, 2, 3"
+    use_language("ja")
+    assert join_sentences(["一。", "二。"]) == "一。二。" and join_list([1, 2, 3]) == "1、2、3"
+    use_language("ko")
+    assert join_sentences(["가.", "나."]) == "가. 나."
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+def test_answer_prompts_are_translated(assignment, lang):
+    use_language(lang, (assignment.root / "locale",))
+    prompts = [answer_prompt(text) for text in template_answer_texts(assignment).values()]
+    assert prompts and not [p for p in prompts if "Your answer" in p or "**" in p]
+
+
+def probe_runtime_sentences() -> list[str]:
+    """The English sentences the kernel side writes today, produced by running it."""
+    import torch
+
+    from grader import probe_runtime
+
+    sentences = []
+    for value in (None, "text", torch.tensor([1j]), torch.zeros(probe_runtime.MAX_VALUE_ELEMENTS + 1)):
+        try:
+            probe_runtime.encode_value(value)
+        except TypeError as exc:
+            sentences.append(str(exc))
+    sigma = torch.tensor(1.0, requires_grad=True)
+    sentences.append(probe_runtime._gradient(torch.tensor(2.0), sigma)["grad_error"])
+    sentences.append(probe_runtime._gradient((sigma * 0).detach().requires_grad_(), sigma)["grad_error"])
+    return sentences
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+def test_the_kernels_english_reasons_reach_the_student_translated(lang):
+    sentences = probe_runtime_sentences()
+    assert len(sentences) == 6
+    use_language(lang)
+    for sentence in sentences:
+        code, _ = reasons.reason_of(sentence)
+        assert code is not None, sentence  # recognised: probe_runtime.py's wording changed otherwise
+        explained = reasons.explain(sentence)
+        assert explained != sentence and not re.search(r"\b(returned|expected|grader|autograd|reach)\b", explained)
+    # A reason sent as a code needs no English at all; an unknown sentence is shown as code, not as ours.
+    assert reasons.explain(None, {"code": "wrong-type", "type": "NoneType"}) == reasons.explain(sentences[0])
+    assert reasons.explain("something new") == "`something new`"
+
+
+# --------------------------------------------------------------------------- a partly wrong submission, in each language
+
+PARTLY_WRONG = with_changes(SOLUTION, {
+    "ex1": ("(alpha * (labels == -1)).sum(1) / n", "(alpha * (labels == 0)).sum(1) / n"),
+    "ex2": ("def loo_loss(x, y, sigma):\n", "def loo_loss(x, y, sigma):\n    sigma = sigma.item() if torch.is_tensor(sigma) "
+            "else sigma\n"),
+    "ex3": ("    return torch.softmax(queries @ keys.T / sigma**2, dim=1)", "    torch.softmax(queries @ keys.T / sigma**2, dim=1)"),
+    "ex4": ("return -1 / (d + 4)", "return -1 / (d + 2)"),
+})
+ANSWERS = {"answer:ex1": "Both divide by the same n.", "answer:ex3": "On the sphere the norms are 1."}
+
+
+class RecordingWorker:
+    """A real worker whose run is kept, to be judged again in other languages."""
+
+    def __init__(self, worker):
+        self.worker, self.recorded = worker, None
+
+    def run(self, notebook, calls):
+        self.recorded = self.worker.run(notebook, calls)
+        return self.recorded
+
+    def cleanup(self):
+        self.worker.cleanup()
+
+    def stop(self):
+        self.worker.stop()
+
+
+class ReplayedWorker:
+    """Hands back a recorded run: the same kernel outputs, judged and drawn in another language."""
+
+    def __init__(self, run):
+        self.recorded = run
+
+    def run(self, notebook, calls):
+        return self.recorded
+
+    def cleanup(self):
+        pass
+
+    stop = cleanup
+
+
+@pytest.fixture(scope="module")
+def partly_wrong(tmp_path_factory, assignment):
+    folder = tmp_path_factory.mktemp("partly_wrong")
+    path = folder / "partly_wrong.ipynb"
+    nbformat.write(build_notebook(PARTLY_WRONG, ANSWERS), path)
+    options = GradingOptions()  # public inputs: reports then also show the failing inputs' labels
+    recording = RecordingWorker(start_worker(assignment, options, [folder]))
+    results = {"en": grade_submission(path, assignment, options, worker=recording)}
+    for lang in OTHER_LANGUAGES:
+        use_language(lang, (assignment.root / "locale",))
+        results[lang] = grade_submission(path, assignment, options, worker=ReplayedWorker(recording.recorded))
+    use_language("en")
+    return results
+
+
+def report_of(result, lang: str, assignment) -> str:
+    use_language(lang, (assignment.root / "locale",))
+    try:
+        return render_report(result.to_json(), [f.to_json() for f in result.figures])
+    finally:
+        use_language("en")
+
+
+class ShownText(HTMLParser):
+    """The text a reader sees, split into prose and figure (SVG) text; code and the student's own words apart."""
+
+    SKIP_TAGS = {"style", "script", "pre", "code", "metadata"}  # metadata: the SVG's creator, never drawn
+    SKIP_CLASSES = {"answer-text", "comment"}  # written by the student or the instructor, in any language
+
+    def __init__(self):
+        super().__init__()
+        self.stack, self.prose, self.figures, self.everything = [], [], [], []
+
+    def handle_starttag(self, tag, attrs):
+        classes = set((dict(attrs).get("class") or "").split())
+        if tag not in {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "wbr"}:
+            self.stack.append((tag, bool(classes & self.SKIP_CLASSES) or tag in self.SKIP_TAGS))
+
+    def handle_startendtag(self, tag, attrs):
+        pass  # <path .../>: no text inside
+
+    def handle_endtag(self, tag):
+        while self.stack:
+            if self.stack.pop()[0] == tag:
+                break
+
+    def handle_data(self, data):
+        if not data.strip() or any(tag in ("style", "script", "metadata") for tag, _ in self.stack):
+            return
+        self.everything.append(data)
+        if any(skip for _, skip in self.stack):
+            return
+        (self.figures if any(tag == "svg" for tag, _ in self.stack) else self.prose).append(data)
+
+
+def shown_text(html: str) -> ShownText:
+    parser = ShownText()
+    parser.feed(html)
+    return parser
+
+
+# Latin words a CJK report may show: formula symbols and functions, Python's constants, names of tools.
+ALLOWED_WORDS = {"sigma", "alpha", "exp", "log", "sum", "inf", "NaN", "pi", "True", "False", "None", "NumPy", "PyTorch",
+                 "torch", "Python", "Jupyter", "bubblewrap", "bwrap", "nbformat", "CPU", "JSON", "UTF", "MiB", "GiB"}
+# Names each edition keeps in Latin letters (glossary: Nadaraya-Watson, Parzen; the Chinese edition's softmax).
+ALLOWED_BY_LANGUAGE = {"zh": {"Nadaraya", "Watson", "Parzen", "softmax"}, "ja": {"Nadaraya", "Watson", "Parzen"},
+                       "ko": set()}
+TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/=-]*[A-Za-z0-9_]|[A-Za-z0-9_]")
+CAMEL_CASE = re.compile(r"(?=.*[a-z])[A-Z][a-z]*[A-Z][A-Za-z]*")  # NoneType, RuntimeError, NumPy
+
+
+def latin_words(text: str, lang: str) -> list[str]:
+    """Latin words outside identifiers (with _ . : / = or digits, CamelCase, or called), formulas and names."""
+    allowed = ALLOWED_WORDS | ALLOWED_BY_LANGUAGE[lang]
+    words = []
+    for match in TOKEN.finditer(text):
+        token, after = match.group(), text[match.end():match.end() + 1]
+        if re.search(r"[\d_.:/=]", token) or after == "(" or CAMEL_CASE.fullmatch(token):
+            continue
+        words += [w for w in token.split("-") if len(w) > 1 and w not in allowed]
+    return words
+
+
+def test_the_submission_is_partly_wrong_in_the_ways_the_reports_must_tell(partly_wrong):
+    checks = {c.id: c for e in partly_wrong["en"].exercises for c in e.checks}
+    assert checks["ex1.parzen_density"].passed and not checks["ex1.parzen_class_score"].passed
+    assert "0/1" in checks["ex1.parzen_class_score"].diagnosis
+    assert "No gradient reaches sigma" in checks["ex2.loo_gradient"].diagnosis
+    assert "return" in checks["ex3.dot_product_attention"].message  # a missing return, told as such
+    assert checks["ex4.predicted_exponent"].diagnosis.startswith("-1/(d+2)")
+    assert all(f.svg for f in partly_wrong["en"].figures)
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+def test_report_holds_no_latin_word_outside_code_formulas_and_names(partly_wrong, assignment, lang):
+    text = shown_text(report_of(partly_wrong[lang], lang, assignment))
+    assert latin_words(" ".join(text.prose), lang) == []
+    assert len(text.figures) > 20 and latin_words(" ".join(text.figures), lang) == []
+
+
+def test_the_same_check_catches_an_english_report(partly_wrong, assignment):
+    """The word check is not vacuous: the English report of the same run fails it."""
+    text = shown_text(report_of(partly_wrong["en"], "en", assignment))
+    assert len(latin_words(" ".join(text.prose), "ja")) > 100 and latin_words(" ".join(text.figures), "ja")
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+def test_result_json_and_lms_formats_speak_the_runs_language(partly_wrong, lang):
+    """title, hint, diagnosis, message and read in result.json; Gradescope and JUnit texts built from them."""
+    row = json.loads(json.dumps(partly_wrong[lang].to_json()))
+    texts = [c.get(key) or "" for e in row["exercises"] for c in e["checks"]
+             for key in ("title", "message", "diagnosis", "hint", "read")]
+    texts += [e["title"] for e in row["exercises"]]
+    use_language(lang)  # as the command line does for the whole run
+    texts += [t["name"] + "\n" + t["output"] for t in gradescope_results(row)["tests"]]
+    texts += re.findall(r">([^<]+)</failure>", junit_xml([row]))
+    outside_code = [re.sub(r"`[^`]*`", " ", t) for t in texts]
+    assert [w for t in outside_code for w in latin_words(t, lang)] == []
+    # Machine-readable fields stay as they are, whatever the language.
+    english = partly_wrong["en"].to_json()
+    assert [(c["id"], c["status"]) for e in row["exercises"] for c in e["checks"]] == \
+        [(c["id"], c["status"]) for e in english["exercises"] for c in e["checks"]]
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+def test_answer_boxes_show_the_translated_prompt_and_the_students_own_words(partly_wrong, lang):
+    answers = {a.tag: a for e in partly_wrong[lang].exercises for a in e.written_answers}
+    assert answers["answer:ex1"].text == ANSWERS["answer:ex1"] and answers["answer:ex1"].status == "answered"
+    assert answers["answer:ex2a"].status == "empty" and answers["answer:ex2a"].text == ""
+    assert all(a.prompt and "**" not in a.prompt and "Your answer" not in a.prompt for a in answers.values())
+
+
+def test_self_check_in_a_notebook_speaks_the_language_asked():
+    from grader import self_check
+
+    namespace = {}
+    for cell in build_notebook(PARTLY_WRONG).cells[1:]:
+        if cell.cell_type == "code" and ("import" in cell.source or "def parzen" in cell.source):
+            exec(cell.source, namespace)
+    result = self_check("ex1", namespace=namespace, show=False, lang="ko")
+    check = next(c for c in result.exercises[0].checks if c.id == "ex1.parzen_class_score")
+    assert "0/1" in check.diagnosis and latin_words(re.sub(r"`[^`]*`", " ", check.diagnosis), "ko") == []
+
+
+# --------------------------------------------------------------------------- fonts: no tofu
+
+def font_cmap(family: str) -> set[int]:
+    """The code points of the installed face fontconfig gives for ``family`` (which must be that family)."""
+    from fontTools.ttLib import TTCollection, TTFont
+
+    found = subprocess.run(["fc-match", "-f", "%{file}\n%{family}", family], capture_output=True, text=True).stdout
+    path, families = found.split("\n", 1)
+    assert family in families.split(","), f"{family} is not installed (fontconfig offers {families}): ./install.sh --test"
+    fonts = TTCollection(path).fonts if path.endswith(".ttc") else [TTFont(path)]
+    for font in fonts:
+        if any(record.toUnicode() == family for record in font["name"].names if record.nameID in (1, 16)):
+            return set(font.getBestCmap())
+    raise AssertionError(f"{family} not found in {path}")
+
+
+@pytest.mark.skipif(not CHROMIUM, reason="Debian's chromium is installed by ./install.sh --test")
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+def test_reports_render_without_tofu_in_a_real_browser(partly_wrong, assignment, tmp_path, lang):
+    from PIL import Image
+
+    page = tmp_path / f"report.{lang}.html"
+    page.write_text(report_of(partly_wrong[lang], lang, assignment), encoding="utf-8")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([CHROMIUM, *flags, "--window-size=1200,2400", f"--screenshot={shot}", page.as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert shot.exists(), done.stderr[-2000:]
+    assert np.asarray(Image.open(shot).convert("L"), dtype=float).std() > 10  # not a blank page
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120).stdout
+    shown = "".join(shown_text(dom).everything)
+    assert re.search(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]", shown)  # the browser got the CJK text
+    # Every character shown is in the faces the report and its figures name for this language.
+    covered = font_cmap(CJK_FONTS[lang]) | font_cmap(LATIN_FONT)
+    assert sorted({c for c in shown if not c.isspace() and ord(c) not in covered}) == []
+    assert f'"{CJK_FONTS[lang]}"' in dom  # the report's CSS names that face for the language
+    # The figures name the language's CJK face before the others (Han characters differ between them).
+    figure_fonts = set(re.findall(r"font-family:\s*([^;\"]+)", " ".join(re.findall(r"<svg.*?</svg>", dom, re.S))))
+    cjk_faces = [[f.strip(" '") for f in families.split(",") if "CJK" in f] for families in figure_fonts]
+    assert {faces[0] for faces in cjk_faces if faces} == {CJK_FONTS[lang]}  # (tick labels' mathtext names none)

@@ -12,7 +12,7 @@ import textwrap
 from collections import Counter
 from xml.etree import ElementTree as ET
 
-from .i18n import N_, _, join_sentences
+from .i18n import N_, _, join_notes
 from .model import RESULT_FORMAT_VERSION, RosterMatch, Student
 from .sinks import csv_table, markdown_text, xml_text
 from .wording import ERROR_LINE, check_text, error_title
@@ -55,7 +55,7 @@ def error_notes(errors: list[dict], width: int | None = None) -> list[str]:
 
 
 def short_notes(row: dict) -> str:
-    return join_sentences(error_notes(row["errors"], NOTE_WIDTH))
+    return join_notes(error_notes(row["errors"], NOTE_WIDTH))
 
 
 # --------------------------------------------------------------------------- gradebook.csv / .json
@@ -71,7 +71,7 @@ def _gradebook_line(row: dict, ids: list[str]) -> dict:
         "submission": row["submission"],
         **{ex: scores.get(ex, 0.0) for ex in ids},
         "total": row["score"], "max_score": row["max_score"],
-        "errors": join_sentences(error_notes(row["errors"])),
+        "errors": join_notes(error_notes(row["errors"])),
         "needs_review": " ".join(tag for e in row["exercises"] for tag in e["needs_review"]),
     }
 

@@ -75,6 +75,7 @@ def N_(message: str) -> str:
 # space after a full stop, Chinese and Japanese put none after 。, and their lists use 、.
 SENTENCE_AFTER_SENTENCE = N_("%(sentence)s %(next)s")
 ITEM_AFTER_ITEM = N_("%(items)s, %(item)s")
+NOTE_AFTER_NOTE = N_("%(notes)s; %(note)s")  # one-line notes that are not whole sentences (gradebook, overview)
 
 
 def _fold(template: str, first: str, rest: list[str], keys: tuple[str, str]) -> str:
@@ -94,3 +95,9 @@ def join_list(items) -> str:
     """Short items (numbers, names) as a list in the language's punctuation."""
     parts = [str(i) for i in items]
     return _fold(ITEM_AFTER_ITEM, parts[0], parts[1:], ("items", "item")) if parts else ""
+
+
+def join_notes(notes) -> str:
+    """Short notes (an error's title and first words) on one line, kept apart as the language keeps them."""
+    parts = [str(n) for n in notes if n]
+    return _fold(NOTE_AFTER_NOTE, parts[0], parts[1:], ("notes", "note")) if parts else ""

@@ -88,7 +88,7 @@ def test_why_a_submission_failed_is_a_testcase_of_its_own(rows, tmp_path):
 def test_the_step_summary_says_why_a_submission_failed(rows):
     summary = gradebook.markdown_summary(rows, fail_under=6)
     line = {re.match(r"\| (\w+)", l).group(1): l for l in summary.splitlines()[2:]}
-    assert "ModuleNotFoundError" in line["cat"] and "timeout" in line["cat"] and "❌" in line["cat"]
+    assert "ModuleNotFoundError" in line["cat"] and "ran too long" in line["cat"] and "❌" in line["cat"]
     assert "not valid notebook JSON" in line["dan"].replace("\\", "")
     assert "❌" not in line["ann"]
 
@@ -98,7 +98,7 @@ def test_gradebook_and_overview_name_the_first_cell_error(rows):
     header = book["submission"]
     cat = dict(zip(header, book["cat"]))
     assert "Cell 1 raised ModuleNotFoundError: No module named 'torchh'" in cat["errors"]
-    assert "(and 3 more)" in cat["errors"] and "timeout: Cell 6" in cat["errors"]
+    assert "(and 3 more); A cell ran too long: Cell 6" in cat["errors"]
     entries = {s["submission"]: s for s in json.loads(gradebook.gradebook_json(rows))["submissions"]}
     assert entries["cat"]["errors"] == cat["errors"]
     html = render_index(rows)

@@ -63,7 +63,7 @@ class SandboxedKernelManager(AsyncKernelManager):
     @property
     def kernel_spec(self) -> KernelSpec:
         return KernelSpec(argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-                          display_name="Python 3", language="python",
+                          display_name="Python 3", language="python", interrupt_mode="message",
                           metadata={"kernel_provisioner": {"provisioner_name": PROVISIONER_NAME}})
 
 

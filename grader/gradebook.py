@@ -7,7 +7,7 @@ import io
 import json
 from xml.etree import ElementTree as ET
 
-from .model import RESULT_FORMAT_VERSION
+from .model import RESULT_FORMAT_VERSION, leading_first
 
 
 def exercise_ids(rows: list[dict]) -> list[str]:
@@ -28,7 +28,8 @@ def gradebook_rows(rows: list[dict]) -> list[dict]:
             "submission": row["submission"],
             **{ex: scores.get(ex, 0.0) for ex in ids},
             "total": row["score"], "max_score": row["max_score"],
-            "errors": "; ".join(f"{e['kind']}: {e['message']}" for e in row["errors"] if e["kind"] != "cell-error"),
+            "errors": "; ".join(f"{e['kind']}: {e['message']}" for e in leading_first(row["errors"])
+                                if e["kind"] != "cell-error"),
             "needs_review": " ".join(tag for e in row["exercises"] for tag in e["needs_review"]),
         })
     return table

@@ -20,14 +20,41 @@ RESULT_FORMAT_VERSION = 1
 class GradeError:
     """Something that went wrong with a submission as a whole or with one of its cells."""
 
-    kind: str  # invalid-notebook | timeout | kernel-died | memory-limit | budget-exceeded | worker-failed | ...
+    kind: str  # import-failed | shell-skipped | invalid-notebook | timeout | kernel-died | memory-limit | ...
     message: str
     cell: int | None = None
     source_head: str | None = None  # the offending cell's first lines
     seconds: float | None = None
+    subject: str | None = None  # what it is about, shown beside the kind in notes: the module that failed to import
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+# Kinds that explain everything after them, listed before all others (in reports, gradebook notes and
+# the overview): a failed import turns the rest of a notebook into NameErrors.
+LEADING_ERROR_KINDS = ("import-failed", "shell-skipped")
+
+
+def leading_first(errors: list) -> list:
+    """GradeErrors (or their JSON dicts) in report order: LEADING_ERROR_KINDS first, the rest as they came."""
+    def kind(error):
+        return error["kind"] if isinstance(error, dict) else error.kind
+
+    rank = {k: i for i, k in enumerate(LEADING_ERROR_KINDS)}
+    return sorted(errors, key=lambda e: rank.get(kind(e), len(rank)))
+
+
+def error_notes(errors: list[dict]) -> str:
+    """The short notes column of gradebooks, score tables and the overview: each kind once, leading kinds first."""
+    notes = []
+    for error in leading_first(errors):
+        if error["kind"] == "cell-error":
+            continue
+        note = f"{error['kind']} ({error['subject']})" if error.get("subject") else error["kind"]
+        if note not in notes:
+            notes.append(note)
+    return ", ".join(notes)
 
 
 @dataclass(frozen=True)
@@ -46,7 +73,7 @@ class LoadedNotebook:
     source_path: str
     notebook: Any  # nbformat.NotebookNode
     answers: dict[str, str]  # answer tag -> markdown text
-    warnings: list[str] = field(default_factory=list)
+    notices: list[GradeError] = field(default_factory=list)  # what loading changed: format upgrade, skipped shell lines
 
 
 @dataclass(frozen=True)

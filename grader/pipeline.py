@@ -6,6 +6,7 @@ taking and returning the dataclasses of ``grader.model``.
 
 from __future__ import annotations
 
+import re
 import signal
 import threading
 import time
@@ -19,8 +20,9 @@ from .execute import ExecutionOptions, WorkerProcess
 from .figures import Figure, FigureInputs, FigureResult, pyplot, render_figure
 from .i18n import N_, _
 from .load import NotebookRejected, load_notebook
+from .environment import provided_packages
 from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, SubmissionResult,
-                    WorkerRun, WrittenAnswer)
+                    WorkerRun, WrittenAnswer, leading_first)
 
 
 @dataclass
@@ -110,13 +112,26 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
                        read=None if status == "passed" else (check.read or None), details=verdict.details)
 
 
+IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError")
+IMPORT_FAILED = N_("Cell %(cell)s could not import %(module)s (%(error)s: %(message)s), so every later cell that "
+                   "uses it failed too. The grading environment provides %(packages)s, and has no network to install "
+                   "anything else.")
+
+
+def failed_module(error_value: str | None) -> str:
+    """The module an ImportError names: "No module named 'd2l'" -> d2l; "cannot import name 'x' from 'y'" -> y."""
+    found = re.search(r"No module named '([^']+)'", error_value or "") or \
+        re.search(r"cannot import name '[^']+' from '([^']+)'", error_value or "")
+    return found.group(1) if found else (error_value or "?")[:60]
+
+
 def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
     """What happened to the notebook's cells, in words, for the report and result.json."""
     errors = []
     for cell in run.cells:
-        def error(kind, text, **values):
+        def error(kind, text, subject=None, **values):
             errors.append(GradeError(kind, _(text, cell=cell.index + 1, **values), cell.index, cell.source_head,
-                                     cell.seconds))
+                                     cell.seconds, subject))
 
         if cell.status == "timeout":
             error("timeout", N_("Cell %(cell)s ran longer than its limit of %(limit)s s and was stopped; the cells after it "
@@ -133,6 +148,10 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
         elif "File too large" in (cell.error_value or ""):
             error("file-size-limit", N_("A file written in cell %(cell)s reached the limit of %(limit)s MiB per file."),
                   limit=limits.file_bytes // 2**20)
+        elif cell.status == "error" and cell.error_name in IMPORT_ERRORS:
+            module = failed_module(cell.error_value)
+            error("import-failed", IMPORT_FAILED, subject=module, module=module, error=cell.error_name,
+                  message=cell.error_value, packages=provided_packages())
         elif cell.status == "error":
             error("cell-error", N_("Cell %(cell)s raised %(error)s: %(message)s"), error=cell.error_name,
                   message=cell.error_value)
@@ -237,8 +256,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
         worker.cleanup()
     warming.join()
     results = [judge_check(plan, run.probes) for plan in planned]
-    errors = [GradeError("notebook-upgraded", w) for w in loaded.warnings]
-    errors += cell_errors(run, options.execution.limits) + run.errors
+    errors = leading_first(loaded.notices + cell_errors(run, options.execution.limits) + run.errors)
     result = score_submission(assignment, loaded.stem, results, errors, options, loaded, run, 0.0)
     result.figures = draw_figures(figures, run.probes, results)
     result.seconds = time.monotonic() - started

@@ -12,10 +12,13 @@ from pathlib import Path
 import jinja2
 
 from .i18n import N_, _, language, translations
+from .model import error_notes
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 ERROR_TITLES = {
+    "import-failed": N_("An import failed"),
+    "shell-skipped": N_("Shell commands were not run"),
     "invalid-notebook": N_("This file could not be graded as a notebook"),
     "timeout": N_("A cell ran too long"),
     "kernel-died": N_("The Python kernel crashed"),
@@ -61,7 +64,7 @@ def render_index(rows: list[dict]) -> str:
 
     ids = exercise_ids(rows)
     scores = {r["submission"]: {e["id"]: f"{e['score']:g}" for e in r["exercises"]} for r in rows}
-    notes = {r["submission"]: ", ".join(sorted({e["kind"] for e in r["errors"] if e["kind"] != "cell-error"})) for r in rows}
+    notes = {r["submission"]: error_notes(r["errors"]) for r in rows}
     max_score = max((r["max_score"] for r in rows), default=0)
     bins = 10
     counts = Counter(min(int(bins * r["score"] / r["max_score"]), bins - 1) if r["max_score"] else 0 for r in rows)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .i18n import N_, _
-from .model import SubmissionResult
+from .model import SubmissionResult, error_notes
 
 MARKS = {"passed": N_("PASS"), "failed": N_("FAIL"), "errored": N_("ERROR")}
 ANSWER_STATES = {"answered": N_("awaits your instructor"), "empty": N_("not written yet"), "missing": N_("cell not found")}
@@ -48,7 +48,7 @@ def score_table(rows: list[dict], exercise_ids: list[str]) -> str:
     lines = [header, "-" * len(header)]
     for row in rows:
         scores = {e["id"]: e["score"] for e in row["exercises"]}
-        notes = ", ".join(sorted({e["kind"] for e in row["errors"] if e["kind"] not in ("cell-error",)}))
+        notes = error_notes(row["errors"])
         lines.append(f"{row['submission']:<{name_width}}  " + "  ".join(f"{scores.get(e, 0):>6g}" for e in exercise_ids)
                      + f"  {row['score']:>6g}/{row['max_score']:g}  {notes}")
     return "\n".join(lines)

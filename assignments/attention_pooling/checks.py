@@ -335,8 +335,11 @@ loo_gradient_check = ValueCheck(
 # (one secret had the solution 10.7% above the best loss) or follow a loss that keeps falling
 # as sigma grows. On the data kept, every correct optimiser reaches the one floor.
 
-FIT_LOSS_GAP = 0.02  # the leave-one-out width may cost this much more loss than the best width (half credit: 10%)
-FIT_HALF_GAP = 0.10
+# The leave-one-out width may cost this much more loss than the best width (half credit: FIT_HALF_GAP). Per-sample
+# SGD with a constant step wanders over the valley's flat floor: one run ended at half the best width, 2.6% above
+# its loss; a width chosen by the self-included loss costs 50% and more.
+FIT_LOSS_GAP = 0.05
+FIT_HALF_GAP = 0.15
 COLLAPSE_SHARE = 0.5  # without leave-one-out the width must end below this share of the leave-one-out width
 FIT_DATA_SETS = 2
 
@@ -400,7 +403,7 @@ def _returned_width(outcome) -> float | None:
 
 
 def _judge_loo_width(x, y, width, outcome, ref_sigma, best, row, notes, findings) -> float:
-    """Credit for the leave-one-out width: the loss it reaches within 2% of the best (half within 10%)."""
+    """Credit for the leave-one-out width: the loss it reaches within FIT_LOSS_GAP of the best (half within FIT_HALF_GAP)."""
     if width is None or not math.isfinite(width) or width == 0:
         notes.append(outcome.describe_failure("fit_width") if outcome.status != "ok" else
                      _("with leave-one-out, fit_width returned %(value)s, not a usable width.",
@@ -481,7 +484,7 @@ fit_width_check = CustomCheck(
     points=3, make_calls=fit_width_calls, make_verdict=fit_width_verdict, read=READ_ADAPT,
     prepare=lambda calls: [reference_fit(call.context) for call in calls[::2]],
     hint="Optimise log sigma by gradient descent from sigma0 = 1 for a few hundred steps; the leave-one-out width "
-         "is judged by the leave-one-out loss it reaches (within 2% of the best), the other by collapsing.")
+         "is judged by the leave-one-out loss it reaches (within 5% of the best), the other by collapsing.")
 
 
 # --------------------------------------------------------------------------- Exercise 3

@@ -155,7 +155,8 @@ def _score_variant(weights_of):
 #   (missing 1/2); no input within 10x of the rtol.
 parzen_density_check = ValueCheck(
     id="ex1.parzen_density", exercise="ex1", title="parzen_density matches the Parzen window estimate", points=2,
-    accepted=accepted("parzen_density"), function="parzen_density", cases=ex1_cases(False), expected=ref.parzen_density, rtol=5e-3, atol=1e-12,
+    accepted=accepted("parzen_density"),
+    function="parzen_density", cases=ex1_cases(False), expected=ref.parzen_density, rtol=5e-3, atol=1e-12,
     hint="p_hat(q) = (1/n) sum_i exp(-||q - k_i||^2 / (2 sigma^2)), one value per query.", read=READ_KERNELS,
     misconceptions=(
         Misconception("missing 1/n", MISSING_1_OVER_N, lambda q, k, s: ref.parzen_density(q, k, s) * len(k)),
@@ -169,7 +170,8 @@ parzen_density_check = ValueCheck(
 #   sigma^2); no input within 10x of the rtol.
 parzen_class_score_check = ValueCheck(
     id="ex1.parzen_class_score", exercise="ex1", title="parzen_class_score is p(x, y=+1) - p(x, y=-1)", points=2,
-    accepted=accepted("parzen_class_score"), function="parzen_class_score", cases=ex1_cases(True), expected=ref.parzen_class_score, rtol=5e-3, atol=1e-12,
+    accepted=accepted("parzen_class_score"),
+    function="parzen_class_score", cases=ex1_cases(True), expected=ref.parzen_class_score, rtol=5e-3, atol=1e-12,
     scale=lambda q, k, y, s: float(ref.parzen_density(q, k, s).max()),  # the score is a difference of these
     hint="p_hat(q, y=c) = (1/n) sum over the keys of class c of alpha(q, k_i), with the same 1/n for both classes.",
     read=READ_KERNELS,
@@ -189,7 +191,8 @@ parzen_class_score_check = ValueCheck(
 #   sigma^2); no input within 10x of the rtol.
 nw_classify_check = ValueCheck(
     id="ex1.nw_classify", exercise="ex1", title="nw_classify is the Nadaraya-Watson classifier", points=2,
-    accepted=accepted("nw_classify"), function="nw_classify", cases=ex1_cases(True), expected=ref.nw_classify, rtol=5e-3, atol=1e-10,
+    accepted=accepted("nw_classify"),
+    function="nw_classify", cases=ex1_cases(True), expected=ref.nw_classify, rtol=5e-3, atol=1e-10,
     scale=lambda *args: 1.0,  # a vote in [-1, 1]
     hint="f_NW(q) = sum_i y_i alpha(q, k_i) / sum_j alpha(q, k_j); score = p_hat(q) * f_NW(q), so their signs agree.",
     read=READ_KERNELS,
@@ -253,7 +256,8 @@ BROKEN_GRADIENT = ("No gradient reaches sigma: somewhere sigma becomes a plain n
 #   (missing 1/2); no input within 10x of the rtol.
 nw_regress_check = ValueCheck(
     id="ex2.nw_regress", exercise="ex2", title="nw_regress is Nadaraya-Watson regression", points=1.5,
-    accepted=accepted("nw_regress"), function="nw_regress", cases=nw_regress_cases, expected=ref.nw_regress, rtol=1e-3, atol=1e-10,
+    accepted=accepted("nw_regress"),
+    function="nw_regress", cases=nw_regress_cases, expected=ref.nw_regress, rtol=1e-3, atol=1e-10,
     scale=lambda x, y, q, s: float(np.abs(y).max()),  # a weighted mean of these
     hint="f(q) = sum_i softmax_i(-(q - x_i)^2 / (2 sigma^2)) y_i: weights over the training points for each query.",
     read=READ_KERNELS,
@@ -288,7 +292,8 @@ def book_half(function, explanation, rtol=1e-3) -> Misconception:
 #   (sigma for sigma^2); no input within 10x of the rtol.
 train_loss_check = ValueCheck(
     id="ex2.train_loss", exercise="ex2", title="train_loss is the self-included mean squared error", points=1,
-    accepted=accepted("train_loss"), function="train_loss", cases=loss_cases, expected=ref.train_loss, rtol=1e-3, atol=1e-12,
+    accepted=accepted("train_loss"),
+    function="train_loss", cases=loss_cases, expected=ref.train_loss, rtol=1e-3, atol=1e-12,
     hint="Predict every training point from all pairs, its own included, then average the squared errors.",
     read=READ_ADAPT,
     misconceptions=(
@@ -325,7 +330,8 @@ loo_loss_check = ValueCheck(
 #   halved training loss); no input within 10x of the rtol.
 loo_gradient_check = ValueCheck(
     id="ex2.loo_gradient", exercise="ex2", title="loo_loss is differentiable in sigma", points=1,
-    accepted=accepted_gradients("loo_loss"), function="loo_loss", cases=gradient_cases, expected=gradient_of(ref.loo_loss), grad_wrt=2, rtol=1e-3, atol=1e-10,
+    accepted=accepted_gradients("loo_loss"),
+    function="loo_loss", cases=gradient_cases, expected=gradient_of(ref.loo_loss), grad_wrt=2, rtol=1e-3, atol=1e-10,
     scale=lambda x, y, s: float(ref.loo_loss(x, y, s)) / s,  # d loss / d sigma is of this size, but 0 at a minimum
     broken_gradient=BROKEN_GRADIENT, read=READ_ADAPT,
     misconceptions=(
@@ -562,8 +568,10 @@ DOT_LOGITS = lambda q, k, s: q @ k.T / s**2  # noqa: E731
 #   (missing 1/2); no input within 10x of the rtol.
 gaussian_attention_check = ValueCheck(
     id="ex3.gaussian_attention", exercise="ex3", title="gaussian_attention: softmax of -||q-k||^2 / (2 sigma^2)",
-    points=2, accepted=accepted("gaussian_attention"), function="gaussian_attention", cases=gaussian_attention_cases, expected=ref.gaussian_attention,
-    rtol=5e-3, atol=1e-12, scale=uniform_weight, read=READ_SPHERE, hint="One row per query, one column per key; each row sums to 1.",
+    points=2, accepted=accepted("gaussian_attention"),
+    function="gaussian_attention", cases=gaussian_attention_cases, expected=ref.gaussian_attention,
+    rtol=5e-3, atol=1e-12,
+    scale=uniform_weight, read=READ_SPHERE, hint="One row per query, one column per key; each row sums to 1.",
     misconceptions=(
         Misconception("softmax over queries", WRONG_AXIS, _attention_variant(GAUSS_LOGITS, dim=0)),
         Misconception("sigma for sigma^2", SIGMA_FOR_SIGMA2, _attention_variant(lambda q, k, s: -sq_dist(q, k) / (2 * s))),
@@ -578,7 +586,8 @@ gaussian_attention_check = ValueCheck(
 #   sigma^2); no input within 10x of the rtol.
 dot_product_attention_check = ValueCheck(
     id="ex3.dot_product_attention", exercise="ex3", title="dot_product_attention: softmax of q.k / sigma^2",
-    points=2, accepted=accepted("dot_product_attention"), function="dot_product_attention", cases=dot_product_cases, expected=ref.dot_product_attention,
+    points=2, accepted=accepted("dot_product_attention"),
+    function="dot_product_attention", cases=dot_product_cases, expected=ref.dot_product_attention,
     rtol=5e-3, atol=1e-12, scale=uniform_weight, read=READ_SPHERE,
     hint="||q - k||^2 = |q|^2 + |k|^2 - 2 q.k; with unit keys only -2 q.k depends on the key, so the Gaussian logits "
          "become q.k / sigma^2 plus a per-query constant that the softmax removes.",
@@ -599,7 +608,8 @@ dot_product_attention_check = ValueCheck(
 #   are close are redrawn), misconception: NaN; no input within 10x of the rtol.
 gaussian_stable_check = ValueCheck(
     id="ex3.gaussian_attention_stable", exercise="ex3", title="gaussian_attention stays finite at sigma = 0.01",
-    points=1, accepted=accepted("gaussian_attention"), function="gaussian_attention", cases=tiny_width_cases, expected=ref.gaussian_attention,
+    points=1, accepted=accepted("gaussian_attention"),
+    function="gaussian_attention", cases=tiny_width_cases, expected=ref.gaussian_attention,
     rtol=1e-3, atol=1e-9, scale=lambda *args: 1.0, misconceptions=(UNDERFLOW_NAN,), read=READ_SPHERE,
     hint="Compute the weights with a softmax (log-sum-exp), not exp(...) / sum(exp(...)).")
 
@@ -607,7 +617,8 @@ gaussian_stable_check = ValueCheck(
 #   within 10x of the rtol.
 dot_product_stable_check = ValueCheck(
     id="ex3.dot_product_attention_stable", exercise="ex3", title="dot_product_attention stays finite at sigma = 0.01",
-    points=1, accepted=accepted("dot_product_attention"), function="dot_product_attention", cases=tiny_width_cases, expected=ref.dot_product_attention,
+    points=1, accepted=accepted("dot_product_attention"),
+    function="dot_product_attention", cases=tiny_width_cases, expected=ref.dot_product_attention,
     rtol=1e-3, atol=1e-9, scale=lambda *args: 1.0, misconceptions=(OVERFLOW_NAN,), read=READ_SPHERE,
     hint="q.k / sigma^2 reaches 10^4 at sigma = 0.01: exp overflows to inf and inf/inf is NaN; use torch.softmax.")
 

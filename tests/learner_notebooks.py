@@ -154,10 +154,9 @@ HALF_LOSS = dict(SOLUTION, ex2=SOLUTION["ex2"]
                  .replace("return ((torch.softmax(logits, dim=1) @ y - y) ** 2).mean()",
                           "return ((torch.softmax(logits, dim=1) @ y - y) ** 2 / 2).mean()"))
 
-MISSING_PACKAGE = dict(SOLUTION, ex1='''\
-def parzen_density(queries, keys, sigma):
-    return d2l.gaussian_density(queries, keys, sigma)  # from the course's helper package
-''' + SOLUTION["ex1"][SOLUTION["ex1"].index("def parzen_class_score"):])
+MISSING_PACKAGE = dict(SOLUTION, ex1=SOLUTION["ex1"].replace(
+    "    return torch.exp(-squared_distances(queries, keys) / (2 * sigma**2)).mean(dim=1)",
+    "    return d2l.gaussian_density(queries, keys, sigma)  # from the course's helper package"))
 
 
 def svg_output(kilobytes: int) -> dict:

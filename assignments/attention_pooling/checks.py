@@ -403,8 +403,9 @@ FIT_WIDTH_DIAGNOSES = {  # in order of priority: the first finding present is th
     "nan": "A returned width was NaN or infinite. Likely causes: sigma crossed 0 or grew without bound during the "
            "descent; optimising log sigma (sigma = exp(log_sigma)) keeps it positive, and a smaller learning rate "
            "keeps the steps stable.",
-    "log-sigma": "Your width is negative, and exp(width) reaches the best leave-one-out loss while |width| does not: "
-                 "it looks like log sigma was returned instead of sigma (return exp(log_sigma)).",
+    "log-sigma": "Your widths are negative, and read as log sigma they behave exactly as widths should (exp of the "
+                 "leave-one-out one reaches the best loss, exp of the other has collapsed): it looks like log sigma "
+                 "was returned instead of sigma (return exp(log_sigma)).",
     "ignores-flag": "Both settings returned the same width. Likely causes: fit_width ignores its leave_one_out flag "
                     "(use train_loss when it is False and loo_loss when it is True), or your loo_loss computes the "
                     "same as your train_loss (see the loo_loss check).",
@@ -441,9 +442,7 @@ def _judge_loo_width(x, y, width, outcome, ref_sigma, best, row, notes, findings
     if gap > FIT_LOSS_GAP:
         notes.append(_("with leave-one-out your width %(width)s reaches a loss %(gap)s above the best one (width "
                        "%(best)s).", width=f"{width:.4g}", gap=f"{gap:.1%}", best=f"{ref_sigma:.3g}"))
-        if width < 0 and relative_gap(float(ref.loo_loss(x, y, math.exp(width))), best) <= FIT_LOSS_GAP:
-            findings.add("log-sigma")
-        elif abs(width) < 0.25 * ref_sigma:
+        if abs(width) < 0.25 * ref_sigma:
             findings.add("loo-collapsed")
     return 1.0 if gap <= FIT_LOSS_GAP else 0.5 if gap <= FIT_HALF_GAP else 0.0
 
@@ -468,6 +467,15 @@ def _judge_collapse(width, outcome, ref_sigma, row, notes) -> float:
     return 0.0
 
 
+def _looks_like_log_sigma(x, y, s_loo, s_train, ref_sigma, best) -> bool:
+    """Both widths negative, and read as log sigma both behave: exp(s_loo) reaches the best loss, exp(s_train) has
+    collapsed while |s_train| has not. A width returned as -sigma (also negative) collapses as |s_train|."""
+    if s_loo is None or s_train is None or not (math.isfinite(s_loo) and math.isfinite(s_train)):
+        return False
+    return (s_loo < 0 and s_train < 0 and relative_gap(float(ref.loo_loss(x, y, math.exp(s_loo))), best) <= FIT_LOSS_GAP
+            and math.exp(s_train) < COLLAPSE_SHARE * ref_sigma <= abs(s_train))
+
+
 def fit_width_verdict(calls, outcomes):
     loo_scores, collapse_scores, notes, findings, rows = [], [], [], set(), []
     for number, i in enumerate(range(0, len(calls), 2), start=1):
@@ -479,6 +487,9 @@ def fit_width_verdict(calls, outcomes):
         data_notes = []
         loo_scores.append(_judge_loo_width(x, y, s_loo, with_loo, ref_sigma, best, row, data_notes, findings))
         collapse_scores.append(_judge_collapse(s_train, without_loo, ref_sigma, row, data_notes))
+        if _looks_like_log_sigma(x, y, s_loo, s_train, ref_sigma, best):
+            findings.add("log-sigma")
+            loo_scores[-1] = collapse_scores[-1] = 0.0
         same_width = (s_loo is not None and s_train is not None and math.isfinite(s_loo) and s_loo != 0
                       and abs(s_train - s_loo) <= 0.01 * abs(s_loo))
         if same_width and min(loo_scores[-1], collapse_scores[-1]) < 1:

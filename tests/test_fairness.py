@@ -51,8 +51,7 @@ def failures(assignment, exercise: str, secrets: list[str], keep) -> list[tuple]
     found = []
     spaces = implementations(exercise)
     for secret in secrets:
-        planned = [p for p in plan_probes(assignment, GradingOptions(secret=secret, exercises=(exercise,), figures=False))
-                   if keep(p.check.id)]
+        planned = plan_probes(assignment, GradingOptions(secret=secret, exercises=(exercise,), figures=False), keep)
         for style, scope in spaces.items():
             if secret not in secrets[:LEARNED_STYLE_SECRETS] and style != "solution" and any(
                     p.check.id in LEARNED for p in planned):

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .i18n import N_, _
-from .compare import Comparison, as_array, compare_arrays
+from .compare import Comparison, as_array, compare_arrays, relative_error
 from .model import ProbeOutcome
 
 
@@ -47,6 +47,7 @@ class Misconception:
     recognise: Callable[[np.ndarray, np.ndarray, tuple], bool] | None = None
     rtol: float = 1e-4
     atol: float = 1e-10
+    credit: float = 0.0  # the share of a case's points still earned when its failure is this one (instructor's choice)
 
     def matches(self, got: np.ndarray, expected: np.ndarray, args: tuple) -> bool:
         if self.recognise is not None:
@@ -56,6 +57,21 @@ class Misconception:
                 return False
         wrong = as_array(self.variant(*args))
         return compare_arrays(got, wrong, self.rtol, self.atol).matches
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """A computation a careful grader accepts as right (a stabilising epsilon, float32, another order)."""
+
+    name: str
+    variant: Callable[..., Any]
+
+
+# The tolerance policy's margin: on every input a check keeps, each accepted computation lies at
+# least this factor inside the tolerance and each misconception this factor outside it (or as far
+# inside, where it coincides with the right answer by design). An input at the edge is redrawn.
+EDGE_FACTOR = 10
+MAX_REDRAWS = 40
 
 
 @dataclass
@@ -116,14 +132,44 @@ class ValueCheck(Check):
     expected: Callable[..., Any] = None
     rtol: float = 1e-6
     atol: float = 1e-10
+    scale: Callable[..., float] | None = None  # the size of what is summed, from the args (see compare_arrays)
     misconceptions: tuple[Misconception, ...] = ()
+    accepted: tuple[Accepted, ...] = ()  # what must pass with a margin (the tolerance policy's evidence)
     grad_wrt: int | None = None  # set to compare d(result)/d(args[grad_wrt]) instead of the value
     broken_gradient: str = ""  # the diagnosis when autograd cannot reach that argument
     timeout: float | None = None
 
     def calls(self, rng):
-        return [Call(self.function, case.args, self.grad_wrt, self.timeout, context=case.label)
-                for case in self.cases(rng)]
+        cases = self.cases(rng)
+        for _attempt in range(MAX_REDRAWS):
+            edge = [i for i, case in enumerate(cases) if self.at_edge(case.args)]
+            if not edge:
+                break
+            fresh = self.cases(rng)  # the same designs (sizes, widths), new data: replace only the edge ones
+            cases = [fresh[i] if i in edge else case for i, case in enumerate(cases)]
+        return [Call(self.function, case.args, self.grad_wrt, self.timeout, context=case.label) for case in cases]
+
+    def margins(self, args: tuple) -> tuple[list[float], list[float]]:
+        """The relative errors (in the check's measure) of each accepted computation and each misconception."""
+        expected, scale = as_array(self.expected(*args)), self.case_scale(args)
+
+        def error(variant):
+            try:
+                return relative_error(as_array(variant(*args)), expected, scale)
+            except Exception:
+                return float("inf")
+
+        return ([error(a.variant) for a in self.accepted],
+                [error(m.variant) for m in self.misconceptions if m.variant is not None])
+
+    def at_edge(self, args: tuple) -> bool:
+        """True when an input would let a known computation's verdict depend on the draw (see EDGE_FACTOR)."""
+        accepted, wrong = self.margins(args)
+        low, high = self.rtol / EDGE_FACTOR, self.rtol * EDGE_FACTOR
+        return any(e > low for e in accepted) or any(low < e < high for e in wrong)
+
+    def case_scale(self, args: tuple) -> float:
+        return float(self.scale(*args)) if self.scale else 0.0
 
     def _got(self, outcome: ProbeOutcome) -> np.ndarray | None:
         if self.grad_wrt is None:
@@ -144,12 +190,11 @@ class ValueCheck(Check):
             if got is None:
                 failures.append((call, outcome, None, expected, Comparison(False, outcome.describe_gradient_failure())))
                 continue
-            comparison = compare_arrays(got, expected, self.rtol, self.atol)
+            comparison = compare_arrays(got, expected, self.rtol, self.atol, scale=self.case_scale(call.args))
             if comparison.matches:
                 passed += 1
             else:
                 failures.append((call, outcome, got, expected, comparison))
-        fraction = passed / len(calls)
         if not failures:
             return Verdict(1.0, _("Correct on all %(count)s inputs.", count=len(calls)),
                            details={"rtol": self.rtol, "atol": self.atol, "cases": len(calls)})
@@ -161,22 +206,26 @@ class ValueCheck(Check):
             first = comparison.reason
         message = _("Wrong on %(wrong)s of %(count)s inputs (first: %(first)s).", wrong=len(failures), count=len(calls),
                     first=first)
-        details = comparison.details(self.rtol, self.atol)
+        details = comparison.details(self.rtol, self.atol, self.case_scale(call.args))
         details.update(cases=len(calls), failed_cases=len(failures), first_failure=call.context)
         if got is not None and got.size and expected is not None:
             details["got_shape"], details["expected_shape"] = list(got.shape), list(expected.shape)
-        return Verdict(fraction, message, self.diagnose(failures), details)
+        diagnosis, misconception = self.diagnose(failures)
+        judged = sum(failure[2] is not None for failure in failures)
+        credit = misconception.credit * judged if misconception else 0.0
+        return Verdict((passed + credit) / len(calls), message, diagnosis, details)
 
-    def diagnose(self, failures) -> str | None:
+    def diagnose(self, failures) -> tuple[str | None, Misconception | None]:
+        """The diagnosis, and the misconception every judged failure matches (None when there is no such one)."""
         if self.grad_wrt is not None and any(f[2] is None and f[1].status == "ok" for f in failures):
-            return self.broken_gradient or None
+            return self.broken_gradient or None, None
         judged = [(call, got, expected) for call, _, got, expected, _ in failures if got is not None]
         if not judged:
-            return failure_diagnosis(failures[0][1])
+            return failure_diagnosis(failures[0][1]), None
         for misconception in self.misconceptions:
             if all(misconception.matches(got, expected, call.args) for call, got, expected in judged):
-                return misconception.explanation
-        return None
+                return misconception.explanation, misconception
+        return None, None
 
 
 @dataclass

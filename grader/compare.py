@@ -28,8 +28,8 @@ class Comparison:
     max_rel_error: float | None = None
     worst: list[dict] = field(default_factory=list)  # the worst entries: index, expected, got
 
-    def details(self, rtol: float, atol: float) -> dict:
-        data = {"rtol": rtol, "atol": atol}
+    def details(self, rtol: float, atol: float, scale: float = 0.0) -> dict:
+        data = {"rtol": rtol, "atol": atol, **({"scale": scale} if scale else {})}
         if self.max_abs_error is not None:
             data.update(max_abs_error=self.max_abs_error, max_rel_error=self.max_rel_error, worst=self.worst)
         return data
@@ -39,8 +39,13 @@ def _shape(a: np.ndarray) -> str:
     return "(" + ", ".join(str(s) for s in a.shape) + ("," if a.ndim == 1 else "") + ")"
 
 
-def compare_arrays(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float, worst: int = 3) -> Comparison:
-    """|got - expected| <= atol + rtol * |expected| everywhere, NaN/inf only where expected has them.
+def compare_arrays(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float, worst: int = 3,
+                   scale: float = 0.0) -> Comparison:
+    """|got - expected| <= atol + rtol * max(|expected|, scale) everywhere, NaN/inf only where expected has them.
+
+    ``scale`` is the size of what was summed, for values that may cancel to nearly 0 (a
+    difference of densities, a vote in [-1, 1], a gradient near a minimum): rounding and a
+    stabilising epsilon move them in proportion to the terms, not to the small result.
 
     A shape that differs only by singleton axes ((m, 1) for (m,)) is compared after
     squeezing: the contract's shapes are about the numbers, not about a spare axis.
@@ -54,7 +59,7 @@ def compare_arrays(got: np.ndarray, expected: np.ndarray, rtol: float, atol: flo
     both_nan = np.isnan(got) & np.isnan(expected)
     same_inf = np.isinf(got) & (got == expected)
     diff = np.abs(got - expected)
-    ok = both_nan | same_inf | (diff <= atol + rtol * np.abs(expected))
+    ok = both_nan | same_inf | (diff <= atol + rtol * np.maximum(np.abs(expected), scale))
     finite_exp = np.isfinite(expected)
     abs_err = np.where(ok, 0.0, np.where(np.isnan(diff), np.inf, diff))
     rel = abs_err / np.maximum(np.abs(expected), np.finfo(float).tiny)
@@ -74,6 +79,17 @@ def compare_arrays(got: np.ndarray, expected: np.ndarray, rtol: float, atol: flo
             comparison.worst.append({"index": list(index), "expected": float(expected.ravel()[flat]),
                                      "got": float(got.ravel()[flat])})
     return comparison
+
+
+def relative_error(got: np.ndarray, expected: np.ndarray, scale: float = 0.0) -> float:
+    """max |got - expected| / max(|expected|, scale): the smallest rtol that accepts ``got`` (NaN, a wrong shape: inf)."""
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    if got.size != expected.size:
+        return float("inf")
+    got = got.reshape(expected.shape)
+    with np.errstate(invalid="ignore"):
+        error = np.abs(got - expected) / np.maximum(np.maximum(np.abs(expected), scale), np.finfo(float).tiny)
+    return float(np.where(np.isnan(error), np.inf, error).max(initial=0.0))
 
 
 def relative_gap(value: float, best: float) -> float:

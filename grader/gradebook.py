@@ -13,13 +13,13 @@ from collections import Counter
 from xml.etree import ElementTree as ET
 
 from .i18n import N_, _, join_notes
-from .model import RESULT_FORMAT_VERSION, RosterMatch, Student
+from .model import RESULT_FORMAT_VERSION, RosterMatch, Student, leading_first
 from .sinks import csv_table, markdown_text, xml_text
 from .wording import ERROR_LINE, check_text, error_title
 
 NOTE_WIDTH = 70  # characters of an error message shown in one-line notes (overview, CLI table, step summary)
 # Errors that say something about the run without costing a point: JUnit shows them as output, not errors.
-INFORMATIONAL = {"notebook-upgraded", "output-capped"}
+INFORMATIONAL = {"notebook-upgraded", "output-capped", "shell-skipped", "self-check-skipped"}
 ROSTER_STATES = {"unlisted": N_("not on the roster"), "missing": N_("no submission"),
                  "duplicate": N_("another submission of this student was used")}
 ROSTER_COLUMNS = ("student_id", "name", "section", "login", "email")
@@ -35,13 +35,14 @@ def exercise_ids(rows: list[dict]) -> list[str]:
 
 
 def error_notes(errors: list[dict], width: int | None = None) -> list[str]:
-    """One note per kind of error, in the order they happened: the first message, and how many more.
+    """One note per kind of error, leading kinds first, else in the order they happened: the first message,
+    and how many more.
 
     A notebook whose cells all raised on an import then reads "cell-error: Cell 1 raised
     ModuleNotFoundError: ... (and 7 more)" instead of looking like a blank submission.
     """
     by_kind: dict[str, list[dict]] = {}
-    for error in errors:
+    for error in leading_first(errors):  # a failed import first: it explains the errors after it
         by_kind.setdefault(error["kind"], []).append(error)
     notes = []
     for kind, group in by_kind.items():

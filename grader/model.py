@@ -32,14 +32,29 @@ UNENFORCED = {  # protection id -> what its absence means, for the CLI and every
 class GradeError:
     """Something that went wrong with a submission as a whole or with one of its cells."""
 
-    kind: str  # invalid-notebook | timeout | kernel-died | memory-limit | budget-exceeded | worker-failed | ...
+    kind: str  # import-failed | shell-skipped | invalid-notebook | timeout | kernel-died | memory-limit | ...
     message: str
     cell: int | None = None
     source_head: str | None = None  # the offending cell's first lines
     seconds: float | None = None
+    subject: str | None = None  # what it is about, shown beside the kind in notes: the module that failed to import
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+# Kinds that explain everything after them, listed before all others (in reports, gradebook notes and
+# the overview): a failed import turns the rest of a notebook into NameErrors.
+LEADING_ERROR_KINDS = ("import-failed", "shell-skipped")
+
+
+def leading_first(errors: list) -> list:
+    """GradeErrors (or their JSON dicts) in report order: LEADING_ERROR_KINDS first, the rest as they came."""
+    def kind(error):
+        return error["kind"] if isinstance(error, dict) else error.kind
+
+    rank = {k: i for i, k in enumerate(LEADING_ERROR_KINDS)}
+    return sorted(errors, key=lambda e: rank.get(kind(e), len(rank)))
 
 
 @dataclass(frozen=True)
@@ -59,7 +74,7 @@ class LoadedNotebook:
     source_path: str
     notebook: Any  # nbformat.NotebookNode
     answers: dict[str, str]  # answer tag -> markdown text
-    warnings: list[str] = field(default_factory=list)
+    notices: list[GradeError] = field(default_factory=list)  # what loading changed: format upgrade, skipped shell lines
 
 
 @dataclass(frozen=True)

@@ -21,8 +21,9 @@ from .worker import PROTOCOL_PREFIX
 from .figures import Figure, FigureInputs, FigureResult, pyplot, render_figure
 from .i18n import N_, _
 from .load import NotebookRejected, load_notebook
+from .environment import provided_packages
 from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, SubmissionResult,
-                    WorkerRun, WrittenAnswer)
+                    WorkerRun, WrittenAnswer, leading_first)
 from .reasons import code_text, explain
 
 
@@ -57,11 +58,12 @@ def probe_calls(prefix: str, calls: list[Call], options: GradingOptions) -> list
             for i, c in enumerate(calls)]
 
 
-def plan_probes(assignment: Assignment, options: GradingOptions) -> list[PlannedCheck]:
+def plan_probes(assignment: Assignment, options: GradingOptions, only=None) -> list[PlannedCheck]:
+    """Every check's calls; ``only(check_id)`` keeps some of them (tests judging one check on many secrets)."""
     material = options.seed_material(assignment)
     planned = []
     for check in assignment.checks:
-        if options.exercises and check.exercise not in options.exercises:
+        if options.exercises and check.exercise not in options.exercises or only and not only(check.id):
             continue
         calls = check.calls(rng_for(material, check.id))
         planned.append(PlannedCheck(check, calls, probe_calls(check.id, calls, options)))
@@ -118,13 +120,26 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
                        seconds=sum(o.seconds or 0.0 for o in outcomes))
 
 
+IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError")
+IMPORT_FAILED = N_("Cell %(cell)s could not import %(module)s (%(error)s: %(message)s), so every later cell that "
+                   "uses it failed too. The grading environment provides %(packages)s, and has no network to install "
+                   "anything else.")
+
+
+def failed_module(error_value: str | None) -> str:
+    """The module an ImportError names: "No module named 'd2l'" -> d2l; "cannot import name 'x' from 'y'" -> y."""
+    found = re.search(r"No module named '([^']+)'", error_value or "") or \
+        re.search(r"cannot import name '[^']+' from '([^']+)'", error_value or "")
+    return found.group(1) if found else (error_value or "?")[:60]
+
+
 def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
     """What happened to the notebook's cells, in words, for the report and result.json."""
     errors = []
     for cell in run.cells:
-        def error(kind, text, **values):
+        def error(kind, text, subject=None, **values):
             errors.append(GradeError(kind, _(text, cell=cell.index + 1, **values), cell.index, cell.source_head,
-                                     cell.seconds))
+                                     cell.seconds, subject))
 
         if cell.status == "timeout":
             error("timeout", N_("Cell %(cell)s ran longer than its limit of %(limit)s s and was stopped; the cells after it "
@@ -158,6 +173,10 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
         elif "File too large" in (cell.error_value or ""):
             error("file-size-limit", N_("A file written in cell %(cell)s reached the limit of %(limit)s MiB per file."),
                   limit=limits.file_bytes // 2**20)
+        elif cell.status == "error" and cell.error_name in IMPORT_ERRORS:
+            module = failed_module(cell.error_value)
+            error("import-failed", IMPORT_FAILED, subject=module, module=module, error=cell.error_name,
+                  message=cell.error_value, packages=provided_packages())
         elif cell.status == "error":
             error("cell-error", N_("Cell %(cell)s raised `%(error)s: %(message)s`"), error=cell.error_name,
                   message=code_text(cell.error_value or ""))
@@ -315,8 +334,7 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
     if options.secret is not None:
         redact_hidden_failures(planned, run)
     results = [judge_check(plan, run.probes) for plan in planned]
-    errors = [GradeError("notebook-upgraded", w) for w in loaded.warnings]
-    errors += cell_errors(run, options.execution.limits) + run.errors
+    errors = leading_first(loaded.notices + cell_errors(run, options.execution.limits) + run.errors)
     result = score_submission(assignment, loaded.stem, results, errors, options, loaded, run, 0.0)
     result.figures = draw_figures(figures, run.probes, results)
     result.seconds = time.monotonic() - started

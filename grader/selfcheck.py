@@ -8,13 +8,14 @@ checks on the assignment's public inputs.
 from __future__ import annotations
 
 import json
+import os
 
 from .assignment import load_assignment
 from .i18n import _, use_language
-from .wire import encode_argument, parse_outcome
-from .model import SubmissionResult
-from .pipeline import GradingOptions, judge_check, plan_probes, score_submission
+from .model import CheckResult, ProbeOutcome, SubmissionResult
+from .pipeline import GradingOptions, PlannedCheck, judge_check, plan_probes, score_submission
 from .probe_runtime import call_and_encode
+from .wire import encode_argument, parse_outcome
 
 
 def _namespace():
@@ -26,14 +27,8 @@ def _namespace():
         return vars(__main__)
 
 
-def self_check(exercise: str | None = None, assignment: str = "attention_pooling", namespace: dict | None = None,
-               show: bool = True, lang: str | None = None) -> SubmissionResult | None:
-    """``lang`` (default: $GRADER_LANG, else English) is the language of what it shows, as ``--lang`` is the CLI's."""
-    plugin = load_assignment(assignment)
-    use_language(lang or os.environ.get("GRADER_LANG", "en"), (plugin.root / "locale",))
-    options = GradingOptions(exercises=(exercise,) if exercise else None)
-    namespace = _namespace() if namespace is None else namespace
-    planned = plan_probes(plugin, options)
+def probe_in_process(planned: list[PlannedCheck], namespace: dict) -> dict[str, ProbeOutcome]:
+    """The planned calls made on the functions of ``namespace``, through the worker's own encoding."""
     probes = {}
     for plan in planned:
         for call in plan.probe_calls:
@@ -41,7 +36,22 @@ def self_check(exercise: str | None = None, assignment: str = "attention_pooling
             raw = {"status": "missing"} if not callable(func) else call_and_encode(
                 func, [encode_argument(a) for a in call.args], call.grad_wrt)
             probes[call.id] = parse_outcome(call.id, json.loads(json.dumps(raw)))
-    results = [judge_check(plan, probes) for plan in planned]
+    return probes
+
+
+def judge_in_process(planned: list[PlannedCheck], namespace: dict) -> list[CheckResult]:
+    """Plan, probe and judge without a worker: a student's live session, or tests judging many secrets."""
+    probes = probe_in_process(planned, namespace)
+    return [judge_check(plan, probes) for plan in planned]
+
+
+def self_check(exercise: str | None = None, assignment: str = "attention_pooling", namespace: dict | None = None,
+               show: bool = True, lang: str | None = None) -> SubmissionResult | None:
+    """``lang`` (default: $GRADER_LANG, else English) is the language of what it shows, as ``--lang`` is the CLI's."""
+    plugin = load_assignment(assignment)
+    use_language(lang or os.environ.get("GRADER_LANG", "en"), (plugin.root / "locale",))
+    options = GradingOptions(exercises=(exercise,) if exercise else None)
+    results = judge_in_process(plan_probes(plugin, options), _namespace() if namespace is None else namespace)
     result = score_submission(plugin, "self-check", results, [], options, None, None, 0.0)
     if show:
         _show(result)

@@ -11,6 +11,9 @@ from __future__ import annotations
 from .i18n import N_, _, join_list
 
 ERROR_TITLES = {
+    "import-failed": N_("An import failed"),
+    "shell-skipped": N_("Shell commands were not run"),
+    "self-check-skipped": N_("The self-check was not run"),
     "invalid-notebook": N_("This file could not be graded as a notebook"),
     "invalid-upload": N_("The upload does not hold exactly one notebook"),
     "timeout": N_("A cell ran too long"),

@@ -302,6 +302,41 @@ def loo_optimal_width(x, y, period: float | None = None, grid_points: int = 40, 
     return _minimise_width(loss_at, lo, hi, grid_points, tol)
 
 
+def loo_loss_profile(x, y, points: int = 60, period: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The leave-one-out loss on a log-spaced grid over the search range of :func:`loo_optimal_width`."""
+    loss_at, lo, hi = _loo_loss_curve(x, y, period)
+    grid = np.linspace(math.log(lo), math.log(hi), points)
+    return np.exp(grid), np.array([loss_at(g) for g in grid])
+
+
+def basin_count(losses, prominence: float = 0.005) -> int:
+    """How many valleys a loss profile has: minima (the ends included) not merged by a ridge lower than
+    ``prominence`` (relative) above the higher of two neighbouring minima."""
+    losses = np.asarray(losses, dtype=np.float64)
+    padded = np.concatenate([[np.inf], losses, [np.inf]])
+    minima = [i for i in range(len(losses)) if padded[i + 1] <= padded[i] and padded[i + 1] <= padded[i + 2]]
+    kept = minima[:1]
+    for i in minima[1:]:
+        j = kept[-1]
+        if losses[j:i + 1].max() > max(losses[i], losses[j]) * (1 + prominence):
+            kept.append(i)
+        elif losses[i] < losses[j]:
+            kept[-1] = i
+    return len(kept)
+
+
+def has_one_interior_basin(x, y, points: int = 60, period: float | None = None) -> bool:
+    """True when the leave-one-out loss has a single valley, with its floor away from both ends of the range.
+
+    On such data every correct optimiser (gradient descent from sigma0 = 1, a grid, golden
+    section) reaches the same width; the book's data has several valleys in about a third
+    of draws, and on some the loss keeps falling towards the constant predictor.
+    """
+    _, losses = loo_loss_profile(x, y, points, period)
+    best = int(np.argmin(losses))
+    return basin_count(losses) == 1 and 2 <= best <= points - 3
+
+
 def pooled_optimal_width(datasets, period: float | None = None, grid_points: int = 30, tol: float = 1e-3):
     """The width minimising the leave-one-out loss averaged over data sets of one design.
 

@@ -7,6 +7,7 @@ import torch
 from grader.assignment import load_assignment
 from grader.batch import grade_batch
 from grader.pipeline import GradingOptions
+from tests.learner_notebooks import LEARNERS
 from tests.submissions import notebooks
 
 # The judging side is single-threaded in the grader too; threads only fight the kernels on 2 cores.
@@ -23,7 +24,8 @@ def assignment():
 @pytest.fixture(scope="session")
 def graded(tmp_path_factory, assignment):
     folder = tmp_path_factory.mktemp("submissions")
-    for name, nb in notebooks().items():
+    # One batch for the engine's corpus and the learners' notebooks: one warm worker pool, two jobs.
+    for name, nb in [*notebooks().items(), *((name, entry[0]) for name, entry in LEARNERS.items())]:
         nbformat.write(nb, folder / f"{name}.ipynb")
     (folder / "not_json.ipynb").write_text('{"cells": [ {"cell_type": "code", "sour')
     (folder / "empty.ipynb").write_text("")

@@ -81,7 +81,11 @@ Gradient descent can pick the width $\\sigma$. Implement:
 - `train_loss(x, y, sigma)`: $\\frac{1}{n}\\sum_i (f(x_i) - y_i)^2$ where $f$ uses every pair, $(x_i, y_i)$ included;
 - `loo_loss(x, y, sigma)`: the same with $f_{-i}$, which leaves $(x_i, y_i)$ out of its own prediction;
 - `fit_width(x, y, leave_one_out, sigma0=1.0)` → float: the width learned by stochastic gradient descent
-  (any optimiser) on `train_loss` or `loo_loss`, within 60 s for $n = 40$.
+  (any optimiser) on `train_loss` or `loo_loss`, starting from `sigma0`, within 60 s for $n = 40$.
+
+Both losses return a 0-d torch tensor that stays differentiable in `sigma`: the grader calls `loo_loss` with
+`sigma` as a tensor with `requires_grad=True` and checks the gradient, so no `.item()`, `float()` or NumPy step
+on the way. The loss is the plain mean of squared errors, without the $\\frac{1}{2}$ of the book's training code.
 
 *Hints:* optimise $\\log\\sigma$ so that $\\sigma$ stays positive; to leave a point out, give its own logit
 $-\\infty$ before the softmax (a logit of 0 still counts it). Try `fit_width(x_train, y_train, False)` and
@@ -91,13 +95,14 @@ $-\\infty$ before the softmax (a logit of 0 still counts it). Try `fit_width(x_t
 EX3 = """\
 ## Exercise 3: the unit sphere
 
-Assume all keys lie on the unit sphere, $\\|\\mathbf{k}_i\\| = 1$. Simplify the Gaussian logits using
-$\\|\\mathbf{q} - \\mathbf{k}_i\\|^2 = \\|\\mathbf{q}\\|^2 + 1 - 2\\,\\mathbf{q}^\\top\\mathbf{k}_i$, and show that the
-Gaussian attention weights equal dot-product attention weights. Implement:
+Assume all keys lie on the unit sphere, $\\|\\mathbf{k}_i\\| = 1$. Simplify the Gaussian attention weights
+under this assumption, and show that they then equal the weights of dot-product attention
+$\\mathrm{softmax}_i(\\mathbf{q}^\\top\\mathbf{k}_i / \\sigma^2)$ (your written answer). Implement:
 - `gaussian_attention(queries, keys, sigma)` → `(m, n)`: softmax over keys of $-\\|\\mathbf{q} - \\mathbf{k}_i\\|^2 / (2\\sigma^2)$;
 - `dot_product_attention(queries, keys, sigma)` → `(m, n)`: softmax over keys of $\\mathbf{q}^\\top\\mathbf{k}_i / \\sigma^2$.
 
-Both must stay finite (no NaN) for $\\sigma$ down to 0.01: use a softmax, not `exp(...) / sum(exp(...))`.
+Both are also called on keys that are not unit vectors. Both must stay finite (no NaN) for $\\sigma$ down to
+0.01: use a softmax, not `exp(...) / sum(exp(...))`.
 """
 
 EX4 = """\
@@ -107,7 +112,11 @@ With more data the best width shrinks. Implement:
 - `loo_optimal_width(x, y)` → float: the $\\sigma$ that minimises the leave-one-out loss for data `x` of shape
   `(n, d)` and `y` of shape `(n,)`, by any method (grid, golden section, gradient descent), within 30 s for
   $n \\le 2000$, $d \\le 3$;
-- `predicted_exponent(d)` → float: the $p$ in $\\sigma^* \\sim n^p$ in dimension $d$.
+- `predicted_exponent(d)` → float: the exact exponent $p$ in $\\sigma^* \\propto n^p$ from theory, where $\\sigma^*$ is
+  the width that minimises the expected squared error of Nadaraya–Watson regression with a Gaussian kernel, as
+  $n \\to \\infty$, for a smooth (twice differentiable) regression function, at points away from the boundary of
+  the data. Return the exact value of your formula at `d` as a float, not a slope fitted to data: it is compared
+  exactly.
 
 The grader runs its own study with your `loo_optimal_width` (growing $n$, several $d$). Run yours too:
 draw data of growing $n$ in $d = 1, 2$, find the optimal widths, and fit the slope of $\\log\\sigma^*$

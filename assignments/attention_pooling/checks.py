@@ -1,12 +1,37 @@
 """Checks for "Attention Pooling by Similarity": what is probed, how it is judged, what is said.
 
 Every input is drawn from the generator the engine passes in (public seed for
-self-checks, the instructor's secret for grading). Tolerances and study sizes follow
-shared/spec/numerics-notes.md and the figures in tests/test_attention_pooling_checks.py:
+self-checks, the instructor's secret for grading), following shared/spec/numerics-notes.md:
 - values are probed at sigma in {0.25, 0.3, 0.5, 2}, never only at 1 (sigma vs sigma^2);
-- learned widths are judged by the loss they reach, not by the raw sigma;
+- learned widths are judged by the loss they reach, not by the raw sigma, on data where the
+  leave-one-out loss has one valley (so every correct optimiser reaches the same floor);
 - the shrinking-rate study is paired: the student's width finder against the
   reference's on the same data sets.
+
+Tolerance policy
+----------------
+A value check passes everything a careful human grader accepts as correct and fails every
+catalogued misconception, both with a wide margin:
+- accepted (``variants.ACCEPTED``, each check's ``accepted``): the book's plain formulas with a
+  stabilising epsilon of 1e-6 or 1e-5 added to sigma^2, in float32, with the keys summed in
+  the other order, with 1e-6 added to the normaliser, and float32 with the epsilon together;
+- errors are relative, measured against the size of what is summed where the result may
+  cancel (``scale``: the density for the class score, 1 for a vote in [-1, 1], max |y| for
+  a regression, loss / sigma for a gradient, 1/n for attention weights);
+- rtol sits between the two, about the geometric mean, and no verdict is left at the edge:
+  an input where an accepted computation lands within a factor EDGE_FACTOR (10) of the
+  tolerance, or a misconception within that factor of it, is redrawn at plan time
+  (grader.checks.ValueCheck.calls), so the same code scores the same on public inputs
+  (``grader check``) and on any secret.
+Each check's comment gives its margins as measured by ``python -m benchmarks.tolerance_margins``
+on 200 fresh secrets: the worst accepted error, and the smallest error by which a misconception
+fails the check (of its worst input; a misconception may coincide with the right answer on
+some inputs by design). Before this policy the rtol was 1e-6, and a learner's
+sigma^2 + 1e-5 failed at sigma = 0.25 with a relative error of 1.3e-4.
+
+The book's own squared loss carries a factor 1/2; the contract's loss has none. A loss (or its
+gradient) that is exactly half the right one is named and earns HALF_LOSS_CREDIT of each input's
+points: the instructor's choice, set here.
 """
 
 from __future__ import annotations
@@ -25,11 +50,15 @@ from grader.i18n import _, join_list, join_sentences
 from reference import attention_pooling as ref
 
 from .figures import FIGURES
+from .variants import accepted, accepted_gradients, gradient_of
 
 READ_KERNELS = "Section 11.2.1 (Kernels and Data) and 11.2.2 (Attention Pooling via Nadaraya-Watson Regression)"
 READ_ADAPT = "Section 11.2.3 (Adapting Attention Pooling) and the leave-one-out discussion in the exercises"
 READ_SPHERE = "Section 11.2.2, and Section 11.3 (Attention Scoring Functions) on dot-product attention"
-READ_RATE = "Section 11.2.3 (Adapting Attention Pooling): bias, variance and the choice of the width"
+READ_RATE = ("Section 11.2's opening paragraph (the estimator is consistent when the kernel narrows as data grows) and "
+             "the kernel density estimation article it links (bias and variance of a kernel estimate)")
+
+HALF_LOSS_CREDIT = 0.75  # share of an input's points for a loss that is exactly half the contract's (the book's 1/2)
 
 
 def numpy_of(t) -> np.ndarray:
@@ -50,13 +79,29 @@ def sq_dist(a, b) -> torch.Tensor:
 EX1_DESIGNS = ((1, 0.5, 0.5), (1, 0.3, 0.25), (2, 0.25, 0.5), (2, 0.6, 2.0), (5, 0.7, 1.5))
 
 
+def ex1_queries(rng, keys, labels, sigma, count=5):
+    """Queries near keys and queries between the classes, all within about a width of the data.
+
+    Near the data the plain exp(...) / sum formula is finite (the contract's promise) and a
+    stabilising epsilon moves the logits little (it shifts each by logit * eps / sigma^2);
+    between the classes the vote is mixed, so returning only its sign is visibly wrong.
+    """
+    near = keys[rng.integers(0, len(keys), count)] + rng.normal(0, sigma / 2, (count, keys.shape[1]))
+    firsts = rng.integers(0, len(keys), count)
+    between = []
+    for i in firsts:
+        others = np.flatnonzero(labels != labels[i])
+        partner = others[np.argmin(((keys[others] - keys[i]) ** 2).sum(1))]
+        between.append((keys[i] + keys[partner]) / 2 + rng.normal(0, sigma / 4, keys.shape[1]))
+    return np.concatenate([near, np.array(between)])
+
+
 def ex1_cases(with_labels: bool):
     def cases(rng):
         out = []
         for d, fraction, sigma in EX1_DESIGNS:
             keys, labels = ref.classification_data(int(rng.integers(30, 61)), d, draw_seed(rng), fraction)
-            # Queries near the data keep the plain exp(...) / sum formula finite, as the contract promises.
-            queries = numpy_of(keys)[rng.integers(0, len(keys), 10)] + rng.normal(0, 0.5, (10, d))
+            queries = ex1_queries(rng, numpy_of(keys), numpy_of(labels), sigma)
             args = (queries, numpy_of(keys), numpy_of(labels), sigma) if with_labels else (queries, numpy_of(keys), sigma)
             out.append(Case(_("d=%(d)s, %(count)s keys, sigma=%(sigma)s", d=d, count=len(keys), sigma=sigma), args))
         return out
@@ -72,20 +117,26 @@ def _normaliser(keys, sigma):
     return (math.sqrt(2 * math.pi) * float(sigma)) ** d
 
 
-SIGMA_FOR_SIGMA2 = "You divide by sigma where the kernel has sigma^2 (or the reverse): alpha = exp(-||q-k||^2 / (2 sigma^2)). " \
-                   "The two agree only at sigma = 1, which is why your own tests at sigma = 1 passed."
+SIGMA_FOR_SIGMA2 = ("You divide by sigma where the kernel has sigma^2 (or the reverse): alpha = exp(-||q-k||^2 / "
+                    "(2 sigma^2)). The two agree only at sigma = 1, so a test at sigma = 1 cannot tell them apart; the "
+                    "grader uses other widths.")
 MISSING_HALF = "The exponent lacks the 1/2: the Gaussian kernel is exp(-||q-k||^2 / (2 sigma^2))."
 MISSING_1_OVER_N = "The 1/n is missing: p_hat(q) averages the kernel over the n keys, it does not sum it."
 NORMALISED_KERNEL = ("You used the normalised Gaussian density (with 1/(sqrt(2 pi) sigma)^d); the assignment, like the "
                      "book, uses the unnormalised kernel alpha(q, k) = exp(-||q-k||^2 / (2 sigma^2)).")
-LABELS_01 = ("Your code treats the labels as 0/1: the labels here are -1/+1, so class -1 never counts "
-             "(e.g. testing labels == 0, or weighting by (labels > 0)).")
+LABELS_01 = ("Your code treats the labels as 0/1: the labels here are -1/+1, so the class -1 term never enters the "
+             "score (e.g. testing labels == 0, or weighting by (labels > 0)).")
+VOTE_IN_0_1 = ("Your values lie in [0, 1]: they are the share of kernel weight on class +1, as if the labels were 0/1 "
+               "(e.g. weighting the numerator by (labels > 0)). With -1/+1 labels the numerator is sum_i y_i alpha_i, "
+               "so the vote lies in [-1, 1].")
 CLASS_CONDITIONAL = ("You divided each class's sum by its own size n_c (class-conditional densities). The score uses the "
                      "joint densities p(x, y=c) = (1/n) sum over that class, so both classes share the same 1/n; "
                      "the signs usually agree, the magnitudes do not.")
 WRONG_AXIS = "The softmax (normalisation) runs over the queries instead of over the keys: each query's weights must sum to 1."
-SCORE_NOT_NORMALISED = ("This is the Parzen score, not the classifier: f_NW divides by sum_j alpha(q, k_j), so its values "
-                        "lie in [-1, 1].")
+SCORE_NOT_NORMALISED = ("This is the Parzen score p(x, y=+1) - p(x, y=-1), not the classifier: f_NW divides "
+                        "sum_i y_i alpha(q, k_i) by sum_j alpha(q, k_j), so its values lie in [-1, 1].")
+VOTE_NOT_NORMALISED = ("This is sum_i y_i alpha(q, k_i), the unnormalised vote (n times the Parzen score): divide it by "
+                       "sum_j alpha(q, k_j) so the values lie in [-1, 1].")
 SCORE_IS_NW = "This is the normalised classifier f_NW; the score p(x, y=+1) - p(x, y=-1) is not divided by p_hat(x)."
 
 
@@ -100,9 +151,12 @@ def _score_variant(weights_of):
     return variant
 
 
+# Margins on 200 fresh secrets: worst accepted 3.2e-4 (float32 and sigma^2 + 1e-5), closest misconception 0.61
+#   (missing 1/2); no input within 10x of the rtol.
 parzen_density_check = ValueCheck(
     id="ex1.parzen_density", exercise="ex1", title="parzen_density matches the Parzen window estimate", points=2,
-    function="parzen_density", cases=ex1_cases(False), expected=ref.parzen_density, rtol=1e-6, atol=1e-12,
+    accepted=accepted("parzen_density"),
+    function="parzen_density", cases=ex1_cases(False), expected=ref.parzen_density, rtol=5e-3, atol=1e-12,
     hint="p_hat(q) = (1/n) sum_i exp(-||q - k_i||^2 / (2 sigma^2)), one value per query.", read=READ_KERNELS,
     misconceptions=(
         Misconception("missing 1/n", MISSING_1_OVER_N, lambda q, k, s: ref.parzen_density(q, k, s) * len(k)),
@@ -112,9 +166,13 @@ parzen_density_check = ValueCheck(
         Misconception("missing 1/2", MISSING_HALF, _parzen_density_variant(half=False)),
     ))
 
+# Margins on 200 fresh secrets: worst accepted 9.7e-5 (sigma^2 + 1e-5), closest misconception 0.41 (sigma for
+#   sigma^2); no input within 10x of the rtol.
 parzen_class_score_check = ValueCheck(
     id="ex1.parzen_class_score", exercise="ex1", title="parzen_class_score is p(x, y=+1) - p(x, y=-1)", points=2,
-    function="parzen_class_score", cases=ex1_cases(True), expected=ref.parzen_class_score, rtol=1e-6, atol=1e-12,
+    accepted=accepted("parzen_class_score"),
+    function="parzen_class_score", cases=ex1_cases(True), expected=ref.parzen_class_score, rtol=5e-3, atol=1e-12,
+    scale=lambda q, k, y, s: float(ref.parzen_density(q, k, s).max()),  # the score is a difference of these
     hint="p_hat(q, y=c) = (1/n) sum over the keys of class c of alpha(q, k_i), with the same 1/n for both classes.",
     read=READ_KERNELS,
     misconceptions=(
@@ -129,14 +187,19 @@ parzen_class_score_check = ValueCheck(
             _kernel(q, k, s, sigma_power=1) * torch.as_tensor(y)).mean(1)),
     ))
 
+# Margins on 200 fresh secrets: worst accepted 1.0e-4 (sigma^2 + 1e-5), closest misconception 0.17 (sigma for
+#   sigma^2); no input within 10x of the rtol.
 nw_classify_check = ValueCheck(
     id="ex1.nw_classify", exercise="ex1", title="nw_classify is the Nadaraya-Watson classifier", points=2,
-    function="nw_classify", cases=ex1_cases(True), expected=ref.nw_classify, rtol=1e-6, atol=1e-10,
+    accepted=accepted("nw_classify"),
+    function="nw_classify", cases=ex1_cases(True), expected=ref.nw_classify, rtol=5e-3, atol=1e-10,
+    scale=lambda *args: 1.0,  # a vote in [-1, 1]
     hint="f_NW(q) = sum_i y_i alpha(q, k_i) / sum_j alpha(q, k_j); score = p_hat(q) * f_NW(q), so their signs agree.",
     read=READ_KERNELS,
     misconceptions=(
-        Misconception("labels in {0,1}", LABELS_01, lambda q, k, y, s: (ref.nw_classify(q, k, y, s) + 1) / 2),
-        Misconception("not normalised", SCORE_NOT_NORMALISED, _score_variant(lambda a, y: (a * y).sum(1))),
+        Misconception("labels in {0,1}", VOTE_IN_0_1, lambda q, k, y, s: (ref.nw_classify(q, k, y, s) + 1) / 2),
+        Misconception("returned the Parzen score", SCORE_NOT_NORMALISED, ref.parzen_class_score),
+        Misconception("not normalised", VOTE_NOT_NORMALISED, _score_variant(lambda a, y: (a * y).sum(1))),
         Misconception("softmax over queries", WRONG_AXIS, _score_variant(lambda a, y: (a / a.sum(0, keepdim=True)) @ y)),
         Misconception("sign only", "You returned only the sign (the predicted class); the function returns the weighted "
                       "vote itself, a value in [-1, 1].", recognise=lambda got, exp, args: (
@@ -185,21 +248,17 @@ def _loo_zeroed_weight(x, y, s):
     return ((w @ y - y) ** 2).mean()
 
 
-def _gradient_of(loss):
-    def gradient(x, y, s):
-        sigma = torch.tensor(float(s), dtype=torch.float64, requires_grad=True)
-        loss(x, y, sigma).backward()
-        return sigma.grad
-    return gradient
-
-
 BROKEN_GRADIENT = ("No gradient reaches sigma: somewhere sigma becomes a plain number (float(sigma), sigma.item(), "
                    "NumPy, math.exp or torch.tensor(...) of it) and autograd loses track. Keep every step in torch "
                    "operations on the sigma tensor you were given.")
 
+# Margins on 200 fresh secrets: worst accepted 5.3e-5 (float32 and sigma^2 + 1e-5), closest misconception 0.041
+#   (missing 1/2); no input within 10x of the rtol.
 nw_regress_check = ValueCheck(
     id="ex2.nw_regress", exercise="ex2", title="nw_regress is Nadaraya-Watson regression", points=1.5,
-    function="nw_regress", cases=nw_regress_cases, expected=ref.nw_regress, rtol=1e-6, atol=1e-10,
+    accepted=accepted("nw_regress"),
+    function="nw_regress", cases=nw_regress_cases, expected=ref.nw_regress, rtol=1e-3, atol=1e-10,
+    scale=lambda x, y, q, s: float(np.abs(y).max()),  # a weighted mean of these
     hint="f(q) = sum_i softmax_i(-(q - x_i)^2 / (2 sigma^2)) y_i: weights over the training points for each query.",
     read=READ_KERNELS,
     misconceptions=(
@@ -210,9 +269,31 @@ nw_regress_check = ValueCheck(
                       _nw_variant(lambda l, s: torch.exp(l / (2 * s**2)))),
     ))
 
+HALF_LOSS = ("Your loss is exactly half the expected one: the book's training code uses the squared loss "
+             "(y_hat - y)^2 / 2, while this assignment's loss is the plain mean of squared errors, without the 1/2. The "
+             "minimiser is the same, so this is scored as a convention slip, not as a wrong loss.")
+HALF_LOSS_GRADIENT = ("Your gradient is exactly half the expected one: your loo_loss carries the 1/2 of the book's "
+                      "squared loss (y_hat - y)^2 / 2 (see the loo_loss check); the gradient itself flows correctly.")
+HALF_SELF_INCLUDED = ("Your leave-one-out loss equals half the training loss: each point still takes part in its own "
+                      "prediction, and the loss carries the book's 1/2. Give the self term a logit of -inf before the "
+                      "softmax, and drop the 1/2 (this assignment's loss is the plain mean of squared errors).")
+
+
+def halved(function):
+    return lambda *args: function(*args) / 2
+
+
+def book_half(function, explanation, rtol=1e-3) -> Misconception:
+    """The book's 1/2 convention: named, and scored as the instructor set HALF_LOSS_CREDIT."""
+    return Misconception("the book's 1/2", explanation, halved(function), rtol=rtol, credit=HALF_LOSS_CREDIT)
+
+
+# Margins on 200 fresh secrets: worst accepted 6.0e-5 (float32 and sigma^2 + 1e-5), closest misconception 0.074
+#   (sigma for sigma^2); no input within 10x of the rtol.
 train_loss_check = ValueCheck(
     id="ex2.train_loss", exercise="ex2", title="train_loss is the self-included mean squared error", points=1,
-    function="train_loss", cases=loss_cases, expected=ref.train_loss, rtol=1e-6, atol=1e-12,
+    accepted=accepted("train_loss"),
+    function="train_loss", cases=loss_cases, expected=ref.train_loss, rtol=1e-3, atol=1e-12,
     hint="Predict every training point from all pairs, its own included, then average the squared errors.",
     read=READ_ADAPT,
     misconceptions=(
@@ -221,11 +302,14 @@ train_loss_check = ValueCheck(
         Misconception("left one out", "This is the leave-one-out loss; train_loss keeps every pair, (x_i, y_i) included.",
                       ref.loo_loss),
         Misconception("sigma for sigma^2", SIGMA_FOR_SIGMA2, lambda x, y, s: ref.train_loss(x, y, math.sqrt(s))),
+        book_half(ref.train_loss, HALF_LOSS),
     ))
 
+# Margins on 200 fresh secrets: worst accepted 3.2e-5 (sigma^2 + 1e-5), closest misconception 0.038 (zeroed weight,
+#   not renormalised); no input within 10x of the rtol.
 loo_loss_check = ValueCheck(
     id="ex2.loo_loss", exercise="ex2", title="loo_loss leaves each point out of its own prediction", points=1.5,
-    function="loo_loss", cases=loss_cases, expected=ref.loo_loss, rtol=1e-6, atol=1e-12,
+    accepted=accepted("loo_loss"), function="loo_loss", cases=loss_cases, expected=ref.loo_loss, rtol=1e-3, atol=1e-12,
     hint="For each i, predict y_i from the other n-1 pairs: give the self term a logit of -inf before the softmax.",
     read=READ_ADAPT,
     misconceptions=(
@@ -238,27 +322,59 @@ loo_loss_check = ValueCheck(
         Misconception("sum instead of mean", "You summed the squared errors; the loss is their mean.",
                       lambda x, y, s: ref.loo_loss(x, y, s) * len(x)),
         Misconception("sigma for sigma^2", SIGMA_FOR_SIGMA2, lambda x, y, s: ref.loo_loss(x, y, math.sqrt(s))),
+        book_half(ref.loo_loss, HALF_LOSS),
+        Misconception("point still included, and the book's 1/2", HALF_SELF_INCLUDED, halved(ref.train_loss), rtol=1e-3),
     ))
 
+# Margins on 200 fresh secrets: worst accepted 2.7e-5 (sigma^2 + 1e-5), closest misconception 0.013 (gradient of the
+#   halved training loss); no input within 10x of the rtol.
 loo_gradient_check = ValueCheck(
     id="ex2.loo_gradient", exercise="ex2", title="loo_loss is differentiable in sigma", points=1,
-    function="loo_loss", cases=gradient_cases, expected=_gradient_of(ref.loo_loss), grad_wrt=2, rtol=1e-5, atol=1e-10,
+    accepted=accepted_gradients("loo_loss"),
+    function="loo_loss", cases=gradient_cases, expected=gradient_of(ref.loo_loss), grad_wrt=2, rtol=1e-3, atol=1e-10,
+    scale=lambda x, y, s: float(ref.loo_loss(x, y, s)) / s,  # d loss / d sigma is of this size, but 0 at a minimum
     broken_gradient=BROKEN_GRADIENT, read=READ_ADAPT,
     misconceptions=(
         Misconception("gradient of the training loss", "This is the gradient of the training loss: your loo_loss still "
-                      "includes each point (see the loo_loss check).", _gradient_of(ref.train_loss)),
+                      "includes each point (see the loo_loss check).", gradient_of(ref.train_loss)),
         Misconception("gradient of a zeroed-weight loss", "This is the gradient of a leave-one-out loss whose self "
-                      "weight was zeroed without renormalising (see the loo_loss check).", _gradient_of(_loo_zeroed_weight)),
+                      "weight was zeroed without renormalising (see the loo_loss check).", gradient_of(_loo_zeroed_weight)),
+        book_half(gradient_of(ref.loo_loss), HALF_LOSS_GRADIENT, rtol=1e-2),
+        Misconception("gradient of the halved training loss", "This is the gradient of half the training loss: your "
+                      "loo_loss still includes each point and carries the book's 1/2 (see the loo_loss check).",
+                      halved(gradient_of(ref.train_loss)), rtol=1e-2),
     ),
     hint="The grader calls loo_loss with sigma as a tensor with requires_grad=True and differentiates the result.")
 
 
 # fit_width: one set of calls judged twice (with and without leave-one-out).
+#
+# Fair on every secret: the plan draws only data whose leave-one-out loss has a single valley
+# with its floor inside the search range (reference.has_one_interior_basin, about 60% of the
+# book's draws). On the others a correct descent from sigma0 = 1 may settle in a side valley
+# (one secret had the solution 10.7% above the best loss) or follow a loss that keeps falling
+# as sigma grows. On the data kept, every correct optimiser reaches the one floor.
+
+# The leave-one-out width may cost this much more loss than the best width (half credit: FIT_HALF_GAP). Per-sample
+# SGD with a constant step wanders over the valley's flat floor: one run ended at half the best width, 2.6% above
+# its loss; a width chosen by the self-included loss costs 50% and more.
+FIT_LOSS_GAP = 0.05
+FIT_HALF_GAP = 0.15
+COLLAPSE_SHARE = 0.5  # without leave-one-out the width must end below this share of the leave-one-out width
+FIT_DATA_SETS = 2
+
+
+@functools.lru_cache(maxsize=256)
+def fit_data_is_clear(seed: int) -> bool:
+    return ref.has_one_interior_basin(*ref.book_regression_data(40, seed))
+
 
 def fit_width_calls(rng):
     calls = []
-    for _ in range(2):
+    for _ in range(FIT_DATA_SETS):
         seed = draw_seed(rng)
+        while not fit_data_is_clear(seed):
+            seed = draw_seed(rng)
         x, y = ref.book_regression_data(40, seed)
         for flag in (True, False):
             calls.append(Call("fit_width", (numpy_of(x), numpy_of(y), flag), timeout=60, context=seed))
@@ -267,14 +383,13 @@ def fit_width_calls(rng):
 
 @functools.lru_cache(maxsize=64)
 def reference_fit(seed: int) -> tuple[float, float]:
-    """The reference's leave-one-out width on the book data of ``seed``, and the best loss found.
+    """The leave-one-out width on the book data of ``seed`` (the floor of its one valley) and its loss.
 
     Cached: in a batch every submission is judged on the same hidden data sets.
     """
     x, y = ref.book_regression_data(40, seed)
-    sigma = ref.fit_width(x, y, True)
-    best = min(float(ref.loo_loss(x, y, sigma)), float(ref.loo_loss(x, y, ref.loo_optimal_width(x, y))))
-    return sigma, best
+    sigma = ref.loo_optimal_width(x, y)
+    return sigma, float(ref.loo_loss(x, y, sigma))
 
 
 @functools.lru_cache(maxsize=64)
@@ -285,14 +400,22 @@ def reference_optimal_width(n: int, d: int, seed: int) -> tuple[float, float]:
 
 
 FIT_WIDTH_DIAGNOSES = {  # in order of priority: the first finding present is the one reported
-    "nan": "The optimisation produced NaN or inf: optimise log sigma (sigma = exp(log_sigma)) so sigma stays "
-           "positive, and lower the learning rate.",
-    "log-sigma": "You returned log sigma, not sigma: return exp(log_sigma).",
-    "ignores-flag": "Both settings return the same width: either fit_width ignores its leave_one_out flag (use "
-                    "train_loss when it is False and loo_loss when it is True), or your loo_loss computes the same as "
-                    "your train_loss (see the loo_loss check).",
-    "loo-collapsed": "With leave_one_out=True the width still collapsed: the loss you minimise still lets each point "
-                     "predict itself.",
+    "nan": "A returned width was NaN or infinite. Likely causes: sigma crossed 0 or grew without bound during the "
+           "descent; optimising log sigma (sigma = exp(log_sigma)) keeps it positive, and a smaller learning rate "
+           "keeps the steps stable.",
+    "log-sigma": "Your widths are negative, and read as log sigma they behave exactly as widths should (exp of the "
+                 "leave-one-out one reaches the best loss, exp of the other has collapsed): it looks like log sigma "
+                 "was returned instead of sigma (return exp(log_sigma)).",
+    "ignores-flag": "Both settings returned the same width. Likely causes: fit_width ignores its leave_one_out flag "
+                    "(use train_loss when it is False and loo_loss when it is True), or your loo_loss computes the "
+                    "same as your train_loss (see the loo_loss check).",
+    "loo-collapsed": "With leave_one_out=True your width ended under a quarter of the leave-one-out optimum, where "
+                     "minimising the self-included loss would take it. Likely cause: the loss you minimise still lets "
+                     "each point predict itself (see the loo_loss check); a learning rate that overshoots can do the "
+                     "same.",
+    "constant": "fit_width returned exactly the same width on different data sets. A width learned from the data "
+                "differs from one data set to the next, so a fixed value earns no credit (if you clamp sigma at a "
+                "floor, stop the descent before it reaches it).",
 }
 
 
@@ -301,10 +424,10 @@ def _returned_width(outcome) -> float | None:
 
 
 def _judge_loo_width(x, y, width, outcome, ref_sigma, best, row, notes, findings) -> float:
-    """Credit for the leave-one-out width: the loss it reaches within 2% of the best (half within 10%)."""
+    """Credit for the leave-one-out width: the loss it reaches within FIT_LOSS_GAP of the best (half within FIT_HALF_GAP)."""
     if width is None or not math.isfinite(width) or width == 0:
         notes.append(outcome.describe_failure("fit_width") if outcome.status != "ok" else
-                     _("fit_width(..., leave_one_out=True) returned %(value)s, not a usable width.",
+                     _("with leave-one-out, fit_width returned %(value)s, not a usable width.",
                        value=outcome.value.ravel()[:3].tolist()))
         if width is not None and not math.isfinite(width):
             findings.add("nan")
@@ -312,48 +435,78 @@ def _judge_loo_width(x, y, width, outcome, ref_sigma, best, row, notes, findings
     loss = float(ref.loo_loss(x, y, abs(width)))  # the kernel sees only sigma^2: -s and s are one model
     gap = relative_gap(loss, best)
     row.update(student_sigma=width, student_loo_loss=loss, gap=gap)
-    if gap > 0.02:
-        notes.append(_("With leave-one-out your width %(width)s reaches a loss %(gap)s above the best one.",
-                       width=f"{width:.4g}", gap=f"{gap:.1%}"))
-        if width < 0 and relative_gap(float(ref.loo_loss(x, y, math.exp(width))), best) <= 0.02:
-            findings.add("log-sigma")
-        elif abs(width) < 0.25 * ref_sigma:
+    if width < 0:
+        notes.append(_("with leave-one-out your width is negative (%(width)s); only sigma^2 enters the kernel, so it "
+                       "was judged as %(positive)s (return abs(sigma), or optimise log sigma).", width=f"{width:.4g}",
+                       positive=f"{-width:.4g}"))
+    if gap > FIT_LOSS_GAP:
+        notes.append(_("with leave-one-out your width %(width)s reaches a loss %(gap)s above the best one (width "
+                       "%(best)s).", width=f"{width:.4g}", gap=f"{gap:.1%}", best=f"{ref_sigma:.3g}"))
+        if abs(width) < 0.25 * ref_sigma:
             findings.add("loo-collapsed")
-    return 1.0 if gap <= 0.02 else 0.5 if gap <= 0.10 else 0.0
+    return 1.0 if gap <= FIT_LOSS_GAP else 0.5 if gap <= FIT_HALF_GAP else 0.0
 
 
 def _judge_collapse(width, outcome, ref_sigma, row, notes) -> float:
-    """Credit for the width without leave-one-out: it must fall well below the leave-one-out one."""
+    """Credit for the width without leave-one-out: a usable width, well below the leave-one-out one."""
     if width is None or not math.isfinite(width):
         notes.append(outcome.describe_failure("fit_width") if outcome.status != "ok" else
-                     _("fit_width(..., leave_one_out=False) did not return a finite width."))
+                     _("without leave-one-out, fit_width did not return a finite width."))
         return 0.0
     row["student_sigma_without_loo"] = width
-    if abs(width) < 0.5 * ref_sigma:
+    if width == 0:
+        notes.append(_("without leave-one-out, fit_width returned 0, which is not a width (the kernel divides by "
+                       "sigma^2); return the width the descent reached."))
+        return 0.0
+    if abs(width) < COLLAPSE_SHARE * ref_sigma:
         return 1.0
-    notes.append(_("Without leave-one-out your width stays at %(width)s; it should collapse towards 0 (the "
-                   "self-included loss is smallest when each point predicts itself).", width=f"{width:.4g}"))
+    notes.append(_("without leave-one-out your width moved from 1 to %(width)s, not below %(share)s of the "
+                   "leave-one-out width %(loo)s; the self-included loss keeps falling as sigma shrinks (each point "
+                   "predicts itself), so longer training takes it towards 0.", width=f"{width:.4g}",
+                   share=f"{COLLAPSE_SHARE:.0%}", loo=f"{ref_sigma:.3g}"))
     return 0.0
+
+
+def _looks_like_log_sigma(x, y, s_loo, s_train, ref_sigma, best) -> bool:
+    """Both widths negative, and read as log sigma both behave: exp(s_loo) reaches the best loss, exp(s_train) has
+    collapsed while |s_train| has not. A width returned as -sigma (also negative) collapses as |s_train|."""
+    if s_loo is None or s_train is None or not (math.isfinite(s_loo) and math.isfinite(s_train)):
+        return False
+    return (s_loo < 0 and s_train < 0 and relative_gap(float(ref.loo_loss(x, y, math.exp(s_loo))), best) <= FIT_LOSS_GAP
+            and math.exp(s_train) < COLLAPSE_SHARE * ref_sigma <= abs(s_train))
 
 
 def fit_width_verdict(calls, outcomes):
     loo_scores, collapse_scores, notes, findings, rows = [], [], [], set(), []
-    for i in range(0, len(calls), 2):
+    for number, i in enumerate(range(0, len(calls), 2), start=1):
         with_loo, without_loo = outcomes[i:i + 2]
         x, y = ref.book_regression_data(40, calls[i].context)
         ref_sigma, best = reference_fit(calls[i].context)
         row = {"reference_sigma": ref_sigma, "reference_loo_loss": best}
         s_loo, s_train = _returned_width(with_loo), _returned_width(without_loo)
-        loo_scores.append(_judge_loo_width(x, y, s_loo, with_loo, ref_sigma, best, row, notes, findings))
-        collapse_scores.append(_judge_collapse(s_train, without_loo, ref_sigma, row, notes))
+        data_notes = []
+        loo_scores.append(_judge_loo_width(x, y, s_loo, with_loo, ref_sigma, best, row, data_notes, findings))
+        collapse_scores.append(_judge_collapse(s_train, without_loo, ref_sigma, row, data_notes))
+        if _looks_like_log_sigma(x, y, s_loo, s_train, ref_sigma, best):
+            findings.add("log-sigma")
+            loo_scores[-1] = collapse_scores[-1] = 0.0
         same_width = (s_loo is not None and s_train is not None and math.isfinite(s_loo) and s_loo != 0
                       and abs(s_train - s_loo) <= 0.01 * abs(s_loo))
         if same_width and min(loo_scores[-1], collapse_scores[-1]) < 1:
             findings.add("ignores-flag")
+        if data_notes:
+            notes.append(_("Data set %(number)s: %(notes)s", number=number, notes=" ".join(data_notes)))
         rows.append(row)
+    for key, scores in (("student_sigma", loo_scores), ("student_sigma_without_loo", collapse_scores)):
+        widths = [r.get(key) for r in rows]
+        if len(widths) > 1 and widths[0] not in (None, 0) and all(w == widths[0] for w in widths):
+            scores[:] = [0.0] * len(scores)
+            findings.add("constant")
+            notes.append(_("%(setting)s, fit_width returned %(width)s on every data set.", width=f"{widths[0]:.4g}",
+                           setting=_("With leave-one-out") if key == "student_sigma" else _("Without leave-one-out")))
     fraction = (2 * np.mean(loo_scores) + np.mean(collapse_scores)) / 3
     diagnosis = next((text for key, text in FIT_WIDTH_DIAGNOSES.items() if key in findings), None)
-    message = _("Both learned widths behave as they should.") if fraction == 1 else join_sentences(dict.fromkeys(notes))
+    message = join_sentences(dict.fromkeys(notes)) or _("Both learned widths behave as they should.")
     return Verdict(fraction, message, diagnosis, {"data_sets": rows})
 
 
@@ -362,7 +515,7 @@ fit_width_check = CustomCheck(
     points=3, make_calls=fit_width_calls, make_verdict=fit_width_verdict, read=READ_ADAPT,
     prepare=lambda calls: [reference_fit(call.context) for call in calls[::2]],
     hint="Optimise log sigma by gradient descent from sigma0 = 1 for a few hundred steps; the leave-one-out width "
-         "is judged by the leave-one-out loss it reaches (within 2% of the best), the other by collapsing.")
+         "is judged by the leave-one-out loss it reaches (within 5% of the best), the other by collapsing.")
 
 
 # --------------------------------------------------------------------------- Exercise 3
@@ -396,23 +549,40 @@ def tiny_width_cases(rng):
             for sigma in (0.01, 0.02)]
 
 
-NAN_AT_SMALL_SIGMA = Misconception(
-    "exp without max-subtraction", "At a tiny width every exp(...) underflows to 0 and 0/0 gives NaN. Subtract each "
-    "row's largest logit before exp, or simply use torch.softmax, which does that for you.",
-    recognise=lambda got, exp, args: bool(np.isnan(got).any() and not np.isnan(exp).any()))
+def _nan_where_finite(got, expected, args) -> bool:
+    return bool(np.isnan(got).any() and not np.isnan(expected).any())
+
+
+UNDERFLOW_NAN = Misconception(
+    "exp without max-subtraction", "At a tiny width every exp(-||q-k||^2 / (2 sigma^2)) underflows to 0, and 0/0 gives "
+    "NaN. Subtract each row's largest logit before exp, or simply use torch.softmax, which does that for you.",
+    recognise=_nan_where_finite)
+OVERFLOW_NAN = Misconception(
+    "exp without max-subtraction", "At sigma = 0.01 the logits q.k / sigma^2 reach 10^4: exp overflows to inf, and "
+    "inf/inf gives NaN. Subtract each row's largest logit before exp, or simply use torch.softmax, which does that "
+    "for you.", recognise=_nan_where_finite)
 
 
 def _attention_variant(logits_of, dim=1):
     return lambda q, k, s: torch.softmax(logits_of(torch.as_tensor(q), torch.as_tensor(k), float(s)), dim)
 
 
+def uniform_weight(queries, keys, sigma) -> float:
+    """1/n: the size of an attention weight when every key weighs the same."""
+    return 1.0 / len(keys)
+
+
 GAUSS_LOGITS = lambda q, k, s: -sq_dist(q, k) / (2 * s**2)  # noqa: E731
 DOT_LOGITS = lambda q, k, s: q @ k.T / s**2  # noqa: E731
 
+# Margins on 200 fresh secrets: worst accepted 2.0e-4 (float32 and sigma^2 + 1e-5), closest misconception 0.66
+#   (missing 1/2); no input within 10x of the rtol.
 gaussian_attention_check = ValueCheck(
     id="ex3.gaussian_attention", exercise="ex3", title="gaussian_attention: softmax of -||q-k||^2 / (2 sigma^2)",
-    points=2, function="gaussian_attention", cases=gaussian_attention_cases, expected=ref.gaussian_attention,
-    rtol=1e-6, atol=1e-12, read=READ_SPHERE, hint="One row per query, one column per key; each row sums to 1.",
+    points=2, accepted=accepted("gaussian_attention"),
+    function="gaussian_attention", cases=gaussian_attention_cases, expected=ref.gaussian_attention,
+    rtol=5e-3, atol=1e-12,
+    scale=uniform_weight, read=READ_SPHERE, hint="One row per query, one column per key; each row sums to 1.",
     misconceptions=(
         Misconception("softmax over queries", WRONG_AXIS, _attention_variant(GAUSS_LOGITS, dim=0)),
         Misconception("sigma for sigma^2", SIGMA_FOR_SIGMA2, _attention_variant(lambda q, k, s: -sq_dist(q, k) / (2 * s))),
@@ -423,10 +593,13 @@ gaussian_attention_check = ValueCheck(
                       lambda q, k, s: torch.exp(GAUSS_LOGITS(torch.as_tensor(q), torch.as_tensor(k), float(s)))),
     ))
 
+# Margins on 200 fresh secrets: worst accepted 1.9e-4 (float32 and sigma^2 + 1e-5), closest misconception 0.63 (2
+#   sigma^2); no input within 10x of the rtol.
 dot_product_attention_check = ValueCheck(
     id="ex3.dot_product_attention", exercise="ex3", title="dot_product_attention: softmax of q.k / sigma^2",
-    points=2, function="dot_product_attention", cases=dot_product_cases, expected=ref.dot_product_attention,
-    rtol=1e-6, atol=1e-12, read=READ_SPHERE,
+    points=2, accepted=accepted("dot_product_attention"),
+    function="dot_product_attention", cases=dot_product_cases, expected=ref.dot_product_attention,
+    rtol=5e-3, atol=1e-12, scale=uniform_weight, read=READ_SPHERE,
     hint="||q - k||^2 = |q|^2 + |k|^2 - 2 q.k; with unit keys only -2 q.k depends on the key, so the Gaussian logits "
          "become q.k / sigma^2 plus a per-query constant that the softmax removes.",
     misconceptions=(
@@ -442,29 +615,39 @@ dot_product_attention_check = ValueCheck(
         Misconception("softmax over queries", WRONG_AXIS, _attention_variant(DOT_LOGITS, dim=0)),
     ))
 
+# Margins on 200 fresh secrets: worst accepted 9.6e-5 (float32 and sigma^2 + 1e-5; inputs where the two nearest keys
+#   are close are redrawn), misconception: NaN; no input within 10x of the rtol.
 gaussian_stable_check = ValueCheck(
     id="ex3.gaussian_attention_stable", exercise="ex3", title="gaussian_attention stays finite at sigma = 0.01",
-    points=1, function="gaussian_attention", cases=tiny_width_cases, expected=ref.gaussian_attention,
-    rtol=1e-6, atol=1e-9, misconceptions=(NAN_AT_SMALL_SIGMA,), read=READ_SPHERE,
+    points=1, accepted=accepted("gaussian_attention"),
+    function="gaussian_attention", cases=tiny_width_cases, expected=ref.gaussian_attention,
+    rtol=1e-3, atol=1e-9, scale=lambda *args: 1.0, misconceptions=(UNDERFLOW_NAN,), read=READ_SPHERE,
     hint="Compute the weights with a softmax (log-sum-exp), not exp(...) / sum(exp(...)).")
 
+# Margins on 200 fresh secrets: worst accepted 9.9e-5 (float32 and sigma^2 + 1e-5), misconception: NaN; no input
+#   within 10x of the rtol.
 dot_product_stable_check = ValueCheck(
     id="ex3.dot_product_attention_stable", exercise="ex3", title="dot_product_attention stays finite at sigma = 0.01",
-    points=1, function="dot_product_attention", cases=tiny_width_cases, expected=ref.dot_product_attention,
-    rtol=1e-6, atol=1e-9, misconceptions=(NAN_AT_SMALL_SIGMA,), read=READ_SPHERE,
+    points=1, accepted=accepted("dot_product_attention"),
+    function="dot_product_attention", cases=tiny_width_cases, expected=ref.dot_product_attention,
+    rtol=1e-3, atol=1e-9, scale=lambda *args: 1.0, misconceptions=(OVERFLOW_NAN,), read=READ_SPHERE,
     hint="q.k / sigma^2 reaches 10^4 at sigma = 0.01: exp overflows to inf and inf/inf is NaN; use torch.softmax.")
 
 
 # --------------------------------------------------------------------------- Exercise 4
 
 EXPONENT_DIMS = (1, 2, 3, 5, 8)
-EXPONENT_D_PLUS_2 = ("-1/(d+2) balances the wrong powers: the squared bias of a kernel smoother grows like sigma^4 "
-                     "(its bias is ~sigma^2), and the variance like 1/(n sigma^d), so sigma* ~ n^(-1/(d+4)).")
+EXPONENT_D_PLUS_2 = ("-1/(d+2) balances the wrong powers. At interior points (away from the edges of the data) the "
+                     "bias of a kernel smoother is ~sigma^2, so its square grows like sigma^4; with the variance ~1/(n "
+                     "sigma^d) that gives sigma* ~ n^(-1/(d+4)). A bias ~sigma, as near a boundary, is what leads to "
+                     "-1/(d+2).")
 EXPONENT_SIGN = "Wrong sign: the width must shrink as n grows, so the exponent is negative."
 EXPONENT_CONSTANT = ("Your exponent does not depend on the dimension. In d dimensions a window of width sigma holds "
                      "about n sigma^d points, so the variance is ~1/(n sigma^d) and the rate depends on d.")
-STUDY_SELF_INCLUDED = ("Your widths sit far below the leave-one-out optimum, at the small end of what you try: that is "
-                       "what choosing the width by the self-included (training) loss does. Leave each point out.")
+STUDY_WIDTHS_TOO_SMALL = ("On most data sets your width is under half the leave-one-out optimum. Likely causes: the "
+                       "width is chosen by the self-included (training) loss, which always prefers the smallest width "
+                       "tried; or your search range does not reach the optimum (the widths then pile up at one end of "
+                       "it).")
 
 
 def exponent_calls(rng):
@@ -503,13 +686,25 @@ STUDY_LOSS_GAP = 0.01  # the student's width may cost at most 1% of leave-one-ou
 STUDY_SLOPE_GAP = 0.08  # |student slope - reference slope| on the same data sets
 
 
+STUDY_CHECKED_UP_TO = 320  # larger data sets had one valley in 60 of 60 draws: not worth the plan's time
+
+
+@functools.lru_cache(maxsize=256)
+def study_data_is_clear(n: int, d: int, seed: int) -> bool:
+    """One valley, as for fit_width: a width finder that settles in another valley within 1% of the best loss
+    would pass the loss test and still shift the slope."""
+    return n > STUDY_CHECKED_UP_TO or ref.has_one_interior_basin(*ref.box_regression_data(n, d, seed), points=40)
+
+
 def study_calls(rng):
     calls = []
     for d in STUDY_DIMS:
-        seed = draw_seed(rng)
         for n in STUDY_SIZES:
-            x, y = ref.box_regression_data(n, d, seed + n)
-            calls.append(Call("loo_optimal_width", (numpy_of(x), numpy_of(y)), timeout=30, context=(d, n, seed + n)))
+            seed = draw_seed(rng)
+            while not study_data_is_clear(n, d, seed):
+                seed = draw_seed(rng)
+            x, y = ref.box_regression_data(n, d, seed)
+            calls.append(Call("loo_optimal_width", (numpy_of(x), numpy_of(y)), timeout=30, context=(d, n, seed)))
     return calls
 
 
@@ -545,7 +740,7 @@ def study_verdict(calls, outcomes):
     diagnosis = None
     small = [r for r in rows if "student_sigma" in r and abs(r["student_sigma"]) < 0.5 * r["reference_sigma"]]
     if len(small) >= len(rows) / 2 and not all(losses_ok):
-        diagnosis = STUDY_SELF_INCLUDED
+        diagnosis = STUDY_WIDTHS_TOO_SMALL
     if fraction >= 1:
         message = _("Your widths reach the best leave-one-out loss within %(gap)s on all %(count)s data sets, and "
                     "shrink at the reference's rate.", gap=f"{STUDY_LOSS_GAP:.0%}", count=len(rows))
@@ -570,7 +765,7 @@ study_check = CustomCheck(
 
 # --------------------------------------------------------------------------- the assignment
 
-DIAGNOSES = (*FIT_WIDTH_DIAGNOSES.values(), EXPONENT_D_PLUS_2, EXPONENT_SIGN, EXPONENT_CONSTANT, STUDY_SELF_INCLUDED)
+DIAGNOSES = (*FIT_WIDTH_DIAGNOSES.values(), EXPONENT_D_PLUS_2, EXPONENT_SIGN, EXPONENT_CONSTANT, STUDY_WIDTHS_TOO_SMALL)
 
 ASSIGNMENT = Assignment(
     name="attention_pooling",

@@ -22,9 +22,10 @@ from babel.messages.pofile import read_po
 from assignments.attention_pooling.build_notebooks import SOLUTION, build_notebook, with_changes
 from grader import reasons
 from grader.figures import CJK_FONTS, LATIN_FONT
-from grader.gradebook import gradescope_results, junit_xml
+from grader.gradebook import junit_xml
 from grader.i18n import LANGUAGES, LOCALE_DIR, catalog, join_list, join_sentences, use_language
 from grader.pipeline import GradingOptions, answer_prompt, grade_submission, start_worker, template_answer_texts
+from grader.platforms import gradescope_results
 from grader.report import render_report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -200,6 +201,12 @@ class RecordingWorker:
     def stop(self):
         self.worker.stop()
 
+    def __enter__(self):  # grade_submission runs a worker as a context: cleaned up however run() ends
+        return self
+
+    def __exit__(self, *exc_info):
+        self.cleanup()
+
 
 class ReplayedWorker:
     """Hands back a recorded run: the same kernel outputs, judged and drawn in another language."""
@@ -214,6 +221,12 @@ class ReplayedWorker:
         pass
 
     stop = cleanup
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        pass
 
 
 @pytest.fixture(scope="module")

@@ -121,7 +121,7 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
 
 
 IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError")
-IMPORT_FAILED = N_("Cell %(cell)s could not import %(module)s (%(error)s: %(message)s), so every later cell that "
+IMPORT_FAILED = N_("Cell %(cell)s could not import %(module)s (`%(error)s: %(message)s`), so every later cell that "
                    "uses it failed too. The grading environment provides %(packages)s, and has no network to install "
                    "anything else.")
 
@@ -176,7 +176,7 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
         elif cell.status == "error" and cell.error_name in IMPORT_ERRORS:
             module = failed_module(cell.error_value)
             error("import-failed", IMPORT_FAILED, subject=module, module=module, error=cell.error_name,
-                  message=cell.error_value, packages=provided_packages())
+                  message=code_text(cell.error_value or ""), packages=provided_packages())
         elif cell.status == "error":
             error("cell-error", N_("Cell %(cell)s raised `%(error)s: %(message)s`"), error=cell.error_name,
                   message=code_text(cell.error_value or ""))

@@ -130,7 +130,8 @@ def test_grade_without_a_secret_is_refused(tmp_path, monkeypatch, capsys):
 def test_ungradable_submission_exits_3(tmp_path):
     (tmp_path / "bad.ipynb").write_text("{")
     assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "o"), "--public", "--quiet"]) == cli.EXIT_UNGRADABLE
-    assert "invalid-notebook" in (tmp_path / "o" / "gradebook.csv").read_text()
+    assert "could not be graded as a notebook" in (tmp_path / "o" / "gradebook.csv").read_text()
+    assert json.loads((tmp_path / "o" / "bad" / "result.json").read_text())["errors"][0]["kind"] == "invalid-notebook"
 
 
 def test_console_script_runs_as_a_process(tmp_path):
@@ -206,7 +207,7 @@ def test_the_instructor_sanity_workflow_commands_pass(tmp_path):
 
 
 @pytest.mark.parametrize("cell, limits, kind, words", [
-    ("x = 0\nwhile True:\n    x += 1", Limits(cpu_seconds=6, cell_timeout=60), "cpu-limit", "CPU-time limit of 6 s"),
+    ("x = 0\nwhile True:\n    x += 1", Limits(cpu_seconds=12, cell_timeout=60), "cpu-limit", "CPU-time limit of 12 s"),
     ("open('big.bin', 'wb').write(b'0' * 3 * 2**20)", Limits(file_bytes=2**20), "file-size-limit", "limit of 1 MiB"),
     ("hog = bytearray(3 * 2**30)", Limits(memory_bytes=2 * 2**30), "memory-limit", "memory limit of 2 GiB"),
 ])

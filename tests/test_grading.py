@@ -115,7 +115,11 @@ def test_grading_twice_gives_the_same_result_apart_from_timings(graded, assignme
     def without_timings(row):
         row = json.loads(json.dumps(row))
         row.pop("timing")
+        row.pop("source", None)
         row["submission"] = "x"
+        for exercise in row["exercises"]:
+            for check in exercise["checks"]:
+                check.pop("seconds", None)
         for cell in row["cells"]:
             cell.pop("seconds")
         for error in row["errors"]:

@@ -291,7 +291,7 @@ def shown_text(html: str) -> ShownText:
 
 
 # Latin words a CJK report may show: formula symbols and functions, Python's constants, names of tools.
-ALLOWED_WORDS = {"sigma", "alpha", "exp", "log", "sum", "inf", "NaN", "pi", "True", "False", "None", "NumPy", "PyTorch",
+ALLOWED_WORDS = {"cgroup", "seccomp", "sigma", "alpha", "exp", "log", "sum", "inf", "NaN", "pi", "True", "False", "None", "NumPy", "PyTorch",
                  "torch", "Python", "Jupyter", "bubblewrap", "bwrap", "nbformat", "CPU", "JSON", "UTF", "MiB", "GiB"}
 # Names each edition keeps in Latin letters (glossary: Nadaraya-Watson, Parzen; the Chinese edition's softmax).
 ALLOWED_BY_LANGUAGE = {"zh": {"Nadaraya", "Watson", "Parzen", "softmax"}, "ja": {"Nadaraya", "Watson", "Parzen"},

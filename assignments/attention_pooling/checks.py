@@ -495,7 +495,7 @@ def fit_width_verdict(calls, outcomes):
         if same_width and min(loo_scores[-1], collapse_scores[-1]) < 1:
             findings.add("ignores-flag")
         if data_notes:
-            notes.append(_("Data set %(number)s: %(notes)s", number=number, notes=" ".join(data_notes)))
+            notes.append(_("Data set %(number)s: %(notes)s", number=number, notes=join_sentences(data_notes)))
         rows.append(row)
     for key, scores in (("student_sigma", loo_scores), ("student_sigma_without_loo", collapse_scores)):
         widths = [r.get(key) for r in rows]

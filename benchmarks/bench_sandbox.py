@@ -1,12 +1,13 @@
 """What the least-privilege sandbox costs: the CLI as a user runs it, old sandbox against new, side by side.
 
-    .venv/bin/python benchmarks/bench_sandbox.py [--old-ref 36c556c] [--rounds 3]
+    .venv/bin/python benchmarks/bench_sandbox.py [--old-ref fa5b5ef] [--rounds 3]
 
 Each round grades the same submissions once with each of:
   new     this checkout: the kernel alone in an allow-list sandbox, seccomp, an unprivileged
           uid, a cgroup (where one can be made)
   old     the grader at OLD_REF (default: the last commit before this sandbox), checked out in a
-          temporary git worktree: the worker and kernel together under bubblewrap, a deny-list
+          temporary git worktree and run by a throwaway venv that sees that worktree first and
+          this venv's packages after it: the worker and kernel together under bubblewrap, a deny-list
   off     this checkout with --sandbox off (the kernel bare on the host, rlimits only)
 as `python -m grader.cli grade NOTEBOOK --out DIR --secret S --force`: a cold process, with a
 secret, as an instructor runs it. The order rotates every round, so machine noise hits all
@@ -45,9 +46,25 @@ for _ in range(8):
 """
 
 
-def grade(code_dir: Path, paths: list[Path], out: Path, extra: list[str]) -> tuple[float, dict]:
+def old_interpreter(old: Path) -> str:
+    """A venv whose Python imports grader/reference/assignments from ``old`` and everything else from ours.
+
+    Plain path lines in a .pth file: our editable install's finder (which maps ``grader`` to this
+    checkout) is not processed there, so the old worker, in its own sandbox, runs the old code.
+    """
+    venv = old / ".venv-bench"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = subprocess.run([str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    ours = subprocess.run([sys.executable, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+                          check=True, capture_output=True, text=True).stdout.strip()
+    Path(site, "old-grader.pth").write_text(f"{old}\n{ours}\n")
+    return str(venv / "bin" / "python")
+
+
+def grade(python: str, code_dir: Path, paths: list[Path], out: Path, extra: list[str]) -> tuple[float, dict]:
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "grader.cli", "grade", *map(str, paths), "--out", str(out),
+    done = subprocess.run([python, "-m", "grader.cli", "grade", *map(str, paths), "--out", str(out),
                            "--secret", "benchmark", "--force", "--quiet", *extra], cwd=code_dir,
                           capture_output=True, text=True)
     seconds = time.perf_counter() - started
@@ -62,7 +79,7 @@ def grade(code_dir: Path, paths: list[Path], out: Path, extra: list[str]) -> tup
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--old-ref", default="36c556c")
+    parser.add_argument("--old-ref", default="fa5b5ef")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--neighbour", action="store_true", help="also time a solution graded beside CPU hogs")
     args = parser.parse_args()
@@ -82,14 +99,15 @@ def main() -> None:
                 hogs = subs / "hogs.ipynb"
                 nbformat.write(build_notebook(STUBS, extra_cells={"ex1": [HOGS]}), hogs)
                 cases["solution beside CPU hogs (--jobs 2)"] = ([solution, hogs], ["--jobs", "2"])
-            sides = {"new": (REPO, []), "old": (old, []), "off": (REPO, ["--sandbox", "off"])}
+            sides = {"new": (sys.executable, REPO, []), "old": (old_interpreter(old), old, []),
+                     "off": (sys.executable, REPO, ["--sandbox", "off"])}
             figures: dict[tuple[str, str], list[float]] = {}
             order = list(sides)
             for round_number in range(args.rounds):
                 for case, (paths, extra) in cases.items():
                     for side in order:
-                        code_dir, side_extra = sides[side]
-                        seconds, timings = grade(code_dir, paths, tmp / f"out-{side}", extra + side_extra)
+                        python, code_dir, side_extra = sides[side]
+                        seconds, timings = grade(python, code_dir, paths, tmp / f"out-{side}", extra + side_extra)
                         value = timings[solution.stem] if "beside" in case else seconds
                         figures.setdefault((case, side), []).append(value)
                 order = order[1:] + order[:1]

@@ -104,7 +104,7 @@ def _directories_for(destinations: list[str]) -> list[str]:
 def bwrap_arguments(plan: SandboxPlan, seccomp_fd: int | None) -> list[str]:
     """bwrap's options for ``plan``, up to and including the ``--`` before the command."""
     args = [plan.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
-            "--hostname", SANDBOX_HOSTNAME, "--die-with-parent", "--new-session", "--clearenv"]
+            "--hostname", SANDBOX_HOSTNAME, "--die-with-parent", "--new-session"]
     system = []
     for top in ("bin", "lib", "lib32", "lib64", "libx32", "sbin"):
         path = Path("/") / top

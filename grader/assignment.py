@@ -18,6 +18,7 @@ import numpy as np
 
 from .checks import Check
 from .figures import Figure
+from .refcache import adopt_memoised
 
 ASSIGNMENTS_DIR = Path(__file__).resolve().parent.parent / "assignments"
 
@@ -46,6 +47,16 @@ class Assignment:
     figures: list[Figure] = field(default_factory=list)
     answer_points: dict[str, float] = field(default_factory=dict)  # maximum points of each written answer
 
+    def digest(self) -> str:
+        """A hash of the assignment's code and its hidden files (the reference): what its results depend on."""
+        if getattr(self, "_digest", None) is None:
+            digest = hashlib.sha256()
+            hash_files(digest, self.root.glob("*.py"))
+            for hidden in self.hidden_paths:
+                hash_files(digest, Path(hidden).glob("*.py"))
+            self._digest = digest.hexdigest()
+        return self._digest
+
     def exercise(self, exercise_id: str) -> Exercise:
         return next(e for e in self.exercises if e.id == exercise_id)
 
@@ -60,6 +71,12 @@ class Assignment:
         stray = [c.id for c in self.checks if c.exercise not in known]
         if stray:
             raise ValueError(f"{self.name}: checks for unknown exercises: {stray}")
+
+
+def hash_files(digest, files) -> None:
+    for file in sorted(files):
+        digest.update(str(file.name).encode())
+        digest.update(file.read_bytes())
 
 
 def rng_for(seed_material: str, check_id: str) -> np.random.Generator:
@@ -85,4 +102,13 @@ def load_assignment(name_or_path: str | Path) -> Assignment:
     assignment: Assignment = importlib.import_module(f"{package}.checks").ASSIGNMENT
     assignment.root = folder.resolve()
     assignment.validate()
+    # Its lru_cache'd reference work is cached on disk and computed once under concurrency (grader.refcache).
+    adopt_memoised(package)
+    single_threaded_numerics()
     return assignment
+
+
+def single_threaded_numerics() -> None:
+    """Judging runs beside the workers' kernels: extra BLAS threads of torch would only contend with them."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)

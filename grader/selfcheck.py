@@ -40,7 +40,7 @@ def self_check(exercise: str | None = None, assignment: str = "attention_pooling
                 func, [encode_argument(a) for a in call.args], call.grad_wrt)
             probes[call.id] = parse_outcome(call.id, json.loads(json.dumps(raw)))
     results = [judge_check(plan, probes) for plan in planned]
-    result = score_submission(plugin, "self-check", results, [], options, None, None, 0.0)
+    result = score_submission(plugin, "self-check", results, [], options, None, None)
     if show:
         _show(result)
     return result

@@ -6,6 +6,7 @@ rendered again later, e.g. after an instructor's review, without grading again.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from pathlib import Path
 
@@ -40,6 +41,12 @@ STATUS_WORDS = {"passed": N_("passed"), "failed": N_("failed"), "errored": N_("e
 
 
 def environment() -> jinja2.Environment:
+    """The templates, compiled once per language (a batch renders a report per submission)."""
+    return _environment(language(), id(translations()))
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(lang: str, _catalog: int) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
     env.install_gettext_translations(translations(), newstyle=True)
@@ -47,7 +54,7 @@ def environment() -> jinja2.Environment:
     env.filters["points"] = lambda v: f"{v:g}"
     env.filters["number"] = lambda v: f"{v:.6g}" if isinstance(v, float) else str(v)
     env.globals.update(error_title=lambda kind: _(ERROR_TITLES.get(kind, kind)),
-                       status_word=lambda status: _(STATUS_WORDS.get(status, status)), lang=language(),
+                       status_word=lambda status: _(STATUS_WORDS.get(status, status)), lang=lang,
                        unenforced_text=lambda key: _(UNENFORCED.get(key, key)))
     return env
 

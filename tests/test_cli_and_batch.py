@@ -130,7 +130,9 @@ def test_grade_without_a_secret_is_refused(tmp_path, monkeypatch, capsys):
 def test_ungradable_submission_exits_3(tmp_path):
     (tmp_path / "bad.ipynb").write_text("{")
     assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "o"), "--public", "--quiet"]) == cli.EXIT_UNGRADABLE
-    assert "invalid-notebook" in (tmp_path / "o" / "gradebook.csv").read_text()
+    from grader.wording import error_title
+
+    assert error_title("invalid-notebook") in (tmp_path / "o" / "gradebook.csv").read_text()  # notes name kinds in words
 
 
 def test_console_script_runs_as_a_process(tmp_path):
@@ -169,15 +171,16 @@ def test_budget_exceeded_keeps_what_finished(tmp_path):
     assert result.score == 0 and result.exercises[0].checks[0].status == "errored"
 
 
-def test_self_check_in_the_students_session():
+def test_self_check_in_the_students_session(released, tmp_path, monkeypatch):
     from grader import self_check
 
+    monkeypatch.chdir(tmp_path)  # no notebook file here: the report goes to the working folder
     namespace = {}
     exec(build_notebook(MISTAKES["mistakes_a"][0]).cells[1].source, namespace)  # the data cell's imports
     for cell in build_notebook(MISTAKES["mistakes_a"][0]).cells:
         if cell.cell_type == "code" and "def " in cell.source:
             exec(cell.source, namespace)
-    result = self_check("ex1", namespace=namespace, show=False)
+    result = self_check("ex1", bundle=released.bundle, namespace=namespace, show=False)
     assert [e.id for e in result.exercises] == ["ex1"]
     checks = {c.id: c for c in result.exercises[0].checks}
     assert checks["ex1.parzen_density"].passed and not checks["ex1.parzen_class_score"].passed

@@ -34,7 +34,7 @@ from .model import GradeError, ProbeCall, WorkerRun
 from .sandbox import Limits, SandboxPlan, bubblewrap, make_plan
 from .seccomp import architecture
 from .wire import encode_argument, parse_cell, parse_outcome
-from .worker import JOB_NAME, LOG_NAME, RESULT_NAME, SETTINGS_NAME
+from .worker import JOB_NAME, RESULT_NAME, SETTINGS_NAME
 
 MAX_RESULT_BYTES = 256 * 2**20
 WORKER_ERRORS = {"kernel-unrecoverable": N_("The kernel could not be restarted; the rest of the notebook and the "
@@ -199,12 +199,6 @@ class WorkerProcess:
         if not self.options.keep_scratch:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             shutil.rmtree(self.job_dir, ignore_errors=True)
-
-    def kernel_log(self) -> str:
-        try:
-            return (self.job_dir / LOG_NAME).read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
 
 
 def kill_tagged_processes(tag: str) -> None:

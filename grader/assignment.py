@@ -16,11 +16,18 @@ from pathlib import Path
 
 import numpy as np
 
-from .checks import Check
+from .checks import Call, Check, CustomCheck, CustomVerdict
 from .figures import Figure
 from .i18n import _
 
 ASSIGNMENTS_DIR = Path(__file__).resolve().parent.parent / "assignments"
+# The module of an assignment that judges its custom checks from data: the one part of an assignment a
+# student's install holds (see grader.release), so it must compute no answer.
+VERDICTS_MODULE = "verdicts"
+
+
+class AssignmentError(ValueError):
+    """An assignment (or a bundle of one) that cannot be used as it is; the message names it and what is wrong."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,9 @@ class Assignment:
     hidden_paths: tuple[Path, ...] = ()  # what the sandbox must hide (reference solutions, ...)
     figures: list[Figure] = field(default_factory=list)
     answer_points: dict[str, float] = field(default_factory=dict)  # maximum points of each written answer
+    # The answer cells' placeholder texts by tag; None: read from the template notebook when needed (a bundle
+    # carries them, since a student's notebook may be the released template itself, edited).
+    template_answers: dict[str, str] | None = None
 
     def exercise(self, exercise_id: str) -> Exercise:
         return next(e for e in self.exercises if e.id == exercise_id)
@@ -56,17 +66,43 @@ class Assignment:
     def validate(self) -> None:
         ids = [c.id for c in self.checks]
         if len(ids) != len(set(ids)):
-            raise ValueError(f"{self.name}: duplicate check ids")
+            raise AssignmentError(f"{self.name}: duplicate check ids")
         known = {e.id for e in self.exercises}
         stray = [c.id for c in self.checks if c.exercise not in known]
         if stray:
-            raise ValueError(f"{self.name}: checks for unknown exercises: {stray}")
+            raise AssignmentError(f"{self.name}: checks for unknown exercises: {stray}")
+        problems = [f"{c.id}: {problem}" for c in self.checks for problem in c.problems()]
+        if problems:
+            raise AssignmentError(f"{self.name}: " + "; ".join(problems))
 
 
 def rng_for(seed_material: str, check_id: str) -> np.random.Generator:
     """The generator a check draws its inputs from: one per (seed, check), stable across runs and machines."""
     digest = hashlib.sha256(f"{seed_material}\0{check_id}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def assignment_module(folder: Path, module: str):
+    """``folder/module.py``, imported as a module of the folder's own package (so its modules can import each
+    other: from .figures ...): the same module object whoever asks, the instructor's checks or a bundle."""
+    package = f"grader_assignment_{folder.resolve().name}"
+    if package not in sys.modules:
+        spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
+        spec.submodule_search_locations = [str(folder.resolve())]
+        sys.modules[package] = importlib.util.module_from_spec(spec)
+    return importlib.import_module(f"{package}.{module}")
+
+
+def public_verdicts(folder: Path, name: str) -> dict[str, CustomVerdict]:
+    """The custom verdicts an assignment shares with students (``verdicts.py``'s VERDICTS), by name."""
+    source = folder / f"{VERDICTS_MODULE}.py"
+    if not source.is_file():
+        raise AssignmentError(_("%(assignment)s: no %(file)s, which judges its custom checks on a student's install",
+                                assignment=name, file=source))
+    declared = getattr(assignment_module(folder, VERDICTS_MODULE), "VERDICTS", None)
+    if not isinstance(declared, tuple) or not all(isinstance(v, CustomVerdict) for v in declared):
+        raise AssignmentError(_("%(file)s: VERDICTS must be a tuple of grader.checks.CustomVerdict", file=source))
+    return {verdict.name: verdict for verdict in declared}
 
 
 def load_assignment(name_or_path: str | Path) -> Assignment:
@@ -77,13 +113,59 @@ def load_assignment(name_or_path: str | Path) -> Assignment:
     checks_file = folder / "checks.py"
     if not checks_file.is_file():
         raise FileNotFoundError(_("no assignment at %(name)r (expected a folder with checks.py)", name=str(name_or_path)))
-    # The folder becomes a package of its own, so its modules can import each other (from .figures ...).
-    package = f"grader_assignment_{folder.resolve().name}"
-    if package not in sys.modules:
-        spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
-        spec.submodule_search_locations = [str(folder.resolve())]
-        sys.modules[package] = importlib.util.module_from_spec(spec)
-    assignment: Assignment = importlib.import_module(f"{package}.checks").ASSIGNMENT
+    assignment: Assignment = assignment_module(folder, "checks").ASSIGNMENT
     assignment.root = folder.resolve()
     assignment.validate()
+    custom = [c for c in assignment.checks if isinstance(c, CustomCheck)]
+    if custom:
+        shared = public_verdicts(assignment.root, assignment.name)
+        unshared = [c.id for c in custom if shared.get(c.verdict.name) is not c.verdict]
+        if unshared:
+            raise AssignmentError(_("%(assignment)s: the verdicts of %(checks)s are not in its %(module)s.py VERDICTS, "
+                                    "so a student's install could not judge them", assignment=assignment.name,
+                                    checks=", ".join(unshared), module=VERDICTS_MODULE))
     return assignment
+
+
+# --------------------------------------------------------------------------- planning
+
+# How often a hidden plan is drawn again when one of its calls repeats a public one (a check whose inputs
+# come from a small set, like a dimension, collides now and then; one whose inputs ignore the seed, always).
+MAX_PUBLIC_COLLISIONS = 200
+_PUBLIC_CALLS: dict[tuple[str, str, str], list[Call]] = {}
+
+
+def same_call(a: Call, b: Call) -> bool:
+    def same(x, y) -> bool:
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            return np.shape(x) == np.shape(y) and bool(np.array_equal(x, y))
+        return x == y
+
+    return a.function == b.function and len(a.args) == len(b.args) and all(map(same, a.args, b.args))
+
+
+def public_calls(assignment: Assignment, check: Check) -> list[Call]:
+    """The check's calls on the assignment's public inputs (cached: they are the same in every run)."""
+    key = (str(assignment.root), assignment.public_seed, check.id)
+    if key not in _PUBLIC_CALLS:
+        _PUBLIC_CALLS[key] = check.calls(rng_for(f"public:{assignment.public_seed}", check.id))
+    return _PUBLIC_CALLS[key]
+
+
+def draw_calls(assignment: Assignment, check: Check, seed_material: str) -> list[Call]:
+    """The check's calls for a run; a hidden plan never repeats a public call.
+
+    A student's bundle holds the public calls with their expected results, so a hidden call equal to one
+    of them would be answered by copying: such a plan is drawn again from the same generator.
+    """
+    rng = rng_for(seed_material, check.id)
+    calls = check.calls(rng)
+    if seed_material == f"public:{assignment.public_seed}":
+        return calls
+    public = public_calls(assignment, check)
+    for _attempt in range(MAX_PUBLIC_COLLISIONS):
+        if not any(same_call(call, known) for call in calls for known in public):
+            return calls
+        calls = check.calls(rng)
+    raise AssignmentError(_("%(check)s: its hidden inputs keep repeating its public ones (do they depend on the seed?), "
+                            "so a student's bundle would answer them", check=check.id))

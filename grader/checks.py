@@ -3,7 +3,15 @@
 A check makes probe calls from a seeded generator (``calls``) and later turns what came
 back into a Verdict (``judge``), in the grader process. ``ValueCheck`` covers "this
 function, on these inputs, within this tolerance, with these known wrong variants";
-``CustomCheck`` takes the two hooks as plain functions for studies that need more.
+``CustomCheck`` takes its hooks as plain functions for studies that need more.
+
+Judging is two steps: ``judging_data(calls)`` computes from the reference everything the
+verdict needs besides the student's outcomes (expected values, each misconception's output,
+tabulated losses), and ``judge_with(calls, data, outcomes)`` gives the verdict from that
+alone. The instructor's grader does both; a student's bundle (``grader.bundle``) carries the
+data of the public inputs, so the student's install judges with the same ``judge_with`` and
+no reference. Fields marked ``INSTRUCTOR_ONLY`` (the reference, the variants, the inputs'
+designs) never leave the instructor's side.
 """
 
 from __future__ import annotations
@@ -13,9 +21,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .i18n import N_, _
+from .i18n import N_, Message, _
 from .compare import Comparison, as_array, compare_arrays, relative_error
 from .model import ProbeOutcome
+
+# Dataclass field metadata: the field holds the instructor's code or secrets-bound data, never released.
+INSTRUCTOR_ONLY = {"instructor_only": True}
 
 
 @dataclass(frozen=True)
@@ -26,15 +37,40 @@ class Call:
     args: tuple
     grad_wrt: int | None = None
     timeout: float | None = None  # seconds; None takes the run's default call limit
-    context: Any = None
+    context: Any = field(default=None, metadata=INSTRUCTOR_ONLY)
 
 
 @dataclass(frozen=True)
 class Case:
     """Inputs for one call of a ValueCheck; ``label`` names them in reports of public runs only."""
 
-    label: str
+    label: str | Message
     args: tuple
+
+
+@dataclass(frozen=True)
+class Recogniser:
+    """A wrong answer told by its shape alone (what came back against what was expected).
+
+    Engine code, named, so that a student's bundle can name the ones its misconceptions use
+    (``RECOGNISERS``); a misconception that needs the inputs is a ``variant`` instead.
+    """
+
+    name: str
+    test: Callable[[np.ndarray, np.ndarray], bool]
+
+
+def _only_signs(got: np.ndarray, expected: np.ndarray) -> bool:
+    return bool(np.isin(got, (-1.0, 0.0, 1.0)).all() and np.allclose(np.sign(got), np.sign(expected)))
+
+
+def _nan_where_finite(got: np.ndarray, expected: np.ndarray) -> bool:
+    return bool(np.isnan(got).any() and not np.isnan(expected).any())
+
+
+SIGN_ONLY = Recogniser("sign-only", _only_signs)  # -1/0/+1 with the expected signs: the class, not the score
+NAN_WHERE_FINITE = Recogniser("nan-where-finite", _nan_where_finite)  # NaN where the expected value is finite
+RECOGNISERS = {r.name: r for r in (SIGN_ONLY, NAN_WHERE_FINITE)}
 
 
 @dataclass(frozen=True)
@@ -43,20 +79,38 @@ class Misconception:
 
     name: str
     explanation: str
-    variant: Callable[..., Any] | None = None
-    recognise: Callable[[np.ndarray, np.ndarray, tuple], bool] | None = None
+    variant: Callable[..., Any] | None = field(default=None, metadata=INSTRUCTOR_ONLY)
+    recognise: Recogniser | None = None
     rtol: float = 1e-4
     atol: float = 1e-10
     credit: float = 0.0  # the share of a case's points still earned when its failure is this one (instructor's choice)
 
-    def matches(self, got: np.ndarray, expected: np.ndarray, args: tuple) -> bool:
+    def output(self, args: tuple) -> np.ndarray | None:
+        """What the variant computes on ``args`` (None for a recogniser, or a variant that fails there)."""
+        if self.variant is None:
+            return None
+        try:
+            return as_array(self.variant(*args))
+        except Exception:
+            return None
+
+    def matches(self, got: np.ndarray, expected: np.ndarray, wrong: np.ndarray | None) -> bool:
+        """``wrong``: this misconception's output on the case's inputs (``output``), precomputed."""
         if self.recognise is not None:
             try:
-                return bool(self.recognise(got, expected, args))
+                return bool(self.recognise.test(got, expected))
             except Exception:
                 return False
-        wrong = as_array(self.variant(*args))
-        return compare_arrays(got, wrong, self.rtol, self.atol).matches
+        return wrong is not None and compare_arrays(got, wrong, self.rtol, self.atol).matches
+
+    def problem(self) -> str | None:
+        """What makes this declaration unusable, in words (None: nothing)."""
+        if (self.variant is None) == (self.recognise is None):
+            return f"misconception {self.name!r} needs exactly one of variant and recognise"
+        if self.recognise is not None and RECOGNISERS.get(self.recognise.name) is not self.recognise:
+            return (f"misconception {self.name!r}: its recogniser must be one of grader.checks.RECOGNISERS "
+                    f"({', '.join(RECOGNISERS)}), which a student's install has")
+        return None
 
 
 @dataclass(frozen=True)
@@ -116,11 +170,41 @@ class Check:
     def calls(self, rng: np.random.Generator) -> list[Call]:
         raise NotImplementedError
 
-    def judge(self, calls: list[Call], outcomes: list[ProbeOutcome]) -> Verdict:
+    def judging_data(self, calls: list[Call]) -> Any:
+        """What the verdict needs besides the outcomes, computed from the reference (a dataclass of plain data)."""
         raise NotImplementedError
+
+    def judge_with(self, calls: list[Call], data: Any, outcomes: list[ProbeOutcome]) -> Verdict:
+        """The verdict from ``judging_data``'s data and the outcomes alone: the code a student's bundle runs too.
+
+        It reads the calls' functions and arguments, never their ``context`` (which a bundle does not carry).
+        """
+        raise NotImplementedError
+
+    def judge(self, calls: list[Call], outcomes: list[ProbeOutcome]) -> Verdict:
+        return self.judge_with(calls, self.judging_data(calls), outcomes)
 
     def warm(self, calls: list[Call]) -> None:
         """Work that does not depend on the student (reference results), done while the worker runs."""
+
+    def problems(self) -> list[str]:
+        """What makes this declaration unusable, in words: checked when the assignment loads."""
+        return []
+
+
+@dataclass(frozen=True, eq=False)
+class CaseData:
+    """What a ValueCheck's verdict needs of one input: the expected result and each misconception's."""
+
+    label: str | Message
+    expected: np.ndarray
+    scale: float
+    wrong: tuple[np.ndarray | None, ...]  # aligned with the check's misconceptions; None for a recogniser
+
+
+@dataclass(frozen=True, eq=False)
+class ValueData:
+    cases: tuple[CaseData, ...]
 
 
 @dataclass
@@ -128,13 +212,15 @@ class ValueCheck(Check):
     """Call ``function`` on each case and hold the result (or its gradient) against ``expected``."""
 
     function: str = ""
-    cases: Callable[[np.random.Generator], list[Case]] = lambda rng: []
-    expected: Callable[..., Any] = None
+    cases: Callable[[np.random.Generator], list[Case]] = field(default=lambda rng: [], metadata=INSTRUCTOR_ONLY)
+    expected: Callable[..., Any] = field(default=None, metadata=INSTRUCTOR_ONLY)
     rtol: float = 1e-6
     atol: float = 1e-10
-    scale: Callable[..., float] | None = None  # the size of what is summed, from the args (see compare_arrays)
+    # the size of what is summed, from the args (see compare_arrays)
+    scale: Callable[..., float] | None = field(default=None, metadata=INSTRUCTOR_ONLY)
     misconceptions: tuple[Misconception, ...] = ()
-    accepted: tuple[Accepted, ...] = ()  # what must pass with a margin (the tolerance policy's evidence)
+    # what must pass with a margin (the tolerance policy's evidence)
+    accepted: tuple[Accepted, ...] = field(default=(), metadata=INSTRUCTOR_ONLY)
     grad_wrt: int | None = None  # set to compare d(result)/d(args[grad_wrt]) instead of the value
     broken_gradient: str = ""  # the diagnosis when autograd cannot reach that argument
     timeout: float | None = None
@@ -171,70 +257,95 @@ class ValueCheck(Check):
     def case_scale(self, args: tuple) -> float:
         return float(self.scale(*args)) if self.scale else 0.0
 
+    def judging_data(self, calls):
+        return ValueData(tuple(CaseData(call.context if call.context is not None else "", as_array(self.expected(*call.args)),
+                                        self.case_scale(call.args),
+                                        tuple(m.output(call.args) for m in self.misconceptions))
+                               for call in calls))
+
+    def problems(self):
+        return [problem for m in self.misconceptions if (problem := m.problem())]
+
     def _got(self, outcome: ProbeOutcome) -> np.ndarray | None:
         if self.grad_wrt is None:
             return outcome.value
         return None if outcome.grad is None else np.asarray(outcome.grad, dtype=np.float64)
 
-    def judge(self, calls, outcomes):
+    def judge_with(self, calls, data: ValueData, outcomes):
         errored = first_failure(calls, outcomes)
         if errored:
             return errored
         passed, failures = 0, []
-        for call, outcome in zip(calls, outcomes):
+        for case, outcome in zip(data.cases, outcomes):
             if outcome.status != "ok":
-                failures.append((call, outcome, None, None, Comparison(False, outcome.describe_failure(self.function))))
+                failures.append((case, outcome, None, Comparison(False, outcome.describe_failure(self.function))))
                 continue
-            expected = as_array(self.expected(*call.args))
             got = self._got(outcome)
             if got is None:
-                failures.append((call, outcome, None, expected, Comparison(False, outcome.describe_gradient_failure())))
+                failures.append((case, outcome, None, Comparison(False, outcome.describe_gradient_failure())))
                 continue
-            comparison = compare_arrays(got, expected, self.rtol, self.atol, scale=self.case_scale(call.args))
+            comparison = compare_arrays(got, case.expected, self.rtol, self.atol, scale=case.scale)
             if comparison.matches:
                 passed += 1
             else:
-                failures.append((call, outcome, got, expected, comparison))
+                failures.append((case, outcome, got, comparison))
+        count = len(data.cases)
         if not failures:
-            return Verdict(1.0, _("Correct on all %(count)s inputs.", count=len(calls)),
-                           details={"rtol": self.rtol, "atol": self.atol, "cases": len(calls)})
-        call, outcome, got, expected, comparison = failures[0]
+            return Verdict(1.0, _("Correct on all %(count)s inputs.", count=count),
+                           details={"rtol": self.rtol, "atol": self.atol, "cases": count})
+        case, outcome, got, comparison = failures[0]
+        expected = case.expected if outcome.status == "ok" else None
         if got is not None and got.size == 1 and expected is not None and expected.size == 1:
             first = _("expected %(expected)s, got %(got)s", expected=f"{float(expected.ravel()[0]):.6g}",
                       got=f"{float(got.ravel()[0]):.6g}")
         else:
             first = comparison.reason
-        message = _("Wrong on %(wrong)s of %(count)s inputs (first: %(first)s).", wrong=len(failures), count=len(calls),
+        message = _("Wrong on %(wrong)s of %(count)s inputs (first: %(first)s).", wrong=len(failures), count=count,
                     first=first)
-        details = comparison.details(self.rtol, self.atol, self.case_scale(call.args))
-        details.update(cases=len(calls), failed_cases=len(failures), first_failure=call.context)
+        details = comparison.details(self.rtol, self.atol, case.scale)
+        details.update(cases=count, failed_cases=len(failures), first_failure=str(case.label))
         if got is not None and got.size and expected is not None:
             details["got_shape"], details["expected_shape"] = list(got.shape), list(expected.shape)
         diagnosis, misconception = self.diagnose(failures)
         judged = sum(failure[2] is not None for failure in failures)
         credit = misconception.credit * judged if misconception else 0.0
-        return Verdict((passed + credit) / len(calls), message, diagnosis, details)
+        return Verdict((passed + credit) / count, message, diagnosis, details)
 
     def diagnose(self, failures) -> tuple[str | None, Misconception | None]:
         """The diagnosis, and the misconception every judged failure matches (None when there is no such one)."""
         if self.grad_wrt is not None and any(f[2] is None and f[1].status == "ok" for f in failures):
             return self.broken_gradient or None, None
-        judged = [(call, got, expected) for call, _, got, expected, _ in failures if got is not None]
+        judged = [(case, got) for case, _, got, _ in failures if got is not None]
         if not judged:
             return failure_diagnosis(failures[0][1]), None
-        for misconception in self.misconceptions:
-            if all(misconception.matches(got, expected, call.args) for call, got, expected in judged):
+        for index, misconception in enumerate(self.misconceptions):
+            if all(misconception.matches(got, case.expected, case.wrong[index]) for case, got in judged):
                 return misconception.explanation, misconception
         return None, None
 
 
+@dataclass(frozen=True)
+class CustomVerdict:
+    """How a custom check judges from its data: public code of the assignment, named so a bundle can find it.
+
+    It lives in the assignment's ``verdicts.py`` (its ``VERDICTS``), the one module of an assignment a
+    student's install holds: it must compute nothing an exercise asks for (no reference, no variant).
+    """
+
+    name: str
+    data_type: type  # the dataclass ``judge`` reads: a bundle's data is read back into it, checked field by field
+    judge: Callable[[Any, list[ProbeOutcome]], Verdict]
+
+
 @dataclass
 class CustomCheck(Check):
-    """A check whose calls and judgement are two plain functions (studies, learned widths)."""
+    """A check whose calls, data and judgement are plain functions (studies, learned widths)."""
 
-    make_calls: Callable[[np.random.Generator], list[Call]] = None
-    make_verdict: Callable[[list[Call], list[ProbeOutcome]], Verdict] = None
-    prepare: Callable[[list[Call]], None] | None = None  # cacheable reference work, run while the worker runs
+    make_calls: Callable[[np.random.Generator], list[Call]] = field(default=None, metadata=INSTRUCTOR_ONLY)
+    make_data: Callable[[list[Call]], Any] = field(default=None, metadata=INSTRUCTOR_ONLY)  # from the reference
+    verdict: CustomVerdict = None
+    # cacheable reference work, run while the worker runs
+    prepare: Callable[[list[Call]], None] | None = field(default=None, metadata=INSTRUCTOR_ONLY)
 
     def calls(self, rng):
         return self.make_calls(rng)
@@ -243,5 +354,13 @@ class CustomCheck(Check):
         if self.prepare:
             self.prepare(calls)
 
-    def judge(self, calls, outcomes):
-        return first_failure(calls, outcomes) or self.make_verdict(calls, outcomes)
+    def judging_data(self, calls):
+        return self.make_data(calls)
+
+    def judge_with(self, calls, data, outcomes):
+        return first_failure(calls, outcomes) or self.verdict.judge(data, outcomes)
+
+    def problems(self):
+        if not isinstance(self.verdict, CustomVerdict):
+            return ["a CustomCheck needs a verdict (grader.checks.CustomVerdict) from the assignment's verdicts.py"]
+        return []

@@ -71,6 +71,31 @@ def N_(message: str) -> str:
     return message
 
 
+class Message:
+    """A text translated when it is shown, not when it is made: a msgid (marked with ``N_``) and its values.
+
+    For texts made before the language of the run that shows them is known: the labels of a check's inputs
+    are planned once and released to students, who read them in their own language.
+    """
+
+    __slots__ = ("msgid", "values")
+
+    def __init__(self, msgid: str, /, **values):
+        self.msgid, self.values = msgid, values
+
+    def __str__(self) -> str:
+        return _(self.msgid, **self.values)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Message) and (self.msgid, self.values) == (other.msgid, other.values)
+
+    def __hash__(self) -> int:
+        return hash((self.msgid, tuple(sorted(self.values.items()))))
+
+    def __repr__(self) -> str:
+        return f"Message({self.msgid!r}, **{self.values!r})"
+
+
 # How sentences and list items follow each other is the language's, not the code's: English puts a
 # space after a full stop, Chinese and Japanese put none after 。, and their lists use 、.
 SENTENCE_AFTER_SENTENCE = N_("%(sentence)s %(next)s")

@@ -14,7 +14,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .assignment import Assignment, rng_for
+from .assignment import Assignment, draw_calls, rng_for
 from .checks import Call, Check, Verdict
 from .execute import ExecutionOptions, WorkerProcess
 from .worker import PROTOCOL_PREFIX
@@ -65,7 +65,7 @@ def plan_probes(assignment: Assignment, options: GradingOptions, only=None) -> l
     for check in assignment.checks:
         if options.exercises and check.exercise not in options.exercises or only and not only(check.id):
             continue
-        calls = check.calls(rng_for(material, check.id))
+        calls = draw_calls(assignment, check, material)
         planned.append(PlannedCheck(check, calls, probe_calls(check.id, calls, options)))
     return planned
 
@@ -285,6 +285,8 @@ _TEMPLATE_ANSWERS: dict[str, dict[str, str]] = {}
 
 def template_answer_texts(assignment: Assignment) -> dict[str, str]:
     """The answer cells' placeholder text in the template: an unchanged placeholder is an empty answer."""
+    if assignment.template_answers is not None:
+        return assignment.template_answers
     if assignment.name not in _TEMPLATE_ANSWERS:
         try:
             _TEMPLATE_ANSWERS[assignment.name] = load_notebook(assignment.root / assignment.template).answers

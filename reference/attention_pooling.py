@@ -302,6 +302,12 @@ def loo_optimal_width(x, y, period: float | None = None, grid_points: int = 40, 
     return _minimise_width(loss_at, lo, hi, grid_points, tol)
 
 
+def loo_loss_search_range(x, y, period: float | None = None) -> tuple[float, float]:
+    """The widths :func:`loo_optimal_width` searches between (outside them the loss barely changes)."""
+    _, lo, hi = _loo_loss_curve(x, y, period)
+    return lo, hi
+
+
 def loo_loss_profile(x, y, points: int = 60, period: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The leave-one-out loss on a log-spaced grid over the search range of :func:`loo_optimal_width`."""
     loss_at, lo, hi = _loo_loss_curve(x, y, period)

@@ -8,7 +8,8 @@ __version__ = "0.1.0"
 
 
 def self_check(exercise=None, **kwargs):
-    """Run the public checks of one exercise (or all) against this notebook's live session."""
+    """Run the public checks of one exercise (or all) against this notebook's live session, judged from the
+    assignment's bundle beside the notebook (see :func:`grader.selfcheck.self_check`)."""
     from .selfcheck import self_check as run
 
     return run(exercise, **kwargs)

@@ -1,6 +1,7 @@
 """The ``grader`` command.
 
-    grader check NOTEBOOK                  a student's self-check on the public inputs
+    grader check NOTEBOOK                  a student's self-check on the public inputs (from the bundle beside it)
+    grader release ASSIGNMENT --out DIR    what students get: the template, the bundle, (--wheel) the package
     grader grade PATH... --out DIR         an instructor's (or CI's) batch on the secret inputs
     grader gradescope build --out ZIP      the autograder zip to upload to Gradescope
     grader gradescope run                  inside Gradescope: grade /autograder/submission
@@ -103,7 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("notebook", type=Path)
     check.add_argument("--report", type=Path, help=_("where to write the HTML report (default: beside the notebook)"))
     check.add_argument("--json", action="store_true", help=_("print result.json instead of the text summary"))
+    check.add_argument("--bundle", type=Path, metavar="FILE", help=_(
+        "the assignment's bundle (default: the *.bundle.json beside the notebook; without one, the instructor's "
+        "assignment named by --assignment)"))
     _add_run_options(check)
+    release = sub.add_parser("release", help=_("write what students get: the template notebook and the bundle their "
+                                               "self-checks judge from (and, with --wheel, the package they install)"))
+    release.add_argument("assignment", help=_("assignment name or folder"))
+    release.add_argument("--out", type=Path, required=True, help=_("the folder to write into"))
+    release.add_argument("--wheel", action="store_true", help=_(
+        "also build the student package: the grader and the assignment's verdicts and catalogs, no reference, no "
+        "checks, no solution"))
+    release.add_argument("--lang", choices=LANGUAGES, default="en", help=argparse.SUPPRESS)
     grade = sub.add_parser("grade", help=_("grade files or folders of notebooks on the secret inputs"))
     grade.add_argument("paths", nargs="+", type=Path)
     grade.add_argument("--out", type=Path, required=True, help=_("output folder: DIR/<name>/result.json, report.html"))
@@ -204,7 +216,22 @@ def run_check(args) -> int:
     if not args.notebook.exists():
         print("grader: " + _("no such file: %(path)s", path=args.notebook), file=sys.stderr)
         return EXIT_USAGE
-    assignment, options = load_assignment(args.assignment), _grading_options(args, secret=None)
+    from .bundle import BundleError, assignment_folder, find_bundle, load_bundle
+
+    try:
+        bundle = args.bundle or find_bundle(args.notebook.resolve())
+        assignment = load_bundle(bundle) if bundle else load_assignment(args.assignment)
+    except BundleError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FileNotFoundError as exc:
+        print("grader: " + _("no bundle (*.bundle.json) beside %(notebook)s (keep the one your course released next "
+                             "to the notebook, or name it with --bundle), and %(reason)s", notebook=args.notebook,
+                             reason=exc), file=sys.stderr)
+        return EXIT_USAGE
+    if bundle:  # the catalogs of the bundle's assignment, as this install keeps them
+        use_language(args.lang, (assignment_folder(assignment.name) / "locale",))
+    options = _grading_options(args, secret=None)
     code = _sandbox_notice(options)
     if code is not None:
         return code
@@ -217,6 +244,20 @@ def run_check(args) -> int:
     if any(e.kind in UNGRADABLE for e in result.errors):
         return EXIT_UNGRADABLE
     return EXIT_OK if result.score >= result.max_score else EXIT_BELOW
+
+
+def run_release(args) -> int:
+    from .release import build_student_wheel, write_release
+
+    assignment = load_assignment(args.assignment)
+    released = write_release(assignment, args.out)
+    print(_("Wrote %(template)s and %(bundle)s (%(size)s bytes): give both to students; their self-checks judge "
+            "from the bundle.", template=released.template, bundle=released.bundle,
+            size=released.bundle.stat().st_size))
+    if args.wheel:
+        wheel = build_student_wheel([assignment], args.out)
+        print(_("Wrote %(wheel)s: students install it with pip install %(name)s.", wheel=wheel, name=wheel.name))
+    return EXIT_OK
 
 
 def _secret(args) -> str | None:
@@ -385,7 +426,8 @@ def run_platform(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {("check", None): run_check, ("grade", None): run_grade, ("gradescope", "build"): run_gradescope_build,
+COMMANDS = {("check", None): run_check, ("grade", None): run_grade, ("release", None): run_release,
+            ("gradescope", "build"): run_gradescope_build,
             ("gradescope", "run"): run_platform, ("prairielearn", "run"): run_platform}
 
 

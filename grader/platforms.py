@@ -134,7 +134,7 @@ def prairielearn_results(row: dict) -> dict:
 # --------------------------------------------------------------------------- the Gradescope zip
 
 PROJECT_FILES = ("pyproject.toml", "constraints.txt", "install.sh", "README.md")
-PROJECT_FOLDERS = ("grader", "templates", "reference")
+PROJECT_FOLDERS = ("grader", "reference")  # the templates are package data of grader
 SKIPPED_PARTS = {"__pycache__", ".ipynb_checkpoints", "solution"}  # solutions are never needed to grade
 SECRET_FILE = "secret"
 

@@ -121,6 +121,44 @@ def _on_alarm(signum, frame):
     raise CallTimeout()
 
 
+class CallLimits:
+    """Within it, ``call_with_limit`` stops a call at its time limit (SIGALRM). Only the main thread receives
+    signals: elsewhere calls run unlimited, and ``enforced`` says so."""
+
+    def __enter__(self):
+        import signal
+
+        try:
+            self.previous = signal.signal(signal.SIGALRM, _on_alarm)
+            self.enforced = True
+        except ValueError:  # not the main thread
+            self.enforced = False
+        return self
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.enforced:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, self.previous)
+        return False
+
+
+def call_with_limit(func, args, grad_wrt, timeout, limits):
+    """``call_and_encode`` stopped after ``timeout`` seconds (inside ``CallLimits``): a hung call is a timeout."""
+    import signal
+
+    if limits.enforced:
+        signal.setitimer(signal.ITIMER_REAL, timeout)
+    try:
+        return call_and_encode(func, args, grad_wrt)
+    except CallTimeout:  # the limit passed outside the student's code
+        return {"status": "timeout"}
+    finally:
+        if limits.enforced:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+
+
 def run_batch(calls_json, namespace=None):
     """Worker entry point: run several calls of one function, each with its own time limit.
 
@@ -128,30 +166,18 @@ def run_batch(calls_json, namespace=None):
     displayed as soon as it exists; after a timeout the batch stops (the worker does not
     call a function that hung again).
     """
-    import signal
-
     from IPython.display import display
 
     if namespace is None:
         namespace = get_ipython().user_ns  # noqa: F821 - defined in every IPython kernel
-    previous = signal.signal(signal.SIGALRM, _on_alarm)
-    try:
+    with CallLimits() as limits:
         for call in json.loads(calls_json):
             func = namespace.get(call["function"])
             if not callable(func):
                 outcome = {"status": "missing"}
             else:
-                signal.setitimer(signal.ITIMER_REAL, call["timeout"])
-                try:
-                    outcome = call_and_encode(func, call["args"], call.get("grad_wrt"))
-                except CallTimeout:  # the limit passed outside the student's code
-                    outcome = {"status": "timeout"}
-                finally:
-                    signal.setitimer(signal.ITIMER_REAL, 0)
+                outcome = call_with_limit(func, call["args"], call.get("grad_wrt"), call["timeout"], limits)
             outcome["id"] = call["id"]
             display({OUTCOME: outcome}, raw=True)
             if outcome["status"] == "timeout":
                 break
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)

@@ -17,7 +17,7 @@ from .model import UNENFORCED
 from .sinks import report_href
 from .wording import HINT, LIKELY_CAUSE, REREAD, STATUS_WORDS, error_title
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"  # package data: a non-editable install has it
 
 def code_spans(text) -> Markup:
     """Text whose `backticked` parts are code (names, Python's own messages): those become <code>."""
@@ -47,10 +47,15 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def render_report(result: dict, figures: list[dict] = ()) -> str:
-    """One submission's report from its result.json dict and its figures."""
+def render_report(result: dict, figures: list[dict] = (), own_session: bool = False) -> str:
+    """One submission's report from its result.json dict and its figures.
+
+    ``own_session``: a self_check() in the student's kernel, where no sandbox is missing (the code is the student's
+    own, on the student's machine).
+    """
     return environment().get_template("report.html.j2").render(r=result, figures=list(figures),
-                                                                hidden=result.get("inputs") == "secret")
+                                                                hidden=result.get("inputs") == "secret",
+                                                                own_session=own_session)
 
 
 def render_self_check(result: dict, figures: list[dict] = ()) -> str:

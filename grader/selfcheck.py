@@ -1,21 +1,37 @@
-"""``self_check("ex2")`` inside a student's notebook: the public checks against the live session.
+"""``self_check("ex2")`` inside a student's notebook: the public checks, from the assignment's bundle.
 
-Runs in the student's own kernel, on the student's own machine: the functions are called
-directly (no worker), through the same encoding the worker uses, and judged by the same
-checks on the assignment's public inputs.
+Runs in the student's own kernel, on the student's own machine, with what ``grader release``
+gave the student: the bundle beside the notebook (or ``bundle=``), no reference and no
+instructor's checks. Each function is called directly (no worker), within its time limit
+(SIGALRM, as in the worker's kernel), through the worker's own encoding, and judged by the
+same code as ``grader check --bundle``, so the verdicts are the same. The written answers are
+read from the notebook's file, which the kernel finds as Jupyter, JupyterLab and VS Code tell
+it (or ``notebook=``): save the notebook first. It shows a few lines and writes the whole
+report beside the notebook.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import os
+import time
+from dataclasses import replace
+from pathlib import Path
 
-from .assignment import load_assignment
+from .bundle import BundleError, assignment_folder, find_bundle, load_bundle
+from .execute import ExecutionOptions
 from .i18n import _, use_language
+from .load import NotebookRejected, load_notebook
 from .model import CheckResult, ProbeOutcome, SubmissionResult
 from .pipeline import GradingOptions, PlannedCheck, judge_check, plan_probes, score_submission
-from .probe_runtime import call_and_encode
+from .probe_runtime import CallLimits, call_with_limit
 from .wire import encode_argument, parse_outcome
+
+# Where a running kernel learns which notebook it runs: Jupyter Server and JupyterLab set JPY_SESSION_NAME,
+# which ipykernel puts in the namespace as __session__; VS Code sets __vsc_ipynb_file__.
+NOTEBOOK_PATH_NAMES = ("__session__", "__vsc_ipynb_file__")
+REPORT_SUFFIX = ".report.html"  # as grader check writes it
 
 
 def _namespace():
@@ -28,14 +44,23 @@ def _namespace():
 
 
 def probe_in_process(planned: list[PlannedCheck], namespace: dict) -> dict[str, ProbeOutcome]:
-    """The planned calls made on the functions of ``namespace``, through the worker's own encoding."""
-    probes = {}
-    for plan in planned:
-        for call in plan.probe_calls:
-            func = namespace.get(call.function)
-            raw = {"status": "missing"} if not callable(func) else call_and_encode(
-                func, [encode_argument(a) for a in call.args], call.grad_wrt)
-            probes[call.id] = parse_outcome(call.id, json.loads(json.dumps(raw)))
+    """The planned calls made on the functions of ``namespace``, each within its time limit, through the worker's
+    own encoding. A function that hung is not called again (its other calls time out too), as in the worker."""
+    probes, hung = {}, set()
+    with CallLimits() as limits:
+        for plan in planned:
+            for call in plan.probe_calls:
+                func = namespace.get(call.function)
+                if call.function in hung:
+                    raw = {"status": "timeout"}
+                elif not callable(func):
+                    raw = {"status": "missing"}
+                else:
+                    raw = call_with_limit(func, [encode_argument(a) for a in call.args], call.grad_wrt, call.timeout,
+                                          limits)
+                if raw["status"] == "timeout":
+                    hung.add(call.function)
+                probes[call.id] = parse_outcome(call.id, json.loads(json.dumps(raw)))
     return probes
 
 
@@ -45,28 +70,83 @@ def judge_in_process(planned: list[PlannedCheck], namespace: dict) -> list[Check
     return [judge_check(plan, probes) for plan in planned]
 
 
-def self_check(exercise: str | None = None, assignment: str = "attention_pooling", namespace: dict | None = None,
-               show: bool = True, lang: str | None = None) -> SubmissionResult | None:
-    """``lang`` (default: $GRADER_LANG, else English) is the language of what it shows, as ``--lang`` is the CLI's."""
-    plugin = load_assignment(assignment)
-    use_language(lang or os.environ.get("GRADER_LANG", "en"), (plugin.root / "locale",))
-    options = GradingOptions(exercises=(exercise,) if exercise else None)
-    results = judge_in_process(plan_probes(plugin, options), _namespace() if namespace is None else namespace)
-    result = score_submission(plugin, "self-check", results, [], options, None, None, 0.0)
-    if show:
-        _show(result)
-    return result
+def running_notebook(namespace: dict) -> Path | None:
+    """The file of the notebook this kernel runs, as the front end told the kernel; else the one notebook in the
+    working folder; None when neither says."""
+    named = [namespace.get(name) for name in NOTEBOOK_PATH_NAMES] + [os.environ.get("JPY_SESSION_NAME")]
+    for value in named:
+        if isinstance(value, str) and value.endswith(".ipynb"):
+            # Jupyter Server's path may be relative to its root, not to the kernel's folder (the notebook's).
+            for path in (Path(value), Path.cwd() / Path(value).name):
+                if path.is_file():
+                    return path.resolve()
+    notebooks = sorted(Path.cwd().glob("*.ipynb"))
+    return notebooks[0].resolve() if len(notebooks) == 1 else None
 
 
-def _show(result: SubmissionResult) -> None:
-    from .report import render_self_check
-    from .summary import submission_text
+def self_check(exercise: str | None = None, bundle: str | Path | None = None, notebook: str | Path | None = None,
+               namespace: dict | None = None, show: bool = True, lang: str | None = None,
+               call_timeout: float | None = None) -> SubmissionResult | None:
+    """Check one exercise (or all) of this notebook on the public inputs, from the assignment's bundle.
 
+    ``bundle``: the bundle's file (default: the one beside the notebook, else in the working folder);
+    ``notebook``: the notebook's file, for the written answers (default: as the front end tells the kernel);
+    ``lang`` (default: $GRADER_LANG, else English): the language shown; ``call_timeout``: seconds per call where
+    the check sets none. With ``show`` it prints a short summary and returns None; else it returns the result.
+    """
+    started = time.monotonic()
+    namespace = _namespace() if namespace is None else namespace
+    notebook_path = Path(notebook).resolve() if notebook else running_notebook(namespace)
+    bundle_path = Path(bundle) if bundle else find_bundle(notebook_path or Path.cwd())
+    if bundle_path is None:
+        raise BundleError(_("no bundle (*.bundle.json) beside %(where)s: keep the one your course released next to "
+                            "the notebook, or pass bundle=\"...\"", where=notebook_path or Path.cwd()))
+    released = load_bundle(bundle_path)
+    use_language(lang or os.environ.get("GRADER_LANG", "en"), (assignment_folder(released.name) / "locale",))
+    known = [e.id for e in released.exercises]
+    if exercise is not None and exercise not in known:
+        raise ValueError(_("no exercise %(exercise)r in %(assignment)s (its exercises: %(known)s)", exercise=exercise,
+                           assignment=released.name, known=", ".join(known)))
+    defaults = ExecutionOptions().limits
+    limits = replace(defaults, call_timeout=call_timeout) if call_timeout else defaults
+    options = GradingOptions(exercises=(exercise,) if exercise else None, execution=ExecutionOptions(limits),
+                             figures=False)
+    results = judge_in_process(plan_probes(released, options), namespace)
+    loaded = None
+    if notebook_path is not None:
+        try:
+            loaded = load_notebook(notebook_path)
+        except NotebookRejected:
+            notebook_path = None
+    stem = notebook_path.stem if notebook_path else released.name
+    result = score_submission(released, stem, results, [], options, loaded, None, time.monotonic() - started)
+    result.source = str(notebook_path or "")
+    report = (notebook_path.parent if notebook_path else Path.cwd()) / f"{stem}{REPORT_SUFFIX}"
+    _write_report(result, report)
+    if not show:
+        return result
+    _show(result, report, answers_read=loaded is not None)
+    return None
+
+
+def _write_report(result: SubmissionResult, report: Path) -> None:
+    from .report import render_report
+
+    report.write_text(render_report(result.to_json(), own_session=True), encoding="utf-8")
+
+
+def _show(result: SubmissionResult, report: Path, answers_read: bool) -> None:
+    from .summary import self_check_text
+
+    text = self_check_text(result, report, answers_read)
     try:
         get_ipython  # noqa: B018, F821 - only defined inside IPython
     except NameError:
-        print(submission_text(result).replace(_("NOT SANDBOXED"), _("in your own session")))
+        print(text)
         return
-    from IPython.display import HTML, display
+    from IPython.display import display
 
-    display(HTML(render_self_check(result.to_json())))
+    # The link is relative: the front end resolves it from the notebook's folder, where the report is.
+    link = f'<a href="{html.escape(report.name)}" target="_blank">{html.escape(report.name)}</a>'
+    body = html.escape(text).replace(html.escape(str(report)), link)
+    display({"text/plain": text, "text/html": f"<pre>{body}</pre>"}, raw=True)

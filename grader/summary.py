@@ -59,6 +59,34 @@ def submission_text(result: SubmissionResult, verbose: bool = True) -> str:
     return "\n".join(lines)
 
 
+SUMMARY_TEXT_LIMIT = 160  # characters of a check's diagnosis (or message) in a self-check's summary line
+
+
+def shortened(text: str, limit: int = SUMMARY_TEXT_LIMIT) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def self_check_text(result: SubmissionResult, report, answers_read: bool) -> str:
+    """A self-check in a few lines: the score, each exercise's, what failed and why in brief, the report's path."""
+    lines = [_("Self-check on the public inputs: %(score)s / %(max)s", score=format_points(result.score),
+               max=format_points(result.max_score))]
+    for exercise in result.exercises:
+        lines.append(f"  {exercise.id} {exercise.title}: {format_points(exercise.score)} / "
+                     f"{format_points(exercise.max_score)}")
+        for check in exercise.checks:
+            if not check.passed:
+                lines.append(f"    {mark(check.status)} {check.title}: {shortened(check.diagnosis or check.message)}")
+        for answer in exercise.written_answers if answers_read else ():
+            lines.append(f"    {mark('answer')} " + _("written answer %(tag)s: %(state)s", tag=answer.tag,
+                                                      state=_(ANSWER_STATES[answer.status])))
+    if not answers_read:
+        lines.append(_("Written answers not read: the notebook's file was not found (save the notebook, or pass "
+                       "notebook=\"...\")."))
+    lines.append(_("Report: %(path)s", path=report))
+    return "\n".join(terminal_text(line) for line in lines)
+
+
 def score_table(rows: list[dict], exercise_ids: list[str]) -> str:
     """A fixed-width table of result.json dicts: one line per submission, names and notes made inert for a terminal."""
     from .gradebook import short_notes

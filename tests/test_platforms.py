@@ -123,7 +123,7 @@ def test_the_zip_holds_what_gradescope_runs_and_the_secret_only_in_its_file(auto
         modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
         texts = {name: archive.read(name) for name in names}
     assert {"setup.sh", "run_autograder", "secret", "constraints.txt", "install.sh", "pyproject.toml",
-            "grader/cli.py", "templates/report.html.j2", "reference/attention_pooling.py",
+            "grader/cli.py", "grader/templates/report.html.j2", "reference/attention_pooling.py",
             "assignments/attention_pooling/checks.py", "assignments/attention_pooling/attention_pooling.ipynb"} <= names
     assert modes["setup.sh"] & stat.S_IXUSR and modes["run_autograder"] & stat.S_IXUSR
     assert modes["secret"] & 0o077 == 0

@@ -36,6 +36,22 @@ def graded(tmp_path_factory, assignment):
 
 
 
+@pytest.fixture(scope="session")
+def released(tmp_path_factory, assignment):
+    """What `grader release attention_pooling` gives students: the template and the bundle, side by side."""
+    from grader.release import write_release
+
+    return write_release(assignment, tmp_path_factory.mktemp("release"))
+
+
+@pytest.fixture(scope="session")
+def bundled(released):
+    """The released assignment as a student's install reads it back from the bundle's JSON."""
+    from grader.bundle import load_bundle
+
+    return load_bundle(released.bundle)
+
+
 @pytest.fixture(autouse=True)
 def english_afterwards():
     """The language is one per run (grader.i18n); a test that switches it must not change the next one's."""

@@ -170,15 +170,16 @@ def test_budget_exceeded_keeps_what_finished(tmp_path):
     assert result.score == 0 and result.exercises[0].checks[0].status == "errored"
 
 
-def test_self_check_in_the_students_session():
+def test_self_check_in_the_students_session(released, tmp_path, monkeypatch):
     from grader import self_check
 
+    monkeypatch.chdir(tmp_path)  # no notebook file here: the report goes to the working folder
     namespace = {}
     exec(build_notebook(MISTAKES["mistakes_a"][0]).cells[1].source, namespace)  # the data cell's imports
     for cell in build_notebook(MISTAKES["mistakes_a"][0]).cells:
         if cell.cell_type == "code" and "def " in cell.source:
             exec(cell.source, namespace)
-    result = self_check("ex1", namespace=namespace, show=False)
+    result = self_check("ex1", bundle=released.bundle, namespace=namespace, show=False)
     assert [e.id for e in result.exercises] == ["ex1"]
     checks = {c.id: c for c in result.exercises[0].checks}
     assert checks["ex1.parzen_density"].passed and not checks["ex1.parzen_class_score"].passed

@@ -361,14 +361,16 @@ def test_answer_boxes_show_the_translated_prompt_and_the_students_own_words(part
     assert all(a.prompt and "**" not in a.prompt and "Your answer" not in a.prompt for a in answers.values())
 
 
-def test_self_check_in_a_notebook_speaks_the_language_asked():
+def test_self_check_in_a_notebook_speaks_the_language_asked(released, tmp_path, monkeypatch):
     from grader import self_check
+
+    monkeypatch.chdir(tmp_path)
 
     namespace = {}
     for cell in build_notebook(PARTLY_WRONG).cells[1:]:
         if cell.cell_type == "code" and ("import" in cell.source or "def parzen" in cell.source):
             exec(cell.source, namespace)
-    result = self_check("ex1", namespace=namespace, show=False, lang="ko")
+    result = self_check("ex1", bundle=released.bundle, namespace=namespace, show=False, lang="ko")
     check = next(c for c in result.exercises[0].checks if c.id == "ex1.parzen_class_score")
     assert "0/1" in check.diagnosis and latin_words(re.sub(r"`[^`]*`", " ", check.diagnosis), "ko") == []
 

@@ -234,8 +234,9 @@ def test_the_assignments_texts_are_translated(assignment, lang):
 @pytest.mark.parametrize("lang", [lang for lang in LANGUAGES if lang != "en"])
 def test_the_assignments_messages_are_translated(assignment, lang):
     """Every _() message of the assignment's checks (extracted as pybabel would) has a translation."""
-    found = extract_from_dir(str(assignment.root), method_map=[("checks.py", "python"), ("figures.py", "python")],
-                             keywords={"_": None})
+    found = extract_from_dir(str(assignment.root), method_map=[("checks.py", "python"), ("figures.py", "python"),
+                                                               ("verdicts.py", "python")],
+                             keywords={"_": None, "N_": None})
     messages = {message for _, _, message, _, _ in found}
     translations = catalog(lang, (assignment.root / "locale", LOCALE_DIR))
     assert messages and [m for m in messages if translations.gettext(m) == m] == []

@@ -19,6 +19,7 @@ import numpy as np
 from .checks import Call, Check, CustomCheck, CustomVerdict
 from .figures import Figure
 from .i18n import _
+from .refcache import adopt_memoised
 
 ASSIGNMENTS_DIR = Path(__file__).resolve().parent.parent / "assignments"
 # The module of an assignment that judges its custom checks from data: the one part of an assignment a
@@ -57,6 +58,16 @@ class Assignment:
     # carries them, since a student's notebook may be the released template itself, edited).
     template_answers: dict[str, str] | None = None
 
+    def digest(self) -> str:
+        """A hash of the assignment's code and its hidden files (the reference): what its results depend on."""
+        if getattr(self, "_digest", None) is None:
+            digest = hashlib.sha256()
+            hash_files(digest, self.root.glob("*.py"))
+            for hidden in self.hidden_paths:
+                hash_files(digest, Path(hidden).glob("*.py"))
+            self._digest = digest.hexdigest()
+        return self._digest
+
     def exercise(self, exercise_id: str) -> Exercise:
         return next(e for e in self.exercises if e.id == exercise_id)
 
@@ -76,16 +87,27 @@ class Assignment:
             raise AssignmentError(f"{self.name}: " + "; ".join(problems))
 
 
+def hash_files(digest, files) -> None:
+    for file in sorted(files):
+        digest.update(str(file.name).encode())
+        digest.update(file.read_bytes())
+
+
 def rng_for(seed_material: str, check_id: str) -> np.random.Generator:
     """The generator a check draws its inputs from: one per (seed, check), stable across runs and machines."""
     digest = hashlib.sha256(f"{seed_material}\0{check_id}".encode()).digest()
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
+def assignment_package(folder: Path) -> str:
+    """The name of the package an assignment folder is imported as."""
+    return f"grader_assignment_{folder.resolve().name}"
+
+
 def assignment_module(folder: Path, module: str):
     """``folder/module.py``, imported as a module of the folder's own package (so its modules can import each
     other: from .figures ...): the same module object whoever asks, the instructor's checks or a bundle."""
-    package = f"grader_assignment_{folder.resolve().name}"
+    package = assignment_package(folder)
     if package not in sys.modules:
         spec = importlib.machinery.ModuleSpec(package, None, is_package=True)
         spec.submodule_search_locations = [str(folder.resolve())]
@@ -124,7 +146,16 @@ def load_assignment(name_or_path: str | Path) -> Assignment:
             raise AssignmentError(_("%(assignment)s: the verdicts of %(checks)s are not in its %(module)s.py VERDICTS, "
                                     "so a student's install could not judge them", assignment=assignment.name,
                                     checks=", ".join(unshared), module=VERDICTS_MODULE))
+    # Its lru_cache'd reference work is cached on disk and computed once under concurrency (grader.refcache).
+    adopt_memoised(assignment_package(folder))
+    single_threaded_numerics()
     return assignment
+
+
+def single_threaded_numerics() -> None:
+    """Judging runs beside the workers' kernels: extra BLAS threads of torch would only contend with them."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 # --------------------------------------------------------------------------- planning

@@ -10,23 +10,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .assignment import Assignment
-from .execute import WorkerProcess
+from . import gradebook
+from .assignment import Assignment, hash_files
 from .files import find_notebooks, read_regular_file, submission_names
 from .load import MAX_NOTEBOOK_BYTES
 from .i18n import _, language
-from .model import GradeError, SubmissionResult
-from .pipeline import GradingOptions, grade_submission, rejected_result, start_worker
-from .reasons import code_text
-from .report import render_report
+from .model import GradedSubmission, RosterMatch
+from .execute import WorkerProcess
+from .pipeline import GradingOptions, hidden_paths
+from .report import render_index, render_report
 from .reviews import apply_reviews
+from .schedulers import BatchItem, open_scheduler
 
 KEY_FILE = ".grading-key"
 GRADER_DIR = Path(__file__).resolve().parent
@@ -39,12 +40,6 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _hash_files(digest, files) -> None:
-    for file in sorted(files):
-        digest.update(str(file.name).encode())
-        digest.update(file.read_bytes())
-
-
 def grading_key(notebook: Path, assignment: Assignment, options: GradingOptions) -> str:
     """Changes whenever the notebook, the assignment, the grader or the options change."""
     digest = hashlib.sha256()
@@ -52,10 +47,8 @@ def grading_key(notebook: Path, assignment: Assignment, options: GradingOptions)
         digest.update(read_regular_file(notebook, MAX_NOTEBOOK_BYTES))
     except OSError:
         digest.update(b"<unreadable>")
-    _hash_files(digest, assignment.root.glob("*.py"))
-    for hidden in assignment.hidden_paths:
-        _hash_files(digest, Path(hidden).glob("*.py"))
-    _hash_files(digest, GRADER_DIR.glob("*.py"))
+    digest.update(assignment.digest().encode())
+    hash_files(digest, GRADER_DIR.glob("*.py"))
     limits = options.execution.limits
     # The language too: result.json's texts are written in the run's language.
     digest.update(repr((options.seed_kind, hashlib.sha256((options.secret or "").encode()).hexdigest(),
@@ -63,63 +56,26 @@ def grading_key(notebook: Path, assignment: Assignment, options: GradingOptions)
     return digest.hexdigest()
 
 
-@dataclass
-class BatchItem:
-    notebook: Path
-    name: str
-    key: str
-    cached: bool
+GRADED_FILE, FIGURES_FILE, SHARD_FILE = "graded.json", "figures.json", "shard.json"
 
 
-class WorkerPool:
-    """Keeps one worker warming up (kernel started, imports done) for the next submission."""
-
-    def __init__(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int):
-        self.assignment, self.options, self.hide = assignment, options, hide
-        self.lock = threading.Lock()
-        self.spares: list[WorkerProcess] = []
-        self.running: set[WorkerProcess] = set()
-        self.wanted = spare
-
-    def take(self, remaining: int) -> WorkerProcess:
-        with self.lock:
-            worker = self.spares.pop() if self.spares else None
-            if remaining > 0 and len(self.spares) < self.wanted:
-                self.spares.append(start_worker(self.assignment, self.options, self.hide))
-        worker = worker or start_worker(self.assignment, self.options, self.hide)
-        with self.lock:
-            self.running.add(worker)
-        return worker
-
-    def release(self, worker: WorkerProcess) -> None:
-        with self.lock:
-            self.running.discard(worker)
-
-    def close(self, interrupt: bool = False) -> None:
-        """Stop the spares, and with ``interrupt`` the workers still grading too."""
-        with self.lock:
-            workers = self.spares + (list(self.running) if interrupt else [])
-            self.spares.clear()
-        for worker in workers:
-            worker.cleanup()
-
-
-GRADED_FILE, FIGURES_FILE = "graded.json", "figures.json"
-
-
-def write_submission(out_dir: Path, name: str, result: SubmissionResult, key: str) -> dict:
+def write_submission(out_dir: Path, name: str, graded: GradedSubmission, key: str) -> dict:
     """Keep the machine grading and its figures; result.json and report.html are derived from them."""
     folder = out_dir / name
-    data = result.to_json()
+    data = dict(graded.result)
     data["submission"] = name
-    write_atomic(folder / FIGURES_FILE, json.dumps([f.to_json() for f in result.figures]))
+    if not graded.final:  # the infrastructure failed, not the submission: no key, so the next run grades it again
+        (folder / KEY_FILE).unlink(missing_ok=True)
+    write_atomic(folder / FIGURES_FILE, json.dumps(graded.figures))
     write_atomic(folder / GRADED_FILE, json.dumps(data, indent=2))
-    write_atomic(folder / KEY_FILE, key)  # last: a key only stands beside a complete grading
+    if graded.final:
+        write_atomic(folder / KEY_FILE, key)  # last: a key only stands beside a complete grading
     return data
 
 
 def publish_submission(out_dir: Path, graded: dict, reviews: dict, answer_points: dict[str, float]) -> dict:
     """result.json and report.html: the grading with the instructor's reviews merged in."""
+    started = time.monotonic()
     folder = out_dir / graded["submission"]
     final = apply_reviews(graded, reviews, answer_points)
     try:
@@ -127,6 +83,7 @@ def publish_submission(out_dir: Path, graded: dict, reviews: dict, answer_points
     except (OSError, ValueError):
         figures = []
     write_atomic(folder / "report.html", render_report(final, figures))
+    final.setdefault("timing", {})["report"] = round(time.monotonic() - started, 3)
     write_atomic(folder / "result.json", json.dumps(final, indent=2))
     return final
 
@@ -141,18 +98,69 @@ def cached_result(out_dir: Path, item: BatchItem) -> dict | None:
     return None
 
 
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (1-based, as job arrays number their tasks): a stable share of the names."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        index, _, count = text.partition("/")
+        shard = cls(int(index), int(count))
+        if not 1 <= shard.index <= shard.count:
+            raise ValueError(f"shard {text!r}: expected k/N with 1 <= k <= N")
+        return shard
+
+    def holds(self, name: str) -> bool:
+        """By a hash of the output name: the same split on every machine and run, whatever the file order."""
+        return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+
+def class_folders(notebooks: list[Path], out_dir: Path) -> list[Path]:
+    """Every submission folder and the output: hidden from every worker, so no student sees another's notebook."""
+    return sorted({Path(os.path.abspath(nb.parent)) for nb in notebooks} | {Path(os.path.abspath(out_dir))})
+
+
+def start_early_worker(paths: list[str | Path], assignment_dir: Path, options: GradingOptions,
+                       out_dir: Path) -> WorkerProcess:
+    """A worker started before the assignment is imported (torch and all), so that its kernel starts meanwhile.
+
+    It knows no preload (the notebook's own imports do that work) and hides the assignment's folder, the home
+    and the class's folders; grade_batch uses it only if that also hides everything the assignment asks.
+    """
+    hide = [assignment_dir, Path.home(), *class_folders(find_notebooks(paths), out_dir)]
+    return WorkerProcess(options.execution, [], hide)
+
+
 def grade_batch(paths: list[str | Path], assignment: Assignment, options: GradingOptions, out_dir: Path,
                 jobs: int = 1, force: bool = False, reviews: dict | None = None,
-                progress: Callable[[int, int, str, dict], None] | None = None) -> list[dict]:
-    """Grade every notebook under ``paths`` into ``out_dir``; returns the result.json dicts in input order."""
+                progress: Callable[[int, int, str, dict], None] | None = None, scheduler: str | None = None,
+                shard: Shard | None = None, early_worker: WorkerProcess | None = None) -> list[dict]:
+    """Grade every notebook under ``paths`` (or this shard's share) into ``out_dir``; result.json dicts in input order.
+
+    ``scheduler``: None grades on this machine with ``jobs`` threads; a Dask scheduler's address sends the
+    submissions to its workers (grader.schedulers). ``early_worker``: from start_early_worker, consumed.
+    """
     reviews = reviews or {}
     notebooks = find_notebooks(paths)
     names = submission_names(notebooks)
     out_dir = Path(out_dir)
+    if shard is not None:
+        # Every shard knows the whole class, in order: grader merge puts the rows back in this order.
+        write_atomic(out_dir / SHARD_FILE, json.dumps({"shard": str(shard), "assignment": assignment.name,
+                                                       "submissions": [names[nb] for nb in notebooks]}, indent=2))
+    hide = class_folders(notebooks, out_dir)
+    if shard is not None:
+        notebooks = [nb for nb in notebooks if shard.holds(names[nb])]
     results: dict[Path, dict] = {}
     todo: list[BatchItem] = []
     for nb in notebooks:
-        item = BatchItem(nb, names[nb], grading_key(nb, assignment, options), cached=False)
+        item = BatchItem(nb, names[nb], grading_key(nb, assignment, options))
         cached = None if force else cached_result(out_dir, item)
         if cached is not None:
             results[nb] = publish_submission(out_dir, cached, reviews, assignment.answer_points)
@@ -162,48 +170,60 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
     if progress:
         for nb, data in results.items():
             progress(0, len(notebooks), _("%(name)s (unchanged, skipped)", name=names[nb]), data)
-    # Every submission folder is hidden from every worker: no student sees another's notebook.
-    hide = sorted({Path(os.path.abspath(nb.parent)) for nb in notebooks} | {Path(os.path.abspath(out_dir))})
-    pool = WorkerPool(assignment, options, hide, spare=1 if len(todo) > 1 else 0)
-    remaining = [len(todo)]
-    counter_lock = threading.Lock()
-
-    interrupted = threading.Event()
-
-    def grade_one(item: BatchItem) -> dict | None:
-        with counter_lock:
-            remaining[0] -= 1
-            left = remaining[0]
-        worker = pool.take(left)
-        try:
-            result = grade_submission(item.notebook, assignment, options, worker=worker, hide=hide)
-        except Exception as exc:  # the grader's own failure is one submission's error, not the batch's end
-            result = rejected_result(item.notebook, assignment, options, "")
-            result.errors = [GradeError("grader-failed", _("The grader itself failed on this submission: `%(error)s`",
-                                                           error=code_text(f"{type(exc).__name__}: {exc}")))]
-        finally:
-            pool.release(worker)
-        if interrupted.is_set():
-            return None  # cut short by Ctrl-C: write nothing, so the next run grades it
-        graded = write_submission(out_dir, item.name, result, item.key)
-        return publish_submission(out_dir, graded, reviews, assignment.answer_points)
-
-    executor = ThreadPoolExecutor(max_workers=max(1, jobs))
+    if early_worker and not (todo and scheduler is None and early_worker.hides(hidden_paths(assignment, hide))):
+        early_worker.cleanup()
+        early_worker = None
+    backend = open_scheduler(scheduler, assignment, options, jobs, hide, early_worker) if todo else None
     try:
-        futures = {executor.submit(grade_one, item): item for item in todo}
-        for future in as_completed(futures):
-            item = futures[future]
-            results[item.notebook] = future.result()
+        for item, graded in backend.run(todo) if backend else ():
+            data = write_submission(out_dir, item.name, graded, item.key)
+            results[item.notebook] = publish_submission(out_dir, data, reviews, assignment.answer_points)
             done += 1
             if progress:
                 progress(done, len(notebooks), item.name, results[item.notebook])
     except KeyboardInterrupt:
-        interrupted.set()
-        executor.shutdown(wait=False, cancel_futures=True)
-        pool.close(interrupt=True)  # the running workers die now, their threads return at once
-        executor.shutdown(wait=True)
+        backend.close(interrupt=True)
+        backend = None
         raise
     finally:
-        pool.close()
-        executor.shutdown(wait=True)
+        if backend:
+            backend.close()
     return [results[nb] for nb in notebooks if nb in results]
+
+
+def write_class_files(out_dir: Path, rows: list[dict], roster: RosterMatch | None = None) -> None:
+    """The class overview and the gradebooks, from the result rows (a batch's, or merged shards')."""
+    write_atomic(out_dir / "index.html", render_index(rows))
+    write_atomic(out_dir / "gradebook.csv", gradebook.gradebook_csv(rows, roster))
+    write_atomic(out_dir / "gradebook.json", gradebook.gradebook_json(rows, roster))
+
+
+class MergeError(ValueError):
+    """Shard folders that do not make one class: different classes, overlapping or missing shards."""
+
+
+def merge_shards(out_dir: Path, shard_dirs: list[Path]) -> tuple[list[dict], list[str]]:
+    """Copy the shards' submission folders into ``out_dir``; the rows in the class's order, and the names
+    no shard has graded (yet)."""
+    manifests = []
+    for folder in shard_dirs:
+        try:
+            manifests.append(json.loads((Path(folder) / SHARD_FILE).read_text()))
+        except (OSError, ValueError):
+            raise MergeError(f"{folder}: no {SHARD_FILE} (not the output of grader grade --shard k/N)") from None
+    classes = {(m["assignment"], tuple(m["submissions"])) for m in manifests}
+    if len(classes) != 1:
+        raise MergeError("the shards were not cut from the same class (their submission lists differ)")
+    shards = [m["shard"] for m in manifests]
+    if len(set(shards)) != len(shards):
+        raise MergeError(f"a shard was given twice: {', '.join(sorted(shards))}")
+    order = manifests[0]["submissions"]
+    rows, missing = [], []
+    for name in order:
+        graded = [Path(folder) / name for folder in shard_dirs if (Path(folder) / name / "result.json").is_file()]
+        if not graded:
+            missing.append(name)
+            continue
+        shutil.copytree(graded[0], out_dir / name, dirs_exist_ok=True)
+        rows.append(json.loads((out_dir / name / "result.json").read_text()))
+    return rows, missing

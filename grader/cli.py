@@ -3,6 +3,7 @@
     grader check NOTEBOOK                  a student's self-check on the public inputs (from the bundle beside it)
     grader release ASSIGNMENT --out DIR    what students get: the template, the bundle, (--wheel) the package
     grader grade PATH... --out DIR         an instructor's (or CI's) batch on the secret inputs
+    grader merge OUT SHARD_DIR...          one class's output from the shards of `grade --shard k/N`
     grader gradescope build --out ZIP      the autograder zip to upload to Gradescope
     grader gradescope run                  inside Gradescope: grade /autograder/submission
     grader prairielearn run                inside a PrairieLearn external grader: grade /grade/student
@@ -22,14 +23,14 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
-from .assignment import ASSIGNMENTS_DIR, load_assignment
-from .execute import ExecutionOptions, SandboxUnavailable, enforcement
+# Only what parsing the command line needs is imported here: the grading side (torch, NumPy,
+# nbclient, the assignment) is imported by the commands that grade, so `grader merge` and
+# `--help` start at once (measure with `python -X importtime -m grader.cli --help`).
 from .i18n import LANGUAGES, N_, _, join_list, translations, use_language
-from .model import UNGRADABLE
-from .pipeline import GradingOptions, grade_submission
-from .model import UNENFORCED
+from .model import UNENFORCED, UNGRADABLE
 from .roster import LMS_PROFILES
 from .sandbox import GIB, Limits
 from .sinks import terminal_text
@@ -41,9 +42,26 @@ def _limits(args) -> Limits:
                   call_timeout=args.call_timeout)
 
 
-def _grading_options(args, secret: str | None) -> GradingOptions:
+def _grading_options(args, secret: str | None):
+    from .execute import ExecutionOptions
+    from .pipeline import GradingOptions
+
     return GradingOptions(secret=secret, exercises=tuple(args.exercises) if args.exercises else None,
-                          execution=ExecutionOptions(_limits(args), args.sandbox, keep_scratch=args.keep_scratch))
+                          execution=ExecutionOptions(_limits(args), args.sandbox, keep_scratch=args.keep_scratch),
+                          figures=not args.no_figures, disk_cache=not args.no_cache, cache_dir=args.cache_dir)
+
+
+def _assignment_dir(name: str) -> Path:
+    """The assignment's folder, found as load_assignment finds it, without importing it."""
+    from .assignment import ASSIGNMENTS_DIR
+
+    return Path(name) if Path(name, "checks.py").is_file() else ASSIGNMENTS_DIR / name
+
+
+def _load_assignment(name: str):
+    from .assignment import load_assignment
+
+    return load_assignment(name)
 
 
 # The options of every command that grades, as data: the Gradescope zip writes the chosen ones
@@ -59,6 +77,12 @@ RUN_OPTIONS: list[tuple[str, dict]] = [
     ("--budget", dict(type=float, default=600.0, metavar="S", help=N_("seconds per submission in all (default 600)"))),
     ("--memory", dict(type=float, default=4.0, metavar="GIB", help=N_("memory limit per process in GiB (default 4)"))),
     ("--keep-scratch", dict(action="store_true", help=N_("keep each worker's scratch folder (debugging)"))),
+    ("--cache-dir", dict(type=Path, default=None, metavar="DIR", help=N_(
+        "where reference results are kept between runs (default: $GRADER_CACHE_DIR or ~/.cache/attention-grader); "
+        "never inside the Python installation, which the sandbox shows"))),
+    ("--no-cache", dict(action="store_true", help=N_("compute reference results afresh, in memory only"))),
+    ("--no-figures", dict(action="store_true", help=N_(
+        "no figures in the reports: saves their probe calls and their drawing"))),
     ("--lang", dict(choices=LANGUAGES, default=None, help=N_("language of reports and messages (default: $GRADER_LANG or en)"))),
 ]
 
@@ -143,7 +167,16 @@ def build_parser() -> argparse.ArgumentParser:
         "an instructor's review of written answers: columns submission,tag,points,comment; merged into results, "
         "gradebook and reports"))
     grade.add_argument("--quiet", action="store_true", help=_("no progress lines"))
+    grade.add_argument("--profile", action="store_true", help=_("print where the time went, stage by stage"))
+    grade.add_argument("--scheduler", metavar="ADDRESS", help=_(
+        "grade on the workers of this Dask scheduler (e.g. tls://host:8786; needs attention-grader[dask]); "
+        "this machine still writes every output"))
+    grade.add_argument("--shard", metavar="K/N", help=_(
+        "grade only shard K of N (a stable split by submission name, for job arrays); join them with grader merge"))
     _add_run_options(grade)
+    merge = sub.add_parser("merge", help=_("join the output folders of grade --shard K/N into one class"))
+    merge.add_argument("out", type=Path, help=_("the class's output folder"))
+    merge.add_argument("shard_dirs", nargs="+", type=Path, metavar="SHARD_DIR", help=_("the shards' --out folders"))
     _add_platform_parsers(sub)
     return parser
 
@@ -192,8 +225,10 @@ def language_asked(argv: list[str]) -> str:
     return os.environ.get("GRADER_LANG", "en")
 
 
-def _sandbox_notice(options: GradingOptions) -> int | None:
+def _sandbox_notice(options) -> int | None:
     """Before grading: refuse --sandbox require without a sandbox; say loudly what is not enforced here."""
+    from .execute import SandboxUnavailable, enforcement
+
     try:
         held = enforcement(options.execution)
     except SandboxUnavailable:
@@ -210,6 +245,7 @@ def _sandbox_notice(options: GradingOptions) -> int | None:
 
 
 def run_check(args) -> int:
+    from .pipeline import grade_submission
     from .report import render_report
     from .summary import submission_text
 
@@ -220,7 +256,7 @@ def run_check(args) -> int:
 
     try:
         bundle = args.bundle or find_bundle(args.notebook.resolve())
-        assignment = load_bundle(bundle) if bundle else load_assignment(args.assignment)
+        assignment = load_bundle(bundle) if bundle else _load_assignment(args.assignment)
     except BundleError as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -249,7 +285,7 @@ def run_check(args) -> int:
 def run_release(args) -> int:
     from .release import build_student_wheel, write_release
 
-    assignment = load_assignment(args.assignment)
+    assignment = _load_assignment(args.assignment)
     released = write_release(assignment, args.out)
     print(_("Wrote %(template)s and %(bundle)s (%(size)s bytes): give both to students; their self-checks judge "
             "from the bundle.", template=released.template, bundle=released.bundle,
@@ -276,12 +312,10 @@ def _no_secret() -> int:
 
 
 def run_grade(args) -> int:
-    from . import gradebook
-    from .batch import grade_batch, write_atomic
-    from .report import render_index
+    from .batch import Shard, grade_batch, start_early_worker, write_atomic, write_class_files
     from .reviews import ReviewError, load_reviews
     from .roster import RosterError, load_roster, match_roster
-    from .summary import score_table
+    from .schedulers import SchedulerUnavailable
 
     secret = None if args.public else _secret(args)
     if not args.public and not secret:
@@ -294,12 +328,30 @@ def run_grade(args) -> int:
         print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
               file=sys.stderr)
         return EXIT_USAGE
-    assignment, options = load_assignment(args.assignment), _grading_options(args, secret)
+    try:
+        shard = Shard.parse(args.shard) if args.shard else None
+    except ValueError:
+        print("grader: " + _("--shard wants K/N with 1 <= K <= N, e.g. --shard 2/8."), file=sys.stderr)
+        return EXIT_USAGE
+    options = _grading_options(args, secret)
     code = _sandbox_notice(options)
     if code is not None:
         return code
+    # The first kernel starts while this process imports the assignment (torch and all): start-up off the path.
+    early_worker = None if args.scheduler else start_early_worker(args.paths, _assignment_dir(args.assignment),
+                                                                  options, args.out)
+    try:
+        assignment = _load_assignment(args.assignment)
+    except BaseException:
+        if early_worker:
+            early_worker.cleanup()
+        raise
+
+    graded_now: list[dict] = []
 
     def progress(done, total, name, row):
+        if done:
+            graded_now.append(row)  # --profile: the submissions graded by this run, not the ones skipped
         if args.quiet:
             return
         line = f"{done}/{total} {terminal_text(name)}: {row['score']:g}/{row['max_score']:g}"
@@ -315,24 +367,52 @@ def run_grade(args) -> int:
         reviews = load_reviews(args.reviews, assignment.answer_points) if args.reviews else {}
         students = load_roster(args.roster) if args.roster else None
     except (OSError, ReviewError, RosterError) as exc:
+        if early_worker:
+            early_worker.cleanup()
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    rows = grade_batch(args.paths, assignment, options, args.out, jobs=args.jobs, force=args.force,
-                       reviews=reviews, progress=progress)
+    batch_started = time.monotonic()
+    try:
+        rows = grade_batch(args.paths, assignment, options, args.out, jobs=args.jobs, force=args.force,
+                           reviews=reviews, progress=progress, scheduler=args.scheduler, shard=shard,
+                           early_worker=early_worker)
+    except SchedulerUnavailable as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    batch_seconds = time.monotonic() - batch_started
     roster = match_roster(rows, students) if students is not None else None
-    write_atomic(args.out / "index.html", render_index(rows))
-    write_atomic(args.out / "gradebook.csv", gradebook.gradebook_csv(rows, roster))
-    write_atomic(args.out / "gradebook.json", gradebook.gradebook_json(rows, roster))
+    write_class_files(args.out, rows, roster)
     for name in args.gradebook_formats or ():
         column = args.gradebook_column or assignment.title
         write_atomic(args.out / f"gradebook-{name}.csv", LMS_PROFILES[name](roster, column))
     _write_platform_files(args, rows, write_atomic)
-    print(score_table(rows, gradebook.exercise_ids(rows)))
-    print("\n" + _("Class overview: %(index)s   Reports: %(reports)s   Gradebook: %(gradebook)s",
-                   index=args.out / "index.html", reports=f"{args.out}/<submission>/report.html",
-                   gradebook=args.out / "gradebook.csv"))
+    _print_class(args.out, rows)
+    if args.profile:
+        from .summary import profile_table
+
+        print("\n" + profile_table(graded_now, batch_seconds, _startup_seconds(batch_started)))
     if roster is not None:
         _print_roster_problems(roster)
+    return _exit_code(rows, args)
+
+
+def _startup_seconds(batch_started: float) -> float:
+    """From the interpreter's start to the first submission: imports, the assignment, the sandbox probe."""
+    import psutil
+
+    return time.time() - (time.monotonic() - batch_started) - psutil.Process().create_time()
+
+
+def _print_class(out: Path, rows: list[dict]) -> None:
+    from .gradebook import exercise_ids
+    from .summary import score_table
+
+    print(score_table(rows, exercise_ids(rows)))
+    print("\n" + _("Class overview: %(index)s   Reports: %(reports)s   Gradebook: %(gradebook)s",
+                   index=out / "index.html", reports=f"{out}/<submission>/report.html", gradebook=out / "gradebook.csv"))
+
+
+def _exit_code(rows: list[dict], args) -> int:
     if not rows:
         print("grader: " + _("nothing was graded: no notebook (.ipynb) under %(paths)s.",
                              paths=", ".join(terminal_text(str(p)) for p in args.paths)), file=sys.stderr)
@@ -340,9 +420,27 @@ def run_grade(args) -> int:
             return EXIT_NOTHING_GRADED
     if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]):
         return EXIT_UNGRADABLE
-    if args.fail_under is not None and any(row["score"] < args.fail_under for row in rows):
+    if getattr(args, "fail_under", None) is not None and any(row["score"] < args.fail_under for row in rows):
         return EXIT_BELOW
     return EXIT_OK
+
+
+def run_merge(args) -> int:
+    """The shards' submission folders copied into OUT, the class files written again from all of them."""
+    from .batch import MergeError, merge_shards, write_class_files
+
+    try:
+        rows, missing = merge_shards(args.out, args.shard_dirs)
+    except MergeError as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    write_class_files(args.out, rows)
+    _print_class(args.out, rows)
+    if missing:
+        print("grader: " + _("not graded in any shard (%(count)s): %(names)s", count=len(missing),
+                             names=", ".join(terminal_text(n) for n in missing)), file=sys.stderr)
+        return EXIT_UNGRADABLE
+    return _exit_code(rows, args)
 
 
 def _write_platform_files(args, rows: list[dict], write_atomic) -> None:
@@ -389,7 +487,7 @@ def run_gradescope_build(args) -> int:
     secret = _secret(args)
     if not secret:
         return _no_secret()
-    assignment = load_assignment(args.assignment)
+    assignment = _load_assignment(args.assignment)
     # Inside the zip the assignment sits in assignments/<folder name>, whatever path named it here.
     run_options = ["--test-visibility", args.test_visibility, *run_options_argv(args, assignment=assignment.root.name)]
     names = build_gradescope_zip(args.out, assignment, secret, run_options)
@@ -411,7 +509,7 @@ def run_platform(args) -> int:
         return EXIT_USAGE
     if not secret:
         return _no_secret()
-    assignment, options = load_assignment(args.assignment), _grading_options(args, secret)
+    assignment, options = _load_assignment(args.assignment), _grading_options(args, secret)
     code = _sandbox_notice(options)  # on the platform's log, which only the instructor sees
     if code is not None:
         return code
@@ -426,16 +524,12 @@ def run_platform(args) -> int:
     return EXIT_OK
 
 
-COMMANDS = {("check", None): run_check, ("grade", None): run_grade, ("release", None): run_release,
-            ("gradescope", "build"): run_gradescope_build,
+COMMANDS = {("check", None): run_check, ("grade", None): run_grade, ("merge", None): run_merge,
+            ("release", None): run_release, ("gradescope", "build"): run_gradescope_build,
             ("gradescope", "run"): run_platform, ("prairielearn", "run"): run_platform}
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
-    # Judging runs beside the workers' kernels; extra BLAS threads only contend with them.
-    torch.set_num_threads(1)
     argv = sys.argv[1:] if argv is None else argv
     lang = language_asked(argv)
     use_language(lang if lang in LANGUAGES else "en")
@@ -445,9 +539,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
     try:
-        assignment_dir = Path(args.assignment) if Path(args.assignment, "checks.py").is_file() else \
-            ASSIGNMENTS_DIR / args.assignment
-        use_language(args.lang, (assignment_dir / "locale",))
+        if hasattr(args, "assignment"):
+            use_language(args.lang, (_assignment_dir(args.assignment) / "locale",))
         return COMMANDS[args.command, getattr(args, "action", None)](args)
     except FileNotFoundError as exc:
         print(f"grader: {exc}", file=sys.stderr)

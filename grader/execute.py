@@ -30,10 +30,10 @@ from .cgroups import CgroupManager, JobCgroup
 from .kernel_sandbox import SWEEP_VARIABLE
 from .files import FileTooLarge, read_regular_file
 from .i18n import N_, _
-from .model import GradeError, ProbeCall, WorkerRun
-from .sandbox import Limits, SandboxPlan, bubblewrap, make_plan
+from .model import GradeError, ProbeCall, WorkerPhases, WorkerRun
+from .sandbox import Limits, SandboxPlan, bubblewrap, covered_inside_shown, make_plan
 from .seccomp import architecture
-from .wire import encode_argument, parse_cell, parse_outcome
+from .wire import encode_argument, number, parse_cell, parse_outcome
 from .worker import JOB_NAME, RESULT_NAME, SETTINGS_NAME
 
 MAX_RESULT_BYTES = 256 * 2**20
@@ -117,6 +117,7 @@ class WorkerProcess:
         plan: SandboxPlan | None = None
         if self.sandboxed:
             plan = make_plan(bubblewrap(), self.runtime_dir, self.job_dir / "etc", limits, hidden)
+        self.covered = set(plan.hidden) if plan else set()
         manager = cgroup_manager() if options.cgroups else None
         self.cgroup: JobCgroup | None = None
         if manager:
@@ -135,7 +136,7 @@ class WorkerProcess:
                "PYTHONDONTWRITEBYTECODE": "1", SWEEP_VARIABLE: self.sweep_tag}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "grader.worker", str(self.job_dir)], stdin=subprocess.PIPE, stdout=self.log,
-            stderr=subprocess.STDOUT, env=env, cwd=self.job_dir, start_new_session=True)
+            stderr=subprocess.STDOUT, env=env, cwd=self.job_dir, start_new_session=True, preexec_fn=die_with_parent)
 
     def run(self, notebook, calls: list[ProbeCall]) -> WorkerRun:
         limits = self.options.limits
@@ -162,6 +163,10 @@ class WorkerProcess:
                                  self.process.returncode, time.monotonic() - started)
         run.unenforced = self.enforcement.missing()
         return run
+
+    def hides(self, paths: list[Path]) -> bool:
+        """Whether this worker's sandbox keeps ``paths`` out of sight (it was started before they were all known)."""
+        return not self.sandboxed or covered_inside_shown(paths) <= self.covered
 
     @property
     def enforcement(self) -> Enforcement:
@@ -201,6 +206,17 @@ class WorkerProcess:
             shutil.rmtree(self.job_dir, ignore_errors=True)
 
 
+def die_with_parent() -> None:
+    """In the worker, between fork and exec: killed when the grader dies (a lost Dask worker, kill -9), and with it
+    its kernel (bubblewrap's --die-with-parent); otherwise it would grade on for no one."""
+    import ctypes
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def kill_tagged_processes(tag: str) -> None:
     """Without a PID namespace, find the job's processes (the kernel runs in its own session) by their tag."""
     for proc in psutil.process_iter(["pid"]):
@@ -235,4 +251,7 @@ def read_worker_result(path: Path, calls: list[ProbeCall], sandboxed: bool, erro
         if isinstance(error, dict) and error.get("kind") in WORKER_ERRORS:
             errors.append(GradeError(error["kind"], _(WORKER_ERRORS[error["kind"]]),
                                      cell=error.get("cell") if isinstance(error.get("cell"), int) else None))
-    return WorkerRun(cells=cells, probes=probes, errors=errors, sandboxed=sandboxed, seconds=seconds)
+    phases = raw.get("phases") if isinstance(raw.get("phases"), dict) else {}
+    return WorkerRun(cells=cells, probes=probes, errors=errors, sandboxed=sandboxed, seconds=seconds,
+                     phases=WorkerPhases(**{name: number(phases.get(name)) or 0.0 for name in ("kernel_start", "cells",
+                                                                                              "probes")}))

@@ -20,7 +20,7 @@ from pathlib import Path
 NOTEBOOK_SUFFIX = ".ipynb"
 SKIPPED_FOLDERS = {".ipynb_checkpoints", ".git", "__pycache__"}
 # Names of the files a batch writes beside the submission folders, and names some systems reserve.
-RESERVED_NAMES = {"index.html", "gradebook.csv", "gradebook.json", "junit.xml", "results.json", "con", "prn", "aux",
+RESERVED_NAMES = {"index.html", "gradebook.csv", "gradebook.json", "junit.xml", "results.json", "shard.json", "con", "prn", "aux",
                   "nul", *(f"com{i}" for i in range(10)), *(f"lpt{i}" for i in range(10))}
 MAX_NAME = 80
 UNSAFE_CHARACTERS = re.compile(r"[^\w.\-]+")  # \w is Unicode-aware: a student's name in any script stays

@@ -9,11 +9,12 @@ Nothing here executes student code; WorkerRun is rebuilt from plain JSON by
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from .i18n import N_
+
+if TYPE_CHECKING:  # annotations only: the CLI imports this module before it needs NumPy
+    import numpy as np
 
 RESULT_FORMAT_VERSION = 1
 # Errors after which nothing of the submission was graded (the file, the upload or the grader's fault).
@@ -147,6 +148,15 @@ class CellRun:
     oom_killed: bool = False  # the whole-tree memory limit killed a process of the kernel during this cell
 
 
+@dataclass(frozen=True)
+class WorkerPhases:
+    """The worker's own clock: how long its kernel took to start, the cells to run, the probe calls to return."""
+
+    kernel_start: float = 0.0  # sandbox, kernel and preloaded imports (ahead of the submission when pre-started)
+    cells: float = 0.0
+    probes: float = 0.0
+
+
 @dataclass
 class WorkerRun:
     """Everything the untrusted worker handed back."""
@@ -157,6 +167,39 @@ class WorkerRun:
     sandboxed: bool
     seconds: float
     unenforced: list[str] = field(default_factory=list)  # grader.execute.UNENFORCED ids: protections missing here
+    phases: WorkerPhases = field(default_factory=WorkerPhases)
+
+
+@dataclass
+class StageTimes:
+    """Where one submission's seconds went, stage by stage: result.json's "timing".
+
+    ``seconds`` is the grader's wall clock for the submission up to judging (the figures are
+    drawn after it, off the critical path). The probe seconds are the kernel's time in the
+    calls; the reference seconds are reference work computed for this submission (none when
+    the on-disk cache or an earlier submission had it).
+    """
+
+    seconds: float = 0.0
+    kernel_start: float = 0.0
+    cells: float = 0.0
+    probes: float = 0.0  # the worker's whole probing phase: the calls below plus their round trips
+    check_probes: dict[str, float] = field(default_factory=dict)  # check id -> its calls' seconds
+    figure_probes: dict[str, float] = field(default_factory=dict)  # figure id -> its own calls' seconds
+    figure_calls_reused: int = 0  # figure calls answered by an identical check call instead of a call of their own
+    reference: float = 0.0
+    reference_computed: int = 0  # reference results computed here
+    reference_from_disk: int = 0  # reference results read from the on-disk cache
+    judging: float = 0.0
+    figures: float = 0.0  # drawing the report figures
+    report: float = 0.0  # rendering and writing result.json and report.html
+
+    STAGES = ("kernel_start", "cells", "probes", "reference", "judging", "figures", "report")  # --profile's rows
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        return {k: round(v, 3) if isinstance(v, float) else
+                ({i: round(s, 3) for i, s in v.items()} if isinstance(v, dict) else v) for k, v in data.items()}
 
 
 @dataclass
@@ -217,9 +260,13 @@ class SubmissionResult:
     sandboxed: bool = False
     unenforced: list[str] = field(default_factory=list)
     cells: list[CellRun] = field(default_factory=list)
-    seconds: float = 0.0
+    timing: StageTimes = field(default_factory=StageTimes)
     figures: list = field(default_factory=list)  # grader.figures.FigureResult, for reports only
     source: str = ""  # the submitted file as given, so a roster can name it by file or folder
+
+    @property
+    def seconds(self) -> float:
+        return self.timing.seconds
 
     def to_json(self) -> dict[str, Any]:
         """The contract's result.json, with our extensions after the fixed keys."""
@@ -235,9 +282,22 @@ class SubmissionResult:
             "sandboxed": self.sandboxed,
             "unenforced": list(self.unenforced),
             "cells": [asdict(c) for c in self.cells],
-            "timing": {"seconds": round(self.seconds, 3)},
+            "timing": self.timing.to_json(),
             "source": self.source,
         }
+
+
+@dataclass
+class GradedSubmission:
+    """One submission's grading as plain data (result.json's dict and the figures' dicts), ready to write.
+
+    This is what a scheduler hands back: a Dask worker pickles it to the client, which writes
+    every output, so nothing live (no worker, no matplotlib figure) ever crosses.
+    """
+
+    result: dict[str, Any]
+    figures: list[dict[str, Any]]
+    final: bool = True  # False: the grader's infrastructure failed (a lost worker); written without a key, re-graded next run
 
 
 @dataclass(frozen=True)

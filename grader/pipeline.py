@@ -1,11 +1,16 @@
-"""grade_submission: load -> plan -> execute and probe (worker) -> judge -> score.
+"""grade_submission: load -> plan -> execute and probe (worker) -> judge -> score -> draw figures.
 
 The pure core that the CLI, batch grading and tests all call. Each stage is a function
-taking and returning the dataclasses of ``grader.model``.
+taking and returning the dataclasses of ``grader.model``. ``grade_until_figures`` stops
+before the figures, so that a batch can draw them off the critical path while the next
+submission runs (``PendingFigures.draw_into``).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import json
 import re
 import signal
 import threading
@@ -14,6 +19,7 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import refcache
 from .assignment import Assignment, draw_calls, rng_for
 from .checks import Call, Check, Verdict
 from .execute import ExecutionOptions, WorkerProcess
@@ -22,9 +28,10 @@ from .figures import Figure, FigureInputs, FigureResult, pyplot, render_figure
 from .i18n import N_, _
 from .load import NotebookRejected, load_notebook
 from .environment import provided_packages
-from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, SubmissionResult,
-                    WorkerRun, WrittenAnswer, leading_first)
+from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, StageTimes,
+                    SubmissionResult, WorkerRun, WrittenAnswer, leading_first)
 from .reasons import code_text, explain
+from .wire import encode_argument
 
 
 @dataclass
@@ -33,6 +40,8 @@ class GradingOptions:
     execution: ExecutionOptions = field(default_factory=ExecutionOptions)
     exercises: tuple[str, ...] | None = None  # grade only these
     figures: bool = True  # draw the assignment's report figures (costs a few probe calls)
+    disk_cache: bool = False  # keep reference work on disk across runs (the CLI does); else in memory for the process
+    cache_dir: Path | None = None  # where, with disk_cache; None: this machine's refcache.default_cache_root()
 
     @property
     def seed_kind(self) -> str:
@@ -40,6 +49,10 @@ class GradingOptions:
 
     def seed_material(self, assignment: Assignment) -> str:
         return f"public:{assignment.public_seed}" if self.secret is None else f"secret:{self.secret}"
+
+    def reference_store(self, assignment: Assignment) -> refcache.ReferenceStore:
+        root = (self.cache_dir or refcache.default_cache_root()) if self.disk_cache else None
+        return refcache.reference_store(assignment.digest(), self.seed_material(assignment), root)
 
 
 @dataclass
@@ -95,6 +108,65 @@ def draw_figures(planned: list[PlannedFigure], probes: dict[str, ProbeOutcome],
     checks = {r.id: r for r in results}
     return [render_figure(p.figure, FigureInputs(p.calls, [probes[c.id] for c in p.probe_calls], checks))
             for p in planned]
+
+
+def call_identity(call: ProbeCall) -> str:
+    """Two calls with the same identity return the same outcome: same function, same arguments, same gradient."""
+    return json.dumps([call.function, [encode_argument(a) for a in call.args], call.grad_wrt])
+
+
+@dataclass
+class SubmissionPlan:
+    """Every call a submission's checks and figures want, and the ones the worker really makes."""
+
+    checks: list[PlannedCheck]
+    figures: list[PlannedFigure]
+    sent: list[ProbeCall]  # in the checks' order, then the figures' own calls
+    reused: dict[str, str]  # figure call id -> the identical check call whose outcome it shares
+
+    def share_reused(self, probes: dict[str, ProbeOutcome]) -> None:
+        for figure_call, check_call in self.reused.items():
+            probes[figure_call] = dataclasses.replace(probes[check_call], call_id=figure_call)
+
+
+def plan_submission(assignment: Assignment, options: GradingOptions) -> SubmissionPlan:
+    checks, figures = plan_probes(assignment, options), plan_figures(assignment, options)
+    sent = [call for plan in checks for call in plan.probe_calls]
+    by_identity = {call_identity(call): call.id for call in sent}
+    reused = {}
+    for plan in figures:
+        for call in plan.probe_calls:
+            if call_identity(call) in by_identity:
+                reused[call.id] = by_identity[call_identity(call)]
+            else:
+                sent.append(call)
+    return SubmissionPlan(checks, figures, sent, reused)
+
+
+@dataclass
+class PendingFigures:
+    """What drawing a submission's figures needs; drawn later, off the critical path (or right away)."""
+
+    planned: list[PlannedFigure]
+    probes: dict[str, ProbeOutcome]
+    results: list[CheckResult]
+    store: refcache.ReferenceStore | None = None
+    ledger: refcache.ReferenceLedger | None = None
+
+    def draw_into(self, result: SubmissionResult) -> SubmissionResult:
+        started = time.monotonic()
+        if self.planned:
+            with refcache.using(self.store, self.ledger):
+                result.figures = draw_figures(self.planned, self.probes, self.results)
+        result.timing.figures = time.monotonic() - started
+        if self.ledger:
+            record_reference(result.timing, self.ledger)
+        return result
+
+
+def record_reference(timing: StageTimes, ledger: refcache.ReferenceLedger) -> None:
+    timing.reference, timing.reference_computed, timing.reference_from_disk = (
+        ledger.seconds, ledger.computed, ledger.from_disk)
 
 
 # --------------------------------------------------------------------------- judge
@@ -253,8 +325,7 @@ def written_answers(assignment: Assignment, exercise_id: str, loaded: LoadedNote
 
 
 def score_submission(assignment: Assignment, stem: str, results: list[CheckResult], errors: list[GradeError],
-                     options: GradingOptions, loaded: LoadedNotebook | None, run: WorkerRun | None,
-                     seconds: float) -> SubmissionResult:
+                     options: GradingOptions, loaded: LoadedNotebook | None, run: WorkerRun | None) -> SubmissionResult:
     template_answers = template_answer_texts(assignment)
     exercise_of = {c.id: c.exercise for c in assignment.checks}
     exercises = []
@@ -271,8 +342,7 @@ def score_submission(assignment: Assignment, stem: str, results: list[CheckResul
         submission=stem, assignment=assignment.name, score=round(sum(e.score for e in exercises), 4),
         max_score=float(sum(e.max_score for e in exercises)), exercises=exercises, errors=errors,
         seed_kind=options.seed_kind, sandboxed=bool(run and run.sandboxed), cells=run.cells if run else [],
-        unenforced=list(run.unenforced) if run else [],
-        seconds=seconds)
+        unenforced=list(run.unenforced) if run else [])
 
 
 def not_run(check: Check) -> CheckResult:
@@ -302,7 +372,7 @@ def rejected_result(path: Path, assignment: Assignment, options: GradingOptions,
     """Every check unmarked, for a file (or an upload, ``kind="invalid-upload"``) that cannot be graded."""
     errors = [GradeError(kind, reason)]
     results = [not_run(c) for c in assignment.checks if not options.exercises or c.exercise in options.exercises]
-    result = score_submission(assignment, path.stem, results, errors, options, None, None, 0.0)
+    result = score_submission(assignment, path.stem, results, errors, options, None, None)
     result.source = str(path)
     return result
 
@@ -314,7 +384,15 @@ def hidden_paths(assignment: Assignment, extra: list[Path]) -> list[Path]:
 
 def grade_submission(path: str | Path, assignment: Assignment, options: GradingOptions | None = None,
                      worker: WorkerProcess | None = None, hide: list[Path] = ()) -> SubmissionResult:
-    """Grade one notebook file. ``worker`` may be a pre-started WorkerProcess; it is consumed."""
+    """Grade one notebook file, figures drawn. ``worker`` may be a pre-started WorkerProcess; it is consumed."""
+    result, figures = grade_until_figures(path, assignment, options, worker, hide)
+    return figures.draw_into(result)
+
+
+def grade_until_figures(path: str | Path, assignment: Assignment, options: GradingOptions | None = None,
+                        worker: WorkerProcess | None = None,
+                        hide: list[Path] = ()) -> tuple[SubmissionResult, PendingFigures]:
+    """Everything but drawing the figures: the student's part, and the grader's work that scores it."""
     options = options or GradingOptions()
     path = Path(path)
     started = time.monotonic()
@@ -323,39 +401,59 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
     except NotebookRejected as exc:
         if worker:
             worker.cleanup()
-        return rejected_result(path, assignment, options, str(exc))
-    planned, figures = plan_probes(assignment, options), plan_figures(assignment, options)
-    all_calls = [p for plan in [*planned, *figures] for p in plan.probe_calls]
+        return rejected_result(path, assignment, options, str(exc)), PendingFigures([], {}, [])
+    plan = plan_submission(assignment, options)
+    store, ledger = options.reference_store(assignment), refcache.ReferenceLedger()
     worker = worker or start_worker(assignment, options, [path.resolve().parent, *hide])
     # The grader would only wait while the worker runs: do the work that does not depend on the student.
-    warming = threading.Thread(target=warm, args=(planned, figures), daemon=True)
-    warming.start()
+    enough = threading.Event()
+    threading.Thread(target=warm, args=(plan, store, ledger, enough), daemon=True).start()
     with worker:  # stopped and removed however run() ends
-        run = worker.run(loaded.notebook, all_calls)
-    warming.join()
+        run = worker.run(loaded.notebook, plan.sent)
+    plan.share_reused(run.probes)
     if options.secret is not None:
-        redact_hidden_failures(planned, run)
-    results = [judge_check(plan, run.probes) for plan in planned]
+        redact_hidden_failures(plan.checks, run)
+    judging = time.monotonic()
+    # Judging asks for the reference results it needs (a result being warmed is waited for, never computed
+    # twice); a check none of whose calls returned a value needs none, so nothing else is waited for.
+    with refcache.using(store, ledger):
+        results = [judge_check(check, run.probes) for check in plan.checks]
+    enough.set()
+    judged = time.monotonic()
     errors = leading_first(loaded.notices + cell_errors(run, options.execution.limits) + run.errors)
-    result = score_submission(assignment, loaded.stem, results, errors, options, loaded, run, 0.0)
-    result.figures = draw_figures(figures, run.probes, results)
-    result.seconds = time.monotonic() - started
+    result = score_submission(assignment, loaded.stem, results, errors, options, loaded, run)
     result.source = str(path)
-    return result
+    result.timing = stage_times(plan, run, judged - judging, judged - started)
+    record_reference(result.timing, ledger)
+    return result, PendingFigures(plan.figures, run.probes, results, store, ledger)
 
 
-def warm(planned: list[PlannedCheck], figures: list[PlannedFigure]) -> None:
-    """Reference results and plotting imports, computed (and cached) while the worker runs."""
-    try:
-        if figures:
-            pyplot()
-        for plan in planned:
-            plan.check.warm(plan.calls)
-        for plan in figures:
-            if plan.figure.prepare:
-                plan.figure.prepare(plan.calls)
-    except Exception:  # warming is an optimisation; judging and drawing redo (and report) any failure
-        pass
+def stage_times(plan: SubmissionPlan, run: WorkerRun, judging: float, seconds: float) -> StageTimes:
+    def kernel_seconds(calls) -> float:
+        return sum(run.probes[c.id].seconds or 0.0 for c in calls)
+
+    return StageTimes(
+        seconds=seconds, kernel_start=run.phases.kernel_start, cells=run.phases.cells, probes=run.phases.probes,
+        check_probes={p.check.id: kernel_seconds(p.probe_calls) for p in plan.checks},
+        figure_probes={p.figure.id: kernel_seconds([c for c in p.probe_calls if c.id not in plan.reused])
+                       for p in plan.figures},
+        figure_calls_reused=len(plan.reused), judging=judging)
+
+
+def warm(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.ReferenceLedger,
+         enough: threading.Event) -> None:
+    """Reference results and plotting imports, computed (and cached) while the worker runs, until judging is done."""
+    steps = [pyplot] if plan.figures else []
+    steps += [functools.partial(p.check.warm, p.calls) for p in plan.checks]
+    steps += [functools.partial(p.figure.prepare, p.calls) for p in plan.figures if p.figure.prepare]
+    with refcache.using(store, ledger):
+        for step in steps:
+            if enough.is_set():
+                return
+            try:
+                step()
+            except Exception:  # warming is an optimisation; judging and drawing redo (and report) any failure
+                pass
 
 
 def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path]) -> WorkerProcess:

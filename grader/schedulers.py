@@ -1,0 +1,290 @@
+"""Where a batch's submissions are graded: a thread pool on this machine, or Dask workers on many.
+
+Each backend takes the batch's items and yields ``(item, GradedSubmission)`` as submissions
+finish, in any order; the batch (``grader.batch``) writes every output, so resuming,
+gradebooks and reports do not depend on where the grading ran. A backend is chosen by
+``open_scheduler`` from the registry ``SCHEDULERS``:
+
+- ``local``: ``jobs`` threads, each driving one sandboxed worker; one spare worker warms up
+  (kernel started, imports done) for the next submission; figures are drawn by one drawing
+  thread while the grading threads go on with the next submissions.
+- ``dask``: ``--scheduler ADDRESS``. Each submission is one task that runs the same
+  sandboxed grading on the Dask worker's machine (``grade_remote``) and returns plain data.
+  A worker lost mid-task has its task rerun elsewhere by Dask; a task whose workers keep
+  dying comes back as a "grader-failed" result written without a grading key, so the next
+  run grades it again. The client collects each task's result once, so nothing is counted
+  twice even if Dask ran a task twice.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from .assignment import ASSIGNMENTS_DIR, Assignment, load_assignment
+from .execute import WorkerProcess
+from .files import read_regular_file
+from .i18n import _, language, use_language
+from .load import MAX_NOTEBOOK_BYTES
+from .reasons import code_text
+from .model import GradeError, GradedSubmission, SubmissionResult
+from .pipeline import GradingOptions, PendingFigures, grade_submission, grade_until_figures, rejected_result, \
+    start_worker
+
+
+@dataclass
+class BatchItem:
+    notebook: Path
+    name: str  # the output folder's name
+    key: str  # grader.batch.grading_key
+
+
+class Scheduler(Protocol):
+    def run(self, items: list[BatchItem]) -> Iterator[tuple[BatchItem, GradedSubmission]]: ...
+
+    def close(self, interrupt: bool = False) -> None: ...
+
+
+def failed_grading(item: BatchItem, assignment: Assignment, options: GradingOptions, message: str,
+                   final: bool = True) -> GradedSubmission:
+    """The grader's own failure is one submission's error, not the batch's end."""
+    result = rejected_result(item.notebook, assignment, options, "")
+    result.errors = [GradeError("grader-failed", message)]
+    return GradedSubmission(result.to_json(), [], final=final)
+
+
+def as_plain_data(result: SubmissionResult) -> GradedSubmission:
+    return GradedSubmission(result.to_json(), [f.to_json() for f in result.figures])
+
+
+# --------------------------------------------------------------------------- local: threads on this machine
+
+class WorkerPool:
+    """Keeps one worker warming up (kernel started, imports done) for the next submission."""
+
+    def __init__(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int,
+                 started: WorkerProcess | None = None):
+        self.assignment, self.options, self.hide = assignment, options, hide
+        self.lock = threading.Lock()
+        self.spares: list[WorkerProcess] = [started] if started else []
+        self.running: set[WorkerProcess] = set()
+        self.wanted = spare
+
+    def take(self, remaining: int) -> WorkerProcess:
+        with self.lock:
+            worker = self.spares.pop() if self.spares else None
+            if remaining > 0 and len(self.spares) < self.wanted:
+                self.spares.append(start_worker(self.assignment, self.options, self.hide))
+        worker = worker or start_worker(self.assignment, self.options, self.hide)
+        with self.lock:
+            self.running.add(worker)
+        return worker
+
+    def release(self, worker: WorkerProcess) -> None:
+        with self.lock:
+            self.running.discard(worker)
+
+    def close(self, interrupt: bool = False) -> None:
+        """Stop the spares, and with ``interrupt`` the workers still grading too."""
+        with self.lock:
+            workers = self.spares + (list(self.running) if interrupt else [])
+            self.spares.clear()
+        for worker in workers:
+            worker.cleanup()
+
+
+class LocalScheduler:
+    """``jobs`` grading threads and one drawing thread (pyplot is not thread-safe, and drawing is no one's wait)."""
+
+    def __init__(self, assignment: Assignment, options: GradingOptions, jobs: int, hide: list[Path],
+                 early_worker: WorkerProcess | None = None):
+        self.assignment, self.options, self.hide = assignment, options, hide
+        self.early_worker = early_worker
+        self.jobs = max(1, jobs)
+        self.interrupted = threading.Event()
+        self.pool: WorkerPool | None = None
+        self.grading = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="grade")
+        self.drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
+
+    def run(self, items: list[BatchItem]) -> Iterator[tuple[BatchItem, GradedSubmission]]:
+        self.pool = WorkerPool(self.assignment, self.options, self.hide, spare=1 if len(items) > 1 else 0,
+                               started=self.early_worker)
+        finished: queue.Queue = queue.Queue()
+        remaining = [len(items)]
+        counter = threading.Lock()
+
+        def grade(item: BatchItem) -> None:
+            with counter:
+                remaining[0] -= 1
+                left = remaining[0]
+            worker = self.pool.take(left)
+            try:
+                result, figures = grade_until_figures(item.notebook, self.assignment, self.options, worker=worker,
+                                                      hide=self.hide)
+            except Exception as exc:
+                finished.put((item, failed_grading(item, self.assignment, self.options, _(
+                    "The grader itself failed on this submission: `%(error)s`", error=code_text(f"{type(exc).__name__}: {exc}")))))
+                return
+            finally:
+                self.pool.release(worker)
+            if self.interrupted.is_set():
+                finished.put((item, None))  # cut short by Ctrl-C: nothing is written, so the next run grades it
+                return
+            self.drawing.submit(draw, item, result, figures)
+
+        def draw(item: BatchItem, result: SubmissionResult, figures: PendingFigures) -> None:
+            try:
+                finished.put((item, as_plain_data(figures.draw_into(result))))
+            except Exception as exc:  # drawing never raises by design; should it, the grading still counts
+                result.figures = []
+                result.errors.append(GradeError("grader-failed", f"figures: {type(exc).__name__}: {exc}"))
+                finished.put((item, as_plain_data(result)))
+
+        for item in items:
+            self.grading.submit(grade, item)
+        for _pending in items:
+            item, graded = finished.get()
+            if graded is not None:
+                yield item, graded
+
+    def close(self, interrupt: bool = False) -> None:
+        if interrupt:
+            self.interrupted.set()
+            self.grading.shutdown(wait=False, cancel_futures=True)
+            if self.pool:
+                self.pool.close(interrupt=True)  # the running workers die now, their threads return at once
+        self.grading.shutdown(wait=True)
+        self.drawing.shutdown(wait=True, cancel_futures=interrupt)
+        if self.pool:
+            self.pool.close()
+
+
+# --------------------------------------------------------------------------- Dask: workers on many machines
+
+@dataclass(frozen=True)
+class RemoteJob:
+    """One submission as a Dask task gets it: plain data only (the secret is in ``options``: TLS, never students)."""
+
+    notebook: bytes
+    name: str
+    source: str  # the file as the client named it, for the roster
+    assignment: str  # a bundled assignment's name, or a folder path the worker can see
+    assignment_digest: str  # the worker must have this very assignment (and reference)
+    grader_version: str
+    options: GradingOptions
+    language: str
+
+
+class WrongVersion(RuntimeError):
+    """A Dask worker has another version of the grader or the assignment than the client."""
+
+
+def assignment_reference(assignment: Assignment) -> str:
+    return assignment.root.name if assignment.root.parent == ASSIGNMENTS_DIR.resolve() else str(assignment.root)
+
+
+def grade_remote(job: RemoteJob) -> GradedSubmission:
+    """On a Dask worker: the same sandboxed grading as a local batch, figures drawn, returned as plain data."""
+    from . import __version__
+
+    assignment = load_assignment(job.assignment)
+    if assignment.digest() != job.assignment_digest or __version__ != job.grader_version:
+        raise WrongVersion(f"this Dask worker has grader {__version__} and assignment {assignment.digest()[:12]}; "
+                           f"the client has grader {job.grader_version} and assignment {job.assignment_digest[:12]}")
+    use_language(job.language, (assignment.root / "locale",))
+    folder = Path(tempfile.mkdtemp(prefix="grader-dask-"))  # 0700, hidden from the kernel as the submission's folder
+    try:
+        path = folder / f"{job.name}.ipynb"
+        path.write_bytes(job.notebook)
+        result = grade_submission(path, assignment, job.options)
+        result.source = job.source
+        return as_plain_data(result)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+class DaskScheduler:
+    """Submissions as tasks of a Dask cluster; the client (this process) writes every output."""
+
+    def __init__(self, address: str, assignment: Assignment, options: GradingOptions, jobs: int, hide: list[Path]):
+        try:
+            from distributed import Client
+        except ImportError:
+            raise SchedulerUnavailable(_("--scheduler needs Dask: pip install 'attention-grader[dask]'")) from None
+        self.assignment, self.options = assignment, options
+        # Security (TLS certificates) comes from Dask's own configuration: DASK_DISTRIBUTED__COMM__TLS__...
+        self.client = Client(address, set_as_default=False)
+        self.futures: list = []
+
+    def job(self, item: BatchItem) -> RemoteJob | None:
+        from . import __version__
+
+        try:
+            notebook = read_regular_file(item.notebook, MAX_NOTEBOOK_BYTES)
+        except OSError:
+            return None  # not a regular file, too large, unreadable: rejected here, no task needed
+        return RemoteJob(notebook, item.name, str(item.notebook), assignment_reference(self.assignment),
+                         self.assignment.digest(), __version__, self.options, language())
+
+    def run(self, items: list[BatchItem]) -> Iterator[tuple[BatchItem, GradedSubmission]]:
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
+        by_key = {}
+        for item in items:
+            job = self.job(item)
+            if job is None:
+                yield item, as_plain_data(grade_submission(item.notebook, self.assignment, self.options))
+                continue
+            future = self.client.submit(grade_remote, job, key=f"grade-{item.name}-{os.urandom(4).hex()}", pure=False)
+            by_key[future.key] = item
+            self.futures.append(future)
+        for future in as_completed(self.futures):
+            item = by_key[future.key]
+            try:
+                graded = future.result()
+            except KilledWorker:
+                graded = failed_grading(item, self.assignment, self.options, _(
+                    "The Dask workers grading this submission kept dying; it will be graded again on the next run."),
+                    final=False)
+            except Exception as exc:
+                graded = failed_grading(item, self.assignment, self.options, _(
+                    "The grader itself failed on this submission: `%(error)s`", error=code_text(f"{type(exc).__name__}: {exc}")),
+                    final=not isinstance(exc, WrongVersion))
+            future.release()
+            yield item, graded
+
+    def close(self, interrupt: bool = False) -> None:
+        if interrupt:
+            self.client.cancel(self.futures)
+        self.client.close()
+
+
+# --------------------------------------------------------------------------- the registry
+
+class SchedulerUnavailable(RuntimeError):
+    """The backend asked for cannot run here (Dask not installed, no scheduler at that address)."""
+
+
+SCHEDULERS = {"local": LocalScheduler, "dask": DaskScheduler}
+
+
+def open_scheduler(address: str | None, assignment: Assignment, options: GradingOptions, jobs: int,
+                   hide: list[Path], early_worker: WorkerProcess | None = None) -> Scheduler:
+    """No address: this machine's threads; a Dask scheduler's address (tcp://, tls://, ...): its workers."""
+    if not address:
+        return SCHEDULERS["local"](assignment, options, jobs, hide, early_worker)
+    try:
+        return SCHEDULERS["dask"](address, assignment, options, jobs, hide)
+    except SchedulerUnavailable:
+        raise
+    except (OSError, TimeoutError) as exc:
+        raise SchedulerUnavailable(_("cannot reach the Dask scheduler at %(address)s: %(reason)s", address=address,
+                                     reason=exc)) from None

@@ -1,0 +1,183 @@
+"""Grading at scale: Dask workers, shards merged, and the on-disk reference cache.
+
+Kept short: the class is four notebooks graded on exercise 1 only (the Dask and shard tests)
+or one notebook on exercise 4 (the cache, whose reference work lives there).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import nbformat
+import pytest
+
+from assignments.attention_pooling.build_notebooks import SOLUTION, STUBS, build_notebook
+from grader import batch, cli
+from tests.submissions import MISTAKES, NUMPY_WAY
+
+SECRET = "scale-secret"
+ONLY_EX1 = ["--exercise", "ex1", "--secret", SECRET, "--quiet"]
+# Each cell sleeps a moment, so that a test can kill a Dask worker while its submission is in the kernel.
+SLOW_CELL = {"ex1": ["import time\ntime.sleep(3)"]}
+
+
+def without_timings(value):
+    """A result.json (or gradebook) with every clock reading removed: what must not depend on where it ran."""
+    if isinstance(value, dict):
+        return {k: without_timings(v) for k, v in value.items() if k not in ("timing", "seconds", "source")}
+    if isinstance(value, list):
+        return [without_timings(v) for v in value]
+    return value
+
+
+def results_of(out) -> dict:
+    return {folder.name: without_timings(json.loads((folder / "result.json").read_text()))
+            for folder in sorted(out.iterdir()) if (folder / "result.json").is_file()}
+
+
+def figures_of(out) -> dict:
+    return {folder.name: (folder / "figures.json").read_text()
+            for folder in sorted(out.iterdir()) if (folder / "figures.json").is_file()}
+
+
+@pytest.fixture(scope="module")
+def small_class(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("class")
+    for name, functions in (("ann", SOLUTION), ("ben", MISTAKES["mistakes_a"][0]), ("cat", STUBS),
+                            ("dan", NUMPY_WAY)):
+        nbformat.write(build_notebook(functions, extra_cells=SLOW_CELL), folder / f"{name}.ipynb")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def graded_locally(small_class, tmp_path_factory):
+    out = tmp_path_factory.mktemp("local")
+    assert cli.main(["grade", str(small_class), "--out", str(out), "--jobs", "2", *ONLY_EX1]) == cli.EXIT_OK
+    return out
+
+
+@pytest.fixture(scope="module")
+def dask_cluster():
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=50) as cluster, distributed.Client(cluster) as client:
+        yield cluster, client
+
+
+def test_a_dask_cluster_grades_as_this_machine_does(small_class, graded_locally, dask_cluster, tmp_path):
+    cluster, _client = dask_cluster
+    out = tmp_path / "dask"
+    assert cli.main(["grade", str(small_class), "--out", str(out), "--scheduler", cluster.scheduler_address,
+                     *ONLY_EX1]) == cli.EXIT_OK
+    assert results_of(out) == results_of(graded_locally)
+    assert figures_of(out) == figures_of(graded_locally)
+    assert (out / "gradebook.csv").read_text() == (graded_locally / "gradebook.csv").read_text()
+    scores = {name: row["score"] for name, row in results_of(out).items()}
+    assert scores["ann"] == scores["dan"] > scores["ben"] > scores["cat"] == 0  # a real grading, not four zeros
+
+
+def test_a_worker_lost_mid_batch_costs_no_submission_and_counts_none_twice(small_class, graded_locally,
+                                                                           dask_cluster, tmp_path, monkeypatch):
+    cluster, client = dask_cluster
+    out = tmp_path / "dask-killed"
+    writes, progress_names = [], []
+    write_submission = batch.write_submission
+
+    def counting_write(out_dir, name, graded, key):
+        writes.append(name)
+        return write_submission(out_dir, name, graded, key)
+
+    monkeypatch.setattr(batch, "write_submission", counting_write)
+    done = {}
+
+    def run():
+        from grader.assignment import load_assignment
+        from grader.pipeline import GradingOptions
+
+        done["rows"] = batch.grade_batch(
+            [small_class], load_assignment("attention_pooling"), GradingOptions(secret=SECRET, exercises=("ex1",)),
+            out, scheduler=cluster.scheduler_address, progress=lambda d, t, name, row: progress_names.append(name))
+
+    grading = threading.Thread(target=run)
+    grading.start()
+    deadline = time.monotonic() + 120
+    victim = None
+    while victim is None and time.monotonic() < deadline:
+        busy = [address for address, keys in client.processing().items() if keys]
+        if busy:
+            time.sleep(2)  # inside the task: its kernel is running the notebook's sleeping cell
+            victim = busy[0]
+        time.sleep(0.1)
+    assert victim, "no worker ever took a task"
+    pids = client.run(os.getpid)
+    os.kill(pids[victim], signal.SIGKILL)  # the nanny starts a new worker; the scheduler reschedules the task
+    grading.join(timeout=300)
+    assert not grading.is_alive()
+    assert sorted(writes) == sorted(progress_names) == ["ann", "ben", "cat", "dan"]  # each exactly once
+    assert [row["submission"] for row in done["rows"]] == ["ann", "ben", "cat", "dan"]
+    assert results_of(out) == results_of(graded_locally)
+
+
+def test_shards_merged_equal_one_unsharded_run(small_class, graded_locally, tmp_path):
+    shard_dirs = [tmp_path / "shard1", tmp_path / "shard2"]
+    for k, folder in enumerate(shard_dirs, start=1):
+        assert cli.main(["grade", str(small_class), "--out", str(folder), "--shard", f"{k}/2", "--jobs", "2",
+                         *ONLY_EX1]) == cli.EXIT_OK
+    graded = [sorted(p.name for p in folder.iterdir() if p.is_dir()) for folder in shard_dirs]
+    assert graded[0] and graded[1] and not set(graded[0]) & set(graded[1])  # a real split, no overlap
+    merged = tmp_path / "merged"
+    assert cli.main(["merge", str(merged), *map(str, shard_dirs)]) == cli.EXIT_OK
+    assert results_of(merged) == results_of(graded_locally)
+    for name in ("gradebook.csv", "index.html"):
+        assert (merged / name).read_text() == (graded_locally / name).read_text()
+    assert without_timings(json.loads((merged / "gradebook.json").read_text())) == without_timings(
+        json.loads((graded_locally / "gradebook.json").read_text()))
+    # A shard missing is said, and the merge exits 3 without inventing rows.
+    partial = tmp_path / "partial"
+    assert cli.main(["merge", str(partial), str(shard_dirs[0])]) == cli.EXIT_UNGRADABLE
+    assert sorted(p.name for p in partial.iterdir() if p.is_dir()) == graded[0]
+
+
+def test_the_same_secret_does_no_reference_work_twice_a_new_secret_or_grader_does(tmp_path, monkeypatch):
+    import grader
+    from grader.assignment import load_assignment
+    from grader.pipeline import GradingOptions, grade_submission
+
+    path = tmp_path / "s.ipynb"
+    nbformat.write(build_notebook(SOLUTION), path)
+    cache = tmp_path / "cache"
+    assignment = load_assignment("attention_pooling")
+
+    def timing(secret: str) -> dict:
+        options = GradingOptions(secret=secret, exercises=("ex4",), figures=False, disk_cache=True, cache_dir=cache)
+        return grade_submission(path, assignment, options).to_json()["timing"]
+
+    version = grader.__version__
+    first = timing(SECRET)
+    assert first["reference_computed"] > 0 and first["reference"] > 0
+    # A new process (nothing in memory) with the same secret: every reference result comes from the disk.
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(path), "--out", str(out), "--secret",
+                           SECRET, "--exercise", "ex4", "--no-figures", "--cache-dir", str(cache), "--quiet"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == cli.EXIT_OK, done.stderr[-2000:]
+    second = json.loads((out / "s" / "result.json").read_text())["timing"]
+    assert second["reference_computed"] == 0 and second["reference"] == 0
+    assert second["reference_from_disk"] == first["reference_computed"]
+    assert timing("another-secret")["reference_computed"] > 0
+    monkeypatch.setattr(grader, "__version__", version + ".post1")
+    assert timing(SECRET)["reference_computed"] > 0
+    folders = {p.name.rsplit("-grader-", 1)[1] for p in (cache / "reference-v1").iterdir()}
+    assert folders == {version, version + ".post1"}
+    assert oct((cache / "reference-v1").stat().st_mode & 0o777) == "0o700"  # the grader's alone
+
+
+def test_the_cache_refuses_a_folder_the_sandbox_shows():
+    from grader.refcache import UnsafeCacheLocation, check_private
+
+    with pytest.raises(UnsafeCacheLocation):
+        check_private(__import__("pathlib").Path(sys.prefix) / "grader-cache")

@@ -19,7 +19,7 @@ from typing import Callable
 
 from . import gradebook
 from .assignment import Assignment, hash_files
-from .files import find_notebooks, read_regular_file, submission_names
+from .files import class_folders, find_notebooks, read_regular_file, submission_names
 from .load import MAX_NOTEBOOK_BYTES
 from .i18n import _, language
 from .model import GradedSubmission, RosterMatch
@@ -119,22 +119,6 @@ class Shard:
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
-
-
-def class_folders(notebooks: list[Path], out_dir: Path) -> list[Path]:
-    """Every submission folder and the output: hidden from every worker, so no student sees another's notebook."""
-    return sorted({Path(os.path.abspath(nb.parent)) for nb in notebooks} | {Path(os.path.abspath(out_dir))})
-
-
-def start_early_worker(paths: list[str | Path], assignment_dir: Path, options: GradingOptions,
-                       out_dir: Path) -> WorkerProcess:
-    """A worker started before the assignment is imported (torch and all), so that its kernel starts meanwhile.
-
-    It knows no preload (the notebook's own imports do that work) and hides the assignment's folder, the home
-    and the class's folders; grade_batch uses it only if that also hides everything the assignment asks.
-    """
-    hide = [assignment_dir, Path.home(), *class_folders(find_notebooks(paths), out_dir)]
-    return WorkerProcess(options.execution, [], hide)
 
 
 def grade_batch(paths: list[str | Path], assignment: Assignment, options: GradingOptions, out_dir: Path,

@@ -42,13 +42,18 @@ def _limits(args) -> Limits:
                   call_timeout=args.call_timeout)
 
 
-def _grading_options(args, secret: str | None):
+def _execution_options(args):
     from .execute import ExecutionOptions
+
+    return ExecutionOptions(_limits(args), args.sandbox, keep_scratch=args.keep_scratch)
+
+
+def _grading_options(args, secret: str | None, execution=None):
     from .pipeline import GradingOptions
 
     return GradingOptions(secret=secret, exercises=tuple(args.exercises) if args.exercises else None,
-                          execution=ExecutionOptions(_limits(args), args.sandbox, keep_scratch=args.keep_scratch),
-                          figures=not args.no_figures, disk_cache=not args.no_cache, cache_dir=args.cache_dir)
+                          execution=execution or _execution_options(args), figures=not args.no_figures,
+                          disk_cache=not args.no_cache, cache_dir=args.cache_dir)
 
 
 def _assignment_dir(name: str) -> Path:
@@ -225,12 +230,12 @@ def language_asked(argv: list[str]) -> str:
     return os.environ.get("GRADER_LANG", "en")
 
 
-def _sandbox_notice(options) -> int | None:
+def _sandbox_notice(execution) -> int | None:
     """Before grading: refuse --sandbox require without a sandbox; say loudly what is not enforced here."""
     from .execute import SandboxUnavailable, enforcement
 
     try:
-        held = enforcement(options.execution)
+        held = enforcement(execution)
     except SandboxUnavailable:
         print("grader: " + _("--sandbox require, but bubblewrap (bwrap) is missing or cannot create namespaces here."),
               file=sys.stderr)
@@ -268,7 +273,7 @@ def run_check(args) -> int:
     if bundle:  # the catalogs of the bundle's assignment, as this install keeps them
         use_language(args.lang, (assignment_folder(assignment.name) / "locale",))
     options = _grading_options(args, secret=None)
-    code = _sandbox_notice(options)
+    code = _sandbox_notice(options.execution)
     if code is not None:
         return code
     result = grade_submission(args.notebook, assignment, options)
@@ -312,7 +317,8 @@ def _no_secret() -> int:
 
 
 def run_grade(args) -> int:
-    from .batch import Shard, grade_batch, start_early_worker, write_atomic, write_class_files
+    from .execute import start_early_worker
+    from .batch import Shard, grade_batch, write_atomic, write_class_files
     from .reviews import ReviewError, load_reviews
     from .roster import RosterError, load_roster, match_roster
     from .schedulers import SchedulerUnavailable
@@ -333,14 +339,16 @@ def run_grade(args) -> int:
     except ValueError:
         print("grader: " + _("--shard wants K/N with 1 <= K <= N, e.g. --shard 2/8."), file=sys.stderr)
         return EXIT_USAGE
-    options = _grading_options(args, secret)
-    code = _sandbox_notice(options)
+    execution = _execution_options(args)
+    code = _sandbox_notice(execution)
     if code is not None:
         return code
-    # The first kernel starts while this process imports the assignment (torch and all): start-up off the path.
+    # The first kernel starts while this process imports the rest of the grader and the assignment (torch and
+    # all): start-up off the critical path.
     early_worker = None if args.scheduler else start_early_worker(args.paths, _assignment_dir(args.assignment),
-                                                                  options, args.out)
+                                                                  execution, args.out)
     try:
+        options = _grading_options(args, secret, execution)
         assignment = _load_assignment(args.assignment)
     except BaseException:
         if early_worker:
@@ -440,7 +448,7 @@ def run_merge(args) -> int:
         print("grader: " + _("not graded in any shard (%(count)s): %(names)s", count=len(missing),
                              names=", ".join(terminal_text(n) for n in missing)), file=sys.stderr)
         return EXIT_UNGRADABLE
-    return _exit_code(rows, args)
+    return EXIT_UNGRADABLE if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]) else EXIT_OK
 
 
 def _write_platform_files(args, rows: list[dict], write_atomic) -> None:
@@ -510,7 +518,7 @@ def run_platform(args) -> int:
     if not secret:
         return _no_secret()
     assignment, options = _load_assignment(args.assignment), _grading_options(args, secret)
-    code = _sandbox_notice(options)  # on the platform's log, which only the instructor sees
+    code = _sandbox_notice(options.execution)  # on the platform's log, which only the instructor sees
     if code is not None:
         return code
     result = grade_upload(args.submission_dir, assignment, options).to_json()

@@ -27,14 +27,12 @@ import nbformat
 import psutil
 
 from .cgroups import CgroupManager, JobCgroup
-from .kernel_sandbox import SWEEP_VARIABLE
-from .files import FileTooLarge, read_regular_file
+from .files import FileTooLarge, class_folders, find_notebooks, read_regular_file
 from .i18n import N_, _
 from .model import GradeError, ProbeCall, WorkerPhases, WorkerRun
-from .sandbox import Limits, SandboxPlan, bubblewrap, covered_inside_shown, make_plan
+from .sandbox import SWEEP_VARIABLE, Limits, SandboxPlan, bubblewrap, covered_inside_shown, make_plan
 from .seccomp import architecture
-from .wire import encode_argument, number, parse_cell, parse_outcome
-from .worker import JOB_NAME, RESULT_NAME, SETTINGS_NAME
+from .wire import JOB_NAME, RESULT_NAME, SETTINGS_NAME, encode_argument, number, parse_cell, parse_outcome
 
 MAX_RESULT_BYTES = 256 * 2**20
 WORKER_ERRORS = {"kernel-unrecoverable": N_("The kernel could not be restarted; the rest of the notebook and the "
@@ -141,9 +139,7 @@ class WorkerProcess:
     def run(self, notebook, calls: list[ProbeCall]) -> WorkerRun:
         limits = self.options.limits
         nbformat.write(notebook, self.job_dir / "submission.ipynb")
-        job = {"notebook": "submission.ipynb",
-               "calls": [{"id": c.id, "function": c.function, "args": [encode_argument(a) for a in c.args],
-                          "grad_wrt": c.grad_wrt, "timeout": c.timeout} for c in calls]}
+        job = {"notebook": "submission.ipynb", "calls": job_calls(calls)}
         (self.job_dir / JOB_NAME).write_text(json.dumps(job))
         started = time.monotonic()
         errors: list[GradeError] = []
@@ -204,6 +200,23 @@ class WorkerProcess:
         if not self.options.keep_scratch:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             shutil.rmtree(self.job_dir, ignore_errors=True)
+
+
+def start_early_worker(paths: list[str | Path], assignment_dir: Path, options: ExecutionOptions,
+                       out_dir: Path) -> WorkerProcess:
+    """A worker started before the assignment is imported (torch and all), so that its kernel starts meanwhile.
+
+    It knows no preload (the notebook's own imports do that work) and hides the assignment's folder, the home
+    and the class's folders; grade_batch uses it only if that also hides everything the assignment asks.
+    """
+    hide = [assignment_dir, Path.home(), *class_folders(find_notebooks(paths), out_dir)]
+    return WorkerProcess(options, [], hide)
+
+
+def job_calls(calls: list[ProbeCall]) -> list[dict]:
+    """Probe calls as the worker's job file (and grader.probe_runtime.run_batch) takes them."""
+    return [{"id": c.id, "function": c.function, "args": [encode_argument(a) for a in c.args], "grad_wrt": c.grad_wrt,
+             "timeout": c.timeout} for c in calls]
 
 
 def die_with_parent() -> None:

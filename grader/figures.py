@@ -74,6 +74,7 @@ def pyplot():
                                 "figure.constrained_layout.use": True})  # one layout pass, not bbox="tight"
     import matplotlib.pyplot as plt
 
+    share_mathtext_parses()
     return plt
 
 
@@ -85,6 +86,23 @@ def figure_fonts(lang: str) -> tuple[str, ...]:
     wanted = [LATIN_FONT, *sorted(CJK_FONTS.values(), key=lambda font: font != CJK_FONTS.get(lang))]
     installed = {font.name for font in font_manager.fontManager.ttflist}
     return tuple(font for font in wanted if font in installed) or (LATIN_FONT,)
+
+
+def share_mathtext_parses() -> None:
+    """Log axes label their ticks in mathtext (10^-1, ...), and matplotlib caches a parse per renderer, i.e. per
+    saved figure, 50 at most: every report parsed its ~80 labels afresh, most of the drawing's time. Parses
+    are values of (output type, text, dpi, font): one process-wide cache serves every figure of a batch."""
+    from matplotlib.mathtext import MathTextParser
+
+    parse = MathTextParser._parse_cached.__wrapped__
+    owners: dict[str, MathTextParser] = {}
+
+    @functools.lru_cache(maxsize=4096)
+    def shared(output_type, text, dpi, prop, antialiased, load_glyph_flags):
+        owner = owners.setdefault(output_type, MathTextParser("path" if output_type == "vector" else "agg"))
+        return parse(owner, text, dpi, prop, antialiased, load_glyph_flags)
+
+    MathTextParser._parse_cached = lambda self, *key: shared(self._output_type, *key)
 
 
 def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:

@@ -126,3 +126,8 @@ def submission_names(notebooks: list[Path]) -> dict[Path, str]:
                  f"{name[:MAX_NAME - 9]}-{hashlib.sha256(str(nb).encode()).hexdigest()[:digits]}"
                  for nb, name in names.items()}
     return names
+
+
+def class_folders(notebooks: list[Path], out_dir: Path) -> list[Path]:
+    """Every submission's folder and the output: hidden from every worker, so no student sees another's notebook."""
+    return sorted({Path(os.path.abspath(nb.parent)) for nb in notebooks} | {Path(os.path.abspath(out_dir))})

@@ -28,12 +28,12 @@ from jupyter_client.provisioning import LocalProvisioner
 
 from . import seccomp
 from .cgroups import JobCgroup
-from .sandbox import Limits, SandboxPlan, apply_rlimits, bwrap_arguments, kernel_environment, unsandboxed_environment
+from .sandbox import (SWEEP_VARIABLE, Limits, SandboxPlan, apply_rlimits, bwrap_arguments, kernel_environment,
+                      unsandboxed_environment)
 
 PROVISIONER_NAME = "grader-sandbox"
 MAX_MESSAGE_BYTES = 256 * 2**20  # one message from the kernel; probe results are the largest
 CONNECTION_FILE = "kernel.json"
-SWEEP_VARIABLE = "JPY_SESSION_NAME"  # looks like any Jupyter kernel's; grader.execute sweeps by it
 
 
 @dataclass

@@ -194,8 +194,6 @@ class StageTimes:
     figures: float = 0.0  # drawing the report figures
     report: float = 0.0  # rendering and writing result.json and report.html
 
-    STAGES = ("kernel_start", "cells", "probes", "reference", "judging", "figures", "report")  # --profile's rows
-
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         return {k: round(v, 3) if isinstance(v, float) else

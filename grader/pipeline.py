@@ -8,6 +8,7 @@ submission runs (``PendingFigures.draw_into``).
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import functools
 import json
@@ -23,15 +24,14 @@ from . import refcache
 from .assignment import Assignment, draw_calls, rng_for
 from .checks import Call, Check, Verdict
 from .execute import ExecutionOptions, WorkerProcess
-from .worker import PROTOCOL_PREFIX
-from .figures import Figure, FigureInputs, FigureResult, pyplot, render_figure
+from .figures import Figure, FigureInputs, FigureResult, render_figure
 from .i18n import N_, _
 from .load import NotebookRejected, load_notebook
 from .environment import provided_packages
 from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, StageTimes,
                     SubmissionResult, WorkerRun, WrittenAnswer, leading_first)
 from .reasons import code_text, explain
-from .wire import encode_argument
+from .wire import PROTOCOL_PREFIX, encode_argument
 
 
 @dataclass
@@ -402,13 +402,13 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
         if worker:
             worker.cleanup()
         return rejected_result(path, assignment, options, str(exc)), PendingFigures([], {}, [])
-    plan = plan_submission(assignment, options)
-    store, ledger = options.reference_store(assignment), refcache.ReferenceLedger()
-    worker = worker or start_worker(assignment, options, [path.resolve().parent, *hide])
-    # The grader would only wait while the worker runs: do the work that does not depend on the student.
+    worker = worker or start_worker(assignment, options, [path.resolve().parent, *hide])  # its kernel starts now
     enough = threading.Event()
-    threading.Thread(target=warm, args=(plan, store, ledger, enough), daemon=True).start()
-    with worker:  # stopped and removed however run() ends
+    with worker:  # stopped and removed however this block ends
+        plan = plan_submission(assignment, options)
+        store, ledger = options.reference_store(assignment), refcache.ReferenceLedger()
+        # The grader would only wait while the worker runs: do the work that does not depend on the student.
+        start_warming(plan, store, ledger, enough)
         run = worker.run(loaded.notebook, plan.sent)
     plan.share_reused(run.probes)
     if options.secret is not None:
@@ -440,20 +440,40 @@ def stage_times(plan: SubmissionPlan, run: WorkerRun, judging: float, seconds: f
         figure_calls_reused=len(plan.reused), judging=judging)
 
 
+_warming: set[threading.Thread] = set()
+
+
+def start_warming(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.ReferenceLedger,
+                  enough: threading.Event) -> None:
+    thread = threading.Thread(target=warm, args=(plan, store, ledger, enough), daemon=True)
+    _warming.add(thread)
+    thread.start()
+
+
+@atexit.register
+def finish_warming() -> None:
+    """Before the interpreter goes: a warm-up thread left inside torch at exit aborts the process (C++ terminate).
+    Each one stops after its current step, which judging did not need but the next run's cache keeps."""
+    for thread in list(_warming):
+        thread.join()
+        _warming.discard(thread)
+
+
 def warm(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.ReferenceLedger,
          enough: threading.Event) -> None:
-    """Reference results and plotting imports, computed (and cached) while the worker runs, until judging is done."""
-    steps = [pyplot] if plan.figures else []
-    steps += [functools.partial(p.check.warm, p.calls) for p in plan.checks]
+    """Reference results, computed (and cached) while the worker runs, until judging is done."""
+    # Not matplotlib's import: only a figure that will be drawn needs it, and drawing is off the critical path.
+    steps = [functools.partial(p.check.warm, p.calls) for p in plan.checks]
     steps += [functools.partial(p.figure.prepare, p.calls) for p in plan.figures if p.figure.prepare]
     with refcache.using(store, ledger):
         for step in steps:
             if enough.is_set():
-                return
+                break
             try:
                 step()
             except Exception:  # warming is an optimisation; judging and drawing redo (and report) any failure
                 pass
+    _warming.discard(threading.current_thread())
 
 
 def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path]) -> WorkerProcess:

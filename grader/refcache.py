@@ -132,13 +132,14 @@ class ReferenceStore:
         with self.guard:
             return self.locks.setdefault(key, threading.Lock())
 
-    def get_or_compute(self, key: str, compute: Callable[[], Any], ledger: ReferenceLedger | None) -> Any:
+    def get_or_compute(self, key: str, compute: Callable[[], Any], ledger: ReferenceLedger | None,
+                       storable: bool = True) -> Any:
         if key in self.memory:
             return self.memory[key]
         with self._lock_for(key):  # one computation per process ...
             if key in self.memory:
                 return self.memory[key]
-            if self.folder is None:
+            if self.folder is None or not storable:
                 value = self._compute(compute, ledger)
             else:
                 value = self._through_disk(key, compute, ledger)
@@ -223,16 +224,18 @@ class ReferenceMemo:
         functools.update_wrapper(self, function)
         self.function, self.name = function, name
 
-    def key(self, args: tuple, kwargs: dict) -> str:
+    def key(self, args: tuple, kwargs: dict) -> tuple[str, bool]:
+        """The result's name in a store, and whether it may go to disk (arguments the format can spell)."""
         try:
             spelled = json.dumps([encode(args), encode(dict(sorted(kwargs.items())))])
-        except NotStorable:
-            spelled = repr((args, sorted(kwargs.items())))  # still hashable by lru_cache's contract
-        return f"{self.name}-{hashlib.sha256(spelled.encode()).hexdigest()[:32]}"
+        except NotStorable:  # e.g. a tensor: hashed by identity, as lru_cache would, and kept in memory only
+            return f"{self.name}-memory-{hash((args, tuple(sorted(kwargs.items()))))}", False
+        return f"{self.name}-{hashlib.sha256(spelled.encode()).hexdigest()[:32]}", True
 
     def __call__(self, *args, **kwargs):
         store, ledger = _current.get()
-        return store.get_or_compute(self.key(args, kwargs), lambda: self.function(*args, **kwargs), ledger)
+        key, storable = self.key(args, kwargs)
+        return store.get_or_compute(key, lambda: self.function(*args, **kwargs), ledger, storable)
 
     def cache_clear(self) -> None:
         """As lru_cache's: forget the in-memory results (the files stay)."""

@@ -6,6 +6,7 @@ rendered again later, e.g. after an instructor's review, without grading again.
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from pathlib import Path
 
@@ -35,6 +36,12 @@ def labelled(template: str, text) -> Markup:
 
 
 def environment() -> jinja2.Environment:
+    """The templates, compiled once per language (a batch renders a report per submission)."""
+    return _environment(language(), id(translations()))
+
+
+@functools.lru_cache(maxsize=8)
+def _environment(lang: str, _catalog: int) -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES_DIR), autoescape=True,
                              trim_blocks=True, lstrip_blocks=True, extensions=["jinja2.ext.i18n"])
     env.install_gettext_translations(translations(), newstyle=True)
@@ -42,7 +49,7 @@ def environment() -> jinja2.Environment:
     env.filters["number"] = lambda v: f"{v:.6g}" if isinstance(v, float) else str(v)
     env.filters["code_spans"] = code_spans
     env.globals.update(error_title=error_title, status_word=lambda status: _(STATUS_WORDS.get(status, status)),
-                       labelled=labelled, LIKELY_CAUSE=LIKELY_CAUSE, HINT=HINT, REREAD=REREAD, lang=language(),
+                       labelled=labelled, LIKELY_CAUSE=LIKELY_CAUSE, HINT=HINT, REREAD=REREAD, lang=lang,
                        unenforced_text=lambda key: _(UNENFORCED.get(key, key)))
     return env
 

@@ -35,6 +35,7 @@ NOBODY = 65534  # the uid and gid a root-started sandbox drops to
 ETC_ALLOWED = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "fonts", "mime.types",
                "nsswitch.conf", "host.conf", "gai.conf", "timezone", "matplotlibrc")
 GRADER_PACKAGES = ("grader", "reference", "assignments")  # never visible inside, wherever they are installed
+SWEEP_VARIABLE = "JPY_SESSION_NAME"  # marks an unsandboxed kernel's processes; looks like any Jupyter kernel's
 
 
 @dataclass(frozen=True)

@@ -124,16 +124,18 @@ class LocalScheduler:
             with counter:
                 remaining[0] -= 1
                 left = remaining[0]
-            worker = self.pool.take(left)
+            worker = None
             try:
+                worker = self.pool.take(left)
                 result, figures = grade_until_figures(item.notebook, self.assignment, self.options, worker=worker,
                                                       hide=self.hide)
-            except Exception as exc:
+            except Exception as exc:  # every item comes back, or the batch would wait for it forever
                 finished.put((item, failed_grading(item, self.assignment, self.options, _(
                     "The grader itself failed on this submission: `%(error)s`", error=code_text(f"{type(exc).__name__}: {exc}")))))
                 return
             finally:
-                self.pool.release(worker)
+                if worker is not None:
+                    self.pool.release(worker)
             if self.interrupted.is_set():
                 finished.put((item, None))  # cut short by Ctrl-C: nothing is written, so the next run grades it
                 return

@@ -19,6 +19,10 @@ import numpy as np
 
 from .model import CellRun, ProbeOutcome
 
+# The worker's job folder (grader.execute writes the first two, grader.worker the others); kept here, not in
+# grader.worker, so that the grader can start a worker without importing nbclient first.
+SETTINGS_NAME, JOB_NAME, RESULT_NAME, LOG_NAME = "settings.json", "job.json", "worker-result.json", "kernel.log"
+PROTOCOL_PREFIX = "protocol:"  # a cell record's error_value when the kernel broke the protocol
 OUTCOME_MIME = "application/vnd.attention-grader.outcome+json"
 OUTCOME_STATUSES = ("ok", "error", "missing", "timeout", "kernel-died", "invalid", "not-run")
 CELL_STATUSES = ("ok", "error", "timeout", "kernel-died")

@@ -39,13 +39,12 @@ from nbclient.util import run_sync
 from .cgroups import JobCgroup
 from .kernel_sandbox import KernelLaunch, SandboxedKernelManager
 from .sandbox import Limits, SandboxPlan
-from .wire import OUTCOME_MIME, checked_outcome
+from .wire import (JOB_NAME, LOG_NAME, OUTCOME_MIME, PROTOCOL_PREFIX, RESULT_NAME, SETTINGS_NAME,  # noqa: F401
+                   checked_outcome)
 
 PROBE_RUNTIME = Path(__file__).with_name("probe_runtime.py")
-RESULT_NAME, JOB_NAME, SETTINGS_NAME, LOG_NAME = "worker-result.json", "job.json", "settings.json", "kernel.log"
 RESPONSIVE_GRACE = 5  # seconds an interrupted kernel gets to come back
 PROBE_OUTPUT_CAP = 200 * 2**20  # bytes of probe outcomes one execution may send back
-PROTOCOL_PREFIX = "protocol:"  # a cell record's error_value when the kernel broke the protocol
 
 
 class KernelProtocolError(Exception):

@@ -1,0 +1,244 @@
+"""The grader as a user runs it, against the floor, side by side in one run.
+
+    .venv/bin/python benchmarks/bench_cli.py [--rounds 2] [--class-size 13] [--skip-template] [--skip-class]
+
+grader  `python -m grader.cli grade PATH --out DIR --secret S --force --quiet --jobs J`: a cold
+        process with a secret, sandbox and cgroups as this machine has them, figures drawn,
+        reports and gradebooks written. The on-disk reference cache is warm (filled once before
+        the rounds), as from a course's second run with the same secret.
+floor   one cold Python process that, for each notebook in turn, starts a bare kernel with
+        nbclient (no sandbox, no worker), runs the notebook, then makes in that same kernel the
+        same probe calls on the same inputs as the grader's checks (with the grader's probe
+        runtime, grouped per function as the worker groups them). The figures' calls are the
+        grader's own extra and are not in the floor. Kernels single-threaded on both sides.
+
+Cases: the untouched template (fixed overhead, target grader <= 1.3x floor) and a class of
+correct, mistaken, light and heavy notebooks at --jobs 1 and --jobs 2 against the floor's
+sequential time (target at --jobs 2: <= 1.2x the floor's sequential time / 2). The sides
+alternate and the order flips every round, so machine noise hits both; figures are medians.
+It also reports CPU seconds (the processes' own and their children's), peak memory (the
+grader's process, one worker, one kernel) and the grader's per-stage profile of the last run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from itertools import groupby
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SECRET = "benchmark-secret"
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+# --------------------------------------------------------------------------- the floor (runs in its own process)
+
+def run_floor(calls_file: Path, notebooks: list[Path]) -> None:
+    import nbformat
+    from nbclient import NotebookClient
+
+    calls = json.loads(calls_file.read_text())
+    runtime = (REPO / "grader" / "probe_runtime.py").read_text()
+    load_runtime = ("import sys as _s, types as _t\n_m = _t.ModuleType('_probe')\n"
+                    f"exec(compile({runtime!r}, '<probe>', 'exec'), _m.__dict__)\n_s.modules['_probe'] = _m\n")
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        nb.cells.append(nbformat.v4.new_code_cell(load_runtime))
+        for _, group in groupby(calls, key=lambda call: call["function"]):
+            nb.cells.append(nbformat.v4.new_code_cell(f"__import__('_probe').run_batch({json.dumps(list(group))!r})"))
+        NotebookClient(nb, kernel_name="python3", allow_errors=True, timeout=600,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+def build_inputs(folder: Path, class_size: int) -> tuple[Path, Path, Path]:
+    """The template, a class, and the checks' probe calls (the floor's); also warms the grader's reference cache."""
+    sys.path.insert(0, str(REPO))
+    import nbformat
+
+    from assignments.attention_pooling.build_notebooks import SOLUTION, SOLUTION_EXPLORATION, STUBS, build_notebook
+    from grader import refcache
+    from grader.assignment import load_assignment
+    from grader.execute import job_calls
+    from grader.pipeline import GradingOptions, plan_figures, plan_probes
+    from tests.submissions import LOOPS_WAY, MISTAKES, NUMPY_WAY
+
+    template = folder / "template" / "attention_pooling.ipynb"
+    template.parent.mkdir()
+    nbformat.write(build_notebook(STUBS), template)
+    variants = {"right_torch": build_notebook(SOLUTION), "right_numpy": build_notebook(NUMPY_WAY),
+                "right_loops": build_notebook(LOOPS_WAY),
+                **{name: build_notebook(functions) for name, (functions, _) in MISTAKES.items()},
+                "light_untouched": build_notebook(STUBS),
+                "light_half_done": build_notebook({**STUBS, "ex1": SOLUTION["ex1"], "ex3": SOLUTION["ex3"]}),
+                "heavy_right": build_notebook(SOLUTION, exploration=SOLUTION_EXPLORATION),
+                "heavy_mistaken": build_notebook(MISTAKES["mistakes_b"][0], exploration=SOLUTION_EXPLORATION)}
+    names = list(variants)
+    klass = folder / "class"
+    klass.mkdir()
+    for i in range(class_size):
+        name = names[i % len(names)]
+        nbformat.write(variants[name], klass / f"{i:02d}_{name}.ipynb")
+    assignment = load_assignment("attention_pooling")
+    options = GradingOptions(secret=SECRET, disk_cache=True)
+    calls = folder / "calls.json"
+    planned = plan_probes(assignment, options)
+    calls.write_text(json.dumps(job_calls([call for plan in planned for call in plan.probe_calls])))
+    with refcache.using(options.reference_store(assignment), None):  # the cache as a second run finds it
+        for plan in planned:
+            plan.check.warm(plan.calls)
+        for plan in plan_figures(assignment, options):
+            if plan.figure.prepare:
+                plan.figure.prepare(plan.calls)
+    return template, klass, calls
+
+
+class PeakMemory:
+    """Samples the child's process tree: the peak RSS of the grader's process, of one worker, of one kernel."""
+
+    KINDS = (("grader", "grader.cli"), ("worker", "grader.worker"), ("kernel", "ipykernel_launcher"),
+             ("floor", "--floor"))
+
+    def __init__(self, pid: int):
+        import psutil
+
+        self.root = psutil.Process(pid)
+        self.peaks = {kind: 0 for kind, _ in self.KINDS}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.sample, daemon=True)
+        self.thread.start()
+
+    def sample(self) -> None:
+        import psutil
+
+        while not self.stop.is_set():
+            try:
+                processes = [self.root, *self.root.children(recursive=True)]
+            except psutil.Error:
+                return
+            for process in processes:
+                try:
+                    command, rss = " ".join(process.cmdline()), process.memory_info().rss
+                except psutil.Error:
+                    continue
+                for kind, marker in self.KINDS:
+                    if marker in command:
+                        self.peaks[kind] = max(self.peaks[kind], rss)
+                        break
+            self.stop.wait(0.2)
+
+    def close(self) -> dict[str, int]:
+        self.stop.set()
+        self.thread.join()
+        return self.peaks
+
+
+def timed(command: list[str], env: dict[str, str]) -> dict:
+    """Wall clock, CPU seconds (the process and every child it waited for) and peak memory of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    memory = PeakMemory(process.pid)
+    _, stderr = process.communicate()
+    seconds = time.perf_counter() - started
+    peaks = memory.close()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if process.returncode not in (0, 1):  # 1: some submission scored below full marks, which is fine
+        raise SystemExit(f"{' '.join(command[:4])}...: exit {process.returncode}\n{stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {"seconds": seconds, "cpu": cpu, "peaks": peaks}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--class-size", type=int, default=13)
+    parser.add_argument("--skip-template", action="store_true")
+    parser.add_argument("--skip-class", action="store_true")
+    parser.add_argument("--floor", nargs="+", type=Path, help=argparse.SUPPRESS)  # CALLS NOTEBOOK...: the floor
+    args = parser.parse_args()
+    if args.floor:
+        run_floor(args.floor[0], args.floor[1:])
+        return
+    with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
+        tmp = Path(tmp)
+        env = {**os.environ, **SINGLE_THREADED, "GRADER_CACHE_DIR": str(tmp / "cache")}
+        template, klass, calls = build_inputs(tmp, args.class_size)
+        notebooks = sorted(klass.glob("*.ipynb"))
+
+        def grader(paths: list[Path], jobs: int) -> list[str]:
+            return [sys.executable, "-m", "grader.cli", "grade", *map(str, paths), "--out", str(tmp / "out" / f"{jobs}"),
+                    "--secret", SECRET, "--force", "--quiet", "--jobs", str(jobs)]
+
+        def floor(paths: list[Path]) -> list[str]:
+            return [sys.executable, str(Path(__file__).resolve()), "--floor", str(calls), *map(str, paths)]
+
+        cases = {}
+        if not args.skip_template:
+            cases["template"] = {"grader": grader([template], 1), "floor": floor([template])}
+        if not args.skip_class:
+            cases["class"] = {"grader --jobs 1": grader([klass], 1), "grader --jobs 2": grader([klass], 2),
+                              "floor": floor(notebooks)}
+        timed(floor([template]), env)  # the file cache warm for both sides
+        runs: dict[tuple[str, str], list[dict]] = {}
+        loads = [os.getloadavg()[0]]
+        for round_number in range(args.rounds):
+            for case, sides in cases.items():
+                order = list(sides) if round_number % 2 == 0 else list(reversed(sides))
+                for side in order:
+                    runs.setdefault((case, side), []).append(timed(sides[side], env))
+            loads.append(os.getloadavg()[0])
+            print(f"round {round_number + 1}/{args.rounds} done (load average {loads[-1]:.1f})", file=sys.stderr)
+        report(runs, cases, args, len(notebooks), loads, tmp / "out" / "2")
+
+
+def report(runs, cases, args, class_size: int, loads: list[float], out: Path) -> None:
+    def median(case, side, key="seconds") -> float:
+        return statistics.median(run[key] for run in runs[(case, side)])
+
+    mib = 2**20
+    print(f"cores: {os.cpu_count()}; rounds: {args.rounds}; 1-minute load average during the run: "
+          f"{min(loads):.1f}..{max(loads):.1f}; medians of wall-clock seconds; the CLI cold, with a secret, "
+          f"reference cache warm")
+    print(f"{'case':<34} {'grader':>8} {'floor':>8} {'ratio':>6} {'target':>7} {'grader CPU':>11} {'floor CPU':>10}")
+    rows = []
+    if "template" in cases:
+        rows.append(("untouched template", "template", "grader", median("template", "floor"), "<= 1.3x"))
+    if "class" in cases:
+        sequential = median("class", "floor")
+        rows.append((f"class of {class_size}, --jobs 1 vs sequential", "class", "grader --jobs 1", sequential, ""))
+        rows.append((f"class of {class_size}, --jobs 2 vs sequential / 2", "class", "grader --jobs 2", sequential / 2,
+                     "<= 1.2x"))
+    for label, case, side, floor_seconds, target in rows:
+        seconds = median(case, side)
+        print(f"{label:<34} {seconds:>8.1f} {floor_seconds:>8.1f} {seconds / floor_seconds:>5.2f}x {target:>7} "
+              f"{median(case, side, 'cpu'):>11.1f} {median(case, 'floor', 'cpu'):>10.1f}")
+    print("peak memory (RSS, MiB): " + "; ".join(
+        f"{case}/{side}: grader {max(r['peaks']['grader'] for r in runs[(case, side)]) / mib:.0f}, one worker "
+        f"{max(r['peaks']['worker'] for r in runs[(case, side)]) / mib:.0f}, one kernel "
+        f"{max(r['peaks']['kernel'] for r in runs[(case, side)]) / mib:.0f}"
+        for case, sides in cases.items() for side in sides if side.startswith("grader")))
+    print("floor peak memory (MiB): " + "; ".join(
+        f"{case}: driver {max(r['peaks']['floor'] for r in runs[(case, 'floor')]) / mib:.0f}, one kernel "
+        f"{max(r['peaks']['kernel'] for r in runs[(case, 'floor')]) / mib:.0f}" for case in cases))
+    if out.exists():
+        sys.path.insert(0, str(REPO))
+        from grader.summary import profile_table
+
+        last = [json.loads(p.read_text()) for p in sorted(out.glob("*/result.json"))]
+        print("\nThe grader's last --jobs 2 run, stage by stage (summed over its submissions):")
+        print(profile_table(last, sum(r["timing"]["seconds"] for r in last), 0.0).split("\n", 1)[1])
+
+
+if __name__ == "__main__":
+    main()

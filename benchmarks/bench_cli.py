@@ -153,7 +153,7 @@ def timed(command: list[str], env: dict[str, str]) -> dict:
     seconds = time.perf_counter() - started
     peaks = memory.close()
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if process.returncode not in (0, 1):  # 1: some submission scored below full marks, which is fine
+    if process.returncode not in (0, 1) or "Traceback" in stderr:  # 1: a submission below full marks: fine
         raise SystemExit(f"{' '.join(command[:4])}...: exit {process.returncode}\n{stderr[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"seconds": seconds, "cpu": cpu, "peaks": peaks}

@@ -248,7 +248,7 @@ class DaskScheduler:
             future = self.client.submit(grade_remote, job, key=f"grade-{item.name}-{os.urandom(4).hex()}", pure=False)
             by_key[future.key] = item
             self.futures.append(future)
-        for future in as_completed(self.futures):
+        for future in as_completed(self.futures, loop=self.client.loop):  # this client's, not a default one
             item = by_key[future.key]
             try:
                 graded = future.result()

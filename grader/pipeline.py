@@ -103,11 +103,22 @@ def plan_figures(assignment: Assignment, options: GradingOptions) -> list[Planne
     return planned
 
 
-def draw_figures(planned: list[PlannedFigure], probes: dict[str, ProbeOutcome],
-                 results: list[CheckResult]) -> list[FigureResult]:
+def draw_figures(planned: list[PlannedFigure], probes: dict[str, ProbeOutcome], results: list[CheckResult],
+                 silent: frozenset[str] = frozenset()) -> list[FigureResult]:
+    """``silent``: exercises none of whose functions returned a value. A figure of its own calls waits when
+    none of them returned one (render_figure); a figure drawn from the checks' results alone waits when its
+    exercise is silent: it could show only the reference, and drawing it costs matplotlib's import."""
     checks = {r.id: r for r in results}
-    return [render_figure(p.figure, FigureInputs(p.calls, [probes[c.id] for c in p.probe_calls], checks))
+    return [FigureResult(p.figure.id, p.figure.exercise, p.figure.title, p.figure.caption, waiting=True)
+            if not p.probe_calls and p.figure.exercise in silent else
+            render_figure(p.figure, FigureInputs(p.calls, [probes[c.id] for c in p.probe_calls], checks))
             for p in planned]
+
+
+def silent_exercises(checks: list[PlannedCheck], results: list[CheckResult]) -> frozenset[str]:
+    """Exercises every check of which errored: none of their calls returned a value (or none could be judged)."""
+    spoke = {plan.check.exercise for plan, result in zip(checks, results) if result.status != "errored"}
+    return frozenset(plan.check.exercise for plan in checks) - spoke
 
 
 def call_identity(call: ProbeCall) -> str:
@@ -152,12 +163,13 @@ class PendingFigures:
     results: list[CheckResult]
     store: refcache.ReferenceStore | None = None
     ledger: refcache.ReferenceLedger | None = None
+    silent: frozenset[str] = frozenset()  # silent_exercises
 
     def draw_into(self, result: SubmissionResult) -> SubmissionResult:
         started = time.monotonic()
         if self.planned:
             with refcache.using(self.store, self.ledger):
-                result.figures = draw_figures(self.planned, self.probes, self.results)
+                result.figures = draw_figures(self.planned, self.probes, self.results, self.silent)
         result.timing.figures = time.monotonic() - started
         if self.ledger:
             record_reference(result.timing, self.ledger)
@@ -425,7 +437,8 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
     result.source = str(path)
     result.timing = stage_times(plan, run, judged - judging, judged - started)
     record_reference(result.timing, ledger)
-    return result, PendingFigures(plan.figures, run.probes, results, store, ledger)
+    return result, PendingFigures(plan.figures, run.probes, results, store, ledger,
+                                  silent_exercises(plan.checks, results))
 
 
 def stage_times(plan: SubmissionPlan, run: WorkerRun, judging: float, seconds: float) -> StageTimes:

@@ -182,3 +182,18 @@ def test_the_cache_refuses_a_folder_the_sandbox_shows():
 
     with pytest.raises(UnsafeCacheLocation):
         check_private(__import__("pathlib").Path(sys.prefix) / "grader-cache")
+
+
+def test_a_figure_drawn_from_results_alone_waits_while_its_exercise_is_silent(assignment):
+    """No matplotlib for an untouched template: nothing of the student's to show, the figure waits."""
+    from grader.model import CheckResult
+    from grader.pipeline import GradingOptions, draw_figures, plan_figures, plan_probes, silent_exercises
+
+    options = GradingOptions(exercises=("ex4",))
+    checks, figures = plan_probes(assignment, options), plan_figures(assignment, options)
+    assert figures and all(not plan.probe_calls for plan in figures)  # ex4's figure draws from the study's results
+    errored = [CheckResult(plan.check.id, "", "errored", 0.0, 1.0, "") for plan in checks]
+    assert silent_exercises(checks, errored) == {"ex4"}
+    assert [f.waiting for f in draw_figures(figures, {}, errored, silent_exercises(checks, errored))] == [True]
+    judged = [CheckResult(checks[0].check.id, "", "failed", 0.0, 1.0, ""), *errored[1:]]
+    assert silent_exercises(checks, judged) == frozenset()

@@ -167,12 +167,11 @@ _PUBLIC_CALLS: dict[tuple[str, str, str], list[Call]] = {}
 
 
 def same_call(a: Call, b: Call) -> bool:
-    def same(x, y) -> bool:
-        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-            return np.shape(x) == np.shape(y) and bool(np.array_equal(x, y))
-        return x == y
+    """The same function, arguments (values and dtypes), object and gradients: the same outcome."""
+    from .checks import call_fields
+    from .wire import call_identity
 
-    return a.function == b.function and len(a.args) == len(b.args) and all(map(same, a.args, b.args))
+    return call_identity(call_fields(a)) == call_identity(call_fields(b))
 
 
 def public_calls(assignment: Assignment, check: Check) -> list[Call]:

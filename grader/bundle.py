@@ -33,10 +33,11 @@ from .assignment import ASSIGNMENTS_DIR, Assignment, Exercise, public_verdicts
 from .checks import RECOGNISERS, Call, Check, CustomCheck, CustomVerdict, Recogniser, ValueCheck, ValueData
 from .curves import Curve, TabulatedCurve
 from .i18n import Message, _
-from .wire import array, encode_array, number
+from .model import Value
+from .wire import Malformed, encode_array, number, parse_value, value_json, array
 
 BUNDLE_FORMAT = "attention-grader-bundle"
-BUNDLE_VERSION = 1  # raised whenever a field changes meaning; a reader refuses any other version
+BUNDLE_VERSION = 2  # raised whenever a field changes meaning; a reader refuses any other version
 BUNDLE_SUFFIX = ".bundle.json"
 KINDS: dict[str, type[Check]] = {"value": ValueCheck, "custom": CustomCheck}
 DATA_OF_KIND = {"value": lambda check: ValueData, "custom": lambda check: check.verdict.data_type}
@@ -135,6 +136,8 @@ def encode(value, hint) -> Any:
         return value
     if hint is np.ndarray:
         return encode_array(np.asarray(value, dtype=np.float64))
+    if hint is Value:
+        return value_json(value)
     if hint is Message:
         return {"msgid": value.msgid, "values": {k: _plain(v) for k, v in value.values.items()}}
     if hint in (Recogniser, CustomVerdict):
@@ -143,9 +146,8 @@ def encode(value, hint) -> Any:
         return encode(value.tabulated(), TabulatedCurve)
     if origin in (tuple, list):
         args = typing.get_args(hint)
-        if not args:  # a call's arguments: arrays and plain values
-            return [encode_array(np.asarray(v, dtype=np.float64)) if isinstance(v, np.ndarray) or hasattr(v, "detach")
-                    else _plain(v) for v in value]
+        if not args:  # a call's arguments: wire values
+            return [value_json(v) for v in value]
         return [encode(v, args[0]) for v in value]
     if origin is dict:
         return {str(k): encode(v, typing.get_args(hint)[1]) for k, v in value.items()}
@@ -208,6 +210,8 @@ def decode(raw, hint, where: str, verdicts: dict[str, CustomVerdict]) -> Any:
         if value is None:
             raise _Invalid(where, _("expected an array ({\"shape\": [...], \"data\": [...]})"))
         return value
+    if hint is Value:
+        return _value_back(raw, where)
     if hint is Message:
         if not isinstance(raw, dict) or not isinstance(raw.get("msgid"), str) or not isinstance(raw.get("values"), dict):
             raise _Invalid(where, _("expected a text ({\"msgid\": ..., \"values\": {...}})"))
@@ -228,7 +232,7 @@ def decode(raw, hint, where: str, verdicts: dict[str, CustomVerdict]) -> Any:
             raise _Invalid(where, _("expected a list"))
         args = typing.get_args(hint)
         if not args:
-            items = [_argument_back(v, f"{where}[{i}]") for i, v in enumerate(raw)]
+            items = [_value_back(v, f"{where}[{i}]") for i, v in enumerate(raw)]
         else:
             items = [decode(v, args[0], f"{where}[{i}]", verdicts) for i, v in enumerate(raw)]
         return origin(items)
@@ -266,13 +270,11 @@ def _plain_back(raw, where: str):
     return value
 
 
-def _argument_back(raw, where: str):
-    if isinstance(raw, dict):
-        value = array(raw)
-        if value is None:
-            raise _Invalid(where, _("expected an array ({\"shape\": [...], \"data\": [...]})"))
-        return value
-    return _plain_back(raw, where)
+def _value_back(raw, where: str):
+    try:
+        return parse_value(raw)
+    except Malformed:
+        raise _Invalid(where, _("expected a value ({\"kind\": ..., ...}, as grader.probe_runtime writes one)")) from None
 
 
 # --------------------------------------------------------------------------- the file

@@ -22,8 +22,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .i18n import N_, Message, _
-from .compare import Comparison, as_array, compare_arrays, relative_error
-from .model import ProbeOutcome
+from .compare import Comparison, compare_values, value_error
+from .model import Construct, ProbeOutcome, Value, is_numbers
+from .probe_runtime import invoke
+from .wire import to_value
 
 # Dataclass field metadata: the field holds the instructor's code or secrets-bound data, never released.
 INSTRUCTOR_ONLY = {"instructor_only": True}
@@ -31,21 +33,59 @@ INSTRUCTOR_ONLY = {"instructor_only": True}
 
 @dataclass(frozen=True)
 class Call:
-    """One call the check wants made. ``context`` stays in the grader; only the function and args travel."""
+    """One call the check wants made. ``context`` stays in the grader; the rest travels.
+
+    ``function`` names a function of the student's notebook, or with ``construct`` a class whose object is
+    built and called (grader.model.Construct). ``grad_wrt``: argument indices and parameter names to
+    differentiate the result by.
+    """
 
     function: str
     args: tuple
-    grad_wrt: int | None = None
+    grad_wrt: int | str | tuple[int | str, ...] | None = None
     timeout: float | None = None  # seconds; None takes the run's default call limit
     context: Any = field(default=None, metadata=INSTRUCTOR_ONLY)
+    kwargs: dict[str, Value] = field(default_factory=dict)
+    construct: Construct | None = None
+
+
+def call_fields(call: Call) -> dict:
+    """What grader.probe_runtime.invoke reads of a call: the same for the student's code and the reference's."""
+    from .wire import call_json
+    from .model import ProbeCall
+
+    return call_json(ProbeCall("", call.function, tuple(call.args), call.grad_wrt, 0.0, dict(call.kwargs),
+                               call.construct))
+
+
+def reference_value(target: Callable, call: Call) -> Value:
+    """What ``target`` (the reference, a variant, an accepted computation) returns when called exactly as the
+    student's code is: through the probe runtime's ``invoke``, in the grader. With ``grad_wrt``, the gradient(s)
+    of the sum of its result; a single target's gradient is the value itself."""
+    fields = call_fields(call)
+    result, leaves, _names = invoke(target, fields)
+    if not leaves:
+        return to_value(result)
+    import torch
+
+    output = result[0] if isinstance(result, (tuple, list)) else result
+    order = [str(w) for w in fields["grad_wrt"]]  # as the call names them, as a student's outcome's grads are read
+    grads = torch.autograd.grad(output.sum(), [leaves[key] for key in order], allow_unused=True)
+    values = tuple(to_value(g) for g in grads)
+    return values[0] if len(values) == 1 else values
 
 
 @dataclass(frozen=True)
 class Case:
-    """Inputs for one call of a ValueCheck; ``label`` names them in reports of public runs only."""
+    """Inputs for one call of a ValueCheck; ``label`` names them in reports of public runs only.
+
+    ``construct``: the check's ``function`` names a class; the object is built so (grader.model.Construct).
+    """
 
     label: str | Message
     args: tuple
+    kwargs: dict | None = None
+    construct: Construct | None = None
 
 
 @dataclass(frozen=True)
@@ -85,23 +125,26 @@ class Misconception:
     atol: float = 1e-10
     credit: float = 0.0  # the share of a case's points still earned when its failure is this one (instructor's choice)
 
-    def output(self, args: tuple) -> np.ndarray | None:
-        """What the variant computes on ``args`` (None for a recogniser, or a variant that fails there)."""
+    def output(self, call: Call) -> Value | None:
+        """What the variant computes on the call's inputs (None for a recogniser, or a variant that fails there:
+        this misconception is then not recognised on that input, and nothing else changes)."""
         if self.variant is None:
             return None
         try:
-            return as_array(self.variant(*args))
+            return reference_value(self.variant, call)
         except Exception:
             return None
 
-    def matches(self, got: np.ndarray, expected: np.ndarray, wrong: np.ndarray | None) -> bool:
+    def matches(self, got: Value, expected: Value, wrong: Value | None) -> bool:
         """``wrong``: this misconception's output on the case's inputs (``output``), precomputed."""
         if self.recognise is not None:
+            if not (is_numbers(got) and is_numbers(expected)):
+                return False
             try:
-                return bool(self.recognise.test(got, expected))
+                return bool(self.recognise.test(np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)))
             except Exception:
                 return False
-        return wrong is not None and compare_arrays(got, wrong, self.rtol, self.atol).matches
+        return wrong is not None and compare_values(got, wrong, self.rtol, self.atol).matches
 
     def problem(self) -> str | None:
         """What makes this declaration unusable, in words (None: nothing)."""
@@ -197,9 +240,9 @@ class CaseData:
     """What a ValueCheck's verdict needs of one input: the expected result and each misconception's."""
 
     label: str | Message
-    expected: np.ndarray
+    expected: Value
     scale: float
-    wrong: tuple[np.ndarray | None, ...]  # aligned with the check's misconceptions; None for a recogniser
+    wrong: tuple[Value | None, ...]  # aligned with the check's misconceptions; None for a recogniser
 
 
 @dataclass(frozen=True, eq=False)
@@ -209,7 +252,12 @@ class ValueData:
 
 @dataclass
 class ValueCheck(Check):
-    """Call ``function`` on each case and hold the result (or its gradient) against ``expected``."""
+    """Call ``function`` on each case and hold the result (or its gradient) against the reference's.
+
+    ``expected`` is the reference: a function, or with the cases' ``construct`` a class, called exactly as
+    the student's (grader.probe_runtime.invoke); so are each misconception's ``variant`` and each accepted
+    computation. Its result may be a structure (a tuple ``(output, weights)``): compared item by item.
+    """
 
     function: str = ""
     cases: Callable[[np.random.Generator], list[Case]] = field(default=lambda rng: [], metadata=INSTRUCTOR_ONLY)
@@ -221,55 +269,65 @@ class ValueCheck(Check):
     misconceptions: tuple[Misconception, ...] = ()
     # what must pass with a margin (the tolerance policy's evidence)
     accepted: tuple[Accepted, ...] = field(default=(), metadata=INSTRUCTOR_ONLY)
-    grad_wrt: int | None = None  # set to compare d(result)/d(args[grad_wrt]) instead of the value
+    # compare d sum(result) / d this argument (index) or parameter of a constructed object (name) instead of the value
+    grad_wrt: int | str | None = None
     broken_gradient: str = ""  # the diagnosis when autograd cannot reach that argument
     timeout: float | None = None
+
+    def _call(self, case: Case) -> Call:
+        return Call(self.function, tuple(case.args), self.grad_wrt, self.timeout, context=case.label,
+                    kwargs=dict(case.kwargs or {}), construct=case.construct)
 
     def calls(self, rng):
         cases = self.cases(rng)
         for _attempt in range(MAX_REDRAWS):
-            edge = [i for i, case in enumerate(cases) if self.at_edge(case.args)]
+            edge = [i for i, case in enumerate(cases) if self.at_edge(self._call(case))]
             if not edge:
                 break
             fresh = self.cases(rng)  # the same designs (sizes, widths), new data: replace only the edge ones
             cases = [fresh[i] if i in edge else case for i, case in enumerate(cases)]
-        return [Call(self.function, case.args, self.grad_wrt, self.timeout, context=case.label) for case in cases]
+        return [self._call(case) for case in cases]
 
-    def margins(self, args: tuple) -> tuple[list[float], list[float]]:
+    def margins(self, call: Call) -> tuple[list[float], list[float]]:
         """The relative errors (in the check's measure) of each accepted computation and each misconception."""
-        expected, scale = as_array(self.expected(*args)), self.case_scale(args)
+        expected, scale = reference_value(self.expected, call), self.case_scale(call)
 
         def error(variant):
             try:
-                return relative_error(as_array(variant(*args)), expected, scale)
+                return value_error(reference_value(variant, call), expected, scale)
             except Exception:
                 return float("inf")
 
         return ([error(a.variant) for a in self.accepted],
                 [error(m.variant) for m in self.misconceptions if m.variant is not None])
 
-    def at_edge(self, args: tuple) -> bool:
+    def at_edge(self, call: Call) -> bool:
         """True when an input would let a known computation's verdict depend on the draw (see EDGE_FACTOR)."""
-        accepted, wrong = self.margins(args)
+        if not self.accepted and not any(m.variant is not None for m in self.misconceptions):
+            return False
+        accepted, wrong = self.margins(call)
         low, high = self.rtol / EDGE_FACTOR, self.rtol * EDGE_FACTOR
         return any(e > low for e in accepted) or any(low < e < high for e in wrong)
 
-    def case_scale(self, args: tuple) -> float:
-        return float(self.scale(*args)) if self.scale else 0.0
+    def case_scale(self, call: Call) -> float:
+        return float(self.scale(*call.args)) if self.scale else 0.0
 
     def judging_data(self, calls):
-        return ValueData(tuple(CaseData(call.context if call.context is not None else "", as_array(self.expected(*call.args)),
-                                        self.case_scale(call.args),
-                                        tuple(m.output(call.args) for m in self.misconceptions))
+        return ValueData(tuple(CaseData(call.context if call.context is not None else "",
+                                        reference_value(self.expected, call), self.case_scale(call),
+                                        tuple(m.output(call) for m in self.misconceptions))
                                for call in calls))
 
     def problems(self):
-        return [problem for m in self.misconceptions if (problem := m.problem())]
+        problems = [problem for m in self.misconceptions if (problem := m.problem())]
+        if not callable(self.expected):
+            problems.append(f"function {self.function!r}: no reference (expected)")
+        return problems
 
-    def _got(self, outcome: ProbeOutcome) -> np.ndarray | None:
+    def _got(self, outcome: ProbeOutcome) -> Value | None:
         if self.grad_wrt is None:
             return outcome.value
-        return None if outcome.grad is None else np.asarray(outcome.grad, dtype=np.float64)
+        return outcome.grads.get(str(self.grad_wrt))
 
     def judge_with(self, calls, data: ValueData, outcomes):
         errored = first_failure(calls, outcomes)
@@ -281,10 +339,10 @@ class ValueCheck(Check):
                 failures.append((case, outcome, None, Comparison(False, outcome.describe_failure(self.function))))
                 continue
             got = self._got(outcome)
-            if got is None:
+            if got is None and self.grad_wrt is not None:
                 failures.append((case, outcome, None, Comparison(False, outcome.describe_gradient_failure())))
                 continue
-            comparison = compare_arrays(got, case.expected, self.rtol, self.atol, scale=case.scale)
+            comparison = compare_values(got, case.expected, self.rtol, self.atol, scale=case.scale)
             if comparison.matches:
                 passed += 1
             else:
@@ -295,17 +353,17 @@ class ValueCheck(Check):
                            details={"rtol": self.rtol, "atol": self.atol, "cases": count})
         case, outcome, got, comparison = failures[0]
         expected = case.expected if outcome.status == "ok" else None
-        if got is not None and got.size == 1 and expected is not None and expected.size == 1:
-            first = _("expected %(expected)s, got %(got)s", expected=f"{float(expected.ravel()[0]):.6g}",
-                      got=f"{float(got.ravel()[0]):.6g}")
+        if is_numbers(got) and np.size(got) == 1 and is_numbers(expected) and np.size(expected) == 1:
+            first = _("expected %(expected)s, got %(got)s", expected=f"{float(np.ravel(expected)[0]):.6g}",
+                      got=f"{float(np.ravel(got)[0]):.6g}")
         else:
             first = comparison.reason
         message = _("Wrong on %(wrong)s of %(count)s inputs (first: %(first)s).", wrong=len(failures), count=count,
                     first=first)
         details = comparison.details(self.rtol, self.atol, case.scale)
         details.update(cases=count, failed_cases=len(failures), first_failure=str(case.label))
-        if got is not None and got.size and expected is not None:
-            details["got_shape"], details["expected_shape"] = list(got.shape), list(expected.shape)
+        if is_numbers(got) and np.size(got) and is_numbers(expected):
+            details["got_shape"], details["expected_shape"] = list(np.shape(got)), list(np.shape(expected))
         diagnosis, misconception = self.diagnose(failures)
         judged = sum(failure[2] is not None for failure in failures)
         credit = misconception.credit * judged if misconception else 0.0

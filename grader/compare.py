@@ -1,16 +1,20 @@
 """Comparing what a student's function returned with what it should have returned.
 
-Runs in the grader process on plain float64 arrays; nothing here is reachable from the
-student's kernel, so monkeypatching NumPy or torch in a notebook cannot touch it.
+Runs in the grader process on the wire's typed values (grader.wire.Value: arrays with their
+dtype, tuples, lists, None); nothing here is reachable from the student's kernel, so
+monkeypatching NumPy or torch in a notebook cannot touch it. ``compare_values`` walks the
+expected structure (a tuple ``(output, weights)``, say) and compares its arrays with
+``compare_arrays``: numbers within the tolerance, whatever their dtype.
 """
 
 from __future__ import annotations
 
-from .i18n import _
-
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .i18n import _
+from .model import is_numbers, numeric_array
 
 
 def as_array(value) -> np.ndarray:
@@ -79,6 +83,69 @@ def compare_arrays(got: np.ndarray, expected: np.ndarray, rtol: float, atol: flo
             comparison.worst.append({"index": list(index), "expected": float(expected.ravel()[flat]),
                                      "got": float(got.ravel()[flat])})
     return comparison
+
+
+def describe_value(value) -> str:
+    """What a value is, in words: "an array of shape (2, 3)", "a tuple of 2 items", "None"."""
+    if is_numbers(value):
+        return _("a number") if np.ndim(value) == 0 else _("an array of shape %(shape)s", shape=_shape(np.asarray(value)))
+    if isinstance(value, tuple):
+        return _("a tuple of %(count)s items", count=len(value))
+    if isinstance(value, list):
+        return _("a list of %(count)s items", count=len(value))
+    if value is None:
+        return "None"
+    return _("a string")
+
+
+def compare_values(got, expected, rtol: float, atol: float, worst: int = 3, scale: float = 0.0) -> Comparison:
+    """``got`` against ``expected`` structure by structure; arrays by ``compare_arrays``.
+
+    Where an array is expected, a list or tuple of numbers is read as one (the contract lets a
+    function return a list). Where a tuple is expected, a list of as many items is accepted.
+    """
+    if got is None and expected is not None:  # the commonest slip: a missing return
+        from .reasons import explain
+
+        return Comparison(False, explain(None, {"code": "returned-none"}))
+    if is_numbers(expected):
+        array = numeric_array(got)
+        if array is None:
+            return Comparison(False, _("returned %(got)s where %(expected)s was expected", got=describe_value(got),
+                                       expected=describe_value(expected)))
+        return compare_arrays(array, np.asarray(expected, dtype=np.float64), rtol, atol, worst, scale)
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            return Comparison(False, _("returned %(got)s where %(expected)s was expected", got=describe_value(got),
+                                       expected=describe_value(expected)))
+        parts = [compare_values(g, e, rtol, atol, worst, scale) for g, e in zip(got, expected)]
+        failed = [(index, part) for index, part in enumerate(parts) if not part.matches]
+        errors = [p for p in parts if p.max_abs_error is not None]
+        combined = Comparison(not failed,
+                              max_abs_error=max((p.max_abs_error for p in errors), default=None),
+                              max_rel_error=max((p.max_rel_error for p in errors), default=None))
+        if failed:
+            index, part = failed[0]
+            combined.reason = _("result[%(index)s]: %(reason)s", index=index, reason=part.reason)
+            combined.worst = [{**entry, "item": index} for entry in part.worst]
+        return combined
+    if expected is None or isinstance(expected, str):
+        same = got == expected if isinstance(got, str) or got is None else False
+        return Comparison(bool(same), "" if same else _("returned %(got)s where %(expected)s was expected",
+                                                       got=describe_value(got), expected=describe_value(expected)))
+    raise TypeError(f"an expected value of type {type(expected).__name__}")
+
+
+def value_error(got, expected, scale: float = 0.0) -> float:
+    """``relative_error`` through a structure: the largest over its arrays (inf where the structures differ)."""
+    if is_numbers(expected):
+        array = numeric_array(got)
+        return float("inf") if array is None else relative_error(array, expected, scale)
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            return float("inf")
+        return max((value_error(g, e, scale) for g, e in zip(got, expected)), default=0.0)
+    return 0.0 if (got is None or isinstance(got, str)) and got == expected else float("inf")
 
 
 def relative_error(got: np.ndarray, expected: np.ndarray, scale: float = 0.0) -> float:

@@ -32,7 +32,7 @@ from .i18n import N_, _
 from .model import GradeError, ProbeCall, WorkerPhases, WorkerRun
 from .sandbox import SWEEP_VARIABLE, Limits, SandboxPlan, bubblewrap, covered_inside_shown, make_plan
 from .seccomp import architecture
-from .wire import JOB_NAME, RESULT_NAME, SETTINGS_NAME, encode_argument, number, parse_cell, parse_outcome
+from .wire import JOB_NAME, RESULT_NAME, SETTINGS_NAME, call_json, number, parse_cell, parse_outcome
 
 MAX_RESULT_BYTES = 256 * 2**20
 WORKER_ERRORS = {"kernel-unrecoverable": N_("The kernel could not be restarted; the rest of the notebook and the "
@@ -215,8 +215,7 @@ def start_early_worker(paths: list[str | Path], assignment_dir: Path, options: E
 
 def job_calls(calls: list[ProbeCall]) -> list[dict]:
     """Probe calls as the worker's job file (and grader.probe_runtime.run_batch) takes them."""
-    return [{"id": c.id, "function": c.function, "args": [encode_argument(a) for a in c.args], "grad_wrt": c.grad_wrt,
-             "timeout": c.timeout} for c in calls]
+    return [call_json(c) for c in calls]
 
 
 def die_with_parent() -> None:

@@ -27,6 +27,11 @@ class FigureInputs:
     checks: dict[str, CheckResult]
 
     def value(self, index: int) -> np.ndarray | None:
+        """The call's result as float64 numbers (None when it failed or is not numbers)."""
+        return self.outcomes[index].array()
+
+    def result(self, index: int):
+        """The call's result as it came (grader.model.Value: a tuple stays a tuple), None when it failed."""
         outcome = self.outcomes[index]
         return outcome.value if outcome.status == "ok" else None
 

@@ -9,12 +9,25 @@ Nothing here executes student code; WorkerRun is rebuilt from plain JSON by
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NewType
 
 from .i18n import N_
 
 if TYPE_CHECKING:  # annotations only: the CLI imports this module before it needs NumPy
     import numpy as np
+
+# A value as the grader holds what crossed the wire (grader.wire): an ndarray with its dtype (float64, int64 or
+# bool), a number (a NumPy scalar of those dtypes, so that it travels back as a number), a tuple or list of
+# values, None, or a str. A type of its own, so that a bundle's codec
+# (grader.bundle) knows a field of it.
+Value = NewType("Value", object)
+
+
+def is_numbers(value) -> bool:
+    """An array or a number of a Value (numbers are NumPy scalars: np.float64, np.int64, np.bool_)."""
+    import numpy as np
+
+    return isinstance(value, (np.ndarray, np.generic)) and not isinstance(value, (str, bytes))
 
 RESULT_FORMAT_VERSION = 1
 # Errors after which nothing of the submission was graded (the file, the upload or the grader's fault).
@@ -79,14 +92,57 @@ class LoadedNotebook:
 
 
 @dataclass(frozen=True)
+class Construct:
+    """How to build a student's object before calling it: ``cls(*init_args, **init_kwargs)``, eval mode, the
+    named parameters set (``named_parameters()`` names -> arrays), then ``method`` called ("forward": the
+    object itself)."""
+
+    init_args: tuple = ()
+    init_kwargs: dict[str, Value] = field(default_factory=dict)
+    params: dict[str, Value] = field(default_factory=dict)
+    method: str = "forward"
+
+    def to_json(self, encode) -> dict:
+        return {"init_args": [encode(a) for a in self.init_args],
+                "init_kwargs": {k: encode(v) for k, v in self.init_kwargs.items()},
+                "params": {k: encode(v) for k, v in self.params.items()}, "method": self.method}
+
+
+# What a probed call can end as (grader.wire checks every outcome against it).
+OUTCOME_STATUSES = ("ok", "error", "missing", "timeout", "kernel-died", "invalid", "not-run")
+
+
+@dataclass(frozen=True)
 class ProbeCall:
-    """One call of a student function in the kernel. Array arguments are float64 ndarrays."""
+    """One call of a student's function (or of a method of a student's object, with ``construct``) in the kernel.
+
+    ``grad_wrt``: argument indices (int) and parameter names (str) to differentiate the result by.
+    """
 
     id: str
     function: str
     args: tuple
-    grad_wrt: int | None = None  # index of the argument to differentiate the result by
+    grad_wrt: int | str | tuple[int | str, ...] | None = None
     timeout: float = 10.0
+    kwargs: dict[str, Value] = field(default_factory=dict)
+    construct: Construct | None = None
+
+
+def numeric_array(value) -> np.ndarray | None:
+    """``value`` as a float64 array when it is one, a number, or a (nested) list/tuple of numbers; else None."""
+    import numpy as np
+
+    if is_numbers(value) or isinstance(value, (bool, int, float)):
+        return np.asarray(value, dtype=np.float64)
+    if isinstance(value, (list, tuple)):
+        items = [numeric_array(item) for item in value]
+        if any(item is None for item in items):
+            return None
+        try:
+            return np.asarray(items, dtype=np.float64)
+        except (TypeError, ValueError):  # ragged
+            return None
+    return None
 
 
 @dataclass
@@ -94,9 +150,11 @@ class ProbeOutcome:
     """What one probed call produced, as plain data."""
 
     call_id: str
-    status: str  # ok | error | missing | timeout | kernel-died | invalid | not-run
-    value: np.ndarray | None = None
-    grad: float | None = None
+    status: str  # one of OUTCOME_STATUSES
+    # What came back (grader.wire.Value): an ndarray with its dtype (a number is 0-d), a tuple or list of
+    # values, None or a str.
+    value: Value | None = None
+    grads: dict[str, np.ndarray] = field(default_factory=dict)  # "0" (argument index) or parameter name -> d sum / d it
     grad_error: str | None = None
     error_type: str | None = None
     error_message: str | None = None
@@ -106,6 +164,15 @@ class ProbeOutcome:
     # that send only an English sentence in error_message / grad_error leave these None.
     reason: dict | None = None
     grad_reason: dict | None = None
+
+    def array(self) -> np.ndarray | None:
+        """The value as float64 numbers (an array, a number, or a list/tuple of numbers), else None."""
+        return numeric_array(self.value) if self.status == "ok" else None
+
+    def number(self) -> float | None:
+        """The value when it is one number (a float, a 0-d tensor, a one-element array or list), else None."""
+        array = self.array()
+        return float(array.ravel()[0]) if array is not None and array.size == 1 else None
 
     def describe_gradient_failure(self) -> str:
         from .i18n import _

@@ -11,7 +11,6 @@ from __future__ import annotations
 import atexit
 import dataclasses
 import functools
-import json
 import re
 import signal
 import threading
@@ -31,7 +30,8 @@ from .environment import provided_packages
 from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, StageTimes,
                     SubmissionResult, WorkerRun, WrittenAnswer, leading_first)
 from .reasons import code_text, explain
-from .wire import PROTOCOL_PREFIX, encode_argument
+from .wire import PROTOCOL_PREFIX, call_json
+from .wire import call_identity as wire_identity
 
 
 @dataclass
@@ -67,8 +67,8 @@ class PlannedCheck:
 def probe_calls(prefix: str, calls: list[Call], options: GradingOptions) -> list[ProbeCall]:
     """The calls as the worker gets them: ids ``prefix#i``, the run's default limit where none is set."""
     default_timeout = options.execution.limits.call_timeout
-    return [ProbeCall(f"{prefix}#{i}", c.function, tuple(c.args), c.grad_wrt, c.timeout or default_timeout)
-            for i, c in enumerate(calls)]
+    return [ProbeCall(f"{prefix}#{i}", c.function, tuple(c.args), c.grad_wrt, c.timeout or default_timeout,
+                      dict(c.kwargs), c.construct) for i, c in enumerate(calls)]
 
 
 def plan_probes(assignment: Assignment, options: GradingOptions, only=None) -> list[PlannedCheck]:
@@ -123,7 +123,7 @@ def silent_exercises(checks: list[PlannedCheck], results: list[CheckResult]) -> 
 
 def call_identity(call: ProbeCall) -> str:
     """Two calls with the same identity return the same outcome: same function, same arguments, same gradient."""
-    return json.dumps([call.function, [encode_argument(a) for a in call.args], call.grad_wrt])
+    return wire_identity(call_json(call))
 
 
 @dataclass
@@ -299,6 +299,8 @@ def redact_hidden_failures(planned: list[PlannedCheck], run: WorkerRun) -> None:
             outcome.traceback = redacted_traceback(outcome.traceback, outcome.error_type)
             if outcome.grad_error and outcome.grad_error.startswith("backward() failed"):
                 outcome.grad_error = "backward() failed: " + _(HIDDEN_MESSAGE)
+            if outcome.grad_reason and outcome.grad_reason.get("code") == "backward-failed":
+                outcome.grad_reason = {"code": "backward-failed", "error": _(HIDDEN_MESSAGE)}
 
 
 # --------------------------------------------------------------------------- score

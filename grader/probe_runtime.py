@@ -1,11 +1,27 @@
-"""Runs inside the student's kernel: call one student function, display what it returned as JSON.
+"""Runs inside the student's kernel: call a student's function (or build a student's class and call
+it), and display what came back as JSON.
 
 This file is sent to the kernel as source text, after the student's cells ran, and must stay
-self-contained (standard library, NumPy, and torch when the student's code uses it). It
-never sees an expected value: it gets inputs, calls, and displays each outcome as one
-output of the MIME type ``OUTCOME`` (the shape is documented in ``grader.wire``); all judging
-happens in the grader process. Whatever a hostile notebook does to this module can only
-change the numbers it reports, which are judged like any other numbers.
+self-contained (standard library, NumPy, and torch when the student's code uses it). It never
+sees an expected value: it gets inputs and calls, and displays each outcome as one output of
+the MIME type ``OUTCOME``; all judging happens in the grader process. Whatever a hostile
+notebook does to this module can only change the numbers it reports, which are judged like
+any other numbers.
+
+It is also the one definition of the wire's values (``WIRE``): the grader imports this module
+to encode the arguments it sends and to call its reference exactly as a student's code is
+called (``invoke``), and ``grader.wire`` checks what comes back against the same ``WIRE``.
+
+A value on the wire is one JSON object:
+
+    {"kind": "array", "dtype": "float" | "int" | "bool", "shape": [2, 3], "data": [...]}
+        a tensor or an ndarray; a Python or NumPy number has shape [] and "scalar": true.
+        Floats may be "nan", "inf", "-inf" (the kernel's message encoder refuses bare NaN).
+    {"kind": "list" | "tuple", "items": [value, ...]}
+    {"kind": "none"}
+    {"kind": "str", "text": "..."}
+
+Reasons a value or a gradient is unusable cross as codes with parameters (``grader.reasons``).
 """
 
 import json
@@ -15,46 +31,36 @@ import traceback
 
 OUTCOME = "application/vnd.attention-grader.outcome+json"  # grader.wire.OUTCOME_MIME
 
-MAX_VALUE_ELEMENTS = 1_000_000
+WIRE = {
+    "kinds": ("array", "list", "tuple", "none", "str"),
+    "dtypes": ("float", "int", "bool"),
+    "max_depth": 6,  # lists and tuples within lists and tuples
+    "max_items": 10_000,  # values in all lists and tuples of one value
+    "max_elements": 1_000_000,  # numbers in all arrays of one value
+    "max_text": 4000,
+    "int_bound": 2**63,  # ints outside int64 are not numbers the grader compares
+}
+MAX_VALUE_ELEMENTS = WIRE["max_elements"]
 MAX_TRACEBACK_CHARS = 2000
 
 
-def decode_argument(arg):
-    """JSON argument -> float64 torch tensor (arrays) or plain Python value."""
-    if isinstance(arg, dict) and "__array__" in arg:
-        import torch
+class Unreadable(Exception):
+    """A value that cannot cross the wire; ``reason`` is the code and parameters of grader.reasons."""
 
-        return torch.tensor(arg["__array__"], dtype=torch.float64).reshape(arg["shape"])
-    return arg
+    def __init__(self, code, **params):
+        super().__init__(code)
+        self.reason = {"code": code, **params}
 
 
-def encode_value(value):
-    """A returned tensor / array / number / list as {"shape", "data"} of float64, or raise TypeError."""
-    import numpy as np
-
+def _torch():
     try:
         import torch
     except ImportError:  # a NumPy-only kernel
-        torch = None
-    if torch is not None and isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        if value.is_complex():
-            raise TypeError("returned a complex tensor")
-        array = value.to(torch.float64).numpy()
-    elif isinstance(value, (bool, int, float)) or type(value).__module__ == "numpy":
-        array = np.asarray(value, dtype=np.float64)
-    elif isinstance(value, (list, tuple)):
-        try:  # numbers, nested lists, arrays
-            array = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError, RuntimeError):  # e.g. a list of tensors that require grad
-            if torch is None:
-                raise TypeError("returned a list the grader cannot turn into numbers") from None
-            array = torch.stack([torch.as_tensor(v) for v in value]).detach().to(torch.float64).numpy()
-    else:
-        raise TypeError(f"returned a {type(value).__name__}; expected a tensor, array, float or list")
-    if array.size > MAX_VALUE_ELEMENTS:
-        raise TypeError(f"returned {array.size} numbers, more than the {MAX_VALUE_ELEMENTS} the grader reads")
-    return {"shape": list(array.shape), "data": [_spelled(float(v)) for v in array.ravel()]}
+        return None
+    return torch
+
+
+# --------------------------------------------------------------------------- values: Python -> wire
 
 
 def _spelled(v):
@@ -62,54 +68,269 @@ def _spelled(v):
     return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
 
 
+def _array_node(array):
+    import numpy as np
+
+    if array.dtype == np.bool_:
+        dtype, data = "bool", [bool(v) for v in array.ravel()]
+    elif np.issubdtype(array.dtype, np.integer):
+        dtype, data = "int", [int(v) for v in array.ravel()]
+    elif np.issubdtype(array.dtype, np.floating):
+        dtype, data = "float", [_spelled(float(v)) for v in array.ravel()]
+    elif np.issubdtype(array.dtype, np.complexfloating):
+        raise Unreadable("complex")
+    else:
+        raise Unreadable("not-numbers")
+    return {"kind": "array", "dtype": dtype, "shape": list(array.shape), "data": data}
+
+
+def encode_value(value, _budget=None, _depth=0):
+    """A tensor, array, number, None, string, or a list/tuple of these, as a wire value; else Unreadable."""
+    import numpy as np
+
+    budget = _budget if _budget is not None else {"items": 0, "elements": 0}
+    torch = _torch()
+    if torch is not None and isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        if value.is_complex():
+            raise Unreadable("complex")
+        try:
+            if value.layout != torch.strided:
+                value = value.to_dense()
+            if value.dtype == torch.bfloat16 or value.dtype == torch.float16:
+                value = value.to(torch.float64)
+            value = value.resolve_conj().resolve_neg().numpy()
+        except (TypeError, RuntimeError):  # a tensor subclass, a quantised or meta tensor, ...
+            raise Unreadable("not-numbers") from None
+    if value is None:
+        return {"kind": "none"}
+    if isinstance(value, str):
+        return {"kind": "str", "text": value[:WIRE["max_text"]]}
+    if isinstance(value, (bool, int, float)) or isinstance(value, (np.ndarray, np.generic)):
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise Unreadable("not-numbers")
+        if np.issubdtype(array.dtype, np.integer) and array.size and (
+                int(array.max()) >= WIRE["int_bound"] or int(array.min()) < -WIRE["int_bound"]):
+            array = array.astype(np.float64)
+        budget["elements"] += array.size
+        if budget["elements"] > WIRE["max_elements"]:
+            raise Unreadable("too-many", size=int(budget["elements"]), limit=WIRE["max_elements"])
+        node = _array_node(array)
+        if not isinstance(value, np.ndarray):
+            node["scalar"] = True  # a Python or NumPy number: the student's code gets a number back
+        return node
+    if isinstance(value, (list, tuple)):
+        if _depth >= WIRE["max_depth"]:
+            raise Unreadable("too-deep", limit=WIRE["max_depth"])
+        budget["items"] += len(value)
+        if budget["items"] > WIRE["max_items"]:
+            raise Unreadable("too-many", size=int(budget["items"]), limit=WIRE["max_items"])
+        return {"kind": "tuple" if isinstance(value, tuple) else "list",
+                "items": [encode_value(item, budget, _depth + 1) for item in value]}
+    raise Unreadable("wrong-type", type=type(value).__name__)
+
+
+# --------------------------------------------------------------------------- values: wire -> Python (kernel side)
+
+
+def decode_value(node, arrays="torch"):
+    """A wire value from the grader as the student's code gets it: arrays as torch tensors (float64, int64,
+    bool) or, with ``arrays="numpy"``, as ndarrays; lists and tuples as such. The grader is trusted here."""
+    import numpy as np
+
+    kind = node["kind"]
+    if kind == "none":
+        return None
+    if kind == "str":
+        return node["text"]
+    if kind in ("list", "tuple"):
+        items = [decode_value(item, arrays) for item in node["items"]]
+        return tuple(items) if kind == "tuple" else items
+    dtype = {"float": np.float64, "int": np.int64, "bool": np.bool_}[node["dtype"]]
+    data = [float(v) if isinstance(v, str) else v for v in node["data"]]
+    array = np.asarray(data, dtype=dtype).reshape(node["shape"])
+    if node.get("scalar"):
+        return array.item()  # a Python float, int or bool, as a check's plain number is
+    if arrays == "numpy":
+        return array
+    torch = _torch()
+    return torch.from_numpy(array.copy()) if torch is not None else array
+
+
+def has_arrays(nodes):
+    return any(n["kind"] == "array" and n["shape"] != [] or n["kind"] in ("list", "tuple") and has_arrays(n["items"])
+               for n in nodes)
+
+
+# --------------------------------------------------------------------------- calls
+
+
 def _short_traceback(exc):
     frames = traceback.extract_tb(exc.__traceback__)[1:]  # drop this module's own frame
+    frames = [f for f in frames if f.filename != "<probe>"] or frames
     text = "".join(traceback.format_list(frames[-6:])) + "".join(traceback.format_exception_only(type(exc), exc))
     return text[-MAX_TRACEBACK_CHARS:]
 
 
-def call_and_encode(func, args, grad_wrt=None):
-    """Call ``func(*args)`` and describe the outcome as a JSON-ready dict."""
-    args = [decode_argument(a) for a in args]
-    if grad_wrt is not None:
-        import torch
+def _require_grad(value):
+    torch = _torch()
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone().to(torch.float64 if not value.is_floating_point() else value.dtype) \
+            .requires_grad_(True)
+    return torch.tensor(float(value), dtype=torch.float64, requires_grad=True)
 
-        args[grad_wrt] = torch.tensor(float(args[grad_wrt]), dtype=torch.float64, requires_grad=True)
-    started = time.perf_counter()
+
+def _argument_names(func, count):
+    """The names of the first ``count`` positional parameters, for messages ("sigma"), else "argument i"."""
+    import inspect
+
     try:
-        value = func(*args)
-    except BaseException as exc:  # a probe must survive anything short of the process dying
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        if isinstance(exc, CallTimeout):
-            return {"status": "timeout", "seconds": time.perf_counter() - started}
+        names = [p.name for p in inspect.signature(func).parameters.values()
+                 if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        names = []
+    return [names[i] if i < len(names) else f"argument {i + 1}" for i in range(count)]
+
+
+def build(cls, construct, arrays="torch"):
+    """The student's (or the reference's) object: built, in eval mode, with the given parameters set."""
+    obj = cls(*[decode_value(a, arrays) for a in construct.get("init_args", [])],
+              **{k: decode_value(v, arrays) for k, v in construct.get("init_kwargs", {}).items()})
+    if hasattr(obj, "eval"):
+        obj.eval()  # dropout off: the probe compares numbers
+    return obj
+
+
+def _set_parameters(obj, params, warm_up):
+    """Copy the given parameters into ``obj`` by name; lazy ones are materialised by ``warm_up()`` first."""
+    if not params:
+        return
+    torch = _torch()
+    named = dict(obj.named_parameters())
+    if any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in named.values()):
+        with torch.no_grad():
+            warm_up()
+        named = dict(obj.named_parameters())
+    missing = [name for name in params if name not in named]
+    if missing:
+        raise AttributeError(f"{type(obj).__name__} has no parameter {missing[0]!r} "
+                             f"(its parameters: {', '.join(named) or 'none'})")
+    with torch.no_grad():
+        for name, node in params.items():
+            value = torch.as_tensor(decode_value(node, "torch"), dtype=named[name].dtype)
+            if tuple(value.shape) != tuple(named[name].shape):
+                raise ValueError(f"parameter {name!r} has shape {tuple(named[name].shape)}, "
+                                 f"the grader sets {tuple(value.shape)}")
+            named[name].copy_(value)
+
+
+class _Float64Defaults:
+    """While a student's object is built and called, new tensors default to float64: the probe's inputs are
+    float64, and a module's float32 parameters (nn.Linear's default) would refuse them."""
+
+    def __enter__(self):
+        torch = _torch()
+        self.previous = torch.get_default_dtype() if torch is not None else None
+        if torch is not None:
+            torch.set_default_dtype(torch.float64)
+        return self
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            _torch().set_default_dtype(self.previous)
+        return False
+
+
+def invoke(target, call, arrays="torch"):
+    """Call ``target`` as ``call`` says: (result, the differentiated leaves by name, their display names).
+
+    ``call``: {"args": [...], "kwargs": {...}, "construct": {...} or None, "grad_wrt": [int | str, ...]}.
+    With ``construct``, ``target`` is a class: the object is built (float64 by default), its parameters
+    set, then called (``method`` "forward" calls the object itself, so hooks run).
+    """
+    args = [decode_value(a, arrays) for a in call.get("args", [])]
+    kwargs = {k: decode_value(v, arrays) for k, v in (call.get("kwargs") or {}).items()}
+    wrt = call.get("grad_wrt") or []
+    leaves, names = {}, {}
+    for index in (w for w in wrt if isinstance(w, int)):
+        args[index] = leaves[str(index)] = _require_grad(args[index])
+    construct = call.get("construct")
+    if not construct:
+        if wrt:
+            names.update(zip(map(str, range(len(args))), _argument_names(target, len(args))))
+        return target(*args, **kwargs), leaves, names
+    with _Float64Defaults():
+        obj = build(target, construct, arrays)
+        method = construct.get("method") or "forward"
+        bound = obj if method == "forward" else getattr(obj, method)
+        _set_parameters(obj, construct.get("params"), lambda: bound(*args, **kwargs))
+        for name in (w for w in wrt if isinstance(w, str)):
+            parameters = dict(obj.named_parameters())
+            if name not in parameters:
+                raise AttributeError(f"{type(obj).__name__} has no parameter {name!r}")
+            leaves[name] = parameters[name]
+            names[name] = f"{type(obj).__name__}.{name}"
+        if wrt:
+            names.update(zip(map(str, range(len(args))), _argument_names(getattr(obj, method), len(args))))
+        return bound(*args, **kwargs), leaves, names
+
+
+def _gradients(value, leaves, names):
+    """d sum(result) / d each leaf (the result's first item when it is a tuple or list)."""
+    torch = _torch()
+    if isinstance(value, (tuple, list)) and value:
+        value = value[0]
+    target = ", ".join(f"`{names[k]}`" for k in leaves)
+    if not isinstance(value, torch.Tensor) or value.grad_fn is None:
+        return {"grad_reason": {"code": "not-connected", "target": target}}
+    try:
+        grads = torch.autograd.grad(value.sum(), list(leaves.values()), allow_unused=True)
+    except Exception as exc:
+        return {"grad_reason": {"code": "backward-failed", "error": f"{type(exc).__name__}: {str(exc)[:300]}"}}
+    unreached = [names[k] for k, g in zip(leaves, grads) if g is None]
+    if unreached:
+        return {"grad_reason": {"code": "not-reached", "target": ", ".join(f"`{n}`" for n in unreached)}}
+    return {"grads": {key: encode_value(g) for key, g in zip(leaves, grads)}}
+
+
+def call_and_encode(func, call):
+    """Call the student's ``func`` as ``call`` says and describe the outcome as a JSON-ready dict.
+
+    A function that raises on torch tensors is called again with NumPy arrays (a plain-NumPy solution);
+    the first error is the one reported when both fail.
+    """
+    started = time.perf_counter()
+    attempts = ["torch", "numpy"] if has_arrays(call.get("args", []) + list((call.get("kwargs") or {}).values())) \
+        and not call.get("grad_wrt") and _torch() is not None else ["torch" if _torch() is not None else "numpy"]
+    first_error = None
+    for arrays in attempts:
+        try:
+            value, leaves, names = invoke(func, call, arrays)
+            break
+        except BaseException as exc:  # a probe must survive anything short of the process dying
+            if isinstance(exc, (KeyboardInterrupt, CallTimeout)):
+                raise
+            first_error = first_error or exc
+    else:
+        exc = first_error
         return {"status": "error", "error_type": type(exc).__name__, "error_message": str(exc)[:1000],
                 "traceback": _short_traceback(exc), "seconds": time.perf_counter() - started}
     seconds = time.perf_counter() - started
     outcome = {"status": "ok", "seconds": seconds}
     try:
         outcome["value"] = encode_value(value)
-    except Exception as exc:
-        return {"status": "invalid", "error_type": type(exc).__name__, "error_message": str(exc)[:1000],
+    except Unreadable as exc:
+        return {"status": "invalid", "reason": exc.reason, "seconds": seconds}
+    except Exception:  # an object whose conversion itself fails (a hostile __array__, ...)
+        return {"status": "invalid", "reason": {"code": "wrong-type", "type": type(value).__name__[:100]},
                 "seconds": seconds}
-    if grad_wrt is not None:
-        outcome.update(_gradient(value, args[grad_wrt]))
+    if leaves:
+        try:
+            outcome.update(_gradients(value, leaves, names))
+        except Unreadable as exc:
+            outcome["grad_reason"] = exc.reason
     return outcome
-
-
-def _gradient(value, wrt):
-    import torch
-
-    if not isinstance(value, torch.Tensor) or value.grad_fn is None:
-        return {"grad_error": "the result is not connected to sigma by autograd "
-                              "(a float(), .item(), NumPy step or a new tensor cut the graph)"}
-    try:
-        value.sum().backward()
-    except Exception as exc:
-        return {"grad_error": f"backward() failed: {type(exc).__name__}: {str(exc)[:300]}"}
-    if wrt.grad is None:
-        return {"grad_error": "backward() did not reach sigma"}
-    return {"grad": _spelled(float(wrt.grad))}
 
 
 class CallTimeout(BaseException):
@@ -144,40 +365,40 @@ class CallLimits:
         return False
 
 
-def call_with_limit(func, args, grad_wrt, timeout, limits):
-    """``call_and_encode`` stopped after ``timeout`` seconds (inside ``CallLimits``): a hung call is a timeout."""
+def call_with_limit(func, call, limits):
+    """``call_and_encode`` stopped after the call's ``timeout`` seconds (inside ``CallLimits``)."""
     import signal
 
+    started = time.perf_counter()
     if limits.enforced:
-        signal.setitimer(signal.ITIMER_REAL, timeout)
+        signal.setitimer(signal.ITIMER_REAL, call["timeout"])
     try:
-        return call_and_encode(func, args, grad_wrt)
-    except CallTimeout:  # the limit passed outside the student's code
-        return {"status": "timeout"}
+        return call_and_encode(func, call)
+    except CallTimeout:
+        return {"status": "timeout", "seconds": time.perf_counter() - started}
     finally:
         if limits.enforced:
             signal.setitimer(signal.ITIMER_REAL, 0)
 
 
-def run_batch(calls_json, namespace=None):
-    """Worker entry point: run several calls of one function, each with its own time limit.
+def run_calls(calls, namespace, emit):
+    """Each call's outcome, passed to ``emit`` as soon as it exists; after a timeout the rest are not made
+    (the worker does not call a function that hung again)."""
+    with CallLimits() as limits:
+        for call in calls:
+            func = namespace.get(call["function"])
+            outcome = call_with_limit(func, call, limits) if callable(func) else {"status": "missing"}
+            outcome["id"] = call["id"]
+            emit(outcome)
+            if outcome["status"] == "timeout":
+                break
 
-    One execution for many calls saves a kernel round trip per call. Each outcome is
-    displayed as soon as it exists; after a timeout the batch stops (the worker does not
-    call a function that hung again).
-    """
+
+def run_batch(calls_json, namespace=None):
+    """Worker entry point: several calls of one function in one execution (a kernel round trip saved per
+    call), each displayed as one output of our MIME type."""
     from IPython.display import display
 
     if namespace is None:
         namespace = get_ipython().user_ns  # noqa: F821 - defined in every IPython kernel
-    with CallLimits() as limits:
-        for call in json.loads(calls_json):
-            func = namespace.get(call["function"])
-            if not callable(func):
-                outcome = {"status": "missing"}
-            else:
-                outcome = call_with_limit(func, call["args"], call.get("grad_wrt"), call["timeout"], limits)
-            outcome["id"] = call["id"]
-            display({OUTCOME: outcome}, raw=True)
-            if outcome["status"] == "timeout":
-                break
+    run_calls(json.loads(calls_json), namespace, lambda outcome: display({OUTCOME: outcome}, raw=True))

@@ -18,17 +18,19 @@ from .i18n import N_, _
 # a gradient or kernel message, so each is a clause, not a sentence.
 REASONS = {
     "returned-none": N_("it returned None; did the function lose its `return` statement?"),
-    "wrong-type": N_("it returned a `%(type)s`, where the grader reads a tensor, an array, a float or a list"),
+    "wrong-type": N_("it returned a `%(type)s`, where the grader reads tensors, arrays, numbers, lists, tuples and "
+                     "None"),
     "complex": N_("it returned a complex tensor"),
     "not-numbers": N_("it returned a list the grader cannot turn into numbers"),
     "too-many": N_("it returned %(size)s numbers, more than the %(limit)s the grader reads"),
+    "too-deep": N_("it returned lists or tuples nested more than %(limit)s deep"),
     "malformed-answer": N_("the probe's answer was malformed"),
     "malformed-value": N_("the returned value was malformed"),
     "no-result": N_("the probe left no readable result"),
-    "not-connected": N_("the result is not connected to sigma by autograd (a `float()`, `.item()`, NumPy step or a "
-                        "new tensor cut the graph)"),
+    "not-connected": N_("the result is not connected to %(target)s by autograd (a `float()`, `.item()`, NumPy step "
+                        "or a new tensor cut the graph)"),
     "backward-failed": N_("`backward()` failed: `%(error)s`"),
-    "not-reached": N_("`backward()` did not reach sigma"),
+    "not-reached": N_("`backward()` did not reach %(target)s"),
     "kernel-exit": N_("exit code %(code)s"),
 }
 VERBATIM = N_("`%(text)s`")  # a reason not recognised: the text as it came, as code
@@ -43,9 +45,9 @@ LEGACY_SENTENCES = [
     ("malformed-answer", re.compile(r"the probe's answer was malformed")),
     ("malformed-value", re.compile(r"the returned value was malformed")),
     ("no-result", re.compile(r"not an object|no readable result \(\w+\)")),
-    ("not-connected", re.compile(r"the result is not connected to sigma by autograd .*", re.S)),
+    ("not-connected", re.compile(r"the result is not connected to (?P<target>sigma) by autograd .*", re.S)),
     ("backward-failed", re.compile(r"backward\(\) failed: (?P<error>.*)", re.S)),
-    ("not-reached", re.compile(r"backward\(\) did not reach sigma")),
+    ("not-reached", re.compile(r"backward\(\) did not reach (?P<target>sigma)")),
     ("kernel-exit", re.compile(r"kernel exit code (?P<code>-?\d+)")),
 ]
 

@@ -26,7 +26,7 @@ from .load import NotebookRejected, load_notebook
 from .model import CheckResult, ProbeOutcome, StageTimes, SubmissionResult
 from .pipeline import GradingOptions, PlannedCheck, judge_check, plan_probes, score_submission
 from .probe_runtime import CallLimits, call_with_limit
-from .wire import encode_argument, parse_outcome
+from .wire import call_json, parse_outcome
 
 # Where a running kernel learns which notebook it runs: Jupyter Server and JupyterLab set JPY_SESSION_NAME,
 # which ipykernel puts in the namespace as __session__; VS Code sets __vsc_ipynb_file__.
@@ -56,8 +56,7 @@ def probe_in_process(planned: list[PlannedCheck], namespace: dict) -> dict[str, 
                 elif not callable(func):
                     raw = {"status": "missing"}
                 else:
-                    raw = call_with_limit(func, [encode_argument(a) for a in call.args], call.grad_wrt, call.timeout,
-                                          limits)
+                    raw = call_with_limit(func, call_json(call), limits)
                 if raw["status"] == "timeout":
                     hung.add(call.function)
                 probes[call.id] = parse_outcome(call.id, json.loads(json.dumps(raw)))

@@ -140,36 +140,37 @@ def test_answer_prompts_are_translated(assignment, lang):
     assert prompts and not [p for p in prompts if "Your answer" in p or "**" in p]
 
 
-def probe_runtime_sentences() -> list[str]:
-    """The English sentences the kernel side writes today, produced by running it."""
+def probe_runtime_reasons() -> list[dict]:
+    """The reason codes the kernel side sends, produced by running it on what a student's code returns."""
     import torch
 
     from grader import probe_runtime
+    from grader.model import ProbeCall
+    from grader.wire import call_json
 
-    sentences = []
-    for value in (None, "text", torch.tensor([1j]), torch.zeros(probe_runtime.MAX_VALUE_ELEMENTS + 1)):
-        try:
-            probe_runtime.encode_value(value)
-        except TypeError as exc:
-            sentences.append(str(exc))
-    sigma = torch.tensor(1.0, requires_grad=True)
-    sentences.append(probe_runtime._gradient(torch.tensor(2.0), sigma)["grad_error"])
-    sentences.append(probe_runtime._gradient((sigma * 0).detach().requires_grad_(), sigma)["grad_error"])
-    return sentences
+    found = []
+    for value in (object(), torch.tensor([1j]), np.array([object()], dtype=object),
+                  torch.zeros(probe_runtime.MAX_VALUE_ELEMENTS + 1), [[[[[[[0.0]]]]]]]):
+        found.append(probe_runtime.call_and_encode(lambda: value, call_json(ProbeCall("c", "f", ())))["reason"])
+    for result in (lambda x: torch.tensor(2.0), lambda x: torch.ones(1, requires_grad=True).sum(),
+                   lambda x: x.exp().add_(1)):  # exp's saved output changed in place: backward fails
+        raw = probe_runtime.call_and_encode(result, call_json(ProbeCall("c", "f", (0.5,), grad_wrt=0)))
+        found.append(raw["grad_reason"])
+    return found
 
 
 @pytest.mark.parametrize("lang", OTHER_LANGUAGES)
-def test_the_kernels_english_reasons_reach_the_student_translated(lang):
-    sentences = probe_runtime_sentences()
-    assert len(sentences) == 6
+def test_the_kernels_reasons_reach_the_student_translated(lang):
+    sent = probe_runtime_reasons()
+    assert [r["code"] for r in sent] == ["wrong-type", "complex", "not-numbers", "too-many", "too-deep",
+                                         "not-connected", "not-reached", "backward-failed"]
     use_language(lang)
-    for sentence in sentences:
-        code, _ = reasons.reason_of(sentence)
-        assert code is not None, sentence  # recognised: probe_runtime.py's wording changed otherwise
-        explained = reasons.explain(sentence)
-        assert explained != sentence and not re.search(r"\b(returned|expected|grader|autograd|reach)\b", explained)
-    # A reason sent as a code needs no English at all; an unknown sentence is shown as code, not as ours.
-    assert reasons.explain(None, {"code": "wrong-type", "type": "NoneType"}) == reasons.explain(sentences[0])
+    for reason in sent:
+        explained = reasons.explain(None, reason)
+        assert not re.search(r"\b(returned|expected|grader|autograd|reach)\b", explained), explained
+    # A legacy English sentence is still understood; an unknown one is shown as code, not as ours.
+    assert reasons.explain("backward() did not reach sigma") == reasons.explain(
+        None, {"code": "not-reached", "target": "sigma"})
     assert reasons.explain("something new") == "`something new`"
 
 

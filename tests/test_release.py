@@ -152,7 +152,7 @@ def test_tabulated_losses_hold_the_graders_loss_to_a_millionth(plans):
     (lambda d: d.update(version=99), "version 99"),
     (lambda d: d["assignment"].pop("exercises"), "assignment.exercises: missing"),
     (lambda d: d["checks"][0]["check"].update(rtol="tight"), "checks[0].check.rtol: expected a number"),
-    (lambda d: d["checks"][0]["calls"][0]["args"][0].update(shape=[999]), "checks[0].calls[0].args[0]: expected an array"),
+    (lambda d: d["checks"][0]["calls"][0]["args"][0].update(shape=[999]), "checks[0].calls[0].args[0]: expected a value"),
     (lambda d: d["checks"][2]["check"]["misconceptions"][4].update(recognise="telepathy"), "no recogniser named 'telepathy'"),
     (lambda d: d["checks"][7]["data"]["data_sets"][0]["loo_loss"].update(values={"shape": [2], "data": [1, 2]}),
      "checks[7].data.data_sets[0].loo_loss: a tabulated curve needs at least 4 finite values"),
@@ -178,7 +178,8 @@ def value_outcomes(instructor) -> dict[str, list[ProbeOutcome]]:
     def answering(values):
         if check.grad_wrt is None:
             return [ProbeOutcome(i, "ok", value=np.asarray(v, dtype=np.float64)) for i, v in zip(ids, values)]
-        return [ProbeOutcome(i, "ok", value=np.array(1.0), grad=float(np.ravel(v)[0])) for i, v in zip(ids, values)]
+        return [ProbeOutcome(i, "ok", value=np.array(1.0), grads={str(check.grad_wrt): np.asarray(v, dtype=np.float64)})
+                for i, v in zip(ids, values)]
 
     expected = [case.expected for case in data.cases]
     kinds = {"right": answering(expected), "off by half": answering([e * 1.5 for e in expected]),
@@ -190,11 +191,12 @@ def value_outcomes(instructor) -> dict[str, list[ProbeOutcome]]:
         if misconception.variant is not None:
             kinds[misconception.name] = answering([case.wrong[index] for case in data.cases])
     for status, extra in (("missing", {}), ("timeout", {}), ("error", {"error_type": "NotImplementedError"}),
-                          ("invalid", {"error_message": "returned a NoneType; expected a tensor, array, float or list"})):
+                          ("invalid", {"reason": {"code": "wrong-type", "type": "set"}})):
         kinds[status] = [ProbeOutcome(i, status, **extra) for i in ids]
     if check.grad_wrt is not None:
-        kinds["no gradient"] = [ProbeOutcome(i, "ok", value=np.array(1.0), grad_error="backward() did not reach sigma")
-                                for i in ids]
+        kinds["no gradient"] = [ProbeOutcome(i, "ok", value=np.array(1.0),
+                                             grad_reason={"code": "not-reached", "target": "`sigma`"}) for i in ids]
+        kinds["returned None"] = [ProbeOutcome(i, "ok", value=None) for i in ids]
     return kinds
 
 

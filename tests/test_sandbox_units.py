@@ -6,7 +6,6 @@ import os
 import struct
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from grader import seccomp
@@ -14,7 +13,6 @@ from grader.cgroups import CgroupManager, JobCgroup
 from grader.files import (FileTooLarge, NotRegularFile, find_notebooks, read_regular_file, safe_name,
                           submission_names)
 from grader.sandbox import Limits, SandboxPlan, bwrap_arguments
-from grader.wire import checked_outcome, encode_array, parse_outcome
 
 
 # --------------------------------------------------------------------------- seccomp
@@ -118,33 +116,7 @@ def test_colliding_names_stay_apart(tmp_path):
     assert names == submission_names(list(reversed(paths)))  # the same names whatever the order
 
 
-# --------------------------------------------------------------------------- wire
-
-def test_outcomes_are_rebuilt_field_by_field():
-    value = np.array([[1.0, np.nan], [np.inf, -np.inf]])
-    raw = {"status": "ok", "value": encode_array(value), "seconds": 0.5, "grad": "nan", "unknown": "dropped"}
-    outcome = parse_outcome("c#0", json.loads(json.dumps(raw)))
-    assert outcome.status == "ok" and outcome.seconds == 0.5 and np.isnan(outcome.grad)
-    np.testing.assert_array_equal(outcome.value, value)
-    assert "unknown" not in checked_outcome(raw)
-
-
-@pytest.mark.parametrize("raw", [
-    None, [], "ok", {"status": "fine"}, {"status": "ok"}, {"status": "ok", "value": {"shape": [2], "data": [1.0]}},
-    {"status": "ok", "value": {"shape": [1], "data": [True]}}, {"status": "ok", "value": {"shape": [-1], "data": []}},
-    {"status": "ok", "value": {"shape": [1], "data": ["NaN"]}}, {"status": "ok", "value": {"shape": [1], "data": [[1.0]]}},
-    {"status": "ok", "value": {"shape": [2_000_000], "data": [0.0] * 2_000_000}},
-])
-def test_malformed_outcomes_are_invalid_never_an_exception(raw):
-    assert parse_outcome("c#0", raw).status == "invalid"
-
-
-def test_deep_nesting_is_not_recursed_into():
-    deep: list = []
-    for _ in range(5000):
-        deep = [deep]
-    assert parse_outcome("c#0", {"status": "ok", "value": {"shape": [1], "data": deep}}).status == "invalid"
-    assert parse_outcome("c#0", {"status": "error", "error_message": deep}).error_message is None
+# The wire's values and outcomes: tests/test_wire.py.
 
 
 # --------------------------------------------------------------------------- cgroups

@@ -51,7 +51,7 @@ from reference import attention_pooling as ref
 
 from . import verdicts
 from .figures import FIGURES
-from .variants import accepted, accepted_gradients, gradient_of
+from .variants import accepted
 
 READ_KERNELS = "Section 11.2.1 (Kernels and Data) and 11.2.2 (Attention Pooling via Nadaraya-Watson Regression)"
 READ_ADAPT = "Section 11.2.3 (Adapting Attention Pooling) and the leave-one-out discussion in the exercises"
@@ -331,19 +331,19 @@ loo_loss_check = ValueCheck(
 #   halved training loss); no input within 10x of the rtol.
 loo_gradient_check = ValueCheck(
     id="ex2.loo_gradient", exercise="ex2", title="loo_loss is differentiable in sigma", points=1,
-    accepted=accepted_gradients("loo_loss"),
-    function="loo_loss", cases=gradient_cases, expected=gradient_of(ref.loo_loss), grad_wrt=2, rtol=1e-3, atol=1e-10,
+    accepted=accepted("loo_loss"),  # differentiated as the student's loo_loss is
+    function="loo_loss", cases=gradient_cases, expected=ref.loo_loss, grad_wrt=2, rtol=1e-3, atol=1e-10,
     scale=lambda x, y, s: float(ref.loo_loss(x, y, s)) / s,  # d loss / d sigma is of this size, but 0 at a minimum
     broken_gradient=BROKEN_GRADIENT, read=READ_ADAPT,
     misconceptions=(
         Misconception("gradient of the training loss", "This is the gradient of the training loss: your loo_loss still "
-                      "includes each point (see the loo_loss check).", gradient_of(ref.train_loss)),
+                      "includes each point (see the loo_loss check).", ref.train_loss),
         Misconception("gradient of a zeroed-weight loss", "This is the gradient of a leave-one-out loss whose self "
-                      "weight was zeroed without renormalising (see the loo_loss check).", gradient_of(_loo_zeroed_weight)),
-        book_half(gradient_of(ref.loo_loss), HALF_LOSS_GRADIENT, rtol=1e-2),
+                      "weight was zeroed without renormalising (see the loo_loss check).", _loo_zeroed_weight),
+        book_half(ref.loo_loss, HALF_LOSS_GRADIENT, rtol=1e-2),
         Misconception("gradient of the halved training loss", "This is the gradient of half the training loss: your "
                       "loo_loss still includes each point and carries the book's 1/2 (see the loo_loss check).",
-                      halved(gradient_of(ref.train_loss)), rtol=1e-2),
+                      halved(ref.train_loss), rtol=1e-2),
     ),
     hint="The grader calls loo_loss with sigma as a tensor with requires_grad=True and differentiates the result.")
 

@@ -101,19 +101,7 @@ ACCEPTED = (
 )
 
 
-def gradient_of(loss: Callable) -> Callable:
-    """d loss / d sigma by autograd, with sigma a float64 tensor that requires grad, as the grader passes it."""
-    def gradient(x, y, sigma):
-        s = torch.tensor(float(sigma), dtype=torch.float64, requires_grad=True)
-        loss(x, y, s).backward()
-        return s.grad
-    return gradient
-
-
 def accepted(function: str) -> tuple[Accepted, ...]:
     """Every accepted style of one contract function, for a ValueCheck's ``accepted``."""
     return tuple(Accepted(style.name, style.function(function)) for style in ACCEPTED)
 
-
-def accepted_gradients(function: str) -> tuple[Accepted, ...]:
-    return tuple(Accepted(style.name, gradient_of(style.function(function))) for style in ACCEPTED)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from grader.checks import CustomVerdict, Verdict
-from grader.compare import relative_gap
+from grader.compare import describe_value, relative_gap
 from grader.curves import Curve
 from grader.i18n import _, join_list, join_sentences
 
@@ -64,7 +64,7 @@ class FitWidthData:
 
 
 def _returned_width(outcome) -> float | None:
-    return float(outcome.value.ravel()[0]) if outcome.status == "ok" and outcome.value.size == 1 else None
+    return outcome.number()
 
 
 def _judge_loo_width(data: FitDataSet, width, outcome, row, notes, findings) -> float:
@@ -72,7 +72,7 @@ def _judge_loo_width(data: FitDataSet, width, outcome, row, notes, findings) -> 
     if width is None or not math.isfinite(width) or width == 0:
         notes.append(outcome.describe_failure("fit_width") if outcome.status != "ok" else
                      _("with leave-one-out, fit_width returned %(value)s, not a usable width.",
-                       value=outcome.value.ravel()[:3].tolist()))
+                       value=describe_value(outcome.value)))
         if width is not None and not math.isfinite(width):
             findings.add("nan")
         return 0.0
@@ -176,7 +176,7 @@ class ExponentData:
 
 
 def exponent_verdict(data: ExponentData, outcomes) -> Verdict:
-    got = {d: float(o.value.ravel()[0]) for d, o in zip(data.dims, outcomes) if o.status == "ok" and o.value.size == 1}
+    got = {d: o.number() for d, o in zip(data.dims, outcomes) if o.number() is not None}
     expected = dict(zip(data.dims, data.expected))
     right = [d for d, v in got.items() if abs(v - expected[d]) <= EXPONENT_ATOL]
     details = {"got": {str(d): v for d, v in got.items()}, "expected": {str(d): e for d, e in expected.items()}}
@@ -232,7 +232,8 @@ def study_verdict(data: StudyData, outcomes) -> Verdict:
     for data_set, outcome in zip(data.data_sets, outcomes):
         d, n, best_sigma, best = data_set.d, data_set.n, data_set.reference_sigma, data_set.reference_loss
         row = {"d": d, "n": n, "reference_sigma": best_sigma, "reference_loss": best}
-        width = float(outcome.value.ravel()[0]) if outcome.status == "ok" and outcome.value.size == 1 else float("nan")
+        width = outcome.number()
+        width = float("nan") if width is None else width
         if math.isfinite(width) and width != 0:
             row.update(student_sigma=width, student_loss=data_set.loo_loss.at(abs(width)))
             row["gap"] = relative_gap(row["student_loss"], best)

@@ -202,27 +202,40 @@ def build(cls, construct, arrays="torch"):
     return obj
 
 
-def _set_parameters(obj, params, warm_up):
-    """Copy the given parameters into ``obj`` by name; lazy ones are materialised by ``warm_up()`` first."""
-    if not params:
-        return
+def _set_parameters(obj, params, warm_up, arrays):
+    """Copy the given parameters into ``obj`` by name, in float64.
+
+    A torch module's parameters are found by their ``named_parameters()`` names (lazy ones materialised by
+    ``warm_up()`` first) and the module is made float64 throughout; any other name (a NumPy class's layer
+    ``W_q.weight``) is set as an attribute along its dotted path, as the arrays of this attempt.
+    """
     torch = _torch()
-    named = dict(obj.named_parameters())
-    if any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in named.values()):
+    is_module = torch is not None and isinstance(obj, torch.nn.Module)
+    named = dict(obj.named_parameters()) if is_module else {}
+    if params and any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in named.values()):
         with torch.no_grad():
             warm_up()
         named = dict(obj.named_parameters())
-    missing = [name for name in params if name not in named]
-    if missing:
-        raise AttributeError(f"{type(obj).__name__} has no parameter {missing[0]!r} "
-                             f"(its parameters: {', '.join(named) or 'none'})")
-    with torch.no_grad():
-        for name, node in params.items():
+    if is_module and not any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in named.values()):
+        obj.double()  # a float32 layer built despite the default (dtype=...) would refuse float64 inputs
+        named = dict(obj.named_parameters())
+    for name, node in (params or {}).items():
+        if name in named:
             value = torch.as_tensor(decode_value(node, "torch"), dtype=named[name].dtype)
             if tuple(value.shape) != tuple(named[name].shape):
                 raise ValueError(f"parameter {name!r} has shape {tuple(named[name].shape)}, "
                                  f"the grader sets {tuple(value.shape)}")
-            named[name].copy_(value)
+            with torch.no_grad():
+                named[name].copy_(value)
+            continue
+        *path, last = name.split(".")
+        owner = obj
+        for part in path:
+            owner = getattr(owner, part, None)
+        if owner is None or not hasattr(owner, last):
+            known = ", ".join(named) if named else "none by that name"
+            raise AttributeError(f"{type(obj).__name__} has no parameter {name!r} (its parameters: {known})")
+        setattr(owner, last, decode_value(node, arrays))
 
 
 class _Float64Defaults:
@@ -264,9 +277,9 @@ def invoke(target, call, arrays="torch"):
         obj = build(target, construct, arrays)
         method = construct.get("method") or "forward"
         bound = obj if method == "forward" else getattr(obj, method)
-        _set_parameters(obj, construct.get("params"), lambda: bound(*args, **kwargs))
+        _set_parameters(obj, construct.get("params"), lambda: bound(*args, **kwargs), arrays)
         for name in (w for w in wrt if isinstance(w, str)):
-            parameters = dict(obj.named_parameters())
+            parameters = dict(obj.named_parameters()) if hasattr(obj, "named_parameters") else {}
             if name not in parameters:
                 raise AttributeError(f"{type(obj).__name__} has no parameter {name!r}")
             leaves[name] = parameters[name]
@@ -301,8 +314,11 @@ def call_and_encode(func, call):
     the first error is the one reported when both fail.
     """
     started = time.perf_counter()
-    attempts = ["torch", "numpy"] if has_arrays(call.get("args", []) + list((call.get("kwargs") or {}).values())) \
-        and not call.get("grad_wrt") and _torch() is not None else ["torch" if _torch() is not None else "numpy"]
+    construct = call.get("construct") or {}
+    sent = call.get("args", []) + list((call.get("kwargs") or {}).values()) + construct.get("init_args", []) \
+        + list(construct.get("init_kwargs", {}).values()) + list(construct.get("params", {}).values())
+    attempts = ["torch", "numpy"] if has_arrays(sent) and not call.get("grad_wrt") and _torch() is not None \
+        else ["torch" if _torch() is not None else "numpy"]
     first_error = None
     for arrays in attempts:
         try:

@@ -232,7 +232,7 @@ def test_gradients_with_respect_to_arguments_and_parameters():
     assert np.allclose(outcome.grads["W.weight"], expected[0]) and np.allclose(outcome.grads["0"], expected[1])
 
     def cut(x, sigma):
-        return torch.tensor(float(sigma) * x.sum().item())
+        return torch.tensor(float(sigma.detach()) * x.sum().item())  # a new tensor: the graph is cut
 
     broken = outcome_of(cut, ProbeCall("c#0", "cut", (np.ones(2), 0.5), grad_wrt=1))
     assert broken.grads == {} and broken.grad_reason == {"code": "not-connected", "target": "`sigma`"}
@@ -256,3 +256,44 @@ def test_structures_are_compared_item_by_item():
     assert compare_values(np.array([1, 0]), np.array([True, False]), 0, 0).matches  # numbers, whatever the dtype
     assert value_error((np.array([1.0]), np.array([2.2])), (np.array([1.0]), np.array([2.0]))) == pytest.approx(0.1)
     assert value_error(np.array([1.0]), expected) == float("inf")
+
+
+class NumpyBilinear:
+    """A plain-NumPy class with the book's layer names: no named_parameters, weights as attributes."""
+
+    class Layer:
+        def __init__(self, rows, cols):
+            self.weight = np.zeros((rows, cols))
+
+    def __init__(self, hidden, keys):
+        self.W = self.Layer(hidden, keys)
+
+    def __call__(self, queries, keys, values):
+        scores = np.asarray(queries) @ (np.asarray(keys) @ self.W.weight.T).transpose(0, 2, 1)
+        weights = np.exp(scores) / np.exp(scores).sum(-1, keepdims=True)
+        return weights @ np.asarray(values), weights
+
+
+class Float32Layer(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.W = torch.nn.Linear(3, 2, bias=False, dtype=torch.float32)  # float32 whatever the default
+
+    def forward(self, x):
+        return self.W(x)
+
+
+def test_numpy_classes_and_float32_layers_are_graded_like_the_books():
+    rng = np.random.default_rng(3)
+    weight = rng.normal(size=(2, 3))
+    args = (rng.normal(size=(1, 2, 2)), rng.normal(size=(1, 4, 3)), rng.normal(size=(1, 4, 5)))
+    expected = reference_value(Bilinear, Call("Bilinear", args, construct=Construct((2, 0.0), {}, {"W.weight": weight})))
+    numpy_call = ProbeCall("c#0", "NumpyBilinear", args, construct=Construct((2, 3), {}, {"W.weight": weight}))
+    outcome = outcome_of(NumpyBilinear, numpy_call)
+    assert outcome.status == "ok" and compare_values(outcome.value, expected, 1e-12, 1e-12).matches
+    missing = outcome_of(NumpyBilinear, ProbeCall("c#0", "NumpyBilinear", args,
+                                                  construct=Construct((2, 3), {}, {"W_k.weight": weight})))
+    assert missing.status == "error" and "W_k.weight" in missing.error_message
+    layer = outcome_of(Float32Layer, ProbeCall("c#0", "Float32Layer", (rng.normal(size=(4, 3)),),
+                                               construct=Construct(params={"W.weight": weight})))
+    assert layer.status == "ok" and layer.value.dtype == np.float64

@@ -41,8 +41,9 @@ from . import verdicts
 from .figures import FIGURES
 
 READ_MASK = "Section 11.3.2 (Convenience Functions: masked softmax operation)"
-READ_DOT = "Section 11.3.1 (Dot Product Attention) and 11.3.2, and Luong et al. (2015), Section 3.1 (the general score)"
-READ_ADDITIVE = "Section 11.3.3 (Additive Attention)"
+READ_DOT = ("Section 11.3.1 (Dot Product Attention) and 11.3.3 (Scaled Dot Product Attention), and Luong et al. (2015), "
+            "Section 3.1 (the general score)")
+READ_ADDITIVE = "Section 11.3.4 (Additive Attention)"
 READ_LOCAL = "Luong et al. (2015), Section 3.2 (Local Attention: local-m and local-p)"
 READ_PARAMETRIC = ("The older edition's Section 10.2.4 (Parametric Attention Pooling) and its exercises; today's "
                    "Section 11.2.3 (Adapting Attention Pooling)")

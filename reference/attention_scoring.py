@@ -188,7 +188,7 @@ def train_parametric_nw(x_train, y_train, epochs, lr):
         (grad,) = torch.autograd.grad(loss, w)
         with torch.no_grad():
             w -= float(lr) * grad
-    return float(w), losses
+    return float(w.detach()), losses
 
 
 # --------------------------------------------------------------------------- data

@@ -281,6 +281,50 @@ def test_the_order_mistakes_run_on_equal_sizes_and_fail_on_different_ones(scorin
         assert ran >= 2 and failed >= 1
 
 
+def notebook_namespace(functions: dict) -> dict:
+    namespace: dict = {}
+    exec(build_notebooks.SETUP, namespace)
+    for ex in ("ex1", "ex2", "ex3", "ex4", "ex5"):
+        exec(functions[ex], namespace)
+    torch.set_default_dtype(torch.float32)
+    return namespace
+
+
+@pytest.mark.parametrize("name", sorted(MISCONCEPTIONS))
+def test_each_misconception_notebook_computes_its_named_variant(scoring, name):
+    """In process, as the grader's judging would see it: the named check fails, and the first misconception of
+    that check matching every judged failure is the one the notebook was written to make."""
+    from grader.compare import compare_arrays
+
+    functions, check_id, words = MISCONCEPTIONS[name]
+    namespace = notebook_namespace(functions)
+    check = next(c for c in scoring.checks if c.id == check_id)
+    if isinstance(check, CustomCheck):
+        calls = check.make_calls(np.random.default_rng(8))
+        outcomes = [outcome_of(namespace[c.function](*tensors(c.args))) for c in calls]
+        verdict = check.judge_with(calls, check.make_data(calls), outcomes)
+        assert verdict.fraction < 1 and words in verdict.diagnosis
+        return
+    failures = []
+    for case in public_cases(check):
+        expected = flat(call(check.expected, case))
+        try:
+            got = flat(call(namespace[check.function], case))
+        except RuntimeError:
+            continue  # a mistake that cannot run on these sizes: no value to judge
+        scale = check.scale(*case.args) if check.scale else 0.0
+        if not compare_arrays(got, expected, check.rtol, check.atol, scale=scale).matches:
+            failures.append((case, got))
+    assert failures
+    named = None
+    for misconception in check.misconceptions:
+        if all(compare_arrays(got, flat(call(misconception.variant, case)), misconception.rtol,
+                              misconception.atol).matches for case, got in failures):
+            named = misconception
+            break
+    assert named is not None and words in named.explanation, (name, named)
+
+
 # --------------------------------------------------------------------------- the training verdict
 
 def outcome_of(value) -> ProbeOutcome:
@@ -343,6 +387,37 @@ def test_the_training_data_survives_a_bundle(scoring):
         assert check.judge_with(calls, back, outcomes).fraction == check.judge_with(calls, data, outcomes).fraction
 
 
+def typed(value):
+    """A result as the engine hands it to judging and figures: arrays, tuples of them."""
+    if isinstance(value, (tuple, list)):
+        return tuple(typed(v) for v in value)
+    if isinstance(value, torch.Tensor):
+        return value.detach().numpy()
+    return np.asarray(value) if isinstance(value, np.ndarray) else value
+
+
+@pytest.mark.parametrize("student", ["book", "numpy", "nothing"])
+def test_the_figures_draw_from_what_the_students_code_returned(scoring, student):
+    from grader.figures import FigureInputs, render_figure
+
+    namespace = {"book": book_namespace, "numpy": numpy_namespace, "nothing": dict}[student]()
+    for figure in scoring.figures:
+        calls = figure.make_calls(np.random.default_rng(0))
+        outcomes = []
+        for c in calls:
+            if c.function not in namespace:
+                outcomes.append(ProbeOutcome("f", "missing"))
+                continue
+            target = build(namespace[c.function], c.construct) if c.construct is not None else namespace[c.function]
+            outcomes.append(ProbeOutcome("f", "ok", value=typed(target(*tensors(c.args), **(c.kwargs or {})))))
+        result = render_figure(figure, FigureInputs(calls, outcomes, {}))
+        if student == "nothing":
+            assert result.waiting and result.svg is None
+        else:
+            assert result.error is None and result.svg and "<svg" in result.svg, (figure.id, result.error)
+            assert "no usable output" not in result.svg, figure.id
+
+
 # --------------------------------------------------------------------------- the assignment as a plug-in
 
 def test_the_assignment_loads_and_validates(scoring):
@@ -352,6 +427,16 @@ def test_the_assignment_loads_and_validates(scoring):
     assert Path(ref.__file__).parent in [Path(p) for p in scoring.hidden_paths]
     assert set(scoring.answer_points) == {t for e in scoring.exercises for t in e.answer_tags}
     scoring.validate()
+
+
+def test_case_labels_are_translatable_messages_with_plain_values(scoring):
+    """A bundle carries each label as a msgid and plain values (no nested Message): students read it translated."""
+    from grader.i18n import Message
+
+    for check in value_checks(scoring):
+        for case in public_cases(check):
+            assert isinstance(case.label, Message), check.id
+            assert all(isinstance(v, (str, int, float)) for v in case.label.values.values()), (check.id, case.label)
 
 
 def test_hidden_calls_never_repeat_public_ones(scoring):

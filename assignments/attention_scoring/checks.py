@@ -65,12 +65,29 @@ def linear_weight(rng: np.random.Generator, out_features: int, in_features: int)
     return rng.normal(0, 1 / math.sqrt(in_features), (out_features, in_features))
 
 
-def lengths_label(valid_lens) -> Message:
+def lengths_label(labels: dict, valid_lens, **values) -> Message:
+    """A case's label in the words for its kind of valid lengths (a label's values are plain: bundles carry them)."""
     if valid_lens is None:
-        return Message(N_("no valid lengths"))
+        return Message(labels["none"], **values)
     if np.ndim(valid_lens) == 1:
-        return Message(N_("valid lengths per sequence %(lengths)s"), lengths=str(list(map(int, valid_lens))))
-    return Message(N_("valid lengths per query, shape %(shape)s"), shape=str(tuple(np.shape(valid_lens))))
+        return Message(labels["1d"], lengths=str(list(map(int, valid_lens))), **values)
+    return Message(labels["2d"], **values)
+
+
+MASK_LABELS = {"none": N_("scores of shape %(shape)s, no valid lengths"),
+               "1d": N_("scores of shape %(shape)s, valid lengths per sequence %(lengths)s"),
+               "2d": N_("scores of shape %(shape)s, valid lengths per query")}
+DOT_LABELS = {"none": N_("d=%(d)s, %(queries)s queries, %(keys)s keys, no valid lengths"),
+              "1d": N_("d=%(d)s, %(queries)s queries, %(keys)s keys, valid lengths per sequence %(lengths)s"),
+              "2d": N_("d=%(d)s, %(queries)s queries, %(keys)s keys, valid lengths per query")}
+GENERAL_LABELS = {"none": N_("query size %(query_size)s, key size %(key_size)s, no valid lengths"),
+                  "1d": N_("query size %(query_size)s, key size %(key_size)s, valid lengths per sequence %(lengths)s"),
+                  "2d": N_("query size %(query_size)s, key size %(key_size)s, valid lengths per query")}
+ADDITIVE_LABELS = {
+    "none": N_("query size %(query_size)s, key size %(key_size)s, %(hiddens)s hidden units, no valid lengths"),
+    "1d": N_("query size %(query_size)s, key size %(key_size)s, %(hiddens)s hidden units, valid lengths per sequence "
+             "%(lengths)s"),
+    "2d": N_("query size %(query_size)s, key size %(key_size)s, %(hiddens)s hidden units, valid lengths per query")}
 
 
 def draw_lengths(rng, kind: str, batch: int, queries: int, keys: int):
@@ -98,8 +115,7 @@ def masked_softmax_cases(rng):
     for kind, batch, queries, keys in MASK_DESIGNS:
         X = rng.normal(0, 1.5, (batch, queries, keys))
         lengths = draw_lengths(rng, kind, batch, queries, keys)
-        cases.append(Case(Message(N_("scores of shape %(shape)s, %(lengths)s"), shape=str(X.shape),
-                                  lengths=lengths_label(lengths)), (X, lengths)))
+        cases.append(Case(lengths_label(MASK_LABELS, lengths, shape=str(X.shape)), (X, lengths)))
     return cases
 
 
@@ -135,8 +151,7 @@ def dot_cases(rng):
     cases = []
     for batch, queries, keys, d, kind in DOT_DESIGNS:
         q, k, values, lengths = attention_inputs(rng, batch, queries, keys, d, d, 3, kind)
-        cases.append(Case(Message(N_("d=%(d)s, %(queries)s queries, %(keys)s keys, %(lengths)s"), d=d, queries=queries,
-                                  keys=keys, lengths=lengths_label(lengths)),
+        cases.append(Case(lengths_label(DOT_LABELS, lengths, d=d, queries=queries, keys=keys),
                           (q, k, values, lengths), construct=Construct(init_args=(DROPOUT,))))
     return cases
 
@@ -166,8 +181,7 @@ def general_cases(rng):
         q, k, values, lengths = attention_inputs(rng, batch, queries, keys, query_size, key_size, 2, kind)
         construct = Construct(init_args=(query_size, key_size, DROPOUT),
                               params={"W_a.weight": linear_weight(rng, query_size, key_size)})
-        cases.append(Case(Message(N_("query size %(query_size)s, key size %(key_size)s, %(lengths)s"),
-                                  query_size=query_size, key_size=key_size, lengths=lengths_label(lengths)),
+        cases.append(Case(lengths_label(GENERAL_LABELS, lengths, query_size=query_size, key_size=key_size),
                           (q, k, values, lengths), construct=construct))
     return cases
 
@@ -205,9 +219,8 @@ def additive_cases(rng):
         params = {"W_k.weight": linear_weight(rng, hiddens, key_size),
                   "W_q.weight": linear_weight(rng, hiddens, query_size),
                   "w_v.weight": linear_weight(rng, 1, hiddens)}
-        cases.append(Case(Message(N_("query size %(query_size)s, key size %(key_size)s, %(hiddens)s hidden units, "
-                                     "%(lengths)s"), query_size=query_size, key_size=key_size, hiddens=hiddens,
-                                  lengths=lengths_label(lengths)),
+        cases.append(Case(lengths_label(ADDITIVE_LABELS, lengths, query_size=query_size, key_size=key_size,
+                                        hiddens=hiddens),
                           (q, k, values, lengths),
                           construct=Construct(init_args=(key_size, query_size, hiddens, DROPOUT), params=params)))
     return cases

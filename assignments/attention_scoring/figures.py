@@ -70,14 +70,14 @@ def returned_weights(value, shape) -> np.ndarray | None:
     return weights.reshape(shape)
 
 
-def heatmap(ax, weights, title):
+def heatmap(ax, weights, title, vmax=1.0):
     if weights is None or not np.isfinite(weights).all():
         ax.text(0.5, 0.5, _(NO_OUTPUT) if weights is None else _("NaN or inf in the weights"),
                 transform=ax.transAxes, ha="center", color=YOURS["color"])
         ax.set_xticks([]), ax.set_yticks([])
         image = None
     else:
-        image = ax.imshow(weights, cmap="Reds", vmin=0, vmax=1)
+        image = ax.imshow(weights, cmap="Reds", vmin=0, vmax=vmax)
     ax.set_title(title, fontsize=8)
     return image
 
@@ -166,10 +166,12 @@ def parametric_draw(inputs: FigureInputs):
     plt = pyplot()
     fig, axes = plt.subplots(1, 3, figsize=(9, 3))
     image = None
-    for index, (ax, w) in enumerate(zip(axes[:2], FIGURE_WS)):
-        queries, keys = inputs.calls[index].args[:2]
-        shown = heatmap(ax, returned_weights(inputs.value(index), (len(queries), len(keys))),
-                        _("your weights at w = %(w)s", w=f"{w:g}"))
+    shapes = [(len(call.args[0]), len(call.args[1])) for call in inputs.calls[:2]]
+    weights = [returned_weights(inputs.value(index), shape) for index, shape in enumerate(shapes)]
+    finite = [float(np.max(w)) for w in weights if w is not None and np.isfinite(w).all()]
+    vmax = min(max(finite, default=1.0), 1.0) or 1.0  # one colour scale for both, as bright as the sharper one
+    for ax, w, shown_weights in zip(axes[:2], FIGURE_WS, weights):
+        shown = heatmap(ax, shown_weights, _("your weights at w = %(w)s", w=f"{w:g}"), vmax=vmax)
         image = shown or image
         ax.set_xlabel(_("sorted training inputs (keys)"))
         ax.set_ylabel(_("validation inputs (queries)"))

@@ -168,6 +168,7 @@ class DotProductAttention(nn.Module):
 class GeneralAttention(nn.Module):
     def __init__(self, query_size, key_size, dropout):
         super().__init__()
+        self.W_a = nn.Linear(key_size, query_size, bias=False)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, queries, keys, values, valid_lens=None):
@@ -177,6 +178,9 @@ class GeneralAttention(nn.Module):
 class AdditiveAttention(nn.Module):
     def __init__(self, key_size, query_size, num_hiddens, dropout):
         super().__init__()
+        self.W_k = nn.Linear(key_size, num_hiddens, bias=False)
+        self.W_q = nn.Linear(query_size, num_hiddens, bias=False)
+        self.w_v = nn.Linear(num_hiddens, 1, bias=False)
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, queries, keys, values, valid_lens=None):

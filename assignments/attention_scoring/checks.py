@@ -17,9 +17,19 @@ accepts (``variants.*_ACCEPTED``: float32 arithmetic, a mask of -inf or -1e9 ins
 applied before the product, the bilinear form multiplied in the other order, exp over its sum, the keys in the
 other order) and fails every catalogued misconception, each by at least EDGE_FACTOR (10) either side of the
 tolerance; an input where one would land nearer is redrawn at plan time. Attention weights lie in [0, 1] and
-outputs are weighted means of standard normal values, so errors are measured against a scale of 1. float32's
-error is about 1e-7 of that, the misconceptions' at least 1e-2: rtol = 1e-5 sits between, with a factor 100
-on the accepted side.
+outputs are weighted means of standard normal values, so errors are measured against a scale of 1 (S for a
+position in (0, S), max |y| for pooled values). Measured on 100 fresh secrets (worst accepted error; closest
+misconception, by its worst input, where it does not coincide with the answer by design):
+
+    ex1.masked_softmax          1.7e-7; 0.07 (one position too many)
+    ex2.dot_product_attention   4.3e-7; 0.053 (1/d)        ex2.general_attention  5.2e-7; 0.06 (masked with 0)
+    ex3.additive_attention      4.1e-7; 0.0032 (W_q and W_k swapped)
+    ex4.local_monotonic         1.4e-7; 0.16 (window masked with 0)
+    ex4.predictive_position     1.6e-7; 0.0042 (p_t rounded)   ex4.local_predictive  2.4e-7; 0.022 (p_t rounded)
+    ex5.parametric_pool         1.8e-7; 0.022 (missing 1/2)
+
+rtol = 2e-5 sits between: the worst accepted error is 4 times below rtol / 10, the closest misconception 16 times
+above rtol * 10; no input of the 100 secrets was at the edge.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ READ_LOCAL = "Luong et al. (2015), Section 3.2 (Local Attention: local-m and loc
 READ_PARAMETRIC = ("The older edition's Section 10.2.4 (Parametric Attention Pooling) and its exercises; today's "
                    "Section 11.2.3 (Adapting Attention Pooling)")
 
-RTOL, ATOL = 1e-5, 1e-12
+RTOL, ATOL = 2e-5, 1e-12
 DROPOUT = 0.2  # in every constructor call: the grader probes in eval mode, where dropout does nothing
 
 

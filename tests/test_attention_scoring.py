@@ -470,7 +470,7 @@ def test_the_verdicts_module_computes_no_answer():
     assert imported <= {"__future__", "math", "dataclasses", "numpy", "grader"}, imported
     names = {token.string for token in tokenize.generate_tokens(io.StringIO(source).readline)
              if token.type == tokenize.NAME}
-    assert names.isdisjoint({"torch", "softmax", "tanh", "sigmoid", "exp", "backward", "grad", "reference"})
+    assert names.isdisjoint({"torch", "softmax", "tanh", "sigmoid", "exp", "backward", "grad"})  # no arithmetic of the answers
 
 
 # --------------------------------------------------------------------------- notebooks

@@ -529,6 +529,24 @@ def test_the_catalog_holds_every_string_its_pot_extracts(lang):
     assert sorted(extracted - translated) == []
 
 
+@pytest.mark.parametrize("lang", LANGS)
+def test_translations_hold_no_latin_word_outside_code_formulas_and_names(scoring, lang):
+    """As the first assignment's reports are held (tests/test_i18n.py): code goes in backticks (the report shows
+    it as code), formulas and placeholders pass; Luong is a name. Titles shown without code spans have none."""
+    from tests.test_i18n import latin_words
+
+    shown_plain = {scoring.title} | {e.title for e in scoring.exercises} | {f.title for f in scoring.figures}
+    with open(FOLDER / "locale" / lang / "LC_MESSAGES" / "grader.po", "rb") as f:
+        for message in read_po(f):
+            if not message.id or message.id.startswith("Your answer"):
+                continue
+            text = re.sub(r"%\(\w+\)s", " ", message.string)
+            assert text.count("`") % 2 == 0, message.string
+            assert not (message.id in shown_plain and "`" in text), message.string
+            words = latin_words(re.sub(r"`[^`]*`", " ", text), lang)
+            assert [w for w in words if w != "Luong"] == [], (message.id, words)
+
+
 # =========================================================================== part 2: real kernels
 
 @pytest.fixture(scope="module")

@@ -626,3 +626,21 @@ def _construct(**kwargs):
     from grader.checks import Construct
 
     return Construct(**kwargs)
+
+
+def test_a_students_self_check_from_the_release_passes_the_solution(scoring, tmp_path):
+    """`grader release attention_scoring`, then `grader check` from the bundle alone: the template and the bundle
+    carry everything the public checks need (the classes' constructor arguments and parameters included)."""
+    from grader import cli
+    from grader.bundle import load_bundle
+    from grader.release import write_release
+
+    released = write_release(scoring, tmp_path / "release")
+    bundled = load_bundle(released.bundle)
+    assert [c.id for c in bundled.checks] == [c.id for c in scoring.checks]
+    assert str(ROOT / "reference") not in released.bundle.read_text()
+    notebook = released.template.parent / "attention_scoring.ipynb"
+    nbformat.write(build_notebooks.build_notebook(SOLUTION), notebook)  # the student's finished work
+    assert cli.main(["check", str(notebook), "--bundle", str(released.bundle), "--no-figures"]) == cli.EXIT_OK
+    nbformat.write(build_notebooks.build_notebook(MISCONCEPTIONS["no_scaling"][0]), notebook)
+    assert cli.main(["check", str(notebook), "--bundle", str(released.bundle), "--no-figures"]) == cli.EXIT_BELOW

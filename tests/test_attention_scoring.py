@@ -644,3 +644,14 @@ def test_a_students_self_check_from_the_release_passes_the_solution(scoring, tmp
     assert cli.main(["check", str(notebook), "--bundle", str(released.bundle), "--no-figures"]) == cli.EXIT_OK
     nbformat.write(build_notebooks.build_notebook(MISCONCEPTIONS["no_scaling"][0]), notebook)
     assert cli.main(["check", str(notebook), "--bundle", str(released.bundle), "--no-figures"]) == cli.EXIT_BELOW
+
+
+@pytest.mark.parametrize("path", [FOLDER / "attention_scoring.ipynb", FOLDER / "solution" / "attention_scoring_solution.ipynb"],
+                         ids=["template", "solution"])
+def test_the_shipped_notebooks_run_top_to_bottom(path, monkeypatch):
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    nb = nbformat.read(path, as_version=4)
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    assert [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"] == []

@@ -141,8 +141,8 @@ def train_verdict(data: TrainData, outcomes) -> Verdict:
         NO_LOSSES if "no-losses" in findings else None
     if fraction >= 1:
         grown = [r["student_w"] for r in rows]
-        message = join_sentences([_("The loss fell and w grew from 1 to %(low)s to %(high)s on the data sets (the "
-                                    "reference reaches %(reference)s).", low=f"{min(grown):.3g}",
+        message = join_sentences([_("The loss fell, and w grew from 1 to between %(low)s and %(high)s on the data sets "
+                                    "(the reference reaches %(reference)s).", low=f"{min(grown):.3g}",
                                     high=f"{max(grown):.3g}",
                                     reference=f"{max(r['reference_w'] for r in rows):.3g}"), _(SHARPER)])
     else:

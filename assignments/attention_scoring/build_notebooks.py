@@ -365,8 +365,9 @@ SOLUTION_ANSWERS = {
                    "only, and the band of large weights narrows.",
     "answer:ex5c": "The kernel width sigma (exp(-(x - x_i)^2 / (2 sigma^2))), chosen by validation or leave-one-out: "
                    "too wide oversmooths, too narrow follows the noise.",
-    "answer:ex5d": "A learnable width and centre offset per query: softmax(-((x - x_i - b) w)^2 / 2). Trained the same "
-                   "way it learns w ≈ 2.5 and b ≈ 0; its heatmap looks like the parametric one.",
+    "answer:ex5d": "A learnable shift b as well as w: softmax(-((x - x_i - b) w)^2 / 2), trained by the same loop with "
+                   "the gradients in w and b. On this data b should stay near 0 (the noise is symmetric), so its heatmap "
+                   "is the parametric one's band, possibly displaced by b.",
 }
 
 EXERCISES = (("ex1", EX1, ["answer:ex1"]), ("ex2", EX2, ["answer:ex2"]), ("ex3", EX3, ["answer:ex3"]),

@@ -69,6 +69,13 @@ def call(target, case: Case):
     return target(*tensors(case.args), **(case.kwargs or {}))
 
 
+def _construct(**kwargs):
+    """grader.checks.Construct (the engine's), imported where it is used."""
+    from grader.checks import Construct
+
+    return Construct(**kwargs)
+
+
 def numpy_namespace() -> dict:
     """The plain-NumPy solution's cells, run as a notebook would run them."""
     namespace: dict = {}
@@ -620,12 +627,6 @@ def test_the_cli_grades_the_solution_on_public_inputs(scoring, tmp_path):
     assert figures.count("<svg") >= 3
     answered = {a["tag"]: a["status"] for e in row["exercises"] for a in e["written_answers"]}
     assert set(answered.values()) == {"answered"}
-
-
-def _construct(**kwargs):
-    from grader.checks import Construct
-
-    return Construct(**kwargs)
 
 
 def test_a_students_self_check_from_the_release_passes_the_solution(scoring, tmp_path):

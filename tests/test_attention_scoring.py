@@ -364,6 +364,29 @@ def test_training_without_the_half_or_in_numpy_also_earns_full_marks(scoring):
     assert judge_training(scoring, numpy_namespace()["train_parametric_nw"]).fraction == 1.0
 
 
+def test_the_english_books_training_with_minibatches_earns_full_marks(scoring):
+    """Seed 002's way: each point among its own keys, minibatches of 10 in a shuffled order, no 1/2; a careful grader
+    accepts it, and its w stays far from running away."""
+    def book_minibatches(x_train, y_train, epochs, lr):
+        x, y = torch.as_tensor(x_train), torch.as_tensor(y_train)
+        w = torch.ones(1, dtype=torch.float64, requires_grad=True)
+        order, losses = torch.Generator().manual_seed(0), []
+        for _ in range(epochs):
+            epoch_losses = []
+            for batch in torch.randperm(len(x), generator=order).split(10):
+                weights = torch.softmax(-(((x[batch, None] - x[None, :]) * w) ** 2) / 2, dim=1)
+                loss = ((weights @ y - y[batch]) ** 2).mean()
+                epoch_losses.append(loss.item())
+                (grad,) = torch.autograd.grad(loss, w)
+                with torch.no_grad():
+                    w -= lr * grad
+            losses.append(float(np.mean(epoch_losses)))
+        return w.item(), losses
+
+    verdict = judge_training(scoring, book_minibatches)
+    assert verdict.fraction == 1.0, verdict.message
+
+
 def test_a_w_that_ran_away_is_named(scoring):
     verdict = judge_training(scoring, variants.summed_loss_training)
     assert verdict.fraction < 1 and verdict.diagnosis == verdicts.RAN_AWAY

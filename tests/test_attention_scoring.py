@@ -27,6 +27,7 @@ from babel.messages.pofile import read_po
 
 from assignments.attention_scoring import build_notebooks, variants, verdicts
 from assignments.attention_scoring.build_notebooks import ANSWER_PROMPTS, SOLUTION, write_all
+from assignments.attention_scoring.catalog import assignment_texts
 from assignments.attention_scoring.figures import build
 from grader.assignment import load_assignment
 from grader.checks import EDGE_FACTOR, Case, CustomCheck, ValueCheck
@@ -526,28 +527,22 @@ def test_template_has_the_stubs_and_tags_and_no_solution(scoring):
 
 # --------------------------------------------------------------------------- catalogs
 
-def assignment_msgids(assignment) -> set[str]:
-    texts = {assignment.title}
-    for exercise in assignment.exercises:
-        texts |= {exercise.title, exercise.read}
-    for check in assignment.checks:
-        texts |= {check.title, check.hint, check.read}
-        for misconception in getattr(check, "misconceptions", ()):
-            texts.add(misconception.explanation)
-    for figure in assignment.figures:
-        texts |= {figure.title, figure.caption}
-    texts |= set(verdicts.DIAGNOSES)
-    from grader.pipeline import markdown_as_text
+def pot_ids(path: Path) -> set[str]:
+    with open(path, "rb") as f:
+        return {m.id for m in read_po(f) if m.id}
 
-    texts |= {markdown_as_text(prompt) for prompt in ANSWER_PROMPTS.values()}
-    return {t for t in texts if t}
+
+def test_the_committed_pot_is_up_to_date(tmp_path):
+    from assignments.attention_scoring.catalog import write_template
+
+    assert pot_ids(write_template(tmp_path / "messages.pot")) == pot_ids(FOLDER / "locale" / "messages.pot")
 
 
 @pytest.mark.parametrize("lang", LANGS)
 def test_every_text_of_the_assignment_is_translated(scoring, lang):
     with open(FOLDER / "locale" / lang / "LC_MESSAGES" / "grader.po", "rb") as f:
         translated = {m.id for m in read_po(f) if m.id and m.string}
-    assert sorted(assignment_msgids(scoring) - translated) == []
+    assert sorted(assignment_texts(scoring) - translated) == []
 
 
 @pytest.mark.parametrize("lang", LANGS)

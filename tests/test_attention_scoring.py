@@ -28,11 +28,12 @@ from babel.messages.pofile import read_po
 from assignments.attention_scoring import build_notebooks, variants, verdicts
 from assignments.attention_scoring.build_notebooks import ANSWER_PROMPTS, SOLUTION, write_all
 from assignments.attention_scoring.catalog import assignment_texts
-from assignments.attention_scoring.figures import build
 from grader.assignment import load_assignment
-from grader.checks import EDGE_FACTOR, Case, CustomCheck, ValueCheck
+from grader.checks import EDGE_FACTOR, Call, Case, CustomCheck, ValueCheck, reference_value
 from grader.compare import relative_error
-from grader.model import ProbeOutcome
+from grader.model import ProbeCall, ProbeOutcome
+from grader.probe_runtime import call_and_encode
+from grader.wire import call_json, parse_outcome
 from reference import attention_scoring as ref
 from tests.conftest import SECRET
 from tests.scoring_submissions import MISCONCEPTIONS, NUMPY_WAY, scoring_notebooks
@@ -61,13 +62,10 @@ def tensors(args):
 
 
 def call(target, case: Case):
-    """What the grader does with a case: a class is built, put in eval mode and parametrised, then called."""
-    if case.construct is not None:
-        target = build(target, case.construct)
-        method = case.construct.method
-        if method != "forward":
-            target = getattr(target, method)
-    return target(*tensors(case.args), **(case.kwargs or {}))
+    """What the grader does with a case (a class is built, put in eval mode and parametrised, then called): the
+    engine's own invocation, the one the kernel runs."""
+    return reference_value(target, Call("", tuple(case.args), kwargs=dict(case.kwargs or {}),
+                                        construct=case.construct))
 
 
 def _construct(**kwargs):
@@ -138,20 +136,21 @@ def test_dot_product_attention_by_hand():
     q = torch.tensor([[[1.0, 0.0]]], dtype=torch.float64)
     k = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [2.0, 2.0]]], dtype=torch.float64)
     v = torch.eye(3, dtype=torch.float64)[None]
-    attention = build(ref.DotProductAttention, _construct(init_args=(0.5,)))
-    output, weights = attention(q, k, v, torch.tensor([2]))
+    output, weights = call(ref.DotProductAttention, Case("", (q, k, v, torch.tensor([2])),
+                                                        construct=_construct(init_args=(0.5,))))
     a = math.exp(1 / math.sqrt(2))
     expected = torch.tensor([[[a / (a + 1), 1 / (a + 1), 0.0]]], dtype=torch.float64)
-    assert torch.allclose(weights, expected) and torch.allclose(output, expected)  # values: one-hot rows
+    assert np.allclose(weights, expected) and np.allclose(output, expected)  # values: one-hot rows
 
 
 def test_general_attention_is_dot_product_times_sqrt_d_when_W_is_the_identity():
     rng = np.random.default_rng(3)
     q, k, v = (torch.as_tensor(rng.normal(size=s)) for s in ((2, 3, 4), (2, 5, 4), (2, 5, 2)))
-    general = build(ref.GeneralAttention, _construct(init_args=(4, 4, 0.0), params={"W_a.weight": 2 * np.eye(4)}))
-    dot = build(ref.DotProductAttention, _construct(init_args=(0.0,)))
+    general = call(ref.GeneralAttention, Case("", (q, k, v), construct=_construct(
+        init_args=(4, 4, 0.0), params={"W_a.weight": 2 * np.eye(4)})))
+    dot = call(ref.DotProductAttention, Case("", (4 * q, k, v), construct=_construct(init_args=(0.0,))))
     # q^T (2 I) k = 2 q.k = (q.k / sqrt(4)) * 4: the general score with W = 2I is the scaled dot product with 4q.
-    assert torch.allclose(general(q, k, v)[1], dot(4 * q, k, v)[1])
+    assert np.allclose(general[1], dot[1])
 
 
 def test_additive_attention_by_hand():
@@ -160,11 +159,11 @@ def test_additive_attention_by_hand():
     k = torch.tensor([[[1.0], [-1.0], [2.0]]], dtype=torch.float64)
     v = torch.tensor([[[1.0], [2.0], [3.0]]], dtype=torch.float64)
     params = {"W_q.weight": np.array([[2.0]]), "W_k.weight": np.array([[0.5]]), "w_v.weight": np.array([[3.0]])}
-    attention = build(ref.AdditiveAttention, _construct(init_args=(1, 1, 1, 0.1), params=params))
-    output, weights = attention(q, k, v, None)
+    output, weights = call(ref.AdditiveAttention, Case("", (q, k, v, None), construct=_construct(
+        init_args=(1, 1, 1, 0.1), params=params)))
     scores = np.array([3 * math.tanh(1 + 0.5 * kk) for kk in (1.0, -1.0, 2.0)])
     expected = np.exp(scores) / np.exp(scores).sum()
-    assert np.allclose(weights.detach().numpy().ravel(), expected)
+    assert np.allclose(weights.ravel(), expected)
     assert output.item() == pytest.approx(float(expected @ np.array([1.0, 2.0, 3.0])))
 
 
@@ -418,15 +417,6 @@ def test_the_training_data_survives_a_bundle(scoring):
         assert check.judge_with(calls, back, outcomes).fraction == check.judge_with(calls, data, outcomes).fraction
 
 
-def typed(value):
-    """A result as the engine hands it to judging and figures: arrays, tuples of them."""
-    if isinstance(value, (tuple, list)):
-        return tuple(typed(v) for v in value)
-    if isinstance(value, torch.Tensor):
-        return value.detach().numpy()
-    return np.asarray(value) if isinstance(value, np.ndarray) else value
-
-
 @pytest.mark.parametrize("student", ["book", "numpy", "nothing"])
 def test_the_figures_draw_from_what_the_students_code_returned(scoring, student):
     from grader.figures import FigureInputs, render_figure
@@ -439,8 +429,8 @@ def test_the_figures_draw_from_what_the_students_code_returned(scoring, student)
             if c.function not in namespace:
                 outcomes.append(ProbeOutcome("f", "missing"))
                 continue
-            target = build(namespace[c.function], c.construct) if c.construct is not None else namespace[c.function]
-            outcomes.append(ProbeOutcome("f", "ok", value=typed(target(*tensors(c.args), **(c.kwargs or {})))))
+            probe = ProbeCall("f", c.function, tuple(c.args), c.grad_wrt, 10.0, dict(c.kwargs), c.construct)
+            outcomes.append(parse_outcome("f", call_and_encode(namespace[c.function], call_json(probe))))
         result = render_figure(figure, FigureInputs(calls, outcomes, {}))
         if student == "nothing":
             assert result.waiting and result.svg is None

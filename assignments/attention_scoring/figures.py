@@ -1,7 +1,8 @@
 """Report figures for "Attention Scoring Functions": the attention weights the student's own code returned.
 
 Every heatmap shows what the student's class or function returned on public inputs (the figure seed, never the
-secret), beside what the reference returns on the same inputs, built and parametrised the same way.
+secret), beside what the reference returns on the same inputs, built, parametrised and called the same way
+(grader.checks.reference_value: the engine's own invocation).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import math
 import numpy as np
 import torch
 
-from grader.checks import Call, Construct
+from grader.checks import Call, Construct, reference_value
 from grader.figures import Figure, FigureInputs, pyplot
 from grader.i18n import N_, _
 from reference import attention_scoring as ref
@@ -19,34 +20,6 @@ from reference import attention_scoring as ref
 YOURS = {"color": "#c9482b", "lw": 2}
 REFERENCE = {"color": "#1d232a", "lw": 1.2, "ls": "--"}
 NO_OUTPUT = N_("no usable output")
-
-
-def build(cls, construct: Construct | None):
-    """A class built, put in eval mode and parametrised as the grader does with a check's Construct."""
-    obj = cls(*construct.init_args, **(construct.init_kwargs or {}))
-    if isinstance(obj, torch.nn.Module):
-        obj = obj.double()  # float64 like the inputs, whatever the default dtype was when it was built
-    if hasattr(obj, "eval"):
-        obj.eval()
-    named = dict(obj.named_parameters()) if hasattr(obj, "named_parameters") else {}
-    for name, value in (construct.params or {}).items():
-        array = np.asarray(value, dtype=np.float64)
-        if name in named:
-            with torch.no_grad():
-                named[name].copy_(torch.as_tensor(array))
-        else:  # a plain object (a NumPy solution's layer): the attribute at the dotted path
-            owner, _, attribute = name.rpartition(".")
-            target = obj
-            for part in filter(None, owner.split(".")):
-                target = getattr(target, part)
-            setattr(target, attribute, array.copy())
-    return obj
-
-
-def reference_value(reference, call: Call):
-    """What the reference returns on a figure's call (a class is built as the call's Construct says)."""
-    target = build(reference, call.construct) if call.construct is not None else reference
-    return target(*call.args, **(call.kwargs or {}))
 
 
 def as_numpy(value) -> np.ndarray | None:
@@ -91,7 +64,7 @@ def heatmap_grid(inputs: FigureInputs, references, row_labels, xlabel, ylabel, f
         result = reference_value(reference, call)
         expected = as_numpy(result[1] if isinstance(result, tuple) else result)
         target_shape = expected.shape
-        yours = returned_weights(inputs.value(row), target_shape)
+        yours = returned_weights(inputs.result(row), target_shape)
         if flatten and expected.ndim == 3:  # the batch's rows one under the other
             expected = expected.reshape(-1, expected.shape[-1])
             yours = None if yours is None else yours.reshape(-1, yours.shape[-1])
@@ -167,7 +140,7 @@ def parametric_draw(inputs: FigureInputs):
     fig, axes = plt.subplots(1, 3, figsize=(9, 3))
     image = None
     shapes = [(len(call.args[0]), len(call.args[1])) for call in inputs.calls[:2]]
-    weights = [returned_weights(inputs.value(index), shape) for index, shape in enumerate(shapes)]
+    weights = [returned_weights(inputs.result(index), shape) for index, shape in enumerate(shapes)]
     finite = [float(np.max(w)) for w in weights if w is not None and np.isfinite(w).all()]
     vmax = min(max(finite, default=1.0), 1.0) or 1.0  # one colour scale for both, as bright as the sharper one
     for ax, w, shown_weights in zip(axes[:2], FIGURE_WS, weights):
@@ -181,7 +154,7 @@ def parametric_draw(inputs: FigureInputs):
     x, y, epochs, lr = inputs.calls[2].args
     _w, reference_losses = ref.train_parametric_nw(x, y, epochs, lr)
     loss_ax.plot(range(1, len(reference_losses) + 1), reference_losses, **REFERENCE, label=_("reference"))
-    value = inputs.value(2)
+    value = inputs.result(2)
     losses = as_numpy(value[1]) if isinstance(value, (tuple, list)) and len(value) == 2 else None
     if losses is not None and losses.ndim == 1 and losses.size and np.isfinite(losses).all():
         loss_ax.plot(range(1, losses.size + 1), losses, **YOURS, label=_("yours"))

@@ -54,13 +54,15 @@ class UnsafeCacheLocation(ValueError):
 
 def check_private(root: Path) -> Path:
     """``root`` resolved, refused when the sandbox shows it: hidden references must stay hidden."""
+    from .i18n import _
     from .sandbox import python_prefixes, shown_system
 
     resolved = root.expanduser().resolve()
-    for shown in {p.resolve() for p in [*shown_system(), *python_prefixes()]}:
+    for shown in sorted({p.resolve() for p in [*shown_system(), *python_prefixes()]}):
         if resolved == shown or shown in resolved.parents:
-            raise UnsafeCacheLocation(f"the reference cache {resolved} lies inside {shown}, which the sandbox shows; "
-                                      f"choose a folder outside it ({CACHE_VARIABLE} or --cache-dir)")
+            raise UnsafeCacheLocation(_("the reference cache %(folder)s lies inside %(shown)s, which the sandbox "
+                                        "shows; choose a folder outside it (%(variable)s or --cache-dir)",
+                                        folder=resolved, shown=shown, variable=CACHE_VARIABLE))
     return resolved
 
 

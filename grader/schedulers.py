@@ -34,6 +34,7 @@ from .files import read_regular_file
 from .i18n import _, language, use_language
 from .load import MAX_NOTEBOOK_BYTES
 from .reasons import code_text
+from .refcache import UnsafeCacheLocation
 from .model import GradeError, GradedSubmission, SubmissionResult
 from .pipeline import GradingOptions, PendingFigures, grade_submission, grade_until_figures, rejected_result, \
     start_worker
@@ -263,7 +264,7 @@ class DaskScheduler:
             except Exception as exc:
                 graded = failed_grading(item, self.assignment, self.options, _(
                     "The grader itself failed on this submission: `%(error)s`", error=code_text(f"{type(exc).__name__}: {exc}")),
-                    final=not isinstance(exc, WrongVersion))
+                    final=not isinstance(exc, (WrongVersion, UnsafeCacheLocation)))  # the worker's setup, not the notebook
             future.release()
             yield item, graded
 

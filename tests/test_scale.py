@@ -191,6 +191,17 @@ def test_the_cache_refuses_a_folder_the_sandbox_shows(tmp_path):
     assert check_private(tmp_path / "grader-cache") == (tmp_path / "grader-cache").resolve()
 
 
+def test_a_cache_the_sandbox_shows_is_a_usage_error_before_any_grading(small_class, tmp_path, capsys):
+    """Not a grader failure on every submission, kept as graded: the run stops before it starts."""
+    shown = str(__import__("pathlib").Path(sys.prefix) / "grader-cache")
+    out = tmp_path / "out"
+    assert cli.main(["grade", str(small_class), "--out", str(out), "--cache-dir", shown, *ONLY_EX1]) == cli.EXIT_USAGE
+    assert "which the sandbox shows" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["check", str(small_class / "ann.ipynb"), "--cache-dir", shown]) == cli.EXIT_USAGE
+    assert cli.main(["check", str(small_class / "ann.ipynb"), "--cache-dir", shown, "--no-cache", "--exercise", "ex1",
+                     "--report", str(tmp_path / "r.html")]) == cli.EXIT_OK
+
+
 def test_a_dask_worker_hides_what_a_local_batch_hides(small_class, tmp_path, monkeypatch):
     """The class's folders and the output travel with each task: a worker sharing the client's disk hides them."""
     from grader import pipeline, schedulers

@@ -249,6 +249,21 @@ def _sandbox_notice(execution) -> int | None:
     return None
 
 
+def _cache_problem(options) -> int | None:
+    """Before grading: a reference cache the sandbox would show is the command line's mistake, said once (not a
+    grader failure on every submission, which a batch would keep as graded)."""
+    if not options.disk_cache:
+        return None
+    from .refcache import UnsafeCacheLocation, check_private, default_cache_root
+
+    try:
+        check_private(options.cache_dir or default_cache_root())
+    except UnsafeCacheLocation as exc:
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return None
+
+
 def run_check(args) -> int:
     from .pipeline import grade_submission
     from .report import render_report
@@ -273,7 +288,9 @@ def run_check(args) -> int:
     if bundle:  # the catalogs of the bundle's assignment, as this install keeps them
         use_language(args.lang, (assignment_folder(assignment.name) / "locale",))
     options = _grading_options(args, secret=None)
-    code = _sandbox_notice(options.execution)
+    if bundle:  # the bundle holds the judging data: no reference work, nothing to keep on disk
+        options.disk_cache = False
+    code = _cache_problem(options) or _sandbox_notice(options.execution)
     if code is not None:
         return code
     result = grade_submission(args.notebook, assignment, options)
@@ -349,11 +366,16 @@ def run_grade(args) -> int:
                                                                   execution, args.out)
     try:
         options = _grading_options(args, secret, execution)
-        assignment = _load_assignment(args.assignment)
+        code = _cache_problem(options)  # after the early start: it imports the cache's module (NumPy)
+        assignment = _load_assignment(args.assignment) if code is None else None
     except BaseException:
         if early_worker:
             early_worker.cleanup()
         raise
+    if code is not None:
+        if early_worker:
+            early_worker.cleanup()
+        return code
 
     graded_now: list[dict] = []
 
@@ -518,7 +540,7 @@ def run_platform(args) -> int:
     if not secret:
         return _no_secret()
     assignment, options = _load_assignment(args.assignment), _grading_options(args, secret)
-    code = _sandbox_notice(options.execution)  # on the platform's log, which only the instructor sees
+    code = _cache_problem(options) or _sandbox_notice(options.execution)  # on the platform's log: the instructor's
     if code is not None:
         return code
     result = grade_upload(args.submission_dir, assignment, options).to_json()

@@ -48,18 +48,21 @@ def default_cache_root() -> Path:
 
 
 class UnsafeCacheLocation(ValueError):
-    """The cache folder would be visible inside the sandbox (under /usr or a Python prefix)."""
+    """The cache folder would be visible inside the sandbox (under /usr, a system folder, an /etc file it shows or
+    a Python prefix)."""
 
 
 def check_private(root: Path) -> Path:
     """``root`` resolved, refused when the sandbox shows it: hidden references must stay hidden."""
-    from .sandbox import python_prefixes
+    from .i18n import _
+    from .sandbox import python_prefixes, shown_system
 
     resolved = root.expanduser().resolve()
-    for shown in [Path("/usr"), *python_prefixes()]:
+    for shown in sorted({p.resolve() for p in [*shown_system(), *python_prefixes()]}):
         if resolved == shown or shown in resolved.parents:
-            raise UnsafeCacheLocation(f"the reference cache {resolved} lies inside {shown}, which the sandbox shows; "
-                                      f"choose a folder outside it ({CACHE_VARIABLE} or --cache-dir)")
+            raise UnsafeCacheLocation(_("the reference cache %(folder)s lies inside %(shown)s, which the sandbox "
+                                        "shows; choose a folder outside it (%(variable)s or --cache-dir)",
+                                        folder=resolved, shown=shown, variable=CACHE_VARIABLE))
     return resolved
 
 

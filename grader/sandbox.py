@@ -34,6 +34,7 @@ NOBODY = 65534  # the uid and gid a root-started sandbox drops to
 # What a Python kernel needs of /etc; everything else there (shadow, ssh keys, the grader's config) stays out.
 ETC_ALLOWED = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "fonts", "mime.types",
                "nsswitch.conf", "host.conf", "gai.conf", "timezone", "matplotlibrc")
+SYSTEM_TOPS = ("bin", "lib", "lib32", "lib64", "libx32", "sbin")  # shown as they are: merged-/usr links, or bound
 GRADER_PACKAGES = ("grader", "reference", "assignments")  # never visible inside, wherever they are installed
 SWEEP_VARIABLE = "JPY_SESSION_NAME"  # marks an unsandboxed kernel's processes; looks like any Jupyter kernel's
 
@@ -107,7 +108,7 @@ def bwrap_arguments(plan: SandboxPlan, seccomp_fd: int | None) -> list[str]:
     args = [plan.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
             "--hostname", SANDBOX_HOSTNAME, "--die-with-parent", "--new-session"]
     system = []
-    for top in ("bin", "lib", "lib32", "lib64", "libx32", "sbin"):
+    for top in SYSTEM_TOPS:
         path = Path("/") / top
         if path.is_symlink():
             args += ["--symlink", os.readlink(path), str(path)]
@@ -155,6 +156,14 @@ def write_sandbox_etc(folder: Path, uid: int) -> None:
     (folder / "hosts").write_text(f"127.0.0.1 localhost {SANDBOX_HOSTNAME}\n::1 localhost\n")
     for name in ("passwd", "group", "hosts"):
         (folder / name).chmod(0o644)
+
+
+def shown_system() -> list[Path]:
+    """What the sandbox shows of this machine besides the Python prefixes (bwrap_arguments binds the same): /usr,
+    the top-level system folders that are folders of their own (not merged-/usr links), the allowed files of /etc.
+    Whatever must stay hidden from the kernel (the reference cache) must lie outside these and the prefixes."""
+    system = [Path("/") / top for top in SYSTEM_TOPS if (Path("/") / top).is_dir() and not (Path("/") / top).is_symlink()]
+    return [Path("/usr"), *system, *(Path("/etc") / name for name in ETC_ALLOWED if (Path("/etc") / name).exists())]
 
 
 def python_prefixes() -> list[Path]:

@@ -34,6 +34,7 @@ from .files import read_regular_file
 from .i18n import _, language, use_language
 from .load import MAX_NOTEBOOK_BYTES
 from .reasons import code_text
+from .refcache import UnsafeCacheLocation
 from .model import GradeError, GradedSubmission, SubmissionResult
 from .pipeline import GradingOptions, PendingFigures, grade_submission, grade_until_figures, rejected_result, \
     start_worker
@@ -182,6 +183,9 @@ class RemoteJob:
     grader_version: str
     options: GradingOptions
     language: str
+    # What a local batch hides besides the assignment and the home (the class's folders, the output folder), as
+    # the client names them: a worker that shares the client's disk hides them too (one it lacks, it cannot show).
+    hide: tuple[str, ...] = ()
 
 
 class WrongVersion(RuntimeError):
@@ -205,7 +209,7 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
     try:
         path = folder / f"{job.name}.ipynb"
         path.write_bytes(job.notebook)
-        result = grade_submission(path, assignment, job.options)
+        result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide])
         result.source = job.source
         return as_plain_data(result)
     finally:
@@ -220,7 +224,7 @@ class DaskScheduler:
             from distributed import Client
         except ImportError:
             raise SchedulerUnavailable(_("--scheduler needs Dask: pip install 'attention-grader[dask]'")) from None
-        self.assignment, self.options = assignment, options
+        self.assignment, self.options, self.hide = assignment, options, hide
         # Security (TLS certificates) comes from Dask's own configuration: DASK_DISTRIBUTED__COMM__TLS__...
         self.client = Client(address, set_as_default=False)
         self.futures: list = []
@@ -233,7 +237,8 @@ class DaskScheduler:
         except OSError:
             return None  # not a regular file, too large, unreadable: rejected here, no task needed
         return RemoteJob(notebook, item.name, str(item.notebook), assignment_reference(self.assignment),
-                         self.assignment.digest(), __version__, self.options, language())
+                         self.assignment.digest(), __version__, self.options, language(),
+                         tuple(str(p) for p in self.hide))
 
     def run(self, items: list[BatchItem]) -> Iterator[tuple[BatchItem, GradedSubmission]]:
         from distributed import as_completed
@@ -259,7 +264,7 @@ class DaskScheduler:
             except Exception as exc:
                 graded = failed_grading(item, self.assignment, self.options, _(
                     "The grader itself failed on this submission: `%(error)s`", error=code_text(f"{type(exc).__name__}: {exc}")),
-                    final=not isinstance(exc, WrongVersion))
+                    final=not isinstance(exc, (WrongVersion, UnsafeCacheLocation)))  # the worker's setup, not the notebook
             future.release()
             yield item, graded
 

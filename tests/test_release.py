@@ -393,6 +393,19 @@ def test_self_check_says_where_the_bundle_is_missing(tmp_path, monkeypatch):
         self_check("ex1", namespace={}, show=False)
 
 
+def test_grader_check_from_a_bundle_keeps_no_reference_cache(released, tmp_path, monkeypatch):
+    """The bundle holds the judging data: a student's check does no reference work and leaves no cache folder."""
+    from grader import cli
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GRADER_CACHE_DIR", str(cache))
+    folder = tmp_path / "student"
+    shutil.copytree(released.bundle.parent, folder)
+    notebook = folder / released.template.name
+    assert cli.main(["check", str(notebook), "--exercise", "ex1", "--cell-timeout", "30"]) == cli.EXIT_BELOW
+    assert (folder / f"{notebook.stem}.report.html").is_file() and not cache.exists()
+
+
 # --------------------------------------------------------------------------- the student package
 
 def run_student(venv: Path, args: list[str], cwd: Path) -> subprocess.Popen:
@@ -417,6 +430,17 @@ def test_the_student_package_holds_no_answers_and_checks_from_the_bundle(assignm
     assert sorted(p for p in ours if not p.startswith("assignments/attention_pooling/locale/")) == [
         "assignments/attention_pooling/__init__.py", "assignments/attention_pooling/verdicts.py"]
     assert "grader/templates/report.html.j2" in installed and "grader/locale/ja/LC_MESSAGES/grader.po" in installed
+    assert {f"assignments/attention_pooling/locale/{lang}/LC_MESSAGES/grader.po" for lang in ("zh", "ja", "ko")} <= set(installed)
+    # The kernel's side of the sandbox: the worker, the provisioner jupyter_client finds by its entry point, seccomp,
+    # cgroups and what the kernel runs; read from the student's own distribution (the borrowed libraries below
+    # hold the instructor's, which names the same provisioner).
+    assert {f"grader/{m}.py" for m in ("worker", "kernel_sandbox", "sandbox", "seccomp", "cgroups", "probe_runtime",
+                                        "wire")} <= set(installed)
+    points = subprocess.run([str(venv / "bin" / "python"), "-c", "import importlib.metadata as m; print(sorted("
+                             "f'{e.group} {e.name}={e.value}' for e in m.distribution('attention-grader-student')"
+                             ".entry_points))"], capture_output=True, text=True, check=True).stdout
+    assert "jupyter_client.kernel_provisioners grader-sandbox=grader.kernel_sandbox:SandboxProvisioner" in points
+    assert "console_scripts grader=grader.cli:main" in points
     # torch and the rest come from this environment (no network, no second torch): a path, not its .pth hooks,
     # so the instructor's editable install of reference/ and assignments/ stays out of sight.
     (site / "borrowed-libraries.pth").write_text(sysconfig.get_path("purelib") + "\n")

@@ -177,11 +177,59 @@ def test_the_same_secret_does_no_reference_work_twice_a_new_secret_or_grader_doe
     assert oct((cache / "reference-v1").stat().st_mode & 0o777) == "0o700"  # the grader's alone
 
 
-def test_the_cache_refuses_a_folder_the_sandbox_shows():
-    from grader.refcache import UnsafeCacheLocation, check_private
+def test_the_cache_refuses_a_folder_the_sandbox_shows(tmp_path):
+    from pathlib import Path
 
-    with pytest.raises(UnsafeCacheLocation):
-        check_private(__import__("pathlib").Path(sys.prefix) / "grader-cache")
+    from grader.refcache import UnsafeCacheLocation, check_private
+    from grader.sandbox import shown_system
+
+    shown = [Path(sys.prefix), *shown_system()]  # the prefixes and all the sandbox binds of the system
+    assert Path("/etc/fonts") in shown or not Path("/etc/fonts").exists()
+    for folder in shown:
+        with pytest.raises(UnsafeCacheLocation):
+            check_private(folder / "grader-cache")
+    assert check_private(tmp_path / "grader-cache") == (tmp_path / "grader-cache").resolve()
+
+
+def test_a_cache_the_sandbox_shows_is_a_usage_error_before_any_grading(small_class, tmp_path, capsys):
+    """Not a grader failure on every submission, kept as graded: the run stops before it starts."""
+    shown = str(__import__("pathlib").Path(sys.prefix) / "grader-cache")
+    out = tmp_path / "out"
+    assert cli.main(["grade", str(small_class), "--out", str(out), "--cache-dir", shown, *ONLY_EX1]) == cli.EXIT_USAGE
+    assert "which the sandbox shows" in capsys.readouterr().err and not out.exists()
+    assert cli.main(["check", str(small_class / "ann.ipynb"), "--cache-dir", shown]) == cli.EXIT_USAGE
+    assert cli.main(["check", str(small_class / "ann.ipynb"), "--cache-dir", shown, "--no-cache", "--exercise", "ex1",
+                     "--report", str(tmp_path / "r.html")]) == cli.EXIT_OK
+
+
+def test_a_dask_worker_hides_what_a_local_batch_hides(small_class, tmp_path, monkeypatch):
+    """The class's folders and the output travel with each task: a worker sharing the client's disk hides them."""
+    from grader import pipeline, schedulers
+    from grader.assignment import load_assignment
+    from grader.files import class_folders, find_notebooks
+
+    assignment = load_assignment("attention_pooling")
+    options = pipeline.GradingOptions(secret=SECRET, exercises=("ex1",))
+    hide = class_folders(find_notebooks([small_class]), tmp_path / "out")
+    scheduler = object.__new__(schedulers.DaskScheduler)  # no cluster needed to make a task
+    scheduler.assignment, scheduler.options, scheduler.hide = assignment, options, hide
+    notebook = small_class / "ann.ipynb"
+    job = scheduler.job(schedulers.BatchItem(notebook, "ann", "key"))
+    assert job.hide == tuple(str(p) for p in hide)
+
+    asked = {}
+
+    class Started(Exception):
+        pass
+
+    def start_worker(assignment_, options_, hidden):
+        asked["hidden"] = hidden
+        raise Started
+
+    monkeypatch.setattr(pipeline, "start_worker", start_worker)
+    with pytest.raises(Started):
+        schedulers.grade_remote(job)
+    assert set(hide) <= set(asked["hidden"])  # besides the task's own folder; start_worker adds the assignment's
 
 
 def test_a_figure_drawn_from_results_alone_waits_while_its_exercise_is_silent(assignment):

@@ -5,13 +5,10 @@ would); the tests then read the results.
 """
 
 import json
-import shutil
 
 import nbformat
 import pytest
 
-from grader.assignment import load_assignment
-from grader.batch import grade_batch
 from grader.pipeline import GradingOptions, grade_submission
 from tests.submissions import MISTAKES, notebooks
 

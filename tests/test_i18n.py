@@ -23,7 +23,7 @@ from assignments.attention_pooling.build_notebooks import SOLUTION, build_notebo
 from grader import reasons
 from grader.figures import CJK_FONTS, LATIN_FONT
 from grader.gradebook import junit_xml
-from grader.i18n import LANGUAGES, LOCALE_DIR, catalog, join_list, join_sentences, use_language
+from grader.i18n import LANGUAGES, LOCALE_DIR, join_list, join_sentences, use_language
 from grader.pipeline import GradingOptions, answer_prompt, grade_submission, start_worker, template_answer_texts
 from grader.platforms import gradescope_results
 from grader.report import render_report

@@ -1,6 +1,5 @@
 """The shipped notebooks: up to date with their builder, and they run top to bottom."""
 
-import os
 
 import nbformat
 import pytest

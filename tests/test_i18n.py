@@ -168,8 +168,8 @@ def test_the_kernels_reasons_reach_the_student_translated(lang):
                                          "not-connected", "not-reached", "backward-failed"]
     use_language(lang)
     for reason in sent:
-        explained = reasons.explain(None, reason)
-        assert not re.search(r"\b(returned|expected|grader|autograd|reach)\b", explained), explained
+        ours = re.sub(r"`[^`]*`", "", reasons.explain(None, reason))  # Python's own words are shown as code
+        assert not re.search(r"\b(returned|expected|grader|autograd|reach)\b", ours), ours
     # A legacy English sentence is still understood; an unknown one is shown as code, not as ours.
     assert reasons.explain("backward() did not reach sigma") == reasons.explain(
         None, {"code": "not-reached", "target": "sigma"})

@@ -264,7 +264,8 @@ class ValueCheck(Check):
                                for call in calls))
 
     def problems(self):
-        return [problem for m in self.misconceptions if (problem := m.problem())]
+        missing = [] if callable(self.expected) else ["no reference: `expected` is not a function"]
+        return missing + [problem for m in self.misconceptions if (problem := m.problem())]
 
     def _got(self, outcome: ProbeOutcome) -> np.ndarray | None:
         if self.grad_wrt is None:
@@ -361,6 +362,8 @@ class CustomCheck(Check):
         return first_failure(calls, outcomes) or self.verdict.judge(data, outcomes)
 
     def problems(self):
+        problems = [f"no {name}: a CustomCheck needs it" for name in ("make_calls", "make_data")
+                    if not callable(getattr(self, name))]
         if not isinstance(self.verdict, CustomVerdict):
-            return ["a CustomCheck needs a verdict (grader.checks.CustomVerdict) from the assignment's verdicts.py"]
-        return []
+            problems.append("a CustomCheck needs a verdict (grader.checks.CustomVerdict) from the assignment's verdicts.py")
+        return problems

@@ -34,7 +34,7 @@ from .files import read_regular_file
 from .i18n import _, language, use_language
 from .load import MAX_NOTEBOOK_BYTES
 from .reasons import code_text
-from .model import GradeError, GradedSubmission, SubmissionResult
+from .model import ErrorKind, GradeError, GradedSubmission, SubmissionResult
 from .pipeline import GradingOptions, PendingFigures, grade_submission, grade_until_figures, rejected_result, \
     start_worker
 
@@ -56,7 +56,7 @@ def failed_grading(item: BatchItem, assignment: Assignment, options: GradingOpti
                    final: bool = True) -> GradedSubmission:
     """The grader's own failure is one submission's error, not the batch's end."""
     result = rejected_result(item.notebook, assignment, options, "")
-    result.errors = [GradeError("grader-failed", message)]
+    result.errors = [GradeError(ErrorKind.GRADER_FAILED, message)]
     return GradedSubmission(result.to_json(), [], final=final)
 
 
@@ -146,7 +146,7 @@ class LocalScheduler:
                 finished.put((item, as_plain_data(figures.draw_into(result))))
             except Exception as exc:  # drawing never raises by design; should it, the grading still counts
                 result.figures = []
-                result.errors.append(GradeError("grader-failed", f"figures: {type(exc).__name__}: {exc}"))
+                result.errors.append(GradeError(ErrorKind.GRADER_FAILED, f"figures: {type(exc).__name__}: {exc}"))
                 finished.put((item, as_plain_data(result)))
 
         for item in items:

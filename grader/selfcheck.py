@@ -16,14 +16,14 @@ import html
 import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from .bundle import BundleError, assignment_folder, find_bundle, load_bundle
+from .config import resolve_limits
 from .execute import ExecutionOptions
 from .i18n import _, use_language
 from .load import NotebookRejected, load_notebook
-from .model import CheckResult, ProbeOutcome, StageTimes, SubmissionResult
+from .model import CheckResult, OutcomeStatus, ProbeOutcome, StageTimes, SubmissionResult
 from .pipeline import GradingOptions, PlannedCheck, judge_check, plan_probes, score_submission
 from .probe_runtime import CallLimits, call_with_limit
 from .wire import encode_argument, parse_outcome
@@ -52,13 +52,13 @@ def probe_in_process(planned: list[PlannedCheck], namespace: dict) -> dict[str, 
             for call in plan.probe_calls:
                 func = namespace.get(call.function)
                 if call.function in hung:
-                    raw = {"status": "timeout"}
+                    raw = {"status": OutcomeStatus.TIMEOUT}
                 elif not callable(func):
-                    raw = {"status": "missing"}
+                    raw = {"status": OutcomeStatus.MISSING}
                 else:
                     raw = call_with_limit(func, [encode_argument(a) for a in call.args], call.grad_wrt, call.timeout,
                                           limits)
-                if raw["status"] == "timeout":
+                if raw["status"] == OutcomeStatus.TIMEOUT:
                     hung.add(call.function)
                 probes[call.id] = parse_outcome(call.id, json.loads(json.dumps(raw)))
     return probes
@@ -107,8 +107,7 @@ def self_check(exercise: str | None = None, bundle: str | Path | None = None, no
     if exercise is not None and exercise not in known:
         raise ValueError(_("no exercise %(exercise)r in %(assignment)s (its exercises: %(known)s)", exercise=exercise,
                            assignment=released.name, known=", ".join(known)))
-    defaults = ExecutionOptions().limits
-    limits = replace(defaults, call_timeout=call_timeout) if call_timeout else defaults
+    limits = resolve_limits(released.settings(), {"call_timeout": call_timeout})  # the caller's, the assignment's, the engine's
     options = GradingOptions(exercises=(exercise,) if exercise else None, execution=ExecutionOptions(limits),
                              figures=False)
     results = judge_in_process(plan_probes(released, options), namespace)

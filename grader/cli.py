@@ -11,7 +11,8 @@
 Exit codes:
     0  every submission was graded (check: and every check passed)
     1  check: some check did not pass; grade: a submission scored under --fail-under
-    2  the command line was wrong (unknown option, missing file, no secret for grade)
+    2  the command line or the configuration was wrong (unknown option, missing file, no secret for grade, an
+       assignment that cannot be used or cannot be inferred): nobody was graded
     3  some submission could not be graded at all (not a notebook, the worker failed)
     4  --sandbox require, and bubblewrap does not work on this machine
     5  grade --fail-under, and nothing was graded (no notebook under the paths given)
@@ -266,7 +267,8 @@ def language_asked(argv: list[str]) -> str:
 
 def _sandbox_notice(execution) -> int | None:
     """Before grading: refuse --sandbox require without a sandbox; say loudly what is not enforced here."""
-    from .execute import SandboxUnavailable, enforcement
+    from .errors import SandboxUnavailable
+    from .execute import enforcement
 
     try:
         held = enforcement(execution)

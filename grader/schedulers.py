@@ -78,11 +78,17 @@ class WorkerPool:
         self.wanted = spare
 
     def take(self, remaining: int) -> WorkerProcess:
-        with self.lock:
-            worker = self.spares.pop() if self.spares else None
-            if remaining > 0 and len(self.spares) < self.wanted:
-                self.spares.append(start_worker(self.assignment, self.options, self.hide))
-        worker = worker or start_worker(self.assignment, self.options, self.hide)
+        worker = None
+        try:
+            with self.lock:
+                worker = self.spares.pop() if self.spares else None
+                if remaining > 0 and len(self.spares) < self.wanted:
+                    self.spares.append(start_worker(self.assignment, self.options, self.hide))
+            worker = worker or start_worker(self.assignment, self.options, self.hide)
+        except BaseException:  # a worker taken but not handed out is stopped, not left running
+            if worker is not None:
+                worker.cleanup()
+            raise
         with self.lock:
             self.running.add(worker)
         return worker

@@ -260,3 +260,10 @@ def test_a_variant_that_raises_only_means_its_misconception_is_not_recognised():
     result = judge_check(planned, outcomes)
     assert result.status == CheckStatus.FAILED and result.score == 1.0, result.message  # one case of two passed
     assert result.diagnosis is None
+
+
+def test_the_engine_names_no_assignment():
+    """No default assignment anywhere in the engine (the CLI's --assignment, self_check): it is named or inferred."""
+    engine = Path(cli.__file__).parent
+    naming = [str(p.relative_to(engine)) for p in engine.rglob("*.py") if "attention_pooling" in p.read_text()]
+    assert naming == []

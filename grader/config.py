@@ -38,7 +38,8 @@ def resolve_limits(assignment: Mapping[str, Any] | None = None, command_line: Ma
         unknown = unknown_limits(layer)
         if unknown:
             raise ValueError(f"no such limit: {', '.join(unknown)} (limits: {', '.join(sorted(LIMIT_NAMES))})")
-        chosen.update({name: value for name, value in layer.items() if value is not None})
+        # As the engine's own type (an assignment's budget=600 is 600.0): the same limits make the same grading key.
+        chosen.update({name: type(getattr(engine, name))(value) for name, value in layer.items() if value is not None})
     return replace(engine, **chosen)
 
 

@@ -108,7 +108,8 @@ def gradescope_results(row: dict, visibility: str = "visible") -> dict:
         raise ValueError(f"visibility {visibility!r} is not one of {', '.join(GRADESCOPE_VISIBILITIES)}")
     tests = [{"name": f"{exercise['id']}: {_(check['title'])}", "number": f"{exercise['id']}.{i}",
               "score": check["score"], "max_score": check["max_score"],
-              "status": "passed" if check["passed"] else "failed", "output": check_text(check),
+              "status": "passed" if check["passed"] else "failed",  # Gradescope's words for a test
+              "output": check_text(check),
               "tags": [exercise["id"]], "visibility": visibility}
              for exercise in row["exercises"] for i, check in enumerate(exercise["checks"], start=1)]
     return {"score": row["score"], "execution_time": round(row.get("timing", {}).get("seconds", 0.0)),

@@ -139,6 +139,7 @@ def test_limits_come_from_the_command_line_then_the_assignment_then_the_engine()
     limits = resolve_limits(assignment, said)
     assert (limits.cell_timeout, limits.budget, limits.call_timeout) == (5.0, 900.0, ENGINE_LIMITS.call_timeout)
     assert resolve_limits() == ENGINE_LIMITS
+    assert repr(resolve_limits({"cell_timeout": 120, "budget": 600})) == repr(ENGINE_LIMITS)  # 600 is 600.0
     assert resolve_limits(None, command_line_limits(memory_gib=2)).memory_bytes == 2 * 2**30
     with pytest.raises(ValueError, match="no such limit"):
         resolve_limits({"budgett": 1})

@@ -293,3 +293,44 @@ def test_the_graders_errors_are_one_family_with_fields():
     assert str(WireFormatError("too large", "cells[0]")) == "cells[0]: too large"
     crash = WorkerCrashed(WorkerCrashed.UNFINISHED, -9, {"cells": []})
     assert (crash.reason, crash.returncode, crash.partial) == ("unfinished", -9, {"cells": []})
+
+
+# --------------------------------------------------------------------------- one real kernel
+
+def test_a_worker_killed_half_way_is_a_failure_and_leaves_no_kernel(tmp_path):
+    """The real worker and kernel (no sandbox: the sweep by tag must find the kernel): the worker dies mid-cell."""
+    import threading
+
+    import psutil
+
+    from grader.sandbox import SWEEP_VARIABLE
+
+    options = ExecutionOptions(Limits(budget=120, cell_timeout=100), sandbox="off", scratch_root=tmp_path,
+                               cgroups=False)
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1"), nbformat.v4.new_code_cell(
+        "import time\ntime.sleep(100)")])
+    with WorkerProcess(options, [], []) as worker:
+        tag = worker.sweep_tag
+
+        def kill_when_the_first_cell_is_saved():
+            result = worker.job_dir / RESULT_NAME
+            for _ in range(900):
+                if result.exists() and json.loads(result.read_text() or "{}").get("cells"):
+                    break
+                threading.Event().wait(0.1)
+            worker.process.kill()  # the worker alone: its kernel is left to the grader to stop
+
+        killer = threading.Thread(target=kill_when_the_first_cell_is_saved)
+        killer.start()
+        run = worker.run(notebook, CALLS)
+        killer.join()
+    assert [e.kind for e in run.errors] == [ErrorKind.WORKER_FAILED]
+    assert [c.status for c in run.cells] == [CellStatus.OK]  # what it had saved is kept
+    survivors = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get(SWEEP_VARIABLE) == tag:
+                survivors.append(proc.pid)
+        except psutil.Error:
+            continue
+    assert survivors == [] and list(tmp_path.iterdir()) == []

@@ -124,9 +124,6 @@ def test_grading_twice_gives_the_same_result_apart_from_timings(graded, assignme
             cell.pop("seconds")
         for error in row["errors"]:
             error.pop("seconds", None)
-        for exercise in row["exercises"]:  # each check's kernel time (JUnit's testcase time)
-            for check in exercise["checks"]:
-                check.pop("seconds")
         return row
 
     assert without_timings(again) == without_timings(rows["mistakes_b"])

@@ -23,7 +23,7 @@ import numpy as np
 
 from .i18n import N_, Message, _
 from .compare import Comparison, as_array, compare_arrays, relative_error
-from .model import ProbeOutcome
+from .model import OutcomeStatus, ProbeOutcome
 
 # Dataclass field metadata: the field holds the instructor's code or secrets-bound data, never released.
 INSTRUCTOR_ONLY = {"instructor_only": True}
@@ -142,16 +142,16 @@ NOT_DEFINED = N_("Define the function with exactly this name in a code cell of t
 
 
 def failure_diagnosis(outcome: ProbeOutcome) -> str | None:
-    if outcome.status == "error" and outcome.error_type == "NotImplementedError":
+    if outcome.status == OutcomeStatus.ERROR and outcome.error_type == "NotImplementedError":
         return NOT_IMPLEMENTED
-    if outcome.status == "missing":
+    if outcome.status == OutcomeStatus.MISSING:
         return NOT_DEFINED
     return None
 
 
 def first_failure(calls: Sequence[Call], outcomes: Sequence[ProbeOutcome]) -> Verdict | None:
     """An errored Verdict when no call returned a value, else None."""
-    if any(o.status == "ok" for o in outcomes):
+    if any(o.status == OutcomeStatus.OK for o in outcomes):
         return None
     outcome = outcomes[0]
     return Verdict(0.0, outcome.describe_failure(calls[0].function), failure_diagnosis(outcome),

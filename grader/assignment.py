@@ -104,7 +104,8 @@ class Assignment:
                 problems.append(Problem(tag, _("answer_points names an answer tag no exercise declares (declared: "
                                                "%(known)s)", known=join_list(tags) or "-")))
         problems += [Problem(check.id, problem) for check in self.checks for problem in check.problems()]
-        problems += [Problem("limits", _("no such limit: %(name)s", name=name)) for name in unknown_limits(self.settings())]
+        problems += [Problem("limits", _("no such limit: %(name)s", name=name))
+                     for name in unknown_limits(self.settings())]
         return problems
 
     def validate(self) -> None:

@@ -262,7 +262,7 @@ def language_asked(argv: list[str]) -> str:
             return argv[i + 1]
         if arg.startswith("--lang="):
             return arg.split("=", 1)[1]
-    return os.environ.get("GRADER_LANG", "en")
+    return os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE)
 
 
 def _sandbox_notice(execution) -> int | None:

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from .bundle import BundleError, assignment_folder, find_bundle, load_bundle
-from .config import resolve_limits
+from .config import DEFAULT_LANGUAGE, resolve_limits
 from .execute import ExecutionOptions
 from .i18n import _, use_language
 from .load import NotebookRejected, load_notebook
@@ -102,12 +102,14 @@ def self_check(exercise: str | None = None, bundle: str | Path | None = None, no
         raise BundleError(_("no bundle (*.bundle.json) beside %(where)s: keep the one your course released next to "
                             "the notebook, or pass bundle=\"...\"", where=notebook_path or Path.cwd()))
     released = load_bundle(bundle_path)
-    use_language(lang or os.environ.get("GRADER_LANG", "en"), (assignment_folder(released.name) / "locale",))
+    use_language(lang or os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE),
+                 (assignment_folder(released.name) / "locale",))
     known = [e.id for e in released.exercises]
     if exercise is not None and exercise not in known:
         raise ValueError(_("no exercise %(exercise)r in %(assignment)s (its exercises: %(known)s)", exercise=exercise,
                            assignment=released.name, known=", ".join(known)))
-    limits = resolve_limits(released.settings(), {"call_timeout": call_timeout})  # the caller's, the assignment's, the engine's
+    # The caller's call limit, else the assignment's, else the engine's.
+    limits = resolve_limits(released.settings(), {"call_timeout": call_timeout})
     options = GradingOptions(exercises=(exercise,) if exercise else None, execution=ExecutionOptions(limits),
                              figures=False)
     results = judge_in_process(plan_probes(released, options), namespace)

@@ -39,7 +39,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 
 from .cgroups import JobCgroup
-from .errors import WireFormatError  # the kernel broke the protocol (an undecodable or oversized message): a dead kernel
+from .errors import WireFormatError  # a kernel that breaks the protocol (an undecodable, oversized message) is dead
 from .kernel_sandbox import KernelLaunch, SandboxedKernelManager
 from .model import CellStatus, ErrorKind, OutcomeStatus
 from .sandbox import Limits, SandboxPlan

@@ -334,3 +334,17 @@ def test_a_worker_killed_half_way_is_a_failure_and_leaves_no_kernel(tmp_path):
         except psutil.Error:
             continue
     assert survivors == [] and list(tmp_path.iterdir()) == []
+
+
+def test_a_worker_taken_from_the_pool_is_stopped_when_the_pool_fails(monkeypatch, assignment):
+    import grader.schedulers as schedulers
+
+    def cannot_start(*args):
+        raise OSError("no more processes")
+
+    spare = RecordingWorker()
+    pool = schedulers.WorkerPool(assignment, pipeline.GradingOptions(), [], spare=1, started=spare)
+    monkeypatch.setattr(schedulers, "start_worker", cannot_start)
+    with pytest.raises(OSError):
+        pool.take(remaining=1)  # takes the spare, then fails to start the next one
+    assert spare.cleaned == 1 and pool.running == set()

@@ -13,12 +13,17 @@ import importlib.util
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .checks import Call, Check, CustomCheck, CustomVerdict
+from .config import ASSIGNMENT_METADATA_KEY, unknown_limits
+from .errors import AssignmentInvalid, AssignmentUnknown, Problem
 from .figures import Figure
-from .i18n import _
+from .files import read_regular_file
+from .i18n import _, join_list
+from .load import MAX_NOTEBOOK_BYTES
 from .refcache import adopt_memoised
 
 ASSIGNMENTS_DIR = Path(__file__).resolve().parent.parent / "assignments"
@@ -26,9 +31,7 @@ ASSIGNMENTS_DIR = Path(__file__).resolve().parent.parent / "assignments"
 # student's install holds (see grader.release), so it must compute no answer.
 VERDICTS_MODULE = "verdicts"
 
-
-class AssignmentError(ValueError):
-    """An assignment (or a bundle of one) that cannot be used as it is; the message names it and what is wrong."""
+AssignmentError = AssignmentInvalid  # its name before the grader's errors were one family (grader.errors)
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,11 @@ class Assignment:
     checks: list[Check]
     template: str = ""  # the student notebook, relative to the assignment folder
     preload: tuple[str, ...] = ()  # modules the kernel imports before the student's cells, to save time
-    cell_timeout: float = 120.0
-    budget: float = 600.0  # wall-clock seconds for one whole submission
+    # The assignment's own limits, applied unless the command line says otherwise (grader.config): None and
+    # absent names take the engine's defaults.
+    cell_timeout: float | None = None
+    budget: float | None = None  # wall-clock seconds for one whole submission
+    limits: dict[str, Any] = field(default_factory=dict)  # any other field of grader.sandbox.Limits, by name
     public_seed: str = "public"
     root: Path = field(default=Path("."))
     hidden_paths: tuple[Path, ...] = ()  # what the sandbox must hide (reference solutions, ...)
@@ -74,17 +80,54 @@ class Assignment:
     def checks_for(self, exercise_id: str) -> list[Check]:
         return [c for c in self.checks if c.exercise == exercise_id]
 
+    def settings(self) -> dict[str, Any]:
+        """The limits this assignment sets, by grader.sandbox.Limits field (what grader.config.resolve_limits takes)."""
+        return {**self.limits, **{name: value for name, value in (("cell_timeout", self.cell_timeout),
+                                                                   ("budget", self.budget)) if value is not None}}
+
+    def problems(self) -> list[Problem]:
+        """Everything wrong with the declaration, each naming what it is about (a check, a figure, a tag)."""
+        problems: list[Problem] = []
+        exercises = {e.id for e in self.exercises}
+        tags = [tag for e in self.exercises for tag in e.answer_tags]
+        for kind, ids in ((_("check"), [c.id for c in self.checks]), (_("figure"), [f.id for f in self.figures]),
+                          (_("exercise"), [e.id for e in self.exercises]), (_("answer tag"), tags)):
+            for repeated in sorted({i for i in ids if ids.count(i) > 1}):
+                problems.append(Problem(repeated, _("more than one %(kind)s has this id", kind=kind)))
+        for item in [*self.checks, *self.figures]:
+            if item.exercise not in exercises:
+                problems.append(Problem(item.id, _("names exercise %(exercise)r, which the assignment does not declare "
+                                                   "(its exercises: %(known)s)", exercise=item.exercise,
+                                                   known=join_list(sorted(exercises)))))
+        for tag in self.answer_points:
+            if tag not in tags:
+                problems.append(Problem(tag, _("answer_points names an answer tag no exercise declares (declared: "
+                                               "%(known)s)", known=join_list(tags) or "-")))
+        problems += [Problem(check.id, problem) for check in self.checks for problem in check.problems()]
+        problems += [Problem("limits", _("no such limit: %(name)s", name=name))
+                     for name in unknown_limits(self.settings())]
+        return problems
+
     def validate(self) -> None:
-        ids = [c.id for c in self.checks]
-        if len(ids) != len(set(ids)):
-            raise AssignmentError(f"{self.name}: duplicate check ids")
-        known = {e.id for e in self.exercises}
-        stray = [c.id for c in self.checks if c.exercise not in known]
-        if stray:
-            raise AssignmentError(f"{self.name}: checks for unknown exercises: {stray}")
-        problems = [f"{c.id}: {problem}" for c in self.checks for problem in c.problems()]
+        """Refuse an unusable declaration at load, before anyone is graded: every problem at once."""
+        problems = self.problems()
         if problems:
-            raise AssignmentError(f"{self.name}: " + "; ".join(problems))
+            raise AssignmentInvalid(self.name, problems)
+
+    def reference_problems(self) -> list[Problem]:
+        """Checks whose reference fails on the public inputs (it would fail on every submission's inputs too).
+
+        Computing the references costs what judging one submission does (cached on disk by grader.refcache
+        when the caller has a store in use), so this is a step of its own, run once before a batch.
+        """
+        problems = []
+        for check in self.checks:
+            try:
+                check.judging_data(public_calls(self, check))
+            except Exception as exc:  # the instructor's code, whatever it raises
+                problems.append(Problem(check.id, _("its reference fails on the public inputs: %(error)s",
+                                                    error=f"{type(exc).__name__}: {exc}")))
+        return problems
 
 
 def hash_files(digest, files) -> None:
@@ -119,11 +162,12 @@ def public_verdicts(folder: Path, name: str) -> dict[str, CustomVerdict]:
     """The custom verdicts an assignment shares with students (``verdicts.py``'s VERDICTS), by name."""
     source = folder / f"{VERDICTS_MODULE}.py"
     if not source.is_file():
-        raise AssignmentError(_("%(assignment)s: no %(file)s, which judges its custom checks on a student's install",
-                                assignment=name, file=source))
+        raise AssignmentInvalid(name, _("no %(file)s, which judges its custom checks on a student's install",
+                                        file=source))
     declared = getattr(assignment_module(folder, VERDICTS_MODULE), "VERDICTS", None)
     if not isinstance(declared, tuple) or not all(isinstance(v, CustomVerdict) for v in declared):
-        raise AssignmentError(_("%(file)s: VERDICTS must be a tuple of grader.checks.CustomVerdict", file=source))
+        raise AssignmentInvalid(name, _("%(file)s: VERDICTS must be a tuple of grader.checks.CustomVerdict",
+                                        file=source))
     return {verdict.name: verdict for verdict in declared}
 
 
@@ -143,12 +187,17 @@ def load_assignment(name_or_path: str | Path) -> Assignment:
         shared = public_verdicts(assignment.root, assignment.name)
         unshared = [c.id for c in custom if shared.get(c.verdict.name) is not c.verdict]
         if unshared:
-            raise AssignmentError(_("%(assignment)s: the verdicts of %(checks)s are not in its %(module)s.py VERDICTS, "
-                                    "so a student's install could not judge them", assignment=assignment.name,
-                                    checks=", ".join(unshared), module=VERDICTS_MODULE))
+            raise AssignmentInvalid(assignment.name, [Problem(check, _(
+                "its verdict is not in the assignment's %(module)s.py VERDICTS, so a student's install could not "
+                "judge it", module=VERDICTS_MODULE)) for check in unshared])
     # Its lru_cache'd reference work is cached on disk and computed once under concurrency (grader.refcache).
     adopt_memoised(assignment_package(folder))
     single_threaded_numerics()
+    if not getattr(assignment, "_references_checked", False):  # once per process: the module is imported once
+        problems = assignment.reference_problems()
+        if problems:
+            raise AssignmentInvalid(assignment.name, problems)
+        assignment._references_checked = True
     return assignment
 
 
@@ -197,5 +246,48 @@ def draw_calls(assignment: Assignment, check: Check, seed_material: str) -> list
         if not any(same_call(call, known) for call in calls for known in public):
             return calls
         calls = check.calls(rng)
-    raise AssignmentError(_("%(check)s: its hidden inputs keep repeating its public ones (do they depend on the seed?), "
-                            "so a student's bundle would answer them", check=check.id))
+    raise AssignmentInvalid(assignment.name, [Problem(check.id, _(
+        "its hidden inputs keep repeating its public ones (do they depend on the seed?), so a student's bundle would "
+        "answer them"))])
+
+
+# --------------------------------------------------------------------------- which assignment
+
+def installed_assignments() -> list[str]:
+    """The assignments under ASSIGNMENTS_DIR that can grade (a student's install has none: no checks.py)."""
+    if not ASSIGNMENTS_DIR.is_dir():
+        return []
+    return sorted(p.name for p in ASSIGNMENTS_DIR.iterdir() if (p / "checks.py").is_file())
+
+
+def notebook_assignment(path: Path) -> str | None:
+    """The assignment a notebook names in its metadata (the template writes it), or None."""
+    import json
+
+    try:
+        metadata = json.loads(read_regular_file(path, MAX_NOTEBOOK_BYTES)).get("metadata", {})
+        name = metadata.get(ASSIGNMENT_METADATA_KEY, {}).get("assignment")
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return name if isinstance(name, str) and name else None
+
+
+def infer_assignment(notebooks: list[Path]) -> str:
+    """The assignment when none is named: the one the notebooks' metadata names, else the only one installed.
+
+    Raises AssignmentUnknown, saying why, when the notebooks name several or none and several are installed.
+    """
+    named = sorted({name for nb in notebooks if (name := notebook_assignment(nb))})
+    if len(named) == 1:
+        return named[0]
+    if len(named) > 1:
+        raise AssignmentUnknown(_("the notebooks name different assignments in their metadata (%(names)s): name the "
+                                  "one to grade with --assignment", names=join_list(named)), tuple(named))
+    installed = installed_assignments()
+    if len(installed) == 1:
+        return installed[0]
+    raise AssignmentUnknown(_("which assignment? No --assignment was given, no notebook names one in its metadata "
+                              "(\"%(key)s\": {\"assignment\": ...}, written by the assignment's template), and "
+                              "%(count)s assignments are installed (%(names)s): name one with --assignment",
+                              key=ASSIGNMENT_METADATA_KEY, count=len(installed), names=join_list(installed) or "-"),
+                            tuple(installed))

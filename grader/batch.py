@@ -154,7 +154,8 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
     if progress:
         for nb, data in results.items():
             progress(0, len(notebooks), _("%(name)s (unchanged, skipped)", name=names[nb]), data)
-    if early_worker and not (todo and scheduler is None and early_worker.hides(hidden_paths(assignment, hide))):
+    if early_worker and not (todo and scheduler is None and early_worker.suits(options.execution,
+                                                                               hidden_paths(assignment, hide))):
         early_worker.cleanup()
         early_worker = None
     backend = open_scheduler(scheduler, assignment, options, jobs, hide, early_worker) if todo else None

@@ -32,6 +32,7 @@ from . import __version__
 from .assignment import ASSIGNMENTS_DIR, Assignment, Exercise, public_verdicts
 from .checks import RECOGNISERS, Call, Check, CustomCheck, CustomVerdict, Recogniser, ValueCheck, ValueData
 from .curves import Curve, TabulatedCurve
+from .errors import BundleError
 from .i18n import Message, _
 from .model import Value
 from .wire import Malformed, encode_array, number, parse_value, value_json, array
@@ -41,10 +42,6 @@ BUNDLE_VERSION = 2  # raised whenever a field changes meaning; a reader refuses 
 BUNDLE_SUFFIX = ".bundle.json"
 KINDS: dict[str, type[Check]] = {"value": ValueCheck, "custom": CustomCheck}
 DATA_OF_KIND = {"value": lambda check: ValueData, "custom": lambda check: check.verdict.data_type}
-
-
-class BundleError(ValueError):
-    """A bundle that cannot be used; the message names the file and what in it is wrong."""
 
 
 @dataclass

@@ -23,7 +23,7 @@ import numpy as np
 
 from .i18n import N_, Message, _
 from .compare import Comparison, compare_values, value_error
-from .model import Construct, ProbeOutcome, Value, is_numbers
+from .model import Construct, OutcomeStatus, ProbeOutcome, Value, is_numbers
 from .probe_runtime import invoke
 from .wire import to_value
 
@@ -185,16 +185,16 @@ NOT_DEFINED = N_("Define the function with exactly this name in a code cell of t
 
 
 def failure_diagnosis(outcome: ProbeOutcome) -> str | None:
-    if outcome.status == "error" and outcome.error_type == "NotImplementedError":
+    if outcome.status == OutcomeStatus.ERROR and outcome.error_type == "NotImplementedError":
         return NOT_IMPLEMENTED
-    if outcome.status == "missing":
+    if outcome.status == OutcomeStatus.MISSING:
         return NOT_DEFINED
     return None
 
 
 def first_failure(calls: Sequence[Call], outcomes: Sequence[ProbeOutcome]) -> Verdict | None:
     """An errored Verdict when no call returned a value, else None."""
-    if any(o.status == "ok" for o in outcomes):
+    if any(o.status == OutcomeStatus.OK for o in outcomes):
         return None
     outcome = outcomes[0]
     return Verdict(0.0, outcome.describe_failure(calls[0].function), failure_diagnosis(outcome),
@@ -319,10 +319,8 @@ class ValueCheck(Check):
                                for call in calls))
 
     def problems(self):
-        problems = [problem for m in self.misconceptions if (problem := m.problem())]
-        if not callable(self.expected):
-            problems.append(f"function {self.function!r}: no reference (expected)")
-        return problems
+        missing = [] if callable(self.expected) else ["no reference: `expected` is not a function"]
+        return missing + [problem for m in self.misconceptions if (problem := m.problem())]
 
     def _got(self, outcome: ProbeOutcome) -> Value | None:
         if self.grad_wrt is None:
@@ -335,7 +333,7 @@ class ValueCheck(Check):
             return errored
         passed, failures = 0, []
         for case, outcome in zip(data.cases, outcomes):
-            if outcome.status != "ok":
+            if outcome.status != OutcomeStatus.OK:
                 failures.append((case, outcome, None, Comparison(False, outcome.describe_failure(self.function))))
                 continue
             got = self._got(outcome)
@@ -352,7 +350,7 @@ class ValueCheck(Check):
             return Verdict(1.0, _("Correct on all %(count)s inputs.", count=count),
                            details={"rtol": self.rtol, "atol": self.atol, "cases": count})
         case, outcome, got, comparison = failures[0]
-        expected = case.expected if outcome.status == "ok" else None
+        expected = case.expected if outcome.status == OutcomeStatus.OK else None
         if is_numbers(got) and np.size(got) == 1 and is_numbers(expected) and np.size(expected) == 1:
             first = _("expected %(expected)s, got %(got)s", expected=f"{float(np.ravel(expected)[0]):.6g}",
                       got=f"{float(np.ravel(got)[0]):.6g}")
@@ -371,7 +369,7 @@ class ValueCheck(Check):
 
     def diagnose(self, failures) -> tuple[str | None, Misconception | None]:
         """The diagnosis, and the misconception every judged failure matches (None when there is no such one)."""
-        if self.grad_wrt is not None and any(f[2] is None and f[1].status == "ok" for f in failures):
+        if self.grad_wrt is not None and any(f[2] is None and f[1].status == OutcomeStatus.OK for f in failures):
             return self.broken_gradient or None, None
         judged = [(case, got) for case, _, got, _ in failures if got is not None]
         if not judged:
@@ -419,6 +417,8 @@ class CustomCheck(Check):
         return first_failure(calls, outcomes) or self.verdict.judge(data, outcomes)
 
     def problems(self):
+        problems = [f"no {name}: a CustomCheck needs it" for name in ("make_calls", "make_data")
+                    if not callable(getattr(self, name))]
         if not isinstance(self.verdict, CustomVerdict):
-            return ["a CustomCheck needs a verdict (grader.checks.CustomVerdict) from the assignment's verdicts.py"]
-        return []
+            problems.append("a CustomCheck needs a verdict (grader.checks.CustomVerdict) from the assignment's verdicts.py")
+        return problems

@@ -11,7 +11,8 @@
 Exit codes:
     0  every submission was graded (check: and every check passed)
     1  check: some check did not pass; grade: a submission scored under --fail-under
-    2  the command line was wrong (unknown option, missing file, no secret for grade)
+    2  the command line or the configuration was wrong (unknown option, missing file, no secret for grade, an
+       assignment that cannot be used or cannot be inferred): nobody was graded
     3  some submission could not be graded at all (not a notebook, the worker failed)
     4  --sandbox require, and bubblewrap does not work on this machine
     5  grade --fail-under, and nothing was graded (no notebook under the paths given)
@@ -30,6 +31,8 @@ from pathlib import Path
 # nbclient, the assignment) is imported by the commands that grade, so `grader merge` and
 # `--help` start at once (measure with `python -X importtime -m grader.cli --help`).
 from .i18n import LANGUAGES, N_, _, join_list, translations, use_language
+from .config import DEFAULT_LANGUAGE, DEFAULT_SANDBOX, ENGINE_LIMITS
+from .errors import AssignmentInvalid, AssignmentUnknown
 from .model import UNENFORCED, UNGRADABLE
 from .roster import LMS_PROFILES
 from .sandbox import GIB, Limits
@@ -37,22 +40,25 @@ from .sinks import terminal_text
 
 EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_UNGRADABLE, EXIT_NO_SANDBOX, EXIT_NOTHING_GRADED = 0, 1, 2, 3, 4, 5
 
-def _limits(args) -> Limits:
-    return Limits(memory_bytes=int(args.memory * GIB), cell_timeout=args.cell_timeout, budget=args.budget,
-                  call_timeout=args.call_timeout)
+def _limits(args, assignment=None) -> Limits:
+    """The command line's limits, else the assignment's, else the engine's (grader.config)."""
+    from .config import command_line_limits, resolve_limits
+
+    said = command_line_limits(args.cell_timeout, args.call_timeout, args.budget, args.memory)
+    return resolve_limits(assignment.settings() if assignment is not None else None, said)
 
 
-def _execution_options(args):
+def _execution_options(args, assignment=None):
     from .execute import ExecutionOptions
 
-    return ExecutionOptions(_limits(args), args.sandbox, keep_scratch=args.keep_scratch)
+    return ExecutionOptions(_limits(args, assignment), args.sandbox, keep_scratch=args.keep_scratch)
 
 
-def _grading_options(args, secret: str | None, execution=None):
+def _grading_options(args, secret: str | None, execution):
     from .pipeline import GradingOptions
 
     return GradingOptions(secret=secret, exercises=tuple(args.exercises) if args.exercises else None,
-                          execution=execution or _execution_options(args), figures=not args.no_figures,
+                          execution=execution, figures=not args.no_figures,
                           disk_cache=not args.no_cache, cache_dir=args.cache_dir)
 
 
@@ -69,18 +75,44 @@ def _load_assignment(name: str):
     return load_assignment(name)
 
 
+def _notebooks_named(args) -> list[Path]:
+    """The notebooks a command grades, to read the assignment from their metadata."""
+    from .files import find_notebooks
+
+    if getattr(args, "notebook", None) is not None:
+        return [args.notebook] if args.notebook.is_file() else []
+    paths = getattr(args, "paths", None) or ([args.submission_dir] if getattr(args, "submission_dir", None) else [])
+    return find_notebooks([p for p in paths if os.path.exists(p)])
+
+
+def _infer_assignment(args) -> None:
+    """--assignment, else the one the notebooks name, else the only one installed (AssignmentUnknown: say why)."""
+    from .assignment import infer_assignment
+
+    if args.assignment is None:
+        args.assignment = infer_assignment(_notebooks_named(args))
+
+
 # The options of every command that grades, as data: the Gradescope zip writes the chosen ones
 # back into run_autograder (run_options_argv), so a build and its runs grade alike.
 RUN_OPTIONS: list[tuple[str, dict]] = [
-    ("--assignment", dict(default="attention_pooling", help=N_("assignment name or folder (default: %(default)s)"))),
+    ("--assignment", dict(default=None, help=N_(
+        "assignment name or folder (default: the one the notebooks name in their metadata, else the only one "
+        "installed)"))),
     ("--exercise", dict(action="append", dest="exercises", metavar="ID", help=N_("grade only this exercise (repeatable)"))),
-    ("--sandbox", dict(choices=("auto", "require", "off"), default="auto", help=N_(
+    ("--sandbox", dict(choices=("auto", "require", "off"), default=DEFAULT_SANDBOX, help=N_(
         "bubblewrap isolation: auto uses it when it works (default), require refuses to run without it"))),
-    ("--cell-timeout", dict(type=float, default=120.0, metavar="S", help=N_("seconds per notebook cell (default 120)"))),
-    ("--call-timeout", dict(type=float, default=20.0, metavar="S",
-                            help=N_("seconds per probed call unless the assignment sets its own (default 20)"))),
-    ("--budget", dict(type=float, default=600.0, metavar="S", help=N_("seconds per submission in all (default 600)"))),
-    ("--memory", dict(type=float, default=4.0, metavar="GIB", help=N_("memory limit per process in GiB (default 4)"))),
+    # Limits default to None, "not said": the assignment's setting applies, else the engine's (grader.config).
+    ("--cell-timeout", dict(type=float, default=None, metavar="S", help=N_(
+        "seconds per notebook cell (default: the assignment's, else %(engine)s)"), engine=ENGINE_LIMITS.cell_timeout)),
+    ("--call-timeout", dict(type=float, default=None, metavar="S", help=N_(
+        "seconds per probed call unless the check sets its own (default: the assignment's, else %(engine)s)"),
+        engine=ENGINE_LIMITS.call_timeout)),
+    ("--budget", dict(type=float, default=None, metavar="S", help=N_(
+        "seconds per submission in all (default: the assignment's, else %(engine)s)"), engine=ENGINE_LIMITS.budget)),
+    ("--memory", dict(type=float, default=None, metavar="GIB", help=N_(
+        "memory limit per process in GiB (default: the assignment's, else %(engine)s)"),
+        engine=ENGINE_LIMITS.memory_bytes / GIB)),
     ("--keep-scratch", dict(action="store_true", help=N_("keep each worker's scratch folder (debugging)"))),
     ("--cache-dir", dict(type=Path, default=None, metavar="DIR", help=N_(
         "where reference results are kept between runs (default: $GRADER_CACHE_DIR or ~/.cache/attention-grader); "
@@ -94,8 +126,11 @@ RUN_OPTIONS: list[tuple[str, dict]] = [
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     for flag, options in RUN_OPTIONS:
-        default = os.environ.get("GRADER_LANG", "en") if flag == "--lang" else options.get("default")
-        p.add_argument(flag, **{**options, "default": default, "help": _(options["help"])})
+        options = dict(options)
+        engine = options.pop("engine", None)
+        default = os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE) if flag == "--lang" else options.get("default")
+        text = _(options["help"], engine=f"{engine:g}") if engine is not None else _(options["help"])
+        p.add_argument(flag, **{**options, "default": default, "help": text})
 
 
 def run_options_argv(args, **overrides) -> list[str]:
@@ -227,12 +262,13 @@ def language_asked(argv: list[str]) -> str:
             return argv[i + 1]
         if arg.startswith("--lang="):
             return arg.split("=", 1)[1]
-    return os.environ.get("GRADER_LANG", "en")
+    return os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE)
 
 
 def _sandbox_notice(execution) -> int | None:
     """Before grading: refuse --sandbox require without a sandbox; say loudly what is not enforced here."""
-    from .execute import SandboxUnavailable, enforcement
+    from .errors import SandboxUnavailable
+    from .execute import enforcement
 
     try:
         held = enforcement(execution)
@@ -276,6 +312,9 @@ def run_check(args) -> int:
 
     try:
         bundle = args.bundle or find_bundle(args.notebook.resolve())
+        if not bundle:  # the instructor's own assignment: named, or inferred from the notebook
+            _infer_assignment(args)
+            use_language(args.lang, (_assignment_dir(args.assignment) / "locale",))
         assignment = load_bundle(bundle) if bundle else _load_assignment(args.assignment)
     except BundleError as exc:
         print(f"grader: {exc}", file=sys.stderr)
@@ -287,7 +326,7 @@ def run_check(args) -> int:
         return EXIT_USAGE
     if bundle:  # the catalogs of the bundle's assignment, as this install keeps them
         use_language(args.lang, (assignment_folder(assignment.name) / "locale",))
-    options = _grading_options(args, secret=None)
+    options = _grading_options(args, None, _execution_options(args, assignment))
     if bundle:  # the bundle holds the judging data: no reference work, nothing to keep on disk
         options.disk_cache = False
     code = _cache_problem(options) or _sandbox_notice(options.execution)
@@ -365,9 +404,10 @@ def run_grade(args) -> int:
     early_worker = None if args.scheduler else start_early_worker(args.paths, _assignment_dir(args.assignment),
                                                                   execution, args.out)
     try:
-        options = _grading_options(args, secret, execution)
-        code = _cache_problem(options)  # after the early start: it imports the cache's module (NumPy)
-        assignment = _load_assignment(args.assignment) if code is None else None
+        assignment = _load_assignment(args.assignment)
+        # The assignment's limits apply now; an early worker started with other limits is not used (grade_batch).
+        options = _grading_options(args, secret, _execution_options(args, assignment))
+        code = _cache_problem(options)
     except BaseException:
         if early_worker:
             early_worker.cleanup()
@@ -539,7 +579,8 @@ def run_platform(args) -> int:
         return EXIT_USAGE
     if not secret:
         return _no_secret()
-    assignment, options = _load_assignment(args.assignment), _grading_options(args, secret)
+    assignment = _load_assignment(args.assignment)
+    options = _grading_options(args, secret, _execution_options(args, assignment))
     code = _cache_problem(options) or _sandbox_notice(options.execution)  # on the platform's log: the instructor's
     if code is not None:
         return code
@@ -569,10 +610,12 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
     try:
-        if hasattr(args, "assignment"):
+        if hasattr(args, "assignment") and args.command != "check":  # check looks for a bundle first
+            _infer_assignment(args)
+        if getattr(args, "assignment", None):
             use_language(args.lang, (_assignment_dir(args.assignment) / "locale",))
         return COMMANDS[args.command, getattr(args, "action", None)](args)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, AssignmentUnknown, AssignmentInvalid) as exc:  # invalid: found at load, none graded
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -27,20 +27,28 @@ import nbformat
 import psutil
 
 from .cgroups import CgroupManager, JobCgroup
+from .errors import SandboxUnavailable, WorkerCrashed
 from .files import FileTooLarge, class_folders, find_notebooks, read_regular_file
 from .i18n import N_, _
-from .model import GradeError, ProbeCall, WorkerPhases, WorkerRun
+from .model import ErrorKind, GradeError, OutcomeStatus, ProbeCall, WorkerPhases, WorkerRun
 from .sandbox import SWEEP_VARIABLE, Limits, SandboxPlan, bubblewrap, covered_inside_shown, make_plan
 from .seccomp import architecture
 from .wire import JOB_NAME, RESULT_NAME, SETTINGS_NAME, call_json, number, parse_cell, parse_outcome
 
 MAX_RESULT_BYTES = 256 * 2**20
-WORKER_ERRORS = {"kernel-unrecoverable": N_("The kernel could not be restarted; the rest of the notebook and the "
-                                           "checks were not run.")}
-
-
-class SandboxUnavailable(RuntimeError):
-    """``--sandbox require`` on a machine where bubblewrap cannot build the sandbox."""
+WORKER_ERRORS = {ErrorKind.KERNEL_UNRECOVERABLE: N_("The kernel could not be restarted; the rest of the notebook and "
+                                                    "the checks were not run.")}
+# What each way of a worker's crash (WorkerCrashed.reason) tells the student: a worker-failed error.
+CRASH_MESSAGES = {
+    WorkerCrashed.NO_RESULT: N_("The grading worker stopped before reporting anything (exit code %(code)s); the kernel "
+                                "may not have started."),
+    WorkerCrashed.TOO_LARGE: N_("The worker's result was larger than the grader reads."),
+    WorkerCrashed.UNREADABLE: N_("The grading worker's result could not be read."),
+    WorkerCrashed.UNFINISHED: N_("The grading worker stopped before it finished (exit code %(code)s); what it had done "
+                                 "is graded."),
+    WorkerCrashed.EXIT_STATUS: N_("The grading worker failed after its last step (exit code %(code)s); what it had "
+                                  "done is graded."),
+}
 
 
 @dataclass
@@ -57,7 +65,7 @@ class ExecutionOptions:
         if bubblewrap():
             return True
         if self.sandbox == "require":
-            raise SandboxUnavailable("bubblewrap is required (--sandbox require) but does not work on this machine")
+            raise SandboxUnavailable()
         return False
 
 
@@ -106,9 +114,21 @@ class WorkerProcess:
 
     def __init__(self, options: ExecutionOptions, preload: list[str], hidden: list[Path]):
         self.options = options
-        limits = options.limits
         self.sandboxed = options.use_bubblewrap()
+        self.process: subprocess.Popen | None = None
+        self.cgroup: JobCgroup | None = None
+        self.log = None
+        self.cleaned = False
         self.job_dir = Path(tempfile.mkdtemp(prefix="nbjob-", dir=options.scratch_root))  # 0700: ours alone
+        self.runtime_dir = self.job_dir
+        try:
+            self.start(preload, hidden)
+        except BaseException:  # half a worker (a folder, a cgroup, no process) is removed, not left behind
+            self.cleanup()
+            raise
+
+    def start(self, preload: list[str], hidden: list[Path]) -> None:
+        limits = self.options.limits
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="k-", dir=shared_memory_root() if self.sandboxed else
                                                  self.job_dir))
         self.sweep_tag = secrets.token_hex(8)
@@ -116,8 +136,7 @@ class WorkerProcess:
         if self.sandboxed:
             plan = make_plan(bubblewrap(), self.runtime_dir, self.job_dir / "etc", limits, hidden)
         self.covered = set(plan.hidden) if plan else set()
-        manager = cgroup_manager() if options.cgroups else None
-        self.cgroup: JobCgroup | None = None
+        manager = cgroup_manager() if self.options.cgroups else None
         if manager:
             try:
                 self.cgroup = manager.create(limits.memory_bytes, limits.processes)
@@ -137,28 +156,39 @@ class WorkerProcess:
             stderr=subprocess.STDOUT, env=env, cwd=self.job_dir, start_new_session=True, preexec_fn=die_with_parent)
 
     def run(self, notebook, calls: list[ProbeCall]) -> WorkerRun:
+        """Hand the worker its submission, wait for it (within the budget), read back what it did.
+
+        The worker and its kernel are stopped when this returns or raises; removing its folders is the
+        context's (``with worker:``) or ``cleanup``'s.
+        """
         limits = self.options.limits
-        nbformat.write(notebook, self.job_dir / "submission.ipynb")
-        job = {"notebook": "submission.ipynb", "calls": job_calls(calls)}
-        (self.job_dir / JOB_NAME).write_text(json.dumps(job))
         started = time.monotonic()
         errors: list[GradeError] = []
         try:
-            self.process.stdin.write(b"go\n")
-            self.process.stdin.close()
-        except OSError:
-            pass  # the worker already died; reading its result below says so
-        try:
-            self.process.wait(timeout=limits.budget)
-        except subprocess.TimeoutExpired:
-            errors.append(GradeError("budget-exceeded", _("The submission used up its time budget of %(budget)s s; the "
-                                                          "work not finished by then was not graded.",
-                                                          budget=f"{limits.budget:g}")))
-        self.stop()
+            nbformat.write(notebook, self.job_dir / "submission.ipynb")
+            job = {"notebook": "submission.ipynb", "calls": job_calls(calls)}
+            (self.job_dir / JOB_NAME).write_text(json.dumps(job))
+            try:
+                self.process.stdin.write(b"go\n")
+                self.process.stdin.close()
+            except OSError:
+                pass  # the worker already died; reading its result below says so
+            try:
+                self.process.wait(timeout=limits.budget)
+            except subprocess.TimeoutExpired:
+                errors.append(GradeError(ErrorKind.BUDGET_EXCEEDED, _(
+                    "The submission used up its time budget of %(budget)s s; the work not finished by then was not "
+                    "graded.", budget=f"{limits.budget:g}")))
+        finally:
+            self.stop()
         run = read_worker_result(self.job_dir / RESULT_NAME, calls, self.sandboxed, errors,
                                  self.process.returncode, time.monotonic() - started)
         run.unenforced = self.enforcement.missing()
         return run
+
+    def suits(self, options: ExecutionOptions, paths: list[Path]) -> bool:
+        """Whether this worker, started before the run's options were all known, can grade under them."""
+        return self.options.limits == options.limits and self.hides(paths)
 
     def hides(self, paths: list[Path]) -> bool:
         """Whether this worker's sandbox keeps ``paths`` out of sight (it was started before they were all known)."""
@@ -177,7 +207,7 @@ class WorkerProcess:
 
     def stop(self) -> None:
         """Kill the worker, its kernel and everything the student's code started (safe to call twice)."""
-        if self.process.poll() is None:
+        if self.process is not None and self.process.poll() is None:
             try:
                 os.killpg(self.process.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -187,13 +217,16 @@ class WorkerProcess:
         # whatever else there is; without either, the sweep finds the kernel's processes by tag.
         if self.cgroup is not None:
             self.cgroup.kill_all()
-        if not self.sandboxed:
+        if not self.sandboxed and self.process is not None:
             kill_tagged_processes(self.sweep_tag)
-        if not self.log.closed:
+        if self.log is not None and not self.log.closed:
             self.log.close()
 
     def cleanup(self) -> None:
-        """Stop everything, then remove the cgroup and both folders: on every path, error or not."""
+        """Stop everything, then remove the cgroup and both folders: on every path, error or not (once)."""
+        if self.cleaned:
+            return
+        self.cleaned = True
         self.stop()
         if self.cgroup is not None:
             self.cgroup.remove()
@@ -239,29 +272,48 @@ def kill_tagged_processes(tag: str) -> None:
             continue
 
 
-def read_worker_result(path: Path, calls: list[ProbeCall], sandboxed: bool, errors: list[GradeError],
-                       returncode: int | None, seconds: float) -> WorkerRun:
-    raw: dict = {}
+def worker_report(path: Path, returncode: int | None, out_of_time: bool) -> dict:
+    """The worker's saved result if it is a finished run; else WorkerCrashed, with what it had saved.
+
+    A worker that was stopped at the budget (``out_of_time``) may be unfinished: that is the budget's
+    error, not a crash. Anything else short of a finished run is a crash, however much it had saved.
+    """
     try:
         loaded = json.loads(read_regular_file(path, MAX_RESULT_BYTES))
-        raw = loaded if isinstance(loaded, dict) else {}
     except FileNotFoundError:
-        errors.append(GradeError("worker-failed", _("The grading worker stopped before reporting anything (exit code "
-                                                    "%(code)s); the kernel may not have started.", code=returncode)))
+        raise WorkerCrashed(WorkerCrashed.NO_RESULT, returncode) from None
     except FileTooLarge:
-        errors.append(GradeError("worker-failed", _("The worker's result was larger than the grader reads.")))
+        raise WorkerCrashed(WorkerCrashed.TOO_LARGE, returncode) from None
     except (OSError, ValueError, RecursionError):
-        errors.append(GradeError("worker-failed", _("The grading worker's result could not be read.")))
-    if raw and raw.get("finished") is not True and not any(e.kind == "budget-exceeded" for e in errors):
-        errors.append(GradeError("worker-failed", _("The grading worker stopped before it finished (exit code "
-                                                    "%(code)s); what it had done is graded.", code=returncode)))
+        raise WorkerCrashed(WorkerCrashed.UNREADABLE, returncode) from None
+    if not isinstance(loaded, dict) or not loaded:
+        raise WorkerCrashed(WorkerCrashed.UNREADABLE, returncode)
+    if out_of_time:
+        return loaded
+    if loaded.get("finished") is not True:
+        raise WorkerCrashed(WorkerCrashed.UNFINISHED, returncode, loaded)
+    if returncode != 0:
+        raise WorkerCrashed(WorkerCrashed.EXIT_STATUS, returncode, loaded)
+    return loaded
+
+
+def read_worker_result(path: Path, calls: list[ProbeCall], sandboxed: bool, errors: list[GradeError],
+                       returncode: int | None, seconds: float) -> WorkerRun:
+    """What the worker did, as a WorkerRun; a crash is a worker-failed error on the submission (which the CLI's
+    exit code reports), with whatever the worker had saved graded."""
+    try:
+        raw = worker_report(path, returncode, any(e.kind == ErrorKind.BUDGET_EXCEEDED for e in errors))
+    except WorkerCrashed as crash:
+        errors.append(GradeError(ErrorKind.WORKER_FAILED, _(CRASH_MESSAGES[crash.reason], code=crash.returncode)))
+        raw = crash.partial
     cells = [c for c in map(parse_cell, raw.get("cells", []) if isinstance(raw.get("cells"), list) else []) if c]
     probes_raw = raw.get("probes") if isinstance(raw.get("probes"), dict) else {}
     probes = {c.id: parse_outcome(c.id, probes_raw[c.id]) if c.id in probes_raw else parse_outcome(c.id, {
-        "status": "not-run"}) for c in calls}
+        "status": OutcomeStatus.NOT_RUN.value}) for c in calls}
     for error in raw.get("errors", []) if isinstance(raw.get("errors"), list) else []:
-        if isinstance(error, dict) and error.get("kind") in WORKER_ERRORS:
-            errors.append(GradeError(error["kind"], _(WORKER_ERRORS[error["kind"]]),
+        if isinstance(error, dict) and isinstance(error.get("kind"), str) and error["kind"] in WORKER_ERRORS:
+            kind = ErrorKind(error["kind"])
+            errors.append(GradeError(kind, _(WORKER_ERRORS[kind]),
                                      cell=error.get("cell") if isinstance(error.get("cell"), int) else None))
     phases = raw.get("phases") if isinstance(raw.get("phases"), dict) else {}
     return WorkerRun(cells=cells, probes=probes, errors=errors, sandboxed=sandboxed, seconds=seconds,

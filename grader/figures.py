@@ -17,7 +17,7 @@ import numpy as np
 
 from .checks import Call
 from .i18n import _, language
-from .model import CheckResult, ProbeOutcome
+from .model import CheckResult, OutcomeStatus, ProbeOutcome
 
 
 @dataclass
@@ -33,7 +33,7 @@ class FigureInputs:
     def result(self, index: int):
         """The call's result as it came (grader.model.Value: a tuple stays a tuple), None when it failed."""
         outcome = self.outcomes[index]
-        return outcome.value if outcome.status == "ok" else None
+        return outcome.value if outcome.status == OutcomeStatus.OK else None
 
 
 @dataclass
@@ -117,7 +117,7 @@ def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:
     reference's answers, which teach nothing to a student who has not written the function.
     """
     result = FigureResult(figure.id, figure.exercise, _(figure.title), _(figure.caption))
-    if inputs.outcomes and not any(o.status == "ok" for o in inputs.outcomes):
+    if inputs.outcomes and not any(o.status == OutcomeStatus.OK for o in inputs.outcomes):
         result.waiting = True
         return result
     plt = pyplot()

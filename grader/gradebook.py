@@ -13,13 +13,14 @@ from collections import Counter
 from xml.etree import ElementTree as ET
 
 from .i18n import N_, _, join_notes
-from .model import RESULT_FORMAT_VERSION, RosterMatch, Student, leading_first
+from .model import RESULT_FORMAT_VERSION, CheckStatus, ErrorKind, RosterMatch, Student, leading_first
 from .sinks import csv_table, markdown_text, xml_text
 from .wording import ERROR_LINE, check_text, error_title
 
 NOTE_WIDTH = 70  # characters of an error message shown in one-line notes (overview, CLI table, step summary)
 # Errors that say something about the run without costing a point: JUnit shows them as output, not errors.
-INFORMATIONAL = {"notebook-upgraded", "output-capped", "shell-skipped", "self-check-skipped"}
+INFORMATIONAL = {ErrorKind.NOTEBOOK_UPGRADED, ErrorKind.OUTPUT_CAPPED, ErrorKind.SHELL_SKIPPED,
+                 ErrorKind.SELF_CHECK_SKIPPED}
 ROSTER_STATES = {"unlisted": N_("not on the roster"), "missing": N_("no submission"),
                  "duplicate": N_("another submission of this student was used")}
 ROSTER_COLUMNS = ("student_id", "name", "section", "login", "email")
@@ -128,9 +129,9 @@ def _error_case(suite: ET.Element, classname: str, error: dict) -> str | None:
 def _check_case(suite: ET.Element, classname: str, check: dict) -> str | None:
     case = ET.SubElement(suite, "testcase", classname=classname, name=xml_text(check["id"]),
                          time=_seconds(check.get("seconds")))
-    if check["status"] == "passed":
+    if check["status"] == CheckStatus.PASSED:
         return None
-    tag = "failure" if check["status"] == "failed" else "error"
+    tag = "failure" if check["status"] == CheckStatus.FAILED else "error"
     ET.SubElement(case, tag, type=check["status"], message=xml_text(textwrap.shorten(check["message"], 200))).text = \
         xml_text(check_text(check))
     return "failures" if tag == "failure" else "errors"

@@ -23,7 +23,11 @@ _language = "en"
 
 @functools.lru_cache(maxsize=16)
 def catalog(lang: str, locale_dirs: tuple[Path, ...] = (LOCALE_DIR,)) -> gettext.NullTranslations:
-    """The merged translations of ``lang`` from each locale folder (earlier folders win)."""
+    """The merged translations of ``lang`` from each locale folder: earlier folders win.
+
+    ``use_language`` puts an assignment's folder before the engine's, so an assignment may word an engine
+    string its own way (its terms, its course's phrasing); the engine's catalog fills in everything else.
+    """
     from babel.messages import mofile, pofile
     from babel.support import Translations
 
@@ -32,7 +36,8 @@ def catalog(lang: str, locale_dirs: tuple[Path, ...] = (LOCALE_DIR,)) -> gettext
     if lang not in LANGUAGES:
         raise ValueError(f"unknown language {lang!r} (one of {', '.join(LANGUAGES)})")
     merged = None
-    for folder in locale_dirs:
+    # Babel's merge lets the catalog merged in override the one merged into: so the last folder first.
+    for folder in reversed(locale_dirs):
         po = folder / lang / "LC_MESSAGES" / f"{DOMAIN}.po"
         if not po.exists():
             continue
@@ -47,6 +52,7 @@ def catalog(lang: str, locale_dirs: tuple[Path, ...] = (LOCALE_DIR,)) -> gettext
 
 
 def use_language(lang: str, extra_locale_dirs: tuple[Path, ...] = ()) -> None:
+    """The run's language; ``extra_locale_dirs`` (an assignment's catalogs) override the engine's strings."""
     global _active, _language
     dirs = tuple(d for d in extra_locale_dirs if d.exists()) + (LOCALE_DIR,)
     _active, _language = catalog(lang, dirs), lang

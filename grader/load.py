@@ -23,7 +23,7 @@ import nbformat
 from .environment import provided_packages
 from .files import FileTooLarge, NotRegularFile, read_regular_file
 from .i18n import N_, _
-from .model import GradeError, LoadedNotebook
+from .model import ErrorKind, GradeError, LoadedNotebook
 
 # Line magics that run a shell or a package manager; cell magics whose body is a shell script;
 # cell magics whose body is ordinary notebook code (its shell lines are skipped one by one).
@@ -145,7 +145,7 @@ def skip_shell_cells(nb) -> list[GradeError]:
             continue
         cell.source = found.source
         shown = ", ".join(f"`{c[:80]}`" for c in found.commands[:3]) + (" ..." if len(found.commands) > 3 else "")
-        notices.append(GradeError("shell-skipped", _(SHELL_SKIPPED, cell=index + 1, commands=shown,
+        notices.append(GradeError(ErrorKind.SHELL_SKIPPED, _(SHELL_SKIPPED, cell=index + 1, commands=shown,
                                                       packages=provided_packages()),
                                   cell=index, source_head="\n".join(found.commands[:4])[:400]))
     return notices
@@ -165,7 +165,7 @@ def skip_self_check_lines(nb) -> list[GradeError]:
             indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
             lines[i] = f"{indent}{NOT_RUN}{lines[i].strip()}\n"
         cell.source = "".join(lines)
-        notices.append(GradeError("self-check-skipped", _(SELF_CHECK_SKIPPED, cell=index + 1,
+        notices.append(GradeError(ErrorKind.SELF_CHECK_SKIPPED, _(SELF_CHECK_SKIPPED, cell=index + 1,
                                                           line=lines[found[0]].split(NOT_RUN, 1)[1].strip()[:80]),
                                   cell=index))
     return notices
@@ -201,7 +201,7 @@ def load_notebook(path: str | Path) -> LoadedNotebook:
         original = data.get("nbformat")
         nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
         if original != 4:
-            notices.append(GradeError("notebook-upgraded", _("The notebook was in nbformat %(version)s and was upgraded "
+            notices.append(GradeError(ErrorKind.NOTEBOOK_UPGRADED, _("The notebook was in nbformat %(version)s and was upgraded "
                                                              "to nbformat 4.", version=original)))
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:

@@ -9,6 +9,7 @@ Nothing here executes student code; WorkerRun is rebuilt from plain JSON by
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from enum import Enum
 from typing import TYPE_CHECKING, Any, NewType
 
 from .i18n import N_
@@ -30,9 +31,77 @@ def is_numbers(value) -> bool:
     return isinstance(value, (np.ndarray, np.generic)) and not isinstance(value, (str, bytes))
 
 RESULT_FORMAT_VERSION = 1
+
+
+class Text(str, Enum):
+    """An enumerated word of result.json: it compares, hashes, formats and serialises as its value, so the
+    JSON and every ``status == "passed"`` written against it stay as they were."""
+
+    __str__ = str.__str__
+    __format__ = str.__format__
+    __hash__ = str.__hash__
+
+
+class CheckStatus(Text):
+    PASSED = "passed"
+    FAILED = "failed"
+    ERRORED = "errored"  # nothing could be judged: no call returned a value, or the notebook was not graded
+
+
+class OutcomeStatus(Text):
+    """What one probed call came to (ProbeOutcome.status)."""
+
+    OK = "ok"
+    ERROR = "error"  # the function raised
+    MISSING = "missing"  # no such function after the notebook ran
+    TIMEOUT = "timeout"
+    KERNEL_DIED = "kernel-died"
+    INVALID = "invalid"  # something came back that the grader cannot read
+    NOT_RUN = "not-run"  # the worker never got to it
+
+
+class CellStatus(Text):
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    KERNEL_DIED = "kernel-died"
+    SKIPPED = "skipped"
+
+
+class AnswerStatus(Text):
+    ANSWERED = "answered"
+    EMPTY = "empty"
+    MISSING = "missing"
+
+
+class ErrorKind(Text):
+    """GradeError.kind: what went wrong with a submission as a whole or with one of its cells."""
+
+    IMPORT_FAILED = "import-failed"
+    SHELL_SKIPPED = "shell-skipped"
+    SELF_CHECK_SKIPPED = "self-check-skipped"
+    INVALID_NOTEBOOK = "invalid-notebook"
+    INVALID_UPLOAD = "invalid-upload"
+    NOTEBOOK_UPGRADED = "notebook-upgraded"
+    CELL_ERROR = "cell-error"
+    TIMEOUT = "timeout"
+    KERNEL_DIED = "kernel-died"
+    KERNEL_PROTOCOL = "kernel-protocol"
+    KERNEL_UNRECOVERABLE = "kernel-unrecoverable"
+    MEMORY_LIMIT = "memory-limit"
+    CPU_LIMIT = "cpu-limit"
+    FILE_SIZE_LIMIT = "file-size-limit"
+    PROCESS_LIMIT = "process-limit"
+    DISK_LIMIT = "disk-limit"
+    OUTPUT_CAPPED = "output-capped"
+    BUDGET_EXCEEDED = "budget-exceeded"
+    WORKER_FAILED = "worker-failed"
+    GRADER_FAILED = "grader-failed"
+
+
 # Errors after which nothing of the submission was graded (the file, the upload or the grader's fault).
-UNGRADABLE = frozenset({"invalid-notebook", "invalid-upload", "worker-failed", "grader-failed",
-                        "kernel-unrecoverable"})
+UNGRADABLE = frozenset({ErrorKind.INVALID_NOTEBOOK, ErrorKind.INVALID_UPLOAD, ErrorKind.WORKER_FAILED,
+                        ErrorKind.GRADER_FAILED, ErrorKind.KERNEL_UNRECOVERABLE})
 
 UNENFORCED = {  # protection id -> what its absence means, for the CLI and every report
     "sandbox": N_("no sandbox: the notebook's code could read this machine's files and reach the network"),
@@ -46,7 +115,7 @@ UNENFORCED = {  # protection id -> what its absence means, for the CLI and every
 class GradeError:
     """Something that went wrong with a submission as a whole or with one of its cells."""
 
-    kind: str  # import-failed | shell-skipped | invalid-notebook | timeout | kernel-died | memory-limit | ...
+    kind: ErrorKind
     message: str
     cell: int | None = None
     source_head: str | None = None  # the offending cell's first lines
@@ -59,7 +128,7 @@ class GradeError:
 
 # Kinds that explain everything after them, listed before all others (in reports, gradebook notes and
 # the overview): a failed import turns the rest of a notebook into NameErrors.
-LEADING_ERROR_KINDS = ("import-failed", "shell-skipped")
+LEADING_ERROR_KINDS = (ErrorKind.IMPORT_FAILED, ErrorKind.SHELL_SKIPPED)
 
 
 def leading_first(errors: list) -> list:
@@ -75,7 +144,7 @@ def leading_first(errors: list) -> list:
 class WrittenAnswer:
     tag: str
     exercise: str
-    status: str  # answered | empty | missing
+    status: AnswerStatus
     text: str = ""  # what the student wrote: the cell without the template's prompt and placeholder
     prompt: str = ""  # the template's question, as plain text in the run's language
 
@@ -109,7 +178,7 @@ class Construct:
 
 
 # What a probed call can end as (grader.wire checks every outcome against it).
-OUTCOME_STATUSES = ("ok", "error", "missing", "timeout", "kernel-died", "invalid", "not-run")
+OUTCOME_STATUSES = tuple(status.value for status in OutcomeStatus)
 
 
 @dataclass(frozen=True)
@@ -150,7 +219,7 @@ class ProbeOutcome:
     """What one probed call produced, as plain data."""
 
     call_id: str
-    status: str  # one of OUTCOME_STATUSES
+    status: OutcomeStatus | str  # one of OUTCOME_STATUSES
     # What came back (grader.wire.Value): an ndarray with its dtype (a number is 0-d), a tuple or list of
     # values, None or a str.
     value: Value | None = None
@@ -206,7 +275,7 @@ class ProbeOutcome:
 @dataclass(frozen=True)
 class CellRun:
     index: int
-    status: str  # ok | error | timeout | kernel-died | skipped
+    status: CellStatus
     seconds: float
     error_name: str | None = None
     error_value: str | None = None
@@ -271,7 +340,7 @@ class StageTimes:
 class CheckResult:
     id: str
     title: str
-    status: str  # passed | failed | errored
+    status: CheckStatus
     score: float
     max_score: float
     message: str
@@ -283,7 +352,7 @@ class CheckResult:
 
     @property
     def passed(self) -> bool:
-        return self.status == "passed"
+        return self.status == CheckStatus.PASSED
 
     def to_json(self) -> dict[str, Any]:
         data = {"id": self.id, "passed": self.passed, "score": self.score, "max_score": self.max_score,

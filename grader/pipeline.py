@@ -9,6 +9,7 @@ submission runs (``PendingFigures.draw_into``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import functools
 import re
@@ -27,8 +28,9 @@ from .figures import Figure, FigureInputs, FigureResult, render_figure
 from .i18n import N_, _
 from .load import NotebookRejected, load_notebook
 from .environment import provided_packages
-from .model import (CheckResult, ExerciseResult, GradeError, LoadedNotebook, ProbeCall, ProbeOutcome, StageTimes,
-                    SubmissionResult, WorkerRun, WrittenAnswer, leading_first)
+from .model import (AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKind, ExerciseResult, GradeError,
+                    LoadedNotebook, OutcomeStatus, ProbeCall, ProbeOutcome, StageTimes, SubmissionResult, WorkerRun,
+                    WrittenAnswer, leading_first)
 from .reasons import code_text, explain
 from .wire import PROTOCOL_PREFIX, call_json
 from .wire import call_identity as wire_identity
@@ -117,7 +119,7 @@ def draw_figures(planned: list[PlannedFigure], probes: dict[str, ProbeOutcome], 
 
 def silent_exercises(checks: list[PlannedCheck], results: list[CheckResult]) -> frozenset[str]:
     """Exercises every check of which errored: none of their calls returned a value (or none could be judged)."""
-    spoke = {plan.check.exercise for plan, result in zip(checks, results) if result.status != "errored"}
+    spoke = {plan.check.exercise for plan, result in zip(checks, results) if result.status != CheckStatus.ERRORED}
     return frozenset(plan.check.exercise for plan in checks) - spoke
 
 
@@ -193,14 +195,14 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
                                  error=code_text(f"{type(exc).__name__}: {exc}")),
                           details={"grader_traceback": traceback.format_exc(limit=3)}, errored=True)
     fraction = min(max(float(verdict.fraction), 0.0), 1.0)
-    status = "passed" if fraction >= 1.0 else ("errored" if verdict.errored else "failed")
+    status = CheckStatus.PASSED if fraction >= 1.0 else (CheckStatus.ERRORED if verdict.errored else CheckStatus.FAILED)
     # Every text of the result in the run's language (ids, kinds and statuses stay as they are):
     # result.json, the gradebooks and the LMS formats all read these.
     return CheckResult(id=check.id, title=_(check.title), status=status, score=round(check.points * fraction, 4),
                        max_score=float(check.points), message=verdict.message,
                        diagnosis=_(verdict.diagnosis) if verdict.diagnosis else None,
-                       hint=None if status == "passed" else (_(check.hint) or None),
-                       read=None if status == "passed" else (_(check.read) or None), details=verdict.details,
+                       hint=None if status == CheckStatus.PASSED else (_(check.hint) or None),
+                       read=None if status == CheckStatus.PASSED else (_(check.read) or None), details=verdict.details,
                        seconds=sum(o.seconds or 0.0 for o in outcomes))
 
 
@@ -225,50 +227,50 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
             errors.append(GradeError(kind, _(text, cell=cell.index + 1, **values), cell.index, cell.source_head,
                                      cell.seconds, subject))
 
-        if cell.status == "timeout":
-            error("timeout", N_("Cell %(cell)s ran longer than its limit of %(limit)s s and was stopped; the cells after it "
+        if cell.status == CellStatus.TIMEOUT:
+            error(ErrorKind.TIMEOUT, N_("Cell %(cell)s ran longer than its limit of %(limit)s s and was stopped; the cells after it "
                   "still ran."), limit=f"{limits.cell_timeout:g}")
-        elif cell.status == "kernel-died" and cell.oom_killed:
-            error("memory-limit", N_("The memory limit of %(limit)s for the notebook and everything it started was "
+        elif cell.status == CellStatus.KERNEL_DIED and cell.oom_killed:
+            error(ErrorKind.MEMORY_LIMIT, N_("The memory limit of %(limit)s for the notebook and everything it started was "
                   "reached in cell %(cell)s; a new kernel re-ran the cells before it and skipped this one."),
                   limit=limits.describe_memory())
 
-        elif cell.status == "kernel-died" and (cell.error_value or "").startswith(PROTOCOL_PREFIX):
-            error("kernel-protocol", N_("Cell %(cell)s made the kernel send something the grader does not accept "
+        elif cell.status == CellStatus.KERNEL_DIED and (cell.error_value or "").startswith(PROTOCOL_PREFIX):
+            error(ErrorKind.KERNEL_PROTOCOL, N_("Cell %(cell)s made the kernel send something the grader does not accept "
                   "(%(reason)s); a new kernel re-ran the cells before it and skipped this one."),
                   reason=cell.error_value[len(PROTOCOL_PREFIX):].strip())
-        elif cell.status == "kernel-died" and cell.error_value == f"kernel exit code {-signal.SIGXCPU}":
-            error("cpu-limit", N_("The CPU-time limit of %(limit)s s was reached in cell %(cell)s; a new kernel re-ran the "
+        elif cell.status == CellStatus.KERNEL_DIED and cell.error_value == f"kernel exit code {-signal.SIGXCPU}":
+            error(ErrorKind.CPU_LIMIT, N_("The CPU-time limit of %(limit)s s was reached in cell %(cell)s; a new kernel re-ran the "
                   "cells before it and skipped this one."), limit=limits.cpu_seconds)
-        elif cell.status == "kernel-died":
-            error("kernel-died", N_("The Python kernel died in cell %(cell)s (%(reason)s); a new kernel re-ran the cells "
+        elif cell.status == CellStatus.KERNEL_DIED:
+            error(ErrorKind.KERNEL_DIED, N_("The Python kernel died in cell %(cell)s (%(reason)s); a new kernel re-ran the cells "
                   "before it and skipped this one."), reason=explain(cell.error_value) if cell.error_value else
                   _("no exit code"))
         elif cell.error_name == "MemoryError" or "can't allocate memory" in (cell.error_value or ""):
-            error("memory-limit", N_("The memory limit of %(limit)s was reached in cell %(cell)s."),
+            error(ErrorKind.MEMORY_LIMIT, N_("The memory limit of %(limit)s was reached in cell %(cell)s."),
                   limit=limits.describe_memory())
         elif "Resource temporarily unavailable" in (cell.error_value or "") and cell.error_name in (
                 "BlockingIOError", "OSError"):
-            error("process-limit", N_("Cell %(cell)s could not start another process: the limit of %(limit)s processes "
+            error(ErrorKind.PROCESS_LIMIT, N_("Cell %(cell)s could not start another process: the limit of %(limit)s processes "
                   "for the notebook and everything it started was reached."), limit=limits.processes)
         elif "No space left on device" in (cell.error_value or ""):
-            error("disk-limit", N_("Cell %(cell)s filled the %(limit)s MiB of temporary space the notebook has."),
+            error(ErrorKind.DISK_LIMIT, N_("Cell %(cell)s filled the %(limit)s MiB of temporary space the notebook has."),
                   limit=limits.tmpfs_bytes // 2**20)
         elif "File too large" in (cell.error_value or ""):
-            error("file-size-limit", N_("A file written in cell %(cell)s reached the limit of %(limit)s MiB per file."),
+            error(ErrorKind.FILE_SIZE_LIMIT, N_("A file written in cell %(cell)s reached the limit of %(limit)s MiB per file."),
                   limit=limits.file_bytes // 2**20)
-        elif cell.status == "error" and cell.error_name in IMPORT_ERRORS:
+        elif cell.status == CellStatus.ERROR and cell.error_name in IMPORT_ERRORS:
             module = failed_module(cell.error_value)
-            error("import-failed", IMPORT_FAILED, subject=module, module=module, error=cell.error_name,
+            error(ErrorKind.IMPORT_FAILED, IMPORT_FAILED, subject=module, module=module, error=cell.error_name,
                   message=code_text(cell.error_value or ""), packages=provided_packages())
-        elif cell.status == "error":
-            error("cell-error", N_("Cell %(cell)s raised `%(error)s: %(message)s`"), error=cell.error_name,
+        elif cell.status == CellStatus.ERROR:
+            error(ErrorKind.CELL_ERROR, N_("Cell %(cell)s raised `%(error)s: %(message)s`"), error=cell.error_name,
                   message=code_text(cell.error_value or ""))
-        if cell.oom_killed and cell.status != "kernel-died":
-            error("memory-limit", N_("The memory limit of %(limit)s for the notebook and everything it started was "
+        if cell.oom_killed and cell.status != CellStatus.KERNEL_DIED:
+            error(ErrorKind.MEMORY_LIMIT, N_("The memory limit of %(limit)s for the notebook and everything it started was "
                   "reached in cell %(cell)s: a process it started was stopped."), limit=limits.describe_memory())
         if cell.output_truncated:
-            error("output-capped", N_("Cell %(cell)s printed more than %(limit)s bytes; the rest of its output was "
+            error(ErrorKind.OUTPUT_CAPPED, N_("Cell %(cell)s printed more than %(limit)s bytes; the rest of its output was "
                   "dropped."), limit=limits.output_cap)
     return errors
 
@@ -294,7 +296,7 @@ def redact_hidden_failures(planned: list[PlannedCheck], run: WorkerRun) -> None:
     for plan in planned:
         for call in plan.probe_calls:
             outcome = run.probes[call.id]
-            if outcome.error_message is not None and outcome.status == "error":
+            if outcome.error_message is not None and outcome.status == OutcomeStatus.ERROR:
                 outcome.error_message = _(HIDDEN_MESSAGE)
             outcome.traceback = redacted_traceback(outcome.traceback, outcome.error_type)
             if outcome.grad_error and outcome.grad_error.startswith("backward() failed"):
@@ -332,7 +334,7 @@ def written_answers(assignment: Assignment, exercise_id: str, loaded: LoadedNote
         cell = (loaded.answers.get(tag) if loaded else None)
         template = template_answers.get(tag, "")
         text = own_words(cell or "", template)
-        status = "missing" if cell is None else ("answered" if text else "empty")
+        status = AnswerStatus.MISSING if cell is None else (AnswerStatus.ANSWERED if text else AnswerStatus.EMPTY)
         answers.append(WrittenAnswer(tag=tag, exercise=exercise_id, status=status, text=text,
                                      prompt=answer_prompt(template)))
     return answers
@@ -351,7 +353,7 @@ def score_submission(assignment: Assignment, stem: str, results: list[CheckResul
         exercises.append(ExerciseResult(
             id=exercise.id, title=_(exercise.title), score=round(sum(c.score for c in checks), 4),
             max_score=float(sum(c.max_score for c in checks)), checks=checks,
-            needs_review=[a.tag for a in answers if a.status == "answered"], written_answers=answers))
+            needs_review=[a.tag for a in answers if a.status == AnswerStatus.ANSWERED], written_answers=answers))
     return SubmissionResult(
         submission=stem, assignment=assignment.name, score=round(sum(e.score for e in exercises), 4),
         max_score=float(sum(e.max_score for e in exercises)), exercises=exercises, errors=errors,
@@ -360,7 +362,7 @@ def score_submission(assignment: Assignment, stem: str, results: list[CheckResul
 
 
 def not_run(check: Check) -> CheckResult:
-    return CheckResult(id=check.id, title=_(check.title), status="errored", score=0.0, max_score=float(check.points),
+    return CheckResult(id=check.id, title=_(check.title), status=CheckStatus.ERRORED, score=0.0, max_score=float(check.points),
                        message=_("Not checked: the notebook could not be graded (see the errors above)."))
 
 
@@ -382,7 +384,7 @@ def template_answer_texts(assignment: Assignment) -> dict[str, str]:
 # --------------------------------------------------------------------------- the whole run
 
 def rejected_result(path: Path, assignment: Assignment, options: GradingOptions, reason: str,
-                    kind: str = "invalid-notebook") -> SubmissionResult:
+                    kind: ErrorKind = ErrorKind.INVALID_NOTEBOOK) -> SubmissionResult:
     """Every check unmarked, for a file (or an upload, ``kind="invalid-upload"``) that cannot be graded."""
     errors = [GradeError(kind, reason)]
     results = [not_run(c) for c in assignment.checks if not options.exercises or c.exercise in options.exercises]
@@ -410,20 +412,25 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
     options = options or GradingOptions()
     path = Path(path)
     started = time.monotonic()
-    try:
-        loaded = load_notebook(path)
-    except NotebookRejected as exc:
-        if worker:
-            worker.cleanup()
-        return rejected_result(path, assignment, options, str(exc)), PendingFigures([], {}, [])
-    worker = worker or start_worker(assignment, options, [path.resolve().parent, *hide])  # its kernel starts now
-    enough = threading.Event()
-    with worker:  # stopped and removed however this block ends
+    with contextlib.ExitStack() as owned:  # the worker, given or started here, is stopped and removed however this ends
+        if worker is not None:
+            owned.enter_context(worker)
+        try:
+            loaded = load_notebook(path)
+        except NotebookRejected as exc:
+            return rejected_result(path, assignment, options, str(exc)), PendingFigures([], {}, [])
+        if worker is None:  # its kernel starts now
+            worker = owned.enter_context(start_worker(assignment, options, [path.resolve().parent, *hide]))
+        enough = threading.Event()
         plan = plan_submission(assignment, options)
         store, ledger = options.reference_store(assignment), refcache.ReferenceLedger()
         # The grader would only wait while the worker runs: do the work that does not depend on the student.
         start_warming(plan, store, ledger, enough)
-        run = worker.run(loaded.notebook, plan.sent)
+        try:
+            run = worker.run(loaded.notebook, plan.sent)
+        except BaseException:
+            enough.set()  # the warm-up stops too
+            raise
     plan.share_reused(run.probes)
     if options.secret is not None:
         redact_hidden_failures(plan.checks, run)

@@ -32,7 +32,7 @@ from .files import find_notebooks
 from .gradebook import INFORMATIONAL, error_notes
 from .wording import check_text
 from .i18n import _
-from .model import UNGRADABLE, SubmissionResult
+from .model import UNGRADABLE, ErrorKind, SubmissionResult
 from .pipeline import GradingOptions, grade_submission, rejected_result
 
 GRADESCOPE_VISIBILITIES = ("visible", "after_due_date", "after_published")
@@ -79,13 +79,13 @@ def grade_upload(folder: Path, assignment: Assignment, options: GradingOptions) 
     problem = upload_problem(notebooks, folder, assignment)
     if problem:
         return rejected_result(folder / (assignment.template or "upload"), assignment, options, problem,
-                               kind="invalid-upload")
+                               kind=ErrorKind.INVALID_UPLOAD)
     try:
         return grade_submission(notebooks[0], assignment, options)
     except Exception as exc:  # the grader's own failure still gives the platform its one results file
         return rejected_result(notebooks[0], assignment, options, _(
             "The grader itself failed on this submission (%(error)s); your instructor has been told.",
-            error=f"{type(exc).__name__}: {exc}"), kind="grader-failed")
+            error=f"{type(exc).__name__}: {exc}"), kind=ErrorKind.GRADER_FAILED)
 
 
 # --------------------------------------------------------------------------- results files
@@ -108,7 +108,8 @@ def gradescope_results(row: dict, visibility: str = "visible") -> dict:
         raise ValueError(f"visibility {visibility!r} is not one of {', '.join(GRADESCOPE_VISIBILITIES)}")
     tests = [{"name": f"{exercise['id']}: {_(check['title'])}", "number": f"{exercise['id']}.{i}",
               "score": check["score"], "max_score": check["max_score"],
-              "status": "passed" if check["passed"] else "failed", "output": check_text(check),
+              "status": "passed" if check["passed"] else "failed",  # Gradescope's words for a test
+              "output": check_text(check),
               "tags": [exercise["id"]], "visibility": visibility}
              for exercise in row["exercises"] for i, check in enumerate(exercise["checks"], start=1)]
     return {"score": row["score"], "execution_time": round(row.get("timing", {}).get("seconds", 0.0)),

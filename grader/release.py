@@ -26,6 +26,8 @@ from pathlib import Path
 from . import __version__
 from .assignment import VERDICTS_MODULE, Assignment
 from .bundle import BUNDLE_SUFFIX, Bundle, BundledCheck, write_bundle
+from .config import resolve_limits
+from .execute import ExecutionOptions
 from .i18n import _
 from .load import load_notebook
 from .pipeline import GradingOptions, plan_probes
@@ -52,14 +54,15 @@ class Release:
 
 def release_bundle(assignment: Assignment) -> Bundle:
     """The assignment's public checks with their judging data, as ``grader check`` would plan them."""
-    planned = plan_probes(assignment, GradingOptions(figures=False))
+    limits = resolve_limits(assignment.settings())  # what the bundle's self-checks run under
+    planned = plan_probes(assignment, GradingOptions(execution=ExecutionOptions(limits), figures=False))
     template = load_notebook(assignment.root / assignment.template)
     return Bundle(name=assignment.name, title=assignment.title, template=Path(assignment.template).name,
                   exercises=list(assignment.exercises),
                   checks=[BundledCheck.of(plan.check, plan.calls, plan.check.judging_data(plan.calls))
                           for plan in planned],
                   template_answers=dict(template.answers), answer_points=dict(assignment.answer_points),
-                  preload=tuple(assignment.preload), cell_timeout=assignment.cell_timeout, budget=assignment.budget)
+                  preload=tuple(assignment.preload), cell_timeout=limits.cell_timeout, budget=limits.budget)
 
 
 def bundle_path(out_dir: Path, name: str) -> Path:

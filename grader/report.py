@@ -14,7 +14,7 @@ import jinja2
 from markupsafe import Markup, escape
 
 from .i18n import _, language, translations
-from .model import UNENFORCED
+from .model import UNENFORCED, AnswerStatus
 from .sinks import report_href
 from .wording import HINT, LIKELY_CAUSE, REREAD, STATUS_WORDS, error_title
 
@@ -50,7 +50,7 @@ def _environment(lang: str, _catalog: int) -> jinja2.Environment:
     env.filters["code_spans"] = code_spans
     env.globals.update(error_title=error_title, status_word=lambda status: _(STATUS_WORDS.get(status, status)),
                        labelled=labelled, LIKELY_CAUSE=LIKELY_CAUSE, HINT=HINT, REREAD=REREAD, lang=lang,
-                       unenforced_text=lambda key: _(UNENFORCED.get(key, key)))
+                       unenforced_text=lambda key: _(UNENFORCED.get(key, key)), AnswerStatus=AnswerStatus)
     return env
 
 

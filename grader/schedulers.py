@@ -35,7 +35,7 @@ from .i18n import _, language, use_language
 from .load import MAX_NOTEBOOK_BYTES
 from .reasons import code_text
 from .refcache import UnsafeCacheLocation
-from .model import GradeError, GradedSubmission, SubmissionResult
+from .model import ErrorKind, GradeError, GradedSubmission, SubmissionResult
 from .pipeline import GradingOptions, PendingFigures, grade_submission, grade_until_figures, rejected_result, \
     start_worker
 
@@ -57,7 +57,7 @@ def failed_grading(item: BatchItem, assignment: Assignment, options: GradingOpti
                    final: bool = True) -> GradedSubmission:
     """The grader's own failure is one submission's error, not the batch's end."""
     result = rejected_result(item.notebook, assignment, options, "")
-    result.errors = [GradeError("grader-failed", message)]
+    result.errors = [GradeError(ErrorKind.GRADER_FAILED, message)]
     return GradedSubmission(result.to_json(), [], final=final)
 
 
@@ -79,11 +79,17 @@ class WorkerPool:
         self.wanted = spare
 
     def take(self, remaining: int) -> WorkerProcess:
-        with self.lock:
-            worker = self.spares.pop() if self.spares else None
-            if remaining > 0 and len(self.spares) < self.wanted:
-                self.spares.append(start_worker(self.assignment, self.options, self.hide))
-        worker = worker or start_worker(self.assignment, self.options, self.hide)
+        worker = None
+        try:
+            with self.lock:
+                worker = self.spares.pop() if self.spares else None
+                if remaining > 0 and len(self.spares) < self.wanted:
+                    self.spares.append(start_worker(self.assignment, self.options, self.hide))
+            worker = worker or start_worker(self.assignment, self.options, self.hide)
+        except BaseException:  # a worker taken but not handed out is stopped, not left running
+            if worker is not None:
+                worker.cleanup()
+            raise
         with self.lock:
             self.running.add(worker)
         return worker
@@ -147,7 +153,7 @@ class LocalScheduler:
                 finished.put((item, as_plain_data(figures.draw_into(result))))
             except Exception as exc:  # drawing never raises by design; should it, the grading still counts
                 result.figures = []
-                result.errors.append(GradeError("grader-failed", f"figures: {type(exc).__name__}: {exc}"))
+                result.errors.append(GradeError(ErrorKind.GRADER_FAILED, f"figures: {type(exc).__name__}: {exc}"))
                 finished.put((item, as_plain_data(result)))
 
         for item in items:

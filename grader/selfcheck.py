@@ -16,14 +16,14 @@ import html
 import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from .bundle import BundleError, assignment_folder, find_bundle, load_bundle
+from .config import DEFAULT_LANGUAGE, resolve_limits
 from .execute import ExecutionOptions
 from .i18n import _, use_language
 from .load import NotebookRejected, load_notebook
-from .model import CheckResult, ProbeOutcome, StageTimes, SubmissionResult
+from .model import CheckResult, OutcomeStatus, ProbeOutcome, StageTimes, SubmissionResult
 from .pipeline import GradingOptions, PlannedCheck, judge_check, plan_probes, score_submission
 from .probe_runtime import CallLimits, call_with_limit
 from .wire import call_json, parse_outcome
@@ -52,12 +52,12 @@ def probe_in_process(planned: list[PlannedCheck], namespace: dict) -> dict[str, 
             for call in plan.probe_calls:
                 func = namespace.get(call.function)
                 if call.function in hung:
-                    raw = {"status": "timeout"}
+                    raw = {"status": OutcomeStatus.TIMEOUT}
                 elif not callable(func):
-                    raw = {"status": "missing"}
+                    raw = {"status": OutcomeStatus.MISSING}
                 else:
                     raw = call_with_limit(func, call_json(call), limits)
-                if raw["status"] == "timeout":
+                if raw["status"] == OutcomeStatus.TIMEOUT:
                     hung.add(call.function)
                 probes[call.id] = parse_outcome(call.id, json.loads(json.dumps(raw)))
     return probes
@@ -101,13 +101,14 @@ def self_check(exercise: str | None = None, bundle: str | Path | None = None, no
         raise BundleError(_("no bundle (*.bundle.json) beside %(where)s: keep the one your course released next to "
                             "the notebook, or pass bundle=\"...\"", where=notebook_path or Path.cwd()))
     released = load_bundle(bundle_path)
-    use_language(lang or os.environ.get("GRADER_LANG", "en"), (assignment_folder(released.name) / "locale",))
+    use_language(lang or os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE),
+                 (assignment_folder(released.name) / "locale",))
     known = [e.id for e in released.exercises]
     if exercise is not None and exercise not in known:
         raise ValueError(_("no exercise %(exercise)r in %(assignment)s (its exercises: %(known)s)", exercise=exercise,
                            assignment=released.name, known=", ".join(known)))
-    defaults = ExecutionOptions().limits
-    limits = replace(defaults, call_timeout=call_timeout) if call_timeout else defaults
+    # The caller's call limit, else the assignment's, else the engine's.
+    limits = resolve_limits(released.settings(), {"call_timeout": call_timeout})
     options = GradingOptions(exercises=(exercise,) if exercise else None, execution=ExecutionOptions(limits),
                              figures=False)
     results = judge_in_process(plan_probes(released, options), namespace)

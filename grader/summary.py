@@ -5,12 +5,14 @@ from __future__ import annotations
 import unicodedata
 
 from .i18n import N_, _, join_list
-from .model import SubmissionResult
+from .model import AnswerStatus, CheckStatus, SubmissionResult
 from .sinks import terminal_text
 from .wording import check_text, error_text
 
-MARKS = {"passed": N_("PASS"), "failed": N_("FAIL"), "errored": N_("ERROR"), "answer": N_("NOTE")}
-ANSWER_STATES = {"answered": N_("awaits your instructor"), "empty": N_("not written yet"), "missing": N_("cell not found")}
+MARKS = {CheckStatus.PASSED: N_("PASS"), CheckStatus.FAILED: N_("FAIL"), CheckStatus.ERRORED: N_("ERROR"),
+         "answer": N_("NOTE")}
+ANSWER_STATES = {AnswerStatus.ANSWERED: N_("awaits your instructor"), AnswerStatus.EMPTY: N_("not written yet"),
+                 AnswerStatus.MISSING: N_("cell not found")}
 
 
 def format_points(value: float) -> str:

@@ -9,30 +9,31 @@ run is in that run's language. A label is a whole message with its value in it
 from __future__ import annotations
 
 from .i18n import N_, _, join_list
+from .model import CheckStatus, ErrorKind
 
 ERROR_TITLES = {
-    "import-failed": N_("An import failed"),
-    "shell-skipped": N_("Shell commands were not run"),
-    "self-check-skipped": N_("The self-check was not run"),
-    "invalid-notebook": N_("This file could not be graded as a notebook"),
-    "invalid-upload": N_("The upload does not hold exactly one notebook"),
-    "timeout": N_("A cell ran too long"),
-    "kernel-died": N_("The Python kernel crashed"),
-    "kernel-protocol": N_("The kernel sent something the grader does not accept"),
-    "memory-limit": N_("Out of memory"),
-    "cpu-limit": N_("Out of CPU time"),
-    "file-size-limit": N_("A file grew too large"),
-    "process-limit": N_("Too many processes"),
-    "disk-limit": N_("Out of temporary space"),
-    "budget-exceeded": N_("Out of time"),
-    "worker-failed": N_("The grader could not run this notebook"),
-    "grader-failed": N_("The grader failed"),
-    "kernel-unrecoverable": N_("The kernel could not be restarted"),
-    "cell-error": N_("A cell raised an exception"),
-    "output-capped": N_("Too much output"),
-    "notebook-upgraded": N_("Old notebook format"),
+    ErrorKind.IMPORT_FAILED: N_("An import failed"),
+    ErrorKind.SHELL_SKIPPED: N_("Shell commands were not run"),
+    ErrorKind.SELF_CHECK_SKIPPED: N_("The self-check was not run"),
+    ErrorKind.INVALID_NOTEBOOK: N_("This file could not be graded as a notebook"),
+    ErrorKind.INVALID_UPLOAD: N_("The upload does not hold exactly one notebook"),
+    ErrorKind.TIMEOUT: N_("A cell ran too long"),
+    ErrorKind.KERNEL_DIED: N_("The Python kernel crashed"),
+    ErrorKind.KERNEL_PROTOCOL: N_("The kernel sent something the grader does not accept"),
+    ErrorKind.MEMORY_LIMIT: N_("Out of memory"),
+    ErrorKind.CPU_LIMIT: N_("Out of CPU time"),
+    ErrorKind.FILE_SIZE_LIMIT: N_("A file grew too large"),
+    ErrorKind.PROCESS_LIMIT: N_("Too many processes"),
+    ErrorKind.DISK_LIMIT: N_("Out of temporary space"),
+    ErrorKind.BUDGET_EXCEEDED: N_("Out of time"),
+    ErrorKind.WORKER_FAILED: N_("The grader could not run this notebook"),
+    ErrorKind.GRADER_FAILED: N_("The grader failed"),
+    ErrorKind.KERNEL_UNRECOVERABLE: N_("The kernel could not be restarted"),
+    ErrorKind.CELL_ERROR: N_("A cell raised an exception"),
+    ErrorKind.OUTPUT_CAPPED: N_("Too much output"),
+    ErrorKind.NOTEBOOK_UPGRADED: N_("Old notebook format"),
 }
-STATUS_WORDS = {"passed": N_("passed"), "failed": N_("failed"), "errored": N_("errored")}
+STATUS_WORDS = {CheckStatus.PASSED: N_("passed"), CheckStatus.FAILED: N_("failed"), CheckStatus.ERRORED: N_("errored")}
 
 LIKELY_CAUSE = N_("Likely cause: %(text)s")
 HINT = N_("Hint: %(text)s")
@@ -44,7 +45,7 @@ def error_title(kind: str) -> str:
     return _(ERROR_TITLES[kind]) if kind in ERROR_TITLES else kind
 
 
-def error_kinds(errors: list[dict], leave_out: tuple[str, ...] = ("cell-error",)) -> str:
+def error_kinds(errors: list[dict], leave_out: tuple[str, ...] = (ErrorKind.CELL_ERROR,)) -> str:
     """The kinds of a submission's errors, each once, in words: a gradebook or overview note."""
     return join_list(sorted({error_title(e["kind"]) for e in errors if e["kind"] not in leave_out}))
 

@@ -29,7 +29,9 @@ import os
 import signal
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 from nbclient import NotebookClient
@@ -37,7 +39,9 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 
 from .cgroups import JobCgroup
+from .errors import WireFormatError  # a kernel that breaks the protocol (an undecodable, oversized message) is dead
 from .kernel_sandbox import KernelLaunch, SandboxedKernelManager
+from .model import CellStatus, ErrorKind, OutcomeStatus
 from .sandbox import Limits, SandboxPlan
 from .wire import (JOB_NAME, LOG_NAME, OUTCOME_MIME, PROTOCOL_PREFIX, RESULT_NAME, SETTINGS_NAME,  # noqa: F401
                    checked_outcome)
@@ -45,14 +49,27 @@ from .wire import (JOB_NAME, LOG_NAME, OUTCOME_MIME, PROTOCOL_PREFIX, RESULT_NAM
 PROBE_RUNTIME = Path(__file__).with_name("probe_runtime.py")
 RESPONSIVE_GRACE = 5  # seconds an interrupted kernel gets to come back
 PROBE_OUTPUT_CAP = 200 * 2**20  # bytes of probe outcomes one execution may send back
+# Seconds an execution's outputs may trail its reply. nbclient stops reading them after this, so a cell's
+# last outputs (a long traceback, a flood) can be lost; whether a cell raised is read from the reply itself.
+IOPUB_GRACE = 10
 
 
-class KernelProtocolError(Exception):
-    """The kernel broke the protocol (an undecodable or oversized message): treated like a dead kernel."""
+@dataclass(frozen=True)
+class Reply:
+    """The kernel's execute_reply for a cell: whether it raised, whatever its outputs came to."""
+
+    status: str  # the protocol's: ok | error | aborted
+    ename: str = ""
+    evalue: str = ""
 
 
 class CappedOutputClient(NotebookClient):
-    """nbclient with a per-cell cap on stream, display and error bytes, so an output flood costs nothing."""
+    """nbclient with a per-cell cap on stream, display and error bytes, so an output flood costs nothing.
+
+    The worker drives its kernel through ``start``, ``execute_cell``, ``interrupt``, ``exit_code``,
+    ``cancel_stale_pollers`` and ``shutdown`` and reads ``truncated`` and ``replies``; the worker's tests
+    fake exactly these (tests/fake_kernel.py).
+    """
 
     def __init__(self, nb, output_cap: int, **kw):
         super().__init__(nb, **kw)
@@ -61,6 +78,40 @@ class CappedOutputClient(NotebookClient):
         self.bytes_seen: dict[int, int] = {}
         self.truncated: set[int] = set()
         self.output_pollers: set = set()
+        self.replies: dict[int, Reply] = {}  # cell index -> its last execution's reply
+
+    def start(self) -> None:
+        self.start_new_kernel()
+        self.start_new_kernel_client()
+
+    def interrupt(self) -> None:
+        try:
+            run_sync(self.km.interrupt_kernel)()
+        except Exception:
+            pass
+
+    def exit_code(self) -> int | None:
+        try:
+            return self.km.provisioner.process.poll()
+        except Exception:
+            return None
+
+    def shutdown(self) -> None:
+        """Stop the kernel and close its sockets, whatever state it is in."""
+        if self.km is None:
+            return
+        context = self.km.context
+        try:
+            self._cleanup_kernel()
+        except Exception:
+            pass
+        context.destroy(linger=0)
+
+    async def _check_raise_for_error(self, cell, cell_index, exec_reply):
+        content = (exec_reply or {}).get("content") or {}
+        self.replies[cell_index] = Reply(str(content.get("status", "")), str(content.get("ename", ""))[:200],
+                                         str(content.get("evalue", ""))[:500])
+        return await super()._check_raise_for_error(cell, cell_index, exec_reply)
 
     async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
         # nbclient does not cancel this task when a cell times out (CellTimeoutError is a
@@ -97,6 +148,23 @@ class CappedOutputClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
+def sandboxed_client(nb, worker: "Worker") -> CappedOutputClient:
+    """The real kernel: started in the sandbox by grader.kernel_sandbox's provisioner."""
+    return CappedOutputClient(nb, km=SandboxedKernelManager(worker.launch), output_cap=worker.limits.output_cap,
+                              timeout=worker.limits.cell_timeout, allow_errors=True, interrupt_on_timeout=False,
+                              iopub_timeout=IOPUB_GRACE, shutdown_kernel="immediate")
+
+
+def raised(cell, reply: Reply | None) -> dict:
+    """A finished cell's status and error: the reply says whether it raised (its error output may have been
+    cut by the output cap, or come after nbclient stopped reading); the error output, when there, says what."""
+    error = next((o for o in cell.outputs if o.output_type == "error"), None)
+    if error is None and (reply is None or reply.status != "error"):
+        return {"status": CellStatus.OK}
+    name, value = (error.ename, error.evalue) if error is not None else (reply.ename, reply.evalue)
+    return {"status": CellStatus.ERROR, "error_name": str(name)[:200], "error_value": str(value)[:500]}
+
+
 def kernel_exit_status(code: int | None, sandboxed: bool) -> int | None:
     """The kernel's own exit status: bubblewrap reports a child killed by signal N as 128 + N."""
     if code is not None and sandboxed and code > 128:
@@ -105,8 +173,11 @@ def kernel_exit_status(code: int | None, sandboxed: bool) -> int | None:
 
 
 class Worker:
-    def __init__(self, job_dir: Path):
+    """One submission's run. ``make_client(nb, worker)`` builds the kernel's client (tests pass a fake kernel)."""
+
+    def __init__(self, job_dir: Path, make_client: Callable[..., CappedOutputClient] | None = None):
         self.job_dir = job_dir
+        self.make_client = make_client or sandboxed_client
         self.started = time.monotonic()
         self.result = {"cells": [], "probes": {}, "errors": [], "finished": False}
         self.restarts = 0
@@ -125,27 +196,17 @@ class Worker:
     def start_kernel(self, nb) -> None:
         nb.cells.append(nbformat.v4.new_code_cell(""))  # the slot probe and helper code runs in
         self.slot = len(nb.cells) - 1
-        self.client = CappedOutputClient(
-            nb, km=SandboxedKernelManager(self.launch), output_cap=self.limits.output_cap,
-            timeout=self.limits.cell_timeout, allow_errors=True, interrupt_on_timeout=False,
-            iopub_timeout=2, shutdown_kernel="immediate")
+        self.client = self.make_client(nb, self)
         self.client.caps[self.slot] = PROBE_OUTPUT_CAP
-        self.client.start_new_kernel()
-        self.client.start_new_kernel_client()
+        self.client.start()
         self.probe_runtime_loaded = False
         # Warm the imports the notebook will make; binds no name in the student's namespace.
         self.run_helper(f"for _n in {self.preload!r}:\n    __import__('importlib').import_module(_n)\ndel _n\n",
                         timeout=120)
 
     def stop_kernel(self) -> None:
-        if self.client is None or self.client.km is None:
-            return
-        context = self.client.km.context
-        try:
-            self.client._cleanup_kernel()
-        except Exception:
-            pass
-        context.destroy(linger=0)
+        if self.client is not None:
+            self.client.shutdown()
 
     def run_helper(self, code: str, timeout: float):
         cell = self.client.nb.cells[self.slot]
@@ -161,22 +222,18 @@ class Worker:
         except (CellTimeoutError, DeadKernelError):
             raise
         except Exception as exc:
-            raise KernelProtocolError(f"{type(exc).__name__}: {exc}"[:300]) from None
+            raise WireFormatError(f"{type(exc).__name__}: {exc}"[:300]) from None
 
     def kernel_responsive(self) -> bool:
         try:
             self.run_helper("pass", RESPONSIVE_GRACE)
             return True
-        except (CellTimeoutError, DeadKernelError, KernelProtocolError):
+        except (CellTimeoutError, DeadKernelError, WireFormatError):
             self.client.cancel_stale_pollers()
             return False
 
     def kernel_exit_code(self):
-        try:
-            code = self.client.km.provisioner.process.poll()
-        except Exception:
-            return None
-        return kernel_exit_status(code, self.launch.plan is not None)
+        return kernel_exit_status(self.client.exit_code(), self.launch.plan is not None)
 
     def restart_kernel(self, nb, replay_upto: int) -> bool:
         """A new kernel with the notebook's earlier cells replayed; False once restarts run out."""
@@ -192,19 +249,16 @@ class Worker:
         except Exception:
             return False
         for run in self.result["cells"]:
-            if run["index"] < replay_upto and run["status"] in ("ok", "error"):
+            if run["index"] < replay_upto and run["status"] in (CellStatus.OK, CellStatus.ERROR):
                 try:
                     self.execute_code_cell(run["index"])
-                except (CellTimeoutError, DeadKernelError, KernelProtocolError):
+                except (CellTimeoutError, DeadKernelError, WireFormatError):
                     return False
         return True
 
     def recover_after_timeout(self, nb, replay_upto: int) -> bool:
         self.client.cancel_stale_pollers()
-        try:
-            run_sync(self.client.km.interrupt_kernel)()
-        except Exception:
-            pass
+        self.client.interrupt()
         return self.kernel_responsive() or self.restart_kernel(nb, replay_upto)
 
     # ------------------------------------------------------------ notebook cells
@@ -224,18 +278,15 @@ class Worker:
             started, ooms = time.monotonic(), self.oom_kills()
             try:
                 self.execute_code_cell(index)
-                error = next((o for o in cell.outputs if o.output_type == "error"), None)
-                record["status"] = "error" if error else "ok"
-                if error:
-                    record["error_name"], record["error_value"] = error.ename, str(error.evalue)[:500]
+                record.update(raised(cell, self.client.replies.get(index)))
                 record["oom_killed"] = self.oom_kills() > ooms  # a child the kernel started, stopped by the limit
                 alive = True
             except CellTimeoutError:
-                record["status"] = "timeout"
+                record["status"] = CellStatus.TIMEOUT
                 record["oom_killed"] = self.oom_kills() > ooms
                 alive = self.recover_after_timeout(nb, replay_upto=index)
-            except (DeadKernelError, KernelProtocolError) as exc:
-                record["status"] = "kernel-died"
+            except (DeadKernelError, WireFormatError) as exc:
+                record["status"] = CellStatus.KERNEL_DIED
                 code = self.kernel_exit_code()
                 record["error_value"] = (f"kernel exit code {code}" if code is not None else None) \
                     if isinstance(exc, DeadKernelError) else f"{PROTOCOL_PREFIX} {exc}"
@@ -246,7 +297,7 @@ class Worker:
             self.result["cells"].append(record)
             self.save()
             if not alive:
-                self.result["errors"].append({"kind": "kernel-unrecoverable", "cell": index})
+                self.result["errors"].append({"kind": ErrorKind.KERNEL_UNRECOVERABLE, "cell": index})
                 return False
         return True
 
@@ -296,11 +347,11 @@ class Worker:
                 self.run_helper(f"__import__('_probe').run_batch({json.dumps(group)!r})",
                                 timeout=sum(call.get("timeout", 10) for call in group) + 2)
             except CellTimeoutError:
-                status = "timeout"
+                status = OutcomeStatus.TIMEOUT
                 found = self.collect_outcomes(set(ids))
                 alive = self.recover_after_timeout(nb, replay_upto=cells_run)
-            except (DeadKernelError, KernelProtocolError):
-                status = "kernel-died"
+            except (DeadKernelError, WireFormatError):
+                status = OutcomeStatus.KERNEL_DIED
                 found = self.collect_outcomes(set(ids))
                 alive = self.restart_kernel(nb, replay_upto=cells_run)
             else:
@@ -311,16 +362,16 @@ class Worker:
                 elif call_id in found:
                     outcome = found[call_id]
                 else:  # the call the execution was in when it timed out or the kernel died
-                    outcome = {"status": status or "invalid", "seconds": round(time.monotonic() - started, 3)}
+                    outcome = {"status": status or OutcomeStatus.INVALID, "seconds": round(time.monotonic() - started, 3)}
                     if status is None:
                         outcome["error_message"] = "no result came back"
-                if outcome.get("status") in ("timeout", "kernel-died"):
+                if outcome.get("status") in (OutcomeStatus.TIMEOUT, OutcomeStatus.KERNEL_DIED):
                     failed_functions[function] = outcome["status"]
                 self.result["probes"][call_id] = outcome
             self.save()
             if not alive:
                 for call in job["calls"]:
-                    self.result["probes"].setdefault(call["id"], {"status": "not-run"})
+                    self.result["probes"].setdefault(call["id"], {"status": OutcomeStatus.NOT_RUN})
                 self.save()
                 return
 

@@ -1,0 +1,50 @@
+"""One configuration: the engine's defaults, and the order in which a run's settings are decided.
+
+A run's limits (cell timeout, call timeout, budget, memory, ...) are resolved in this order:
+
+1. what the command line (or a caller: ``self_check(call_timeout=...)``, a test) says;
+2. what the assignment says (``Assignment.cell_timeout``, ``budget`` and ``limits``);
+3. the engine's defaults, ``ENGINE_LIMITS`` (the field defaults of ``grader.sandbox.Limits``).
+
+The CLI's options default to None, meaning "not said", so an assignment's settings are not
+overridden by a default nobody chose. The CLI, the pipeline, the platforms and ``self_check``
+all take their defaults from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from typing import Any, Mapping
+
+from .sandbox import GIB, Limits
+
+ENGINE_LIMITS = Limits()
+LIMIT_NAMES = frozenset(f.name for f in fields(Limits))
+DEFAULT_SANDBOX = "auto"  # bubblewrap when it works (grader.execute.ExecutionOptions)
+DEFAULT_LANGUAGE = "en"
+ASSIGNMENT_METADATA_KEY = "grader"  # a notebook's metadata["grader"]["assignment"], written by the template
+
+
+def unknown_limits(settings: Mapping[str, Any]) -> list[str]:
+    """The names in ``settings`` that are no field of Limits (a misspelt assignment setting)."""
+    return sorted(set(settings) - LIMIT_NAMES)
+
+
+def resolve_limits(assignment: Mapping[str, Any] | None = None, command_line: Mapping[str, Any] | None = None,
+                   engine: Limits = ENGINE_LIMITS) -> Limits:
+    """The run's limits: the command line's values, else the assignment's, else the engine's (None: not said)."""
+    chosen: dict[str, Any] = {}
+    for layer in (assignment or {}, command_line or {}):  # later layers win
+        unknown = unknown_limits(layer)
+        if unknown:
+            raise ValueError(f"no such limit: {', '.join(unknown)} (limits: {', '.join(sorted(LIMIT_NAMES))})")
+        # As the engine's own type (an assignment's budget=600 is 600.0): the same limits make the same grading key.
+        chosen.update({name: type(getattr(engine, name))(value) for name, value in layer.items() if value is not None})
+    return replace(engine, **chosen)
+
+
+def command_line_limits(cell_timeout: float | None = None, call_timeout: float | None = None,
+                        budget: float | None = None, memory_gib: float | None = None) -> dict[str, Any]:
+    """The limits a command line said, by Limits field (None where it said nothing)."""
+    return {"cell_timeout": cell_timeout, "call_timeout": call_timeout, "budget": budget,
+            "memory_bytes": None if memory_gib is None else int(memory_gib * GIB)}

@@ -1,0 +1,270 @@
+"""One configuration and validated plug-ins: settings resolution, which assignment, catalog order, enums,
+and assignments refused at load (before anyone is graded). No kernel is started here."""
+
+import json
+import textwrap
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+import grader.assignment as assignment_module
+import grader.cli as cli
+import grader.execute as execute
+from grader.assignment import Assignment, Exercise, infer_assignment, load_assignment
+from grader.checks import Case, CustomCheck, Misconception, ValueCheck
+from grader.config import ENGINE_LIMITS, command_line_limits, resolve_limits
+from grader.errors import AssignmentInvalid, AssignmentUnknown, GraderError
+from grader.figures import Figure
+from grader.i18n import catalog
+from grader.model import (UNGRADABLE, AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKind, GradeError,
+                          OutcomeStatus, ProbeOutcome)
+from grader.pipeline import GradingOptions, judge_check, plan_probes
+from grader.wording import ERROR_TITLES
+
+
+def double_check(**changes) -> ValueCheck:
+    fields = dict(id="ex1.double", exercise="ex1", title="double", points=2, function="double",
+                  cases=lambda rng: [Case("a", (np.array([1.0, 2.0]) + rng.random(),)),
+                                     Case("b", (np.array([3.0]) + rng.random(),))],
+                  expected=lambda x: 2 * x)
+    return ValueCheck(**{**fields, **changes})
+
+
+def tiny(**changes) -> Assignment:
+    fields = dict(name="tiny", title="Tiny", exercises=[Exercise("ex1", "One", ("answer:ex1",))],
+                  checks=[double_check()], answer_points={"answer:ex1": 1})
+    return Assignment(**{**fields, **changes})
+
+
+# --------------------------------------------------------------------------- plug-ins validated at load
+
+def subjects(error: AssignmentInvalid) -> list[str]:
+    return [p.subject for p in error.problems]
+
+
+def test_a_sound_assignment_has_no_problems():
+    assert tiny().problems() == [] and tiny().reference_problems() == []
+    assert load_assignment("attention_pooling").problems() == []
+
+
+@pytest.mark.parametrize("changes, subject, words", [
+    (dict(checks=[double_check(expected=None)]), "ex1.double", "no reference"),
+    (dict(checks=[double_check(misconceptions=(Misconception("m", "wrong"),))]), "ex1.double", "exactly one of"),
+    (dict(checks=[CustomCheck(id="ex1.custom", exercise="ex1", title="c", points=1)]), "ex1.custom", "make_data"),
+    (dict(checks=[double_check(), double_check()]), "ex1.double", "more than one check"),
+    (dict(checks=[double_check(exercise="ex9")]), "ex1.double", "ex9"),
+    (dict(answer_points={"answer:ex1": 1, "answer:ex7": 2}), "answer:ex7", "no exercise declares"),
+    (dict(figures=[Figure("f1", "ex1", "t"), Figure("f1", "ex1", "t")]), "f1", "more than one figure"),
+    (dict(figures=[Figure("f2", "ex5", "t")]), "f2", "ex5"),
+    (dict(limits={"cell_timout": 3}), "limits", "cell_timout"),
+])
+def test_each_unusable_declaration_is_refused_naming_the_assignment_and_what(changes, subject, words):
+    with pytest.raises(AssignmentInvalid) as refused:
+        tiny(**changes).validate()
+    assert refused.value.assignment == "tiny" and subject in subjects(refused.value)
+    assert "tiny" in str(refused.value) and words in str(refused.value)
+
+
+def test_every_problem_is_reported_at_once():
+    broken = tiny(checks=[double_check(expected=None), double_check(id="ex1.other", exercise="ex2")],
+                  answer_points={"answer:zz": 1})
+    with pytest.raises(AssignmentInvalid) as refused:
+        broken.validate()
+    assert set(subjects(refused.value)) == {"ex1.double", "ex1.other", "answer:zz"}
+
+
+def test_a_reference_that_fails_on_the_public_inputs_is_found():
+    def broken(x):
+        raise ZeroDivisionError("the instructor's bug")
+
+    problems = tiny(checks=[double_check(expected=broken)]).reference_problems()
+    assert [p.subject for p in problems] == ["ex1.double"] and "ZeroDivisionError" in problems[0].message
+
+
+BROKEN_CHECKS = textwrap.dedent('''
+    import numpy as np
+    from grader.assignment import Assignment, Exercise
+    from grader.checks import Case, ValueCheck
+
+    def reference(x):
+        raise ValueError("not written yet")
+
+    ASSIGNMENT = Assignment(name="broken", title="Broken", exercises=[Exercise("ex1", "One")], checks=[
+        ValueCheck(id="ex1.double", exercise="ex1", title="double", points=1, function="double",
+                   cases=lambda rng: [Case("a", (np.array([rng.random()]),))], expected=reference)])
+''')
+
+
+@pytest.fixture
+def broken_assignment(tmp_path) -> Path:
+    folder = tmp_path / f"broken_{tmp_path.name}"  # a package name of its own (assignment modules are cached)
+    folder.mkdir()
+    (folder / "checks.py").write_text(BROKEN_CHECKS)
+    return folder
+
+
+def test_loading_an_assignment_whose_reference_fails_refuses_it(broken_assignment):
+    with pytest.raises(AssignmentInvalid) as refused:
+        load_assignment(broken_assignment)
+    assert refused.value.assignment == "broken" and subjects(refused.value) == ["ex1.double"]
+
+
+class IdleWorker:
+    cleaned = 0
+
+    def cleanup(self):
+        IdleWorker.cleaned += 1
+
+
+def test_grade_refuses_an_invalid_assignment_before_grading_anyone(monkeypatch, tmp_path, broken_assignment, capsys):
+    monkeypatch.setattr(execute, "start_early_worker", lambda *args: IdleWorker())
+    notebook = tmp_path / "student.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), notebook)
+    code = cli.main(["grade", str(notebook), "--out", str(tmp_path / "out"), "--public", "--assignment",
+                     str(broken_assignment), "--sandbox", "off"])
+    assert code == cli.EXIT_USAGE
+    message = capsys.readouterr().err
+    assert "broken" in message and "ex1.double" in message and "not written yet" in message
+    assert not (tmp_path / "out").exists(), "nobody was graded"
+    assert IdleWorker.cleaned == 1, "the worker started ahead was stopped"
+
+
+# --------------------------------------------------------------------------- one configuration
+
+def test_limits_come_from_the_command_line_then_the_assignment_then_the_engine():
+    assignment = {"cell_timeout": 30.0, "budget": 900.0}
+    said = command_line_limits(cell_timeout=5.0)
+    limits = resolve_limits(assignment, said)
+    assert (limits.cell_timeout, limits.budget, limits.call_timeout) == (5.0, 900.0, ENGINE_LIMITS.call_timeout)
+    assert resolve_limits() == ENGINE_LIMITS
+    assert repr(resolve_limits({"cell_timeout": 120, "budget": 600})) == repr(ENGINE_LIMITS)  # 600 is 600.0
+    assert resolve_limits(None, command_line_limits(memory_gib=2)).memory_bytes == 2 * 2**30
+    with pytest.raises(ValueError, match="no such limit"):
+        resolve_limits({"budgett": 1})
+
+
+def parse(*argv):
+    return cli.build_parser().parse_args(["grade", "x.ipynb", "--out", "o", *argv])
+
+
+def test_the_command_line_says_nothing_unless_told_so_an_assignments_settings_apply():
+    args = parse()
+    assert (args.assignment, args.cell_timeout, args.call_timeout, args.budget, args.memory) == (None,) * 5
+    assignment = tiny(cell_timeout=33.0, budget=77.0, limits={"output_cap": 1234})
+    limits = cli._execution_options(args, assignment).limits
+    assert (limits.cell_timeout, limits.budget, limits.output_cap) == (33.0, 77.0, 1234)
+    limits = cli._execution_options(parse("--budget", "9"), assignment).limits
+    assert (limits.cell_timeout, limits.budget) == (33.0, 9.0)
+    assert cli._execution_options(args, tiny()).limits == ENGINE_LIMITS
+
+
+def test_the_gradescope_zip_keeps_only_the_options_given():
+    assert cli.run_options_argv(parse("--budget", "100")) == ["--sandbox", "auto", "--budget", "100", "--lang", "en"]
+
+
+def test_an_early_worker_started_under_other_limits_is_not_used():
+    worker = execute.WorkerProcess.__new__(execute.WorkerProcess)  # its state only: no process is started
+    worker.options, worker.sandboxed = execute.ExecutionOptions(resolve_limits()), False
+    assert worker.suits(execute.ExecutionOptions(resolve_limits()), [])
+    assert not worker.suits(execute.ExecutionOptions(resolve_limits({"cell_timeout": 1})), [])
+
+
+# --------------------------------------------------------------------------- which assignment
+
+def notebook_naming(path: Path, name: str | None) -> Path:
+    nb = nbformat.v4.new_notebook()
+    if name:
+        nb.metadata["grader"] = {"assignment": name}
+    nbformat.write(nb, path)
+    return path
+
+
+def test_the_assignment_is_read_from_the_notebooks_metadata(tmp_path, monkeypatch):
+    monkeypatch.setattr(assignment_module, "installed_assignments", lambda: ["one", "two"])
+    assert infer_assignment([notebook_naming(tmp_path / "a.ipynb", "two"), notebook_naming(tmp_path / "b.ipynb", None)]) == "two"
+
+
+def test_without_metadata_the_only_installed_assignment_is_used(tmp_path):
+    assert infer_assignment([notebook_naming(tmp_path / "a.ipynb", None)]) == "attention_pooling"
+
+
+def test_an_assignment_that_cannot_be_inferred_is_said_clearly(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(assignment_module, "installed_assignments", lambda: ["one", "two"])
+    plain = notebook_naming(tmp_path / "a.ipynb", None)
+    with pytest.raises(AssignmentUnknown) as unknown:
+        infer_assignment([plain])
+    assert unknown.value.candidates == ("one", "two") and "--assignment" in str(unknown.value)
+    with pytest.raises(AssignmentUnknown, match="different assignments"):
+        infer_assignment([notebook_naming(tmp_path / "b.ipynb", "one"), notebook_naming(tmp_path / "c.ipynb", "two")])
+    assert cli.main(["grade", str(plain), "--out", str(tmp_path / "out"), "--public"]) == cli.EXIT_USAGE
+    assert "--assignment" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- catalogs
+
+PO = 'msgid ""\nmsgstr ""\n"Content-Type: text/plain; charset=UTF-8\\n"\n\n{entries}'
+
+
+def write_po(folder: Path, entries: dict[str, str]) -> Path:
+    po = folder / "zh" / "LC_MESSAGES" / "grader.po"
+    po.parent.mkdir(parents=True)
+    po.write_text(PO.format(entries="".join(f'msgid "{k}"\nmsgstr "{v}"\n\n' for k, v in entries.items())),
+                  encoding="utf-8")
+    return folder
+
+
+def test_an_assignments_catalog_overrides_the_engines_strings(tmp_path):
+    engine = write_po(tmp_path / "engine", {"Hint: %(text)s": "engine", "Only the engine's": "engine's own"})
+    own = write_po(tmp_path / "assignment", {"Hint: %(text)s": "assignment"})
+    merged = catalog("zh", (own, engine))  # use_language's order: the assignment's folder, then the engine's
+    assert merged.gettext("Hint: %(text)s") == "assignment"
+    assert merged.gettext("Only the engine's") == "engine's own"
+
+
+# --------------------------------------------------------------------------- enumerated words
+
+def test_statuses_and_kinds_are_enums_that_serialise_as_before():
+    result = CheckResult("c", "t", CheckStatus.PASSED, 1.0, 1.0, "m")
+    assert json.loads(json.dumps(result.to_json()))["status"] == "passed" and result.passed
+    assert CheckStatus("failed") is CheckStatus.FAILED and f"{CellStatus.KERNEL_DIED}" == "kernel-died"
+    assert {"timeout": 1}[ErrorKind.TIMEOUT] == 1 and "worker-failed" in UNGRADABLE
+    assert GradeError(ErrorKind.CELL_ERROR, "x").to_json() == {"kind": "cell-error", "message": "x"}
+    assert [s.value for s in OutcomeStatus] == ["ok", "error", "missing", "timeout", "kernel-died", "invalid", "not-run"]
+    assert [s.value for s in AnswerStatus] == ["answered", "empty", "missing"]
+
+
+def test_every_error_kind_has_a_title():
+    assert set(ERROR_TITLES) == set(ErrorKind)
+
+
+def test_errors_of_the_grader_are_one_family():
+    assert issubclass(AssignmentInvalid, GraderError) and issubclass(AssignmentUnknown, GraderError)
+    assert assignment_module.AssignmentError is AssignmentInvalid
+
+
+# --------------------------------------------------------------------------- a misconception's variant that fails
+
+def test_a_variant_that_raises_only_means_its_misconception_is_not_recognised():
+    def fragile(x):
+        if x.size == 1:
+            raise IndexError("the variant cannot handle one point")
+        return 3 * x
+
+    check = double_check(misconceptions=(Misconception("triples", "tripled", variant=fragile),))
+    assignment = tiny(checks=[check])
+    planned = plan_probes(assignment, GradingOptions())[0]
+    right, wrong = planned.calls
+    outcomes = {planned.probe_calls[0].id: ProbeOutcome(planned.probe_calls[0].id, "ok", value=2 * right.args[0]),
+                planned.probe_calls[1].id: ProbeOutcome(planned.probe_calls[1].id, "ok", value=5 * wrong.args[0])}
+    result = judge_check(planned, outcomes)
+    assert result.status == CheckStatus.FAILED and result.score == 1.0, result.message  # one case of two passed
+    assert result.diagnosis is None
+
+
+def test_the_engine_names_no_assignment():
+    """No default assignment anywhere in the engine (the CLI's --assignment, self_check): it is named or inferred."""
+    engine = Path(cli.__file__).parent
+    naming = [str(p.relative_to(engine)) for p in engine.rglob("*.py") if "attention_pooling" in p.read_text()]
+    assert naming == []

@@ -186,7 +186,8 @@ def test_the_assignment_is_read_from_the_notebooks_metadata(tmp_path, monkeypatc
     assert infer_assignment([notebook_naming(tmp_path / "a.ipynb", "two"), notebook_naming(tmp_path / "b.ipynb", None)]) == "two"
 
 
-def test_without_metadata_the_only_installed_assignment_is_used(tmp_path):
+def test_without_metadata_the_only_installed_assignment_is_used(tmp_path, monkeypatch):
+    monkeypatch.setattr(assignment_module, "installed_assignments", lambda: ["attention_pooling"])
     assert infer_assignment([notebook_naming(tmp_path / "a.ipynb", None)]) == "attention_pooling"
 
 

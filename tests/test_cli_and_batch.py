@@ -123,13 +123,15 @@ def test_usage_errors_exit_2(argv, code, capsys):
 
 def test_grade_without_a_secret_is_refused(tmp_path, monkeypatch, capsys):
     monkeypatch.delenv("GRADER_SECRET", raising=False)
-    assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "o")]) == cli.EXIT_USAGE
+    assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "o"), "--assignment", "attention_pooling"]) \
+        == cli.EXIT_USAGE
     assert "secret" in capsys.readouterr().err
 
 
 def test_ungradable_submission_exits_3(tmp_path):
-    (tmp_path / "bad.ipynb").write_text("{")
-    assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "o"), "--public", "--quiet"]) == cli.EXIT_UNGRADABLE
+    (tmp_path / "bad.ipynb").write_text("{")  # names no assignment: with two installed, one is named here
+    assert cli.main(["grade", str(tmp_path), "--out", str(tmp_path / "o"), "--public", "--quiet",
+                     "--assignment", "attention_pooling"]) == cli.EXIT_UNGRADABLE
     assert "could not be graded as a notebook" in (tmp_path / "o" / "gradebook.csv").read_text()
     assert json.loads((tmp_path / "o" / "bad" / "result.json").read_text())["errors"][0]["kind"] == "invalid-notebook"
 
@@ -137,7 +139,8 @@ def test_ungradable_submission_exits_3(tmp_path):
 def test_console_script_runs_as_a_process(tmp_path):
     (tmp_path / "bad.ipynb").write_text("")
     done = subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(tmp_path), "--out", str(tmp_path / "o"),
-                           "--public", "--quiet"], capture_output=True, text=True, timeout=120)
+                           "--public", "--quiet", "--assignment", "attention_pooling"], capture_output=True, text=True,
+                          timeout=120)
     assert done.returncode == cli.EXIT_UNGRADABLE and "bad" in done.stdout
 
 

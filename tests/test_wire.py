@@ -297,3 +297,27 @@ def test_numpy_classes_and_float32_layers_are_graded_like_the_books():
     layer = outcome_of(Float32Layer, ProbeCall("c#0", "Float32Layer", (rng.normal(size=(4, 3)),),
                                                construct=Construct(params={"W.weight": weight})))
     assert layer.status == "ok" and layer.value.dtype == np.float64
+
+
+@pytest.mark.parametrize("value", VALUES + [torch.tensor([1.5, 2.0], dtype=torch.float16), np.float32(0.5), 7, True,
+                                            np.arange(3, dtype=np.uint8), [0.1, (2, None)], torch.tensor(3)],
+                         ids=lambda v: type(v).__name__)
+def test_the_graders_own_values_are_read_as_the_wire_would_read_them(value):
+    """to_value (the reference's results, the grader's arguments) is parse_value(encode_value(...)), only faster."""
+    assert same(to_value(value), parse_value(encode_value(value)))
+
+
+def test_the_reference_gets_its_arguments_as_a_students_function_does():
+    seen = {}
+
+    def spy(*args):
+        seen["reference"] = args
+        return 0.0
+
+    args = (np.arange(3), np.ones(2, dtype=np.float32), 0.5, 2, None, (np.array([True]), "x"))
+    reference_value(spy, Call("spy", args))
+    seen["student"] = decode_value(through_json(encode_argument(args)))
+    for ours, theirs in zip(seen["reference"], seen["student"]):
+        assert type(ours) is type(theirs)
+        if isinstance(ours, torch.Tensor):
+            assert ours.dtype == theirs.dtype and torch.equal(ours, theirs)

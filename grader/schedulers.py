@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from .assignment import ASSIGNMENTS_DIR, Assignment, load_assignment
-from .execute import WorkerProcess
+from .execute import SandboxUnavailable, WorkerProcess
 from .files import read_regular_file
 from .i18n import _, language, use_language
 from .load import MAX_NOTEBOOK_BYTES
@@ -222,6 +222,20 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+# A Dask worker's own setup, not the submission, is at fault: the CLI refuses these before a local batch starts.
+WORKER_SETUP_ERRORS = (WrongVersion, UnsafeCacheLocation, SandboxUnavailable)
+
+
+def remote_failure(item: BatchItem, assignment: Assignment, options: GradingOptions,
+                   exc: Exception) -> GradedSubmission:
+    """A task that raised: the submission's "grader-failed" result, as a local batch writes it; when the worker's
+    setup was at fault (another version, a cache the sandbox shows, no sandbox where one is required) it is
+    written without a grading key, so the next run grades it again once the worker is fixed."""
+    return failed_grading(item, assignment, options, _(
+        "The grader itself failed on this submission: `%(error)s`", error=code_text(f"{type(exc).__name__}: {exc}")),
+        final=not isinstance(exc, WORKER_SETUP_ERRORS))
+
+
 class DaskScheduler:
     """Submissions as tasks of a Dask cluster; the client (this process) writes every output."""
 
@@ -268,9 +282,7 @@ class DaskScheduler:
                     "The Dask workers grading this submission kept dying; it will be graded again on the next run."),
                     final=False)
             except Exception as exc:
-                graded = failed_grading(item, self.assignment, self.options, _(
-                    "The grader itself failed on this submission: `%(error)s`", error=code_text(f"{type(exc).__name__}: {exc}")),
-                    final=not isinstance(exc, (WrongVersion, UnsafeCacheLocation)))  # the worker's setup, not the notebook
+                graded = remote_failure(item, self.assignment, self.options, exc)
             future.release()
             yield item, graded
 

@@ -202,6 +202,23 @@ def test_a_cache_the_sandbox_shows_is_a_usage_error_before_any_grading(small_cla
                      "--report", str(tmp_path / "r.html")]) == cli.EXIT_OK
 
 
+def test_a_dask_workers_setup_failure_is_graded_again_the_submissions_own_is_kept(small_class):
+    """Same kind as a local batch's (grader-failed); a worker's setup at fault leaves no grading key."""
+    from grader import schedulers
+    from grader.assignment import load_assignment
+    from grader.execute import SandboxUnavailable
+    from grader.pipeline import GradingOptions
+    from grader.refcache import UnsafeCacheLocation
+
+    assignment, options = load_assignment("attention_pooling"), GradingOptions(secret=SECRET, exercises=("ex1",))
+    item = schedulers.BatchItem(small_class / "ann.ipynb", "ann", "key")
+    for exc, final in ((SandboxUnavailable("no bwrap"), False), (UnsafeCacheLocation("shown"), False),
+                       (schedulers.WrongVersion("old"), False), (ValueError("a bug"), True)):
+        graded = schedulers.remote_failure(item, assignment, options, exc)
+        assert [e["kind"] for e in graded.result["errors"]] == ["grader-failed"] and graded.final is final, exc
+        assert "timing" in graded.result and graded.result["score"] == 0
+
+
 def test_a_dask_worker_hides_what_a_local_batch_hides(small_class, tmp_path, monkeypatch):
     """The class's folders and the output travel with each task: a worker sharing the client's disk hides them."""
     from grader import pipeline, schedulers

@@ -121,7 +121,7 @@ def test_grade_with_a_roster_writes_the_lms_files_and_says_who_is_missing(tmp_pa
     roster = write_roster(tmp_path)
     code = cli.main(["grade", str(folder), "--out", str(out), "--public", "--quiet", "--roster", str(roster),
                      "--gradebook-format", "canvas", "--gradebook-format", "moodle", "--exercise", "ex4",
-                     "--gradebook-column", "Attention pooling (4711)"])
+                     "--gradebook-column", "Attention pooling (4711)", "--assignment", "attention_pooling"])
     assert code == cli.EXIT_UNGRADABLE
     err = capsys.readouterr().err
     assert "Submissions not on the roster (1): mallory" in err
@@ -134,7 +134,7 @@ def test_grade_with_a_roster_writes_the_lms_files_and_says_who_is_missing(tmp_pa
 
 def test_lms_files_need_a_roster_and_a_readable_one(tmp_path, capsys):
     (tmp_path / "subs").mkdir()
-    base = ["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "o"), "--public"]
+    base = ["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "o"), "--public", "--assignment", "attention_pooling"]
     assert cli.main(base + ["--gradebook-format", "canvas"]) == cli.EXIT_USAGE
     assert "--roster" in capsys.readouterr().err
     bad = write_roster(tmp_path, "who,what\n")

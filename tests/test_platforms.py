@@ -110,7 +110,7 @@ def test_prairielearn_results_of_an_ungradable_submission_say_why_in_format_erro
 def autograder_zip(tmp_path_factory):
     target = tmp_path_factory.mktemp("build") / "autograder.zip"
     done = subprocess.run([sys.executable, "-m", "grader.cli", "gradescope", "build", "--out", str(target),
-                           "--test-visibility", "after_published", *FAST],
+                           "--assignment", "attention_pooling", "--test-visibility", "after_published", *FAST],
                           env={**os.environ, "GRADER_SECRET": SECRET}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert SECRET not in done.stdout + done.stderr
@@ -191,7 +191,7 @@ def prairielearn_job(root: Path, upload: list[Path]) -> dict:
     env = {k: v for k, v in os.environ.items() if k != "GRADER_SECRET"}
     done = subprocess.run([sys.executable, "-m", "grader.cli", "prairielearn", "run", "--student-dir",
                            str(root / "student"), "--results", str(root / "results" / "results.json"),
-                           "--secret-file", str(secret), *FAST], env=env, capture_output=True, text=True, timeout=300)
+                           "--secret-file", str(secret), "--assignment", "attention_pooling", *FAST], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert [p.name for p in (root / "results").iterdir()] == ["results.json"]  # the folder is made by the grader
     return check_prairielearn(json.loads((root / "results" / "results.json").read_text()))

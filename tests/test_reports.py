@@ -174,7 +174,7 @@ def test_a_bad_reviews_file_is_refused_with_its_line(tmp_path, capsys):
     reviews.write_text("submission,tag,points,comment\nann,answer:ex1,5,too many\n")
     (tmp_path / "subs").mkdir()
     assert cli.main(["grade", str(tmp_path / "subs"), "--out", str(tmp_path / "o"), "--public",
-                     "--reviews", str(reviews)]) == cli.EXIT_USAGE
+                     "--assignment", "attention_pooling", "--reviews", str(reviews)]) == cli.EXIT_USAGE
     assert "line 2" in capsys.readouterr().err
 
 

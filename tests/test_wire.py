@@ -207,6 +207,7 @@ def test_a_class_is_built_parametrised_and_called_like_the_reference():
     rng = np.random.default_rng(1)
     construct = Construct((2,), {"dropout": 0.5}, {"W.weight": rng.normal(size=(2, 3))})
     args = (rng.normal(size=(1, 2, 2)), rng.normal(size=(1, 4, 3)), rng.normal(size=(1, 4, 5)))
+    default_dtype = torch.get_default_dtype()
     outcome = outcome_of(Bilinear, ProbeCall("c#0", "Bilinear", args, construct=construct))
     expected = reference_value(Bilinear, Call("Bilinear", args, construct=construct))
     assert outcome.status == "ok" and outcome.value[0].dtype == np.float64  # built in float64, eval mode
@@ -215,7 +216,7 @@ def test_a_class_is_built_parametrised_and_called_like_the_reference():
     queries, keys = args[0][0], args[1][0] @ construct.params["W.weight"].T
     scores = queries @ keys.T
     assert np.allclose(weights[0], np.exp(scores) / np.exp(scores).sum(-1, keepdims=True))
-    assert torch.get_default_dtype() == torch.float32  # restored after the call
+    assert torch.get_default_dtype() == default_dtype  # restored after the call
     unknown = Construct((2,), {"dropout": 0.0}, {"W_q.weight": np.ones((2, 3))})
     failed = outcome_of(Bilinear, ProbeCall("c#0", "Bilinear", args, construct=unknown))
     assert failed.status == "error" and "W_q.weight" in failed.error_message

@@ -158,12 +158,48 @@ def assignment_module(folder: Path, module: str):
     return importlib.import_module(f"{package}.{module}")
 
 
+# What verdicts.py may import: it is shipped to students, so nothing of the instructor's (no reference, no
+# checks, no relative import of the folder's other modules) and no torch (the answers' own arithmetic).
+VERDICTS_MAY_IMPORT = frozenset({"__future__", "math", "dataclasses", "typing", "numpy", "grader"})
+
+
+def module_imports(source: str) -> set[str]:
+    """The top-level modules ``source`` imports; a relative import as ".name" (the folder's own modules)."""
+    import ast
+
+    imported = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            imported.add((node.module or "").split(".")[0])
+        elif isinstance(node, ast.ImportFrom):  # from .checks import x; from . import answers
+            imported |= {"." + node.module} if node.module else {"." + alias.name for alias in node.names}
+    return imported
+
+
+def refuse_foreign_imports(folder: Path, name: str) -> None:
+    """verdicts.py's imports, read before anything of the folder runs (its checks.py imports it)."""
+    source = folder / f"{VERDICTS_MODULE}.py"
+    if not source.is_file():
+        return
+    foreign = sorted(module_imports(source.read_text(encoding="utf-8")) - VERDICTS_MAY_IMPORT)
+    if foreign:
+        raise AssignmentInvalid(name, _("%(file)s imports %(modules)s, but students receive it: it may import only "
+                                        "%(allowed)s", file=source, modules=", ".join(foreign),
+                                        allowed=", ".join(sorted(VERDICTS_MAY_IMPORT))))
+
+
 def public_verdicts(folder: Path, name: str) -> dict[str, CustomVerdict]:
-    """The custom verdicts an assignment shares with students (``verdicts.py``'s VERDICTS), by name."""
+    """The custom verdicts an assignment shares with students (``verdicts.py``'s VERDICTS), by name.
+
+    Its imports are read before it runs: one of the instructor's modules would ship the answers with it.
+    """
     source = folder / f"{VERDICTS_MODULE}.py"
     if not source.is_file():
         raise AssignmentInvalid(name, _("no %(file)s, which judges its custom checks on a student's install",
                                         file=source))
+    refuse_foreign_imports(folder, name)
     declared = getattr(assignment_module(folder, VERDICTS_MODULE), "VERDICTS", None)
     if not isinstance(declared, tuple) or not all(isinstance(v, CustomVerdict) for v in declared):
         raise AssignmentInvalid(name, _("%(file)s: VERDICTS must be a tuple of grader.checks.CustomVerdict",
@@ -179,6 +215,7 @@ def load_assignment(name_or_path: str | Path) -> Assignment:
     checks_file = folder / "checks.py"
     if not checks_file.is_file():
         raise FileNotFoundError(_("no assignment at %(name)r (expected a folder with checks.py)", name=str(name_or_path)))
+    refuse_foreign_imports(folder, folder.name)
     assignment: Assignment = assignment_module(folder, "checks").ASSIGNMENT
     assignment.root = folder.resolve()
     assignment.validate()

@@ -8,7 +8,8 @@ must not (the secret, the reference, the network) report what they found through
 
 import nbformat
 
-from assignments.attention_pooling.build_notebooks import SOLUTION, STUBS, build_notebook, with_changes
+from assignments.attention_pooling.build_notebooks import SOLUTION, STUBS, build_notebook
+from grader.notebooks import with_changes
 
 MARKER_SLEEP = "31337"  # a background process's argument, to find it if it survived
 

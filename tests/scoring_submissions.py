@@ -5,7 +5,8 @@ Each misconception notebook is the book-style solution with one change, and name
 must name it (and words that diagnosis must contain).
 """
 
-from assignments.attention_scoring.build_notebooks import SOLUTION, STUBS, build_notebook, with_changes
+from assignments.attention_scoring.build_notebooks import SOLUTION, STUBS, build_notebook
+from grader.notebooks import with_changes
 
 NUMPY_WAY = {
     "ex1": '''\

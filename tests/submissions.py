@@ -5,7 +5,8 @@ mistake to its own exercise: that exercise loses points with the mistake named, 
 others keep full marks.
 """
 
-from assignments.attention_pooling.build_notebooks import SOLUTION, STUBS, build_notebook, with_changes
+from assignments.attention_pooling.build_notebooks import SOLUTION, STUBS, build_notebook
+from grader.notebooks import with_changes
 
 NUMPY_WAY = {
     "ex1": '''\

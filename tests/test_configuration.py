@@ -111,6 +111,35 @@ def test_loading_an_assignment_whose_reference_fails_refuses_it(broken_assignmen
     assert refused.value.assignment == "broken" and subjects(refused.value) == ["ex1.double"]
 
 
+LEAKY_VERDICTS_CHECKS = textwrap.dedent('''
+    from grader.assignment import Assignment, Exercise
+    from grader.checks import Call, CustomCheck
+    from .verdicts import VERDICT
+
+    ASSIGNMENT = Assignment(name="leaky", title="Leaky", exercises=[Exercise("ex1", "One")], checks=[
+        CustomCheck(id="ex1.custom", exercise="ex1", title="custom", points=1,
+                    make_calls=lambda rng: [Call("f", (rng.random(),))], make_data=lambda calls: None,
+                    verdict=VERDICT)])
+''')
+LEAKY_VERDICTS = textwrap.dedent('''
+    from grader.checks import CustomVerdict, Verdict
+    from . import answers  # the instructor's module, which a student's package would then hold
+    VERDICT = CustomVerdict("leaky", type(None), lambda data, outcomes: Verdict(1.0, "ok"))
+    VERDICTS = (VERDICT,)
+''')
+
+
+def test_a_verdicts_module_importing_the_instructors_code_is_refused_before_it_runs(tmp_path):
+    folder = tmp_path / f"leaky_{tmp_path.name}"
+    folder.mkdir()
+    (folder / "checks.py").write_text(LEAKY_VERDICTS_CHECKS)
+    (folder / "verdicts.py").write_text(LEAKY_VERDICTS)
+    (folder / "answers.py").write_text("raise AssertionError('imported: the answers would have shipped')\n")
+    with pytest.raises(AssignmentInvalid) as refused:
+        load_assignment(folder)
+    assert refused.value.assignment == folder.name and ".answers" in str(refused.value)
+
+
 class IdleWorker:
     cleaned = 0
 

@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from babel.messages.pofile import read_po
 
-from assignments.attention_pooling.build_notebooks import SOLUTION, build_notebook, with_changes
+from assignments.attention_pooling.build_notebooks import SOLUTION, build_notebook
+from grader.notebooks import with_changes
 from grader import reasons
 from grader.figures import CJK_FONTS, LATIN_FONT
 from grader.gradebook import junit_xml

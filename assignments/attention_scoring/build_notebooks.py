@@ -15,6 +15,8 @@ from pathlib import Path
 
 import nbformat
 
+from grader.notebooks import NotebookText, assignment_notebook
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
 NAME = "attention_scoring"
@@ -377,37 +379,8 @@ EXERCISES = (("ex1", EX1, ["answer:ex1"]), ("ex2", EX2, ["answer:ex2"]), ("ex3",
 def build_notebook(functions: dict[str, str], answers: dict[str, str] | None = None,
                    exploration: dict[str, str] | None = None, extra_cells: dict[str, list[str]] | None = None):
     """The assignment notebook with the given code for each exercise."""
-    v4 = nbformat.v4
-    answers, exploration, extra_cells = answers or {}, exploration or {}, extra_cells or {}
-
-    def answer(tag):
-        return v4.new_markdown_cell(ANSWER_PROMPTS[tag] + "\n\n" + answers.get(tag, ANSWER_PLACEHOLDER),
-                                    metadata={"tags": [tag]})
-
-    cells = [v4.new_markdown_cell(INTRO), v4.new_code_cell(SETUP)]
-    for ex, statement, tags in EXERCISES:
-        cells.append(v4.new_markdown_cell(statement))
-        cells.append(v4.new_code_cell(functions[ex]))
-        cells += [v4.new_code_cell(src) for src in extra_cells.get(ex, [])]
-        if ex in exploration:
-            cells.append(v4.new_code_cell(exploration[ex]))
-        cells += [answer(tag) for tag in tags]
-    nb = v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["grader"] = {"assignment": NAME}
-    for i, cell in enumerate(nb.cells):
-        cell["id"] = f"cell-{i}"  # stable ids keep the committed files byte-identical across builds
-    return nb
-
-
-def with_changes(base: dict[str, str], replacements: dict[str, tuple[str, str]]) -> dict[str, str]:
-    """A copy of ``base`` with text replaced in some exercises: ex -> (old, new)."""
-    changed = dict(base)
-    for ex, (old, new) in replacements.items():
-        if old not in changed[ex]:
-            raise ValueError(f"{ex}: {old!r} not found")
-        changed[ex] = changed[ex].replace(old, new)
-    return changed
+    text = NotebookText(NAME, INTRO, SETUP, tuple((ex, statement, tuple(tags)) for ex, statement, tags in EXERCISES), ANSWER_PROMPTS, ANSWER_PLACEHOLDER)
+    return assignment_notebook(text, functions, answers, exploration, extra_cells)
 
 
 def write_all(out: Path = REPO) -> list[Path]:

@@ -6,6 +6,7 @@ stable cell ids so that committed notebooks stay byte-identical across builds.""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import nbformat
 
@@ -50,6 +51,14 @@ def assignment_notebook(text: NotebookText, functions: dict[str, str], answers: 
     for i, cell in enumerate(nb.cells):
         cell["id"] = f"cell-{i}"  # stable ids keep the committed files byte-identical across builds
     return nb
+
+
+def write_notebook(nb: nbformat.NotebookNode, path: str | Path) -> Path:
+    """Write ``nb`` to ``path``, making its folder: the one way built notebooks are committed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
 
 
 def with_changes(base: dict[str, str], replacements: dict[str, tuple[str, str]]) -> dict[str, str]:

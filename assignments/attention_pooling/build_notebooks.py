@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.notebooks import NotebookText, assignment_notebook, with_changes
+from grader.notebooks import NotebookText, assignment_notebook, with_changes, write_notebook
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -346,9 +346,7 @@ def write_all(out: Path = REPO) -> list[Path]:
     written = []
 
     def write(nb, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, path)
-        written.append(path)
+        written.append(write_notebook(nb, path))
 
     write(build_notebook(STUBS), out / "assignments/attention_pooling/attention_pooling.ipynb")
     write(build_notebook(SOLUTION, SOLUTION_ANSWERS, SOLUTION_EXPLORATION),

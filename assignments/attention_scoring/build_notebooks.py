@@ -13,9 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import nbformat
-
-from grader.notebooks import NotebookText, assignment_notebook
+from grader.notebooks import NotebookText, assignment_notebook, write_notebook
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -379,7 +377,8 @@ EXERCISES = (("ex1", EX1, ["answer:ex1"]), ("ex2", EX2, ["answer:ex2"]), ("ex3",
 def build_notebook(functions: dict[str, str], answers: dict[str, str] | None = None,
                    exploration: dict[str, str] | None = None, extra_cells: dict[str, list[str]] | None = None):
     """The assignment notebook with the given code for each exercise."""
-    text = NotebookText(NAME, INTRO, SETUP, tuple((ex, statement, tuple(tags)) for ex, statement, tags in EXERCISES), ANSWER_PROMPTS, ANSWER_PLACEHOLDER)
+    exercises = tuple((ex, statement, tuple(tags)) for ex, statement, tags in EXERCISES)
+    text = NotebookText(NAME, INTRO, SETUP, exercises, ANSWER_PROMPTS, ANSWER_PLACEHOLDER)
     return assignment_notebook(text, functions, answers, exploration, extra_cells)
 
 
@@ -387,9 +386,7 @@ def write_all(out: Path = REPO) -> list[Path]:
     written = []
 
     def write(nb, path: Path):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        nbformat.write(nb, path)
-        written.append(path)
+        written.append(write_notebook(nb, path))
 
     write(build_notebook(STUBS), out / f"assignments/{NAME}/{NAME}.ipynb")
     write(build_notebook(SOLUTION, SOLUTION_ANSWERS, SOLUTION_EXPLORATION),

@@ -26,6 +26,7 @@ Reasons a value or a gradient is unusable cross as codes with parameters (``grad
 
 import json
 import math
+import sys
 import time
 import traceback
 
@@ -89,7 +90,9 @@ def encode_value(value, _budget=None, _depth=0):
     import numpy as np
 
     budget = _budget if _budget is not None else {"items": 0, "elements": 0}
-    torch = _torch()
+    # A tensor exists only where torch is imported: the grader's worker, which encodes what it checked, never
+    # imports torch for it (1.5 s and 200 MiB per submission).
+    torch = sys.modules.get("torch")
     if torch is not None and isinstance(value, torch.Tensor):
         value = value.detach().cpu()
         if value.is_complex():

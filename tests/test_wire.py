@@ -322,3 +322,21 @@ def test_the_reference_gets_its_arguments_as_a_students_function_does():
         assert type(ours) is type(theirs)
         if isinstance(ours, torch.Tensor):
             assert ours.dtype == theirs.dtype and torch.equal(ours, theirs)
+
+
+def test_the_worker_checks_outcomes_without_importing_torch():
+    """The worker re-encodes every outcome it checks; importing torch for that cost 1.5 s and 200 MiB per
+    submission on the critical path. A tensor exists only where torch is imported, so the encoder never needs to."""
+    import subprocess
+    import sys
+
+    outcomes = [{"id": "a", "status": "ok", "seconds": 0.1, "value": encode_value(v)} for v in (
+        np.arange(6.0).reshape(2, 3), np.array([1, 2]), np.array([True]), 3.5, None, "text",
+        (np.zeros(2), [1, (2.0, None)]))]
+    outcomes.append({"id": "b", "status": "error", "error_type": "ValueError", "error_message": "no"})
+    script = ("import json, sys\nimport grader.worker\nfrom grader.wire import checked_outcome\n"
+              f"checked = [checked_outcome(o) for o in json.loads({json.dumps(outcomes)!r})]\n"
+              "assert all(c['status'] in ('ok', 'error') for c in checked), checked\n"
+              "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'torch')))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == []

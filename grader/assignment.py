@@ -114,6 +114,16 @@ class Assignment:
         if problems:
             raise AssignmentInvalid(self.name, problems)
 
+    def check_references(self) -> None:
+        """Refuse an assignment whose reference fails on the public inputs (once per process: the module is
+        imported once). The reference work goes to the store in use (grader.refcache.using)."""
+        if getattr(self, "_references_checked", False):
+            return
+        problems = self.reference_problems()
+        if problems:
+            raise AssignmentInvalid(self.name, problems)
+        self._references_checked = True
+
     def reference_problems(self) -> list[Problem]:
         """Checks whose reference fails on the public inputs (it would fail on every submission's inputs too).
 
@@ -134,6 +144,11 @@ def hash_files(digest, files) -> None:
     for file in sorted(files):
         digest.update(str(file.name).encode())
         digest.update(file.read_bytes())
+
+
+def public_material(assignment: Assignment) -> str:
+    """The seed material of the public inputs (self-checks, bundles, ``--public``)."""
+    return f"public:{assignment.public_seed}"
 
 
 def rng_for(seed_material: str, check_id: str) -> np.random.Generator:
@@ -207,8 +222,12 @@ def public_verdicts(folder: Path, name: str) -> dict[str, CustomVerdict]:
     return {verdict.name: verdict for verdict in declared}
 
 
-def load_assignment(name_or_path: str | Path) -> Assignment:
-    """An assignment by folder path, or by name under the bundled ``assignments/`` folder."""
+def load_assignment(name_or_path: str | Path, check_references: bool = True) -> Assignment:
+    """An assignment by folder path, or by name under the bundled ``assignments/`` folder, validated.
+
+    ``check_references=False`` leaves ``Assignment.check_references`` to the caller, who runs it with its
+    reference cache in use (the CLI: computed once, then read from disk).
+    """
     folder = Path(name_or_path)
     if not (folder / "checks.py").is_file():
         folder = ASSIGNMENTS_DIR / str(name_or_path)
@@ -230,11 +249,8 @@ def load_assignment(name_or_path: str | Path) -> Assignment:
     # Its lru_cache'd reference work is cached on disk and computed once under concurrency (grader.refcache).
     adopt_memoised(assignment_package(folder))
     single_threaded_numerics()
-    if not getattr(assignment, "_references_checked", False):  # once per process: the module is imported once
-        problems = assignment.reference_problems()
-        if problems:
-            raise AssignmentInvalid(assignment.name, problems)
-        assignment._references_checked = True
+    if check_references:
+        assignment.check_references()
     return assignment
 
 
@@ -252,19 +268,24 @@ MAX_PUBLIC_COLLISIONS = 200
 _PUBLIC_CALLS: dict[tuple[str, str, str], list[Call]] = {}
 
 
-def same_call(a: Call, b: Call) -> bool:
-    """The same function, arguments (values and dtypes), object and gradients: the same outcome."""
+def identity_of(call: Call) -> str:
+    """Equal for two calls with the same function, arguments (values and dtypes), object and gradients: calls
+    with the same outcome."""
     from .checks import call_fields
     from .wire import call_identity
 
-    return call_identity(call_fields(a)) == call_identity(call_fields(b))
+    return call_identity(call_fields(call))
+
+
+def same_call(a: Call, b: Call) -> bool:
+    return identity_of(a) == identity_of(b)
 
 
 def public_calls(assignment: Assignment, check: Check) -> list[Call]:
     """The check's calls on the assignment's public inputs (cached: they are the same in every run)."""
     key = (str(assignment.root), assignment.public_seed, check.id)
     if key not in _PUBLIC_CALLS:
-        _PUBLIC_CALLS[key] = check.calls(rng_for(f"public:{assignment.public_seed}", check.id))
+        _PUBLIC_CALLS[key] = check.calls(rng_for(public_material(assignment), check.id))
     return _PUBLIC_CALLS[key]
 
 
@@ -276,11 +297,11 @@ def draw_calls(assignment: Assignment, check: Check, seed_material: str) -> list
     """
     rng = rng_for(seed_material, check.id)
     calls = check.calls(rng)
-    if seed_material == f"public:{assignment.public_seed}":
+    if seed_material == public_material(assignment):
         return calls
-    public = public_calls(assignment, check)
+    public = {identity_of(known) for known in public_calls(assignment, check)}
     for _attempt in range(MAX_PUBLIC_COLLISIONS):
-        if not any(same_call(call, known) for call in calls for known in public):
+        if not any(identity_of(call) in public for call in calls):
             return calls
         calls = check.calls(rng)
     raise AssignmentInvalid(assignment.name, [Problem(check.id, _(

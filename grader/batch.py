@@ -13,13 +13,12 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 from . import gradebook
 from .assignment import Assignment, hash_files
-from .files import class_folders, find_notebooks, read_regular_file, submission_names
+from .files import Shard, class_folders, find_notebooks, read_regular_file, submission_names  # noqa: F401
 from .load import MAX_NOTEBOOK_BYTES
 from .i18n import _, language
 from .model import GradedSubmission, RosterMatch
@@ -98,27 +97,15 @@ def cached_result(out_dir: Path, item: BatchItem) -> dict | None:
     return None
 
 
-@dataclass(frozen=True)
-class Shard:
-    """Shard ``index`` of ``count`` (1-based, as job arrays number their tasks): a stable share of the names."""
-
-    index: int
-    count: int
-
-    @classmethod
-    def parse(cls, text: str) -> "Shard":
-        index, _, count = text.partition("/")
-        shard = cls(int(index), int(count))
-        if not 1 <= shard.index <= shard.count:
-            raise ValueError(f"shard {text!r}: expected k/N with 1 <= k <= N")
-        return shard
-
-    def holds(self, name: str) -> bool:
-        """By a hash of the output name: the same split on every machine and run, whatever the file order."""
-        return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % self.count == self.index - 1
-
-    def __str__(self) -> str:
-        return f"{self.index}/{self.count}"
+def likely_first(paths: list[str | Path], out_dir: Path, force: bool = False, shard: Shard | None = None) -> Path | None:
+    """The notebook grade_batch will grade first, as far as it can be told before the assignment is loaded: the
+    first of this shard's share, unless an earlier run left a result for it (it may then be skipped)."""
+    notebooks = find_notebooks(paths)
+    names = submission_names(notebooks)
+    for notebook in notebooks:
+        if shard is None or shard.holds(names[notebook]):
+            return notebook if force or not (Path(out_dir) / names[notebook] / KEY_FILE).exists() else None
+    return None
 
 
 def grade_batch(paths: list[str | Path], assignment: Assignment, options: GradingOptions, out_dir: Path,
@@ -154,8 +141,8 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
     if progress:
         for nb, data in results.items():
             progress(0, len(notebooks), _("%(name)s (unchanged, skipped)", name=names[nb]), data)
-    if early_worker and not (todo and scheduler is None and early_worker.suits(options.execution,
-                                                                               hidden_paths(assignment, hide))):
+    if early_worker and not (todo and scheduler is None and early_worker.suits(
+            options.execution, hidden_paths(assignment, hide), todo[0].notebook)):
         early_worker.cleanup()
         early_worker = None
     backend = open_scheduler(scheduler, assignment, options, jobs, hide, early_worker) if todo else None

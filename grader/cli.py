@@ -69,10 +69,21 @@ def _assignment_dir(name: str) -> Path:
     return Path(name) if Path(name, "checks.py").is_file() else ASSIGNMENTS_DIR / name
 
 
-def _load_assignment(name: str):
+def _load_assignment(name: str, check_references: bool = True):
     from .assignment import load_assignment
 
-    return load_assignment(name)
+    return load_assignment(name, check_references)
+
+
+def _check_references(assignment, options):
+    """The load-time check that the reference works on the public inputs, its results kept in the run's cache
+    (a course's second run reads them instead of computing them: 0.75 s of start-up); its ReferenceLedger."""
+    from . import refcache
+
+    ledger = refcache.ReferenceLedger()
+    with refcache.using(options.reference_store(assignment, public=True), ledger):
+        assignment.check_references()
+    return ledger
 
 
 def _notebooks_named(args) -> list[Path]:
@@ -373,11 +384,7 @@ def _no_secret() -> int:
 
 
 def run_grade(args) -> int:
-    from .execute import start_early_worker
-    from .batch import Shard, grade_batch, write_atomic, write_class_files
-    from .reviews import ReviewError, load_reviews
-    from .roster import RosterError, load_roster, match_roster
-    from .schedulers import SchedulerUnavailable
+    from .execute import begin_early, start_early_worker
 
     secret = None if args.public else _secret(args)
     if not args.public and not secret:
@@ -390,6 +397,8 @@ def run_grade(args) -> int:
         print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
               file=sys.stderr)
         return EXIT_USAGE
+    from .files import Shard  # the rest of the grader is imported once the first kernel is starting
+
     try:
         shard = Shard.parse(args.shard) if args.shard else None
     except ValueError:
@@ -404,10 +413,18 @@ def run_grade(args) -> int:
     early_worker = None if args.scheduler else start_early_worker(args.paths, _assignment_dir(args.assignment),
                                                                   execution, args.out)
     try:
-        assignment = _load_assignment(args.assignment)
+        from .batch import grade_batch, likely_first, write_atomic, write_class_files
+        from .reviews import ReviewError, load_reviews
+        from .roster import RosterError, load_roster, match_roster
+        from .schedulers import SchedulerUnavailable
+
+        if early_worker:  # and the student's cells run while the assignment is imported
+            begin_early(early_worker, likely_first(args.paths, args.out, args.force, shard))
+        assignment = _load_assignment(args.assignment, check_references=False)
         # The assignment's limits apply now; an early worker started with other limits is not used (grade_batch).
         options = _grading_options(args, secret, _execution_options(args, assignment))
         code = _cache_problem(options)
+        start_check = _check_references(assignment, options) if code is None else None
     except BaseException:
         if early_worker:
             early_worker.cleanup()
@@ -460,7 +477,7 @@ def run_grade(args) -> int:
     if args.profile:
         from .summary import profile_table
 
-        print("\n" + profile_table(graded_now, batch_seconds, _startup_seconds(batch_started)))
+        print("\n" + profile_table(graded_now, batch_seconds, _startup_seconds(batch_started), start_check))
     if roster is not None:
         _print_roster_problems(roster)
     return _exit_code(rows, args)

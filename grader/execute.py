@@ -22,6 +22,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 import psutil
@@ -33,7 +34,7 @@ from .i18n import N_, _
 from .model import ErrorKind, GradeError, OutcomeStatus, ProbeCall, WorkerPhases, WorkerRun
 from .sandbox import SWEEP_VARIABLE, Limits, SandboxPlan, bubblewrap, covered_inside_shown, make_plan
 from .seccomp import architecture
-from .wire import JOB_NAME, RESULT_NAME, SETTINGS_NAME, call_json, number, parse_cell, parse_outcome
+from .wire import JOB_NAME, NOTEBOOK_NAME, RESULT_NAME, SETTINGS_NAME, call_json, number, parse_cell, parse_outcome
 
 MAX_RESULT_BYTES = 256 * 2**20
 WORKER_ERRORS = {ErrorKind.KERNEL_UNRECOVERABLE: N_("The kernel could not be restarted; the rest of the notebook and "
@@ -110,12 +111,18 @@ def shared_memory_root() -> str | None:
 
 
 class WorkerProcess:
-    """One worker: started (its kernel warming up) before its submission is known."""
+    """One worker: started (its kernel warming up) before its submission is known.
+
+    Its submission comes in two steps: ``begin`` hands it the notebook, whose cells then run while the
+    grader plans the calls; ``run`` hands it the calls and waits for everything. ``run`` alone does both.
+    """
 
     def __init__(self, options: ExecutionOptions, preload: list[str], hidden: list[Path]):
         self.options = options
         self.sandboxed = options.use_bubblewrap()
         self.process: subprocess.Popen | None = None
+        self.source: Path | None = None  # the notebook file handed over by begin (resolved), None before
+        self.begun: float | None = None  # when: the submission's budget counts from then
         self.cgroup: JobCgroup | None = None
         self.log = None
         self.cleaned = False
@@ -155,26 +162,43 @@ class WorkerProcess:
             [sys.executable, "-m", "grader.worker", str(self.job_dir)], stdin=subprocess.PIPE, stdout=self.log,
             stderr=subprocess.STDOUT, env=env, cwd=self.job_dir, start_new_session=True, preexec_fn=die_with_parent)
 
+    def begin(self, notebook, source: Path | None = None) -> None:
+        """Hand the worker its notebook: the cells start now (``source``: the file it came from, resolved)."""
+        if self.begun is not None:
+            raise RuntimeError(f"this worker already has a notebook ({self.source})")
+        self.hand_over(NOTEBOOK_NAME, lambda path: nbformat.write(notebook, path))
+        self.begun, self.source = time.monotonic(), source
+
+    def hand_over(self, name: str, write: Callable[[Path], None]) -> None:
+        """A file of the job folder, written whole and renamed into place, then a line that wakes the worker."""
+        part = self.job_dir / f"{name}.part"
+        write(part)
+        os.replace(part, self.job_dir / name)
+        try:
+            self.process.stdin.write(b"\n")
+            self.process.stdin.flush()
+        except OSError:
+            pass  # the worker already died; reading its result says so
+
     def run(self, notebook, calls: list[ProbeCall]) -> WorkerRun:
-        """Hand the worker its submission, wait for it (within the budget), read back what it did.
+        """Hand the worker its calls (and its notebook, unless ``begin`` did), wait for it within the budget,
+        read back what it did.
 
         The worker and its kernel are stopped when this returns or raises; removing its folders is the
         context's (``with worker:``) or ``cleanup``'s.
         """
         limits = self.options.limits
-        started = time.monotonic()
         errors: list[GradeError] = []
         try:
-            nbformat.write(notebook, self.job_dir / "submission.ipynb")
-            job = {"notebook": "submission.ipynb", "calls": job_calls(calls)}
-            (self.job_dir / JOB_NAME).write_text(json.dumps(job))
+            if self.begun is None:
+                self.begin(notebook)
+            self.hand_over(JOB_NAME, lambda path: path.write_text(json.dumps({"calls": job_calls(calls)})))
             try:
-                self.process.stdin.write(b"go\n")
                 self.process.stdin.close()
             except OSError:
-                pass  # the worker already died; reading its result below says so
+                pass
             try:
-                self.process.wait(timeout=limits.budget)
+                self.process.wait(timeout=max(0.0, limits.budget - (time.monotonic() - self.begun)))
             except subprocess.TimeoutExpired:
                 errors.append(GradeError(ErrorKind.BUDGET_EXCEEDED, _(
                     "The submission used up its time budget of %(budget)s s; the work not finished by then was not "
@@ -182,13 +206,15 @@ class WorkerProcess:
         finally:
             self.stop()
         run = read_worker_result(self.job_dir / RESULT_NAME, calls, self.sandboxed, errors,
-                                 self.process.returncode, time.monotonic() - started)
+                                 self.process.returncode, time.monotonic() - (self.begun or time.monotonic()))
         run.unenforced = self.enforcement.missing()
         return run
 
-    def suits(self, options: ExecutionOptions, paths: list[Path]) -> bool:
-        """Whether this worker, started before the run's options were all known, can grade under them."""
-        return self.options.limits == options.limits and self.hides(paths)
+    def suits(self, options: ExecutionOptions, paths: list[Path], first: Path | None) -> bool:
+        """Whether this worker, started before the run's options were all known, can grade under them, with
+        the notebook it has begun (if any) the batch's ``first``."""
+        return self.options.limits == options.limits and self.hides(paths) and (
+            self.source is None or first is not None and self.source == first.resolve())
 
     def hides(self, paths: list[Path]) -> bool:
         """Whether this worker's sandbox keeps ``paths`` out of sight (it was started before they were all known)."""
@@ -240,10 +266,24 @@ def start_early_worker(paths: list[str | Path], assignment_dir: Path, options: E
     """A worker started before the assignment is imported (torch and all), so that its kernel starts meanwhile.
 
     It knows no preload (the notebook's own imports do that work) and hides the assignment's folder, the home
-    and the class's folders; grade_batch uses it only if that also hides everything the assignment asks.
+    and the class's folders; grade_batch uses it only if that also hides everything the assignment asks, and
+    its limits are the run's.
     """
     hide = [assignment_dir, Path.home(), *class_folders(find_notebooks(paths), out_dir)]
     return WorkerProcess(options, [], hide)
+
+
+def begin_early(worker: WorkerProcess, first: Path | None) -> None:
+    """Hand an early worker the notebook the batch will likely grade first, so that the student's cells run
+    while the assignment is imported; grade_batch throws that work away if ``first`` is not its first."""
+    from .load import NotebookRejected, load_notebook
+
+    if first is None:
+        return
+    try:
+        worker.begin(load_notebook(first).notebook, first.resolve())
+    except NotebookRejected:
+        pass  # the batch reports it; the worker waits for another notebook
 
 
 def job_calls(calls: list[ProbeCall]) -> list[dict]:

@@ -15,6 +15,7 @@ import re
 import stat
 import unicodedata
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 NOTEBOOK_SUFFIX = ".ipynb"
@@ -131,3 +132,26 @@ def submission_names(notebooks: list[Path]) -> dict[Path, str]:
 def class_folders(notebooks: list[Path], out_dir: Path) -> list[Path]:
     """Every submission's folder and the output: hidden from every worker, so no student sees another's notebook."""
     return sorted({Path(os.path.abspath(nb.parent)) for nb in notebooks} | {Path(os.path.abspath(out_dir))})
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Shard ``index`` of ``count`` (1-based, as job arrays number their tasks): a stable share of the names."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> "Shard":
+        index, _, count = text.partition("/")
+        shard = cls(int(index), int(count))
+        if not 1 <= shard.index <= shard.count:
+            raise ValueError(f"shard {text!r}: expected k/N with 1 <= k <= N")
+        return shard
+
+    def holds(self, name: str) -> bool:
+        """By a hash of the output name: the same split on every machine and run, whatever the file order."""
+        return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big") % self.count == self.index - 1
+
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import refcache
-from .assignment import Assignment, draw_calls, rng_for
+from .assignment import Assignment, draw_calls, public_material, rng_for
 from .checks import Call, Check, Verdict
 from .execute import ExecutionOptions, WorkerProcess
 from .figures import Figure, FigureInputs, FigureResult, render_figure
@@ -50,11 +50,13 @@ class GradingOptions:
         return "public" if self.secret is None else "secret"
 
     def seed_material(self, assignment: Assignment) -> str:
-        return f"public:{assignment.public_seed}" if self.secret is None else f"secret:{self.secret}"
+        return public_material(assignment) if self.secret is None else f"secret:{self.secret}"
 
-    def reference_store(self, assignment: Assignment) -> refcache.ReferenceStore:
+    def reference_store(self, assignment: Assignment, public: bool = False) -> refcache.ReferenceStore:
+        """Where this run's reference work is kept; ``public``: the public inputs' (the load-time check's)."""
         root = (self.cache_dir or refcache.default_cache_root()) if self.disk_cache else None
-        return refcache.reference_store(assignment.digest(), self.seed_material(assignment), root)
+        material = public_material(assignment) if public else self.seed_material(assignment)
+        return refcache.reference_store(assignment.digest(), material, root)
 
 
 @dataclass
@@ -142,7 +144,23 @@ class SubmissionPlan:
             probes[figure_call] = dataclasses.replace(probes[check_call], call_id=figure_call)
 
 
+_PLANS: dict[tuple, SubmissionPlan] = {}
+_PLANS_LOCK = threading.Lock()
+
+
 def plan_submission(assignment: Assignment, options: GradingOptions) -> SubmissionPlan:
+    """The same for every submission of a run (its inputs come from the secret, not from the student): drawn
+    once per process (0.5 s each, redraws against the public calls included). Nothing downstream changes a plan:
+    the reference and the variants get copies of its values (grader.checks.reference_value)."""
+    key = (assignment.root, assignment.digest(), options.seed_material(assignment), options.exercises,
+           options.figures, options.execution.limits.call_timeout)
+    with _PLANS_LOCK:  # two grading threads at a batch's start draw it once
+        if key not in _PLANS:
+            _PLANS[key] = draw_submission_plan(assignment, options)
+        return _PLANS[key]
+
+
+def draw_submission_plan(assignment: Assignment, options: GradingOptions) -> SubmissionPlan:
     checks, figures = plan_probes(assignment, options), plan_figures(assignment, options)
     sent = [call for plan in checks for call in plan.probe_calls]
     by_identity = {call_identity(call): call.id for call in sent}
@@ -421,6 +439,10 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
             return rejected_result(path, assignment, options, str(exc)), PendingFigures([], {}, [])
         if worker is None:  # its kernel starts now
             worker = owned.enter_context(start_worker(assignment, options, [path.resolve().parent, *hide]))
+        if worker.source is None:  # the cells start now, while the calls are planned
+            worker.begin(loaded.notebook, path.resolve())
+        elif worker.source != path.resolve():
+            raise ValueError(f"the worker for {path} was handed {worker.source}")
         enough = threading.Event()
         plan = plan_submission(assignment, options)
         store, ledger = options.reference_store(assignment), refcache.ReferenceLedger()

@@ -78,12 +78,18 @@ class WorkerPool:
         self.running: set[WorkerProcess] = set()
         self.wanted = spare
 
-    def take(self, remaining: int) -> WorkerProcess:
+    def take(self, remaining: int, notebook: Path | None = None) -> WorkerProcess:
+        """A spare for ``notebook``: the one that has begun it (the CLI's early worker), else one that has begun
+        none; a new spare starts warming up for the next submission when ``remaining`` ones will want it."""
         worker = None
         try:
             with self.lock:
-                worker = self.spares.pop() if self.spares else None
-                if remaining > 0 and len(self.spares) < self.wanted:
+                mine = [w for w in self.spares if notebook is not None and w.source == notebook.resolve()]
+                free = [w for w in self.spares if w.source is None]
+                worker = (mine or free or [None])[0]
+                if worker is not None:
+                    self.spares.remove(worker)
+                if remaining > 0 and len([w for w in self.spares if w.source is None]) < self.wanted:
                     self.spares.append(start_worker(self.assignment, self.options, self.hide))
             worker = worker or start_worker(self.assignment, self.options, self.hide)
         except BaseException:  # a worker taken but not handed out is stopped, not left running
@@ -133,7 +139,7 @@ class LocalScheduler:
                 left = remaining[0]
             worker = None
             try:
-                worker = self.pool.take(left)
+                worker = self.pool.take(left, item.notebook)
                 result, figures = grade_until_figures(item.notebook, self.assignment, self.options, worker=worker,
                                                       hide=self.hide)
             except Exception as exc:  # every item comes back, or the batch would wait for it forever

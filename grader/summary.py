@@ -121,8 +121,9 @@ PROFILE_ROWS = (  # (result.json timing field, what the row says)
 )
 
 
-def profile_table(rows: list[dict], batch_seconds: float, startup_seconds: float) -> str:
-    """``grader grade --profile``: where the batch's time went, summed over the submissions graded in it."""
+def profile_table(rows: list[dict], batch_seconds: float, startup_seconds: float, start_check=None) -> str:
+    """``grader grade --profile``: where the batch's time went, summed over the submissions graded in it.
+    ``start_check``: the ReferenceLedger of the start-up's check of the reference on the public inputs."""
     timings = [row.get("timing", {}) for row in rows]
 
     def seconds(timing: dict, field: str) -> float:
@@ -147,6 +148,10 @@ def profile_table(rows: list[dict], batch_seconds: float, startup_seconds: float
                    computed=sum(t.get("reference_computed", 0) for t in timings),
                    disk=sum(t.get("reference_from_disk", 0) for t in timings),
                    reused=sum(t.get("figure_calls_reused", 0) for t in timings)))
+    if start_check is not None:
+        lines.append(_("Start-up check of the reference on the public inputs: %(computed)s results computed, %(disk)s "
+                       "read from the cache on disk, %(seconds)s s.", computed=start_check.computed,
+                       disk=start_check.from_disk, seconds=f"{start_check.seconds:.2f}"))
     if slowest:
         lines.append(_("Slowest checks (kernel seconds, summed): %(checks)s",
                        checks=", ".join(f"{terminal_text(c)} {s:.1f}" for c, s in slowest)))

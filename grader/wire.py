@@ -27,6 +27,7 @@ from .probe_runtime import WIRE, Unreadable, encode_value
 # The worker's job folder (grader.execute writes the first two, grader.worker the others); kept here, not in
 # grader.worker, so that the grader can start a worker without importing nbclient first.
 SETTINGS_NAME, JOB_NAME, RESULT_NAME, LOG_NAME = "settings.json", "job.json", "worker-result.json", "kernel.log"
+NOTEBOOK_NAME = "submission.ipynb"  # in the worker's job folder, beside JOB_NAME (the calls)
 PROTOCOL_PREFIX = "protocol:"  # a cell record's error_value when the kernel broke the protocol
 OUTCOME_MIME = "application/vnd.attention-grader.outcome+json"
 CELL_STATUSES = ("ok", "error", "timeout", "kernel-died")

@@ -5,9 +5,10 @@
 The worker is trusted code in its own process. It drives nbclient; the kernel it talks to
 is started in the sandbox by ``grader.kernel_sandbox`` and is the only untrusted process.
 ``JOB_DIR`` is private to the grader's side (the kernel never sees it): ``settings.json``
-(limits, sandbox plan, cgroup) at start, ``job.json`` and the notebook when the submission
-is known, and ``worker-result.json``, rewritten after every step so that a worker killed for
-exceeding its budget still leaves what it finished.
+(limits, sandbox plan, cgroup) at start, the notebook (``submission.ipynb``) when the
+submission is known, ``job.json`` (the probe calls) when the grader has planned them, and
+``worker-result.json``, rewritten after every step so that a worker killed for exceeding its
+budget still leaves what it finished.
 
 The notebook runs cell by cell (a cell that raises or times out does not stop the ones after
 it; a dead kernel is restarted, the cells before the fatal one replayed, the fatal one
@@ -16,8 +17,11 @@ time limit. What a call returned crosses from the kernel as a display output of 
 MIME type, within the output cap, and is checked here field by field (``grader.wire``);
 anything else the kernel says is ignored. The worker never sees an expected value.
 
-With the job file missing at start it starts and warms up the kernel, then waits for one
-line on stdin, so a batch can start the next submission's kernel while the current one runs.
+It starts and warms up the kernel before anything else, then waits (reading lines on stdin)
+for the notebook, and after the cells for the calls: a batch starts the next submission's
+kernel while the current one runs, and the student's cells run while the grader is still
+importing the assignment and planning the calls. The grader writes each file whole (renamed
+into place) before the line that wakes the worker; the files, not the lines, say what is there.
 """
 
 from __future__ import annotations
@@ -43,8 +47,8 @@ from .errors import WireFormatError  # a kernel that breaks the protocol (an und
 from .kernel_sandbox import KernelLaunch, SandboxedKernelManager
 from .model import CellStatus, ErrorKind, OutcomeStatus
 from .sandbox import Limits, SandboxPlan
-from .wire import (JOB_NAME, LOG_NAME, OUTCOME_MIME, PROTOCOL_PREFIX, RESULT_NAME, SETTINGS_NAME,  # noqa: F401
-                   checked_outcome)
+from .wire import (JOB_NAME, LOG_NAME, NOTEBOOK_NAME, OUTCOME_MIME, PROTOCOL_PREFIX, RESULT_NAME,  # noqa: F401
+                   SETTINGS_NAME, checked_outcome)
 
 PROBE_RUNTIME = Path(__file__).with_name("probe_runtime.py")
 RESPONSIVE_GRACE = 5  # seconds an interrupted kernel gets to come back
@@ -383,26 +387,31 @@ class Worker:
         tmp.write_text(json.dumps(self.result))
         os.replace(tmp, self.job_dir / RESULT_NAME)
 
+    def wait_for(self, name: str) -> Path:
+        """The job folder's file ``name`` once the grader has put it there; each line on stdin says "look again".
+        At the end of stdin (the grader gone, or done with this worker) it is read as it is: missing, that fails."""
+        path = self.job_dir / name
+        while not path.exists() and sys.stdin.readline():
+            pass
+        return path
+
     def run(self) -> None:
-        job_path = self.job_dir / JOB_NAME
         nb = nbformat.v4.new_notebook()
         try:
             self.start_kernel(nb)
             warm = time.monotonic() - self.started
-            if not job_path.exists():
-                sys.stdin.readline()  # a pre-started worker waits here for its submission
+            student = nbformat.read(self.wait_for(NOTEBOOK_NAME), as_version=4)  # a pre-started worker waits here
             self.started = time.monotonic()
             self.result["phases"] = {"kernel_start": round(warm, 3)}
-            job = json.loads(job_path.read_text())
-            student = nbformat.read(self.job_dir / job["notebook"], as_version=4)
             # Move the student's cells in front of the helper slot of the already running kernel.
             nb.cells[:0] = student.cells
             self.slot = len(nb.cells) - 1
             if self.run_cells(nb):
                 self.result["phases"]["cells"] = round(time.monotonic() - self.started, 3)
+                job = json.loads(self.wait_for(JOB_NAME).read_text())  # planned while the cells ran
+                calls_came = time.monotonic()
                 self.probe(nb, job)
-                self.result["phases"]["probes"] = round(time.monotonic() - self.started
-                                                        - self.result["phases"]["cells"], 3)
+                self.result["phases"]["probes"] = round(time.monotonic() - calls_came, 3)
             self.result["finished"] = True
         finally:
             self.save()

@@ -252,3 +252,51 @@ def test_an_interrupted_batch_leaves_no_half_written_file_and_resumes(tmp_path):
     assert subprocess.run(command, timeout=300).returncode == 0
     assert {n: (out / n / "graded.json").stat().st_mtime_ns for n in finished} == graded_before
     assert len(list(out.glob("*/result.json"))) == 4
+
+
+def test_the_first_students_cells_run_while_the_assignment_is_imported(tmp_path, monkeypatch):
+    """The CLI's early worker gets the batch's first notebook before the assignment (torch and all) is imported,
+    and is the worker that grades it."""
+    import grader.execute as execute
+    import grader.schedulers as schedulers
+    from grader.wire import RESULT_NAME
+
+    path = tmp_path / "class" / "ann.ipynb"
+    path.parent.mkdir()
+    nbformat.write(build_notebook(SOLUTION), path)
+    early, pool_started = [], []
+    start_early, start_pooled, load = execute.start_early_worker, schedulers.start_worker, cli._load_assignment
+    monkeypatch.setattr(execute, "start_early_worker", lambda *args: early.append(start_early(*args)) or early[-1])
+    monkeypatch.setattr(schedulers, "start_worker", lambda *args: pool_started.append(1) or start_pooled(*args))
+
+    def load_once_a_cell_has_run(name):
+        saved, deadline = early[0].job_dir / RESULT_NAME, time.monotonic() + 120
+        while not (saved.exists() and json.loads(saved.read_text() or "{}").get("cells")):
+            assert time.monotonic() < deadline, "no cell of the first notebook ran before the assignment was loaded"
+            time.sleep(0.05)
+        return load(name)
+
+    monkeypatch.setattr(cli, "_load_assignment", load_once_a_cell_has_run)
+    out = tmp_path / "out"
+    assert cli.main(["grade", str(path.parent), "--out", str(out), "--secret", "s3", "--quiet", *ONLY_EX4]) == \
+        cli.EXIT_OK
+    assert json.loads((out / "ann" / "result.json").read_text())["score"] == 6
+    assert early[0].source == path.resolve() and pool_started == [], "the early worker graded it; no other started"
+    assert not early[0].job_dir.exists()  # and was cleaned up
+
+
+def test_the_likely_first_notebook_is_the_batchs_first_unless_it_may_be_skipped(tmp_path):
+    from grader.batch import KEY_FILE, likely_first
+    from grader.files import Shard
+
+    for name in ("b", "a", "c"):
+        nbformat.write(nbformat.v4.new_notebook(), tmp_path / f"{name}.ipynb")
+    out = tmp_path / "out"
+    assert likely_first([tmp_path], out) == tmp_path / "a.ipynb"  # in the batch's order
+    (out / "a").mkdir(parents=True)
+    (out / "a" / KEY_FILE).write_text("an earlier run's key")
+    assert likely_first([tmp_path], out) is None  # an earlier result may make the batch skip it
+    assert likely_first([tmp_path], out, force=True) == tmp_path / "a.ipynb"
+    shard = next(Shard(k, n) for n in range(2, 20) for k in range(1, n + 1)
+                 if not Shard(k, n).holds("a") and Shard(k, n).holds("b"))
+    assert likely_first([tmp_path], out, shard=shard) == tmp_path / "b.ipynb"

@@ -143,6 +143,9 @@ def test_a_verdicts_module_importing_the_instructors_code_is_refused_before_it_r
 class IdleWorker:
     cleaned = 0
 
+    def begin(self, notebook, source=None):
+        pass
+
     def cleanup(self):
         IdleWorker.cleaned += 1
 
@@ -193,11 +196,16 @@ def test_the_gradescope_zip_keeps_only_the_options_given():
     assert cli.run_options_argv(parse("--budget", "100")) == ["--sandbox", "auto", "--budget", "100", "--lang", "en"]
 
 
-def test_an_early_worker_started_under_other_limits_is_not_used():
+def test_an_early_worker_started_under_other_limits_or_on_another_notebook_is_not_used(tmp_path):
     worker = execute.WorkerProcess.__new__(execute.WorkerProcess)  # its state only: no process is started
-    worker.options, worker.sandboxed = execute.ExecutionOptions(resolve_limits()), False
-    assert worker.suits(execute.ExecutionOptions(resolve_limits()), [])
-    assert not worker.suits(execute.ExecutionOptions(resolve_limits({"cell_timeout": 1})), [])
+    worker.options, worker.sandboxed, worker.source = execute.ExecutionOptions(resolve_limits()), False, None
+    first = tmp_path / "first.ipynb"
+    assert worker.suits(execute.ExecutionOptions(resolve_limits()), [], first)
+    assert not worker.suits(execute.ExecutionOptions(resolve_limits({"cell_timeout": 1})), [], first)
+    worker.source = first.resolve()  # it has begun running this notebook's cells
+    assert worker.suits(execute.ExecutionOptions(resolve_limits()), [], tmp_path / "." / "first.ipynb")
+    assert not worker.suits(execute.ExecutionOptions(resolve_limits()), [], tmp_path / "second.ipynb")
+    assert not worker.suits(execute.ExecutionOptions(resolve_limits()), [], None)
 
 
 # --------------------------------------------------------------------------- which assignment

@@ -195,6 +195,13 @@ class RecordingWorker:
     def __init__(self, worker):
         self.worker, self.recorded = worker, None
 
+    @property
+    def source(self):
+        return self.worker.source
+
+    def begin(self, notebook, source=None):
+        self.worker.begin(notebook, source)
+
     def run(self, notebook, calls):
         self.recorded = self.worker.run(notebook, calls)
         return self.recorded
@@ -215,8 +222,13 @@ class RecordingWorker:
 class ReplayedWorker:
     """Hands back a recorded run: the same kernel outputs, judged and drawn in another language."""
 
+    source = None  # has begun no notebook
+
     def __init__(self, run):
         self.recorded = run
+
+    def begin(self, notebook, source=None):
+        pass
 
     def run(self, notebook, calls):
         return self.recorded

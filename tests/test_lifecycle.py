@@ -49,6 +49,54 @@ def statuses(result: dict) -> list[str]:
 
 # --------------------------------------------------------------------------- the worker, on a fake kernel
 
+def test_the_cells_run_before_the_calls_are_handed_over(tmp_path, monkeypatch):
+    """The grader hands the notebook first and the calls when it has planned them: the student's cells do not
+    wait for the planning (nor, for the first submission, for the assignment's import)."""
+    import io
+    import os
+    import threading
+    import time
+
+    job_folder(tmp_path, ["a = 1", "b = 2"], CALLS)
+    (tmp_path / JOB_NAME).unlink()  # the calls are not planned yet
+    read_end, write_end = os.pipe()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.FileIO(read_end)))
+    kernels = FakeKernels()
+    worker = threading.Thread(target=Worker(tmp_path, make_client=kernels).run)
+    worker.start()
+    saved = {}
+    for _ in range(200):
+        saved = json.loads((tmp_path / RESULT_NAME).read_text()) if (tmp_path / RESULT_NAME).exists() else {}
+        if len(saved.get("cells", [])) == 2:
+            break
+        time.sleep(0.05)
+    assert statuses(saved) == [CellStatus.OK, CellStatus.OK] and saved["probes"] == {}, "the cells ran first"
+    assert worker.is_alive(), "and the worker waits for its calls"
+    os.write(write_end, b"\n")  # a stale wake-up line with no file behind it is read and waited past
+    time.sleep(0.2)
+    assert worker.is_alive()
+    (tmp_path / JOB_NAME).write_text(json.dumps({"calls": execute.job_calls(CALLS)}))
+    os.write(write_end, b"\n")
+    worker.join(10)
+    result = json.loads((tmp_path / RESULT_NAME).read_text())
+    assert not worker.is_alive() and result["finished"] is True and list(result["probes"]) == [CALLS[0].id]
+    assert any("run_batch" in code for code in kernels.clients[0].executed) and kernels.all_stopped
+    os.close(write_end)
+
+
+def test_a_worker_whose_calls_never_come_is_not_a_finished_run(tmp_path, monkeypatch):
+    import io
+
+    job_folder(tmp_path, ["a = 1"], CALLS)
+    (tmp_path / JOB_NAME).unlink()
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # the grader went away before planning the calls
+    kernels = FakeKernels()
+    with pytest.raises(FileNotFoundError):
+        Worker(tmp_path, make_client=kernels).run()
+    result = json.loads((tmp_path / RESULT_NAME).read_text())
+    assert statuses(result) == [CellStatus.OK] and result["finished"] is False and kernels.all_stopped
+
+
 def test_a_kernel_that_dies_mid_cell_is_replaced_and_the_cells_before_replayed(tmp_path):
     kernels = FakeKernels()
     result = run_worker(tmp_path, ["a = 1", "b = 2 #die", "c = 3"], kernels)
@@ -246,8 +294,13 @@ def test_a_silent_worker_is_stopped_at_its_budget_and_reads_as_a_failure(monkeyp
 class RecordingWorker:
     """Stands in for a pre-started WorkerProcess: records whether it was stopped and removed."""
 
+    source = None  # has begun no notebook
+
     def __init__(self, fail_run: bool = False):
         self.cleaned, self.fail_run = 0, fail_run
+
+    def begin(self, notebook, source=None):
+        pass
 
     def __enter__(self):
         return self
@@ -334,6 +387,24 @@ def test_a_worker_killed_half_way_is_a_failure_and_leaves_no_kernel(tmp_path):
         except psutil.Error:
             continue
     assert survivors == [] and list(tmp_path.iterdir()) == []
+
+
+def test_the_pool_hands_a_begun_worker_only_to_its_own_notebook(monkeypatch, assignment, tmp_path):
+    import grader.schedulers as schedulers
+
+    first, second = tmp_path / "first.ipynb", tmp_path / "second.ipynb"
+    begun = RecordingWorker()
+    begun.source = first.resolve()  # the CLI's early worker, running first.ipynb's cells
+    fresh = []
+    monkeypatch.setattr(schedulers, "start_worker", lambda *args: fresh.append(RecordingWorker()) or fresh[-1])
+    pool = schedulers.WorkerPool(assignment, pipeline.GradingOptions(), [], spare=1, started=begun)
+    taken = pool.take(remaining=1, notebook=second)
+    assert taken is not begun and taken in fresh, "not the worker running another's notebook"
+    assert pool.take(remaining=0, notebook=first) is begun
+    spare = pool.take(remaining=0, notebook=second)  # the spare started meanwhile, begun on nothing
+    assert spare in fresh and spare is not taken and len(fresh) == 2
+    pool.close()
+    assert begun.cleaned == 0 and all(w.cleaned == 0 for w in fresh)  # handed out: their users clean them up
 
 
 def test_a_worker_taken_from_the_pool_is_stopped_when_the_pool_fails(monkeypatch, assignment):

@@ -6,6 +6,7 @@ or one notebook on exercise 4 (the cache, whose reference work lives there).
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -162,10 +163,17 @@ def test_the_same_secret_does_no_reference_work_twice_a_new_secret_or_grader_doe
     assert first["reference_computed"] > 0 and first["reference"] > 0
     # A new process (nothing in memory) with the same secret: every reference result comes from the disk.
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(path), "--out", str(out), "--secret",
-                           SECRET, "--exercise", "ex4", "--no-figures", "--cache-dir", str(cache), "--quiet"],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode == cli.EXIT_OK, done.stderr[-2000:]
+    def cli_run() -> str:
+        done = subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(path), "--out", str(out), "--secret",
+                               SECRET, "--exercise", "ex4", "--no-figures", "--cache-dir", str(cache), "--quiet",
+                               "--force", "--profile"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == cli.EXIT_OK, done.stderr[-2000:]
+        return re.search(r"Start-up check of the reference on the public inputs: (\d+) results computed, (\d+) "
+                         r"read from the cache", done.stdout).groups()
+
+    computed, _ = cli_run()  # the start-up check's reference work, computed once
+    assert int(computed) > 0
+    assert cli_run() == ("0", computed)  # and read from the disk by the next run
     second = json.loads((out / "s" / "result.json").read_text())["timing"]
     assert second["reference_computed"] == 0 and second["reference"] == 0
     assert second["reference_from_disk"] == first["reference_computed"]

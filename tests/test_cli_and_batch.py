@@ -269,12 +269,12 @@ def test_the_first_students_cells_run_while_the_assignment_is_imported(tmp_path,
     monkeypatch.setattr(execute, "start_early_worker", lambda *args: early.append(start_early(*args)) or early[-1])
     monkeypatch.setattr(schedulers, "start_worker", lambda *args: pool_started.append(1) or start_pooled(*args))
 
-    def load_once_a_cell_has_run(name):
+    def load_once_a_cell_has_run(*args, **kwargs):
         saved, deadline = early[0].job_dir / RESULT_NAME, time.monotonic() + 120
         while not (saved.exists() and json.loads(saved.read_text() or "{}").get("cells")):
             assert time.monotonic() < deadline, "no cell of the first notebook ran before the assignment was loaded"
             time.sleep(0.05)
-        return load(name)
+        return load(*args, **kwargs)
 
     monkeypatch.setattr(cli, "_load_assignment", load_once_a_cell_has_run)
     out = tmp_path / "out"

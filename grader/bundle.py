@@ -29,7 +29,8 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .assignment import ASSIGNMENTS_DIR, Assignment, Exercise, public_verdicts
+from .assignment import Assignment, Exercise, public_verdicts
+from .installed import ASSIGNMENTS_DIR
 from .checks import RECOGNISERS, Call, Check, CustomCheck, CustomVerdict, Recogniser, ValueCheck, ValueData
 from .curves import Curve, TabulatedCurve
 from .errors import BundleError

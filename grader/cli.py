@@ -64,7 +64,7 @@ def _grading_options(args, secret: str | None, execution):
 
 def _assignment_dir(name: str) -> Path:
     """The assignment's folder, found as load_assignment finds it, without importing it."""
-    from .assignment import ASSIGNMENTS_DIR
+    from .installed import ASSIGNMENTS_DIR
 
     return Path(name) if Path(name, "checks.py").is_file() else ASSIGNMENTS_DIR / name
 
@@ -98,7 +98,7 @@ def _notebooks_named(args) -> list[Path]:
 
 def _infer_assignment(args) -> None:
     """--assignment, else the one the notebooks name, else the only one installed (AssignmentUnknown: say why)."""
-    from .assignment import infer_assignment
+    from .installed import infer_assignment
 
     if args.assignment is None:
         args.assignment = infer_assignment(_notebooks_named(args))
@@ -233,7 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_platform_parsers(sub) -> None:
-    from .platforms import GRADESCOPE, GRADESCOPE_VISIBILITIES, PRAIRIELEARN
+    from .config import GRADESCOPE, GRADESCOPE_VISIBILITIES, PRAIRIELEARN
 
     def visibility_option(p):
         p.add_argument("--test-visibility", choices=GRADESCOPE_VISIBILITIES, default="visible", help=_(

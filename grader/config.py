@@ -13,7 +13,8 @@ all take their defaults from here.
 
 from __future__ import annotations
 
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any, Mapping
 
 from .sandbox import GIB, Limits
@@ -48,3 +49,20 @@ def command_line_limits(cell_timeout: float | None = None, call_timeout: float |
     """The limits a command line said, by Limits field (None where it said nothing)."""
     return {"cell_timeout": cell_timeout, "call_timeout": call_timeout, "budget": budget,
             "memory_bytes": None if memory_gib is None else int(memory_gib * GIB)}
+
+
+# --------------------------------------------------------------------------- the course platforms' defaults
+
+GRADESCOPE_VISIBILITIES = ("visible", "after_due_date", "after_published")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a platform puts the upload and expects the result (configurable, so tests can move it)."""
+
+    submission_dir: Path
+    results_file: Path
+
+
+GRADESCOPE = Layout(Path("/autograder/submission"), Path("/autograder/results/results.json"))
+PRAIRIELEARN = Layout(Path("/grade/student"), Path("/grade/results/results.json"))

@@ -24,10 +24,10 @@ from __future__ import annotations
 import os
 import stat
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from .assignment import Assignment
+from .config import GRADESCOPE_VISIBILITIES
 from .files import find_notebooks
 from .gradebook import INFORMATIONAL, error_notes
 from .wording import check_text
@@ -35,19 +35,6 @@ from .i18n import _
 from .model import UNGRADABLE, ErrorKind, SubmissionResult
 from .pipeline import GradingOptions, grade_submission, rejected_result
 
-GRADESCOPE_VISIBILITIES = ("visible", "after_due_date", "after_published")
-
-
-@dataclass(frozen=True)
-class Layout:
-    """Where a platform puts the upload and expects the result (configurable, so tests can move it)."""
-
-    submission_dir: Path
-    results_file: Path
-
-
-GRADESCOPE = Layout(Path("/autograder/submission"), Path("/autograder/results/results.json"))
-PRAIRIELEARN = Layout(Path("/grade/student"), Path("/grade/results/results.json"))
 
 
 # --------------------------------------------------------------------------- one upload

@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
-from .assignment import ASSIGNMENTS_DIR, Assignment, load_assignment
+from .assignment import Assignment, load_assignment
+from .installed import ASSIGNMENTS_DIR
 from .execute import SandboxUnavailable, WorkerProcess
 from .files import read_regular_file
 from .i18n import _, language, use_language

@@ -12,7 +12,9 @@ import pytest
 import grader.assignment as assignment_module
 import grader.cli as cli
 import grader.execute as execute
-from grader.assignment import Assignment, Exercise, infer_assignment, load_assignment
+import grader.installed as installed
+from grader.assignment import Assignment, Exercise, load_assignment
+from grader.installed import infer_assignment
 from grader.checks import Case, CustomCheck, Misconception, ValueCheck
 from grader.config import ENGINE_LIMITS, command_line_limits, resolve_limits
 from grader.errors import AssignmentInvalid, AssignmentUnknown, GraderError
@@ -219,17 +221,17 @@ def notebook_naming(path: Path, name: str | None) -> Path:
 
 
 def test_the_assignment_is_read_from_the_notebooks_metadata(tmp_path, monkeypatch):
-    monkeypatch.setattr(assignment_module, "installed_assignments", lambda: ["one", "two"])
+    monkeypatch.setattr(installed, "installed_assignments", lambda: ["one", "two"])
     assert infer_assignment([notebook_naming(tmp_path / "a.ipynb", "two"), notebook_naming(tmp_path / "b.ipynb", None)]) == "two"
 
 
 def test_without_metadata_the_only_installed_assignment_is_used(tmp_path, monkeypatch):
-    monkeypatch.setattr(assignment_module, "installed_assignments", lambda: ["attention_pooling"])
+    monkeypatch.setattr(installed, "installed_assignments", lambda: ["attention_pooling"])
     assert infer_assignment([notebook_naming(tmp_path / "a.ipynb", None)]) == "attention_pooling"
 
 
 def test_an_assignment_that_cannot_be_inferred_is_said_clearly(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(assignment_module, "installed_assignments", lambda: ["one", "two"])
+    monkeypatch.setattr(installed, "installed_assignments", lambda: ["one", "two"])
     plain = notebook_naming(tmp_path / "a.ipynb", None)
     with pytest.raises(AssignmentUnknown) as unknown:
         infer_assignment([plain])

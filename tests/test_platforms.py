@@ -22,7 +22,8 @@ from pathlib import Path
 import pytest
 
 from grader.model import GradeError
-from grader.platforms import GRADESCOPE_VISIBILITIES, gradescope_results, prairielearn_results
+from grader.config import GRADESCOPE_VISIBILITIES
+from grader.platforms import gradescope_results, prairielearn_results
 from tests.results import cells_all_failed, submission_row
 
 REPO = Path(__file__).resolve().parent.parent
@@ -217,7 +218,7 @@ def test_the_example_prairielearn_question_runs_the_entry_point_within_its_timeo
     import shlex
 
     from grader.cli import build_parser
-    from grader.platforms import PRAIRIELEARN
+    from grader.config import PRAIRIELEARN
 
     options = json.loads((REPO / "examples/prairielearn/question/info.json").read_text())["externalGradingOptions"]
     command = shlex.split(options["entrypoint"])

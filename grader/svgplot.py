@@ -28,14 +28,14 @@ import numpy as np
 # Sizes in points, as matplotlib's defaults at font.size 9 (titles "large" = 1.2x, ticks 3.5 long).
 FONT_SIZE = 9.0
 TITLE_SCALE = 1.2
-LINE_HEIGHT = 1.25  # a text line's height, in font sizes
+LINE_HEIGHT = 1.2  # a text line's height, in font sizes
 MIN_FONT_SIZE = 6.0  # text that does not fit is wrapped, then shrunk down to this
 TICK_LENGTH = 3.5
 TICK_PAD = 3.0  # tick mark to tick label
 LABEL_PAD = 4.0  # tick labels to axis label
 TITLE_PAD = 6.0
 FIGURE_PAD = 4.0  # figure edge to anything
-CELL_GAP = 8.0  # between one axes' decorations and its neighbour's
+CELL_GAP = 6.0  # between one axes' decorations and its neighbour's
 MIN_BOX = 24.0  # the smallest plot area: a figure grows rather than go below
 COLORBAR_PAD, COLORBAR_WIDTH = 10.0, 10.0
 SPINE_COLOR, TEXT_COLOR, MISSING_COLOR = "#000", "#000", "#d4d4d4"
@@ -156,6 +156,10 @@ class Ticks:
     minor: list[float] = field(default_factory=list)  # unlabelled, shorter marks (log axes between decades)
     priority: list[int] = field(default_factory=list)  # lower is kept first when labels would overlap
 
+    @property
+    def widest(self) -> float:
+        return max((text_width(label, FONT_SIZE) for label in self.labels), default=0.0)
+
 
 def linear_tick_values(lo: float, hi: float, max_intervals: int, integer: bool = False) -> list[float]:
     """Multiples of a 1-2-2.5-5 step inside [lo, hi], at most ``max_intervals`` + 1 of them (as MaxNLocator)."""
@@ -213,6 +217,15 @@ def linear_ticks(lo: float, hi: float, max_intervals: int, integer: bool = False
 
 def log_label(mantissa: int, exponent: int) -> str:
     return power_of_ten(exponent) if mantissa == 1 else f"{mantissa}×{power_of_ten(exponent)}"
+
+
+def log_tick_label(value: float) -> str:
+    """10ⁿ or m×10ⁿ for a whole m, else the value in scientific notation."""
+    exponent = math.floor(math.log10(value) + 1e-9)
+    mantissa = value / 10.0**exponent
+    if abs(mantissa - round(mantissa)) < 1e-6:
+        return log_label(round(mantissa), exponent)
+    return scientific_label(value, value * 1e-3)
 
 
 def log_ticks(lo: float, hi: float, max_count: int) -> Ticks:
@@ -334,6 +347,11 @@ class Image:
     vmax: float = 1.0
     zorder: float = 0
 
+    @property
+    def colour_range(self) -> tuple[float, float]:
+        """(vmin, vmax), never empty: a colorbar needs some range to put ticks on."""
+        return self.vmin, self.vmax if self.vmax > self.vmin else self.vmin + 1
+
 
 @dataclass
 class Text:
@@ -399,7 +417,7 @@ class Axis:
     scale: str = "linear"  # or "log"
     label: str = ""
     fixed_ticks: list[float] | None = None  # set_xticks: these and no others
-    cells: bool = False  # an image's axis: integer ticks, the image's extent exactly, y downwards
+    cells: bool = False  # an image's axis: ticks on whole cells only
 
     @property
     def log(self) -> bool:
@@ -522,7 +540,7 @@ class Axes:
         """The axis's range: an image's extent exactly, else the data's and a 5% margin (matplotlib's)."""
         axis = self.y if vertical else self.x
         images = self.images()
-        if images:
+        if images and not axis.log:
             extent = max(image.data.shape[0 if vertical else 1] for image in images)
             return (extent - 0.5, -0.5) if vertical else (-0.5, extent - 0.5)  # y: row 0 at the top
         return auto_limits(self.data_values(vertical), axis.log)
@@ -677,9 +695,9 @@ def choose_ticks(axis: Axis, lo: float, hi: float, length: float, extent, spacin
     low, high = min(lo, hi), max(lo, hi)
     scale = Scale(low, high, axis.log, 0.0, length)
     if axis.fixed_ticks is not None:
-        values = [v for v in axis.fixed_ticks if low <= v <= high]
+        values = [v for v in axis.fixed_ticks if low <= v <= high and (v > 0 or not axis.log)]
         step = (values[1] - values[0]) if len(values) > 1 else 1.0
-        labels = [log_label(1, round(math.log10(v))) for v in values] if axis.log else linear_labels(values, step)
+        labels = [log_tick_label(v) for v in values] if axis.log else linear_labels(values, step)
         return Ticks(values, labels, priority=[0] * len(values))
     most = max(1, min(9, int(length / spacing)))
     for count in range(most, 0, -1):
@@ -704,25 +722,33 @@ def decorate(axes: Axes, width: float, height: float) -> AxesDecor:
     x_ticks = choose_ticks(axes.x, x_lo, x_hi, width, x_extent(FONT_SIZE), FONT_SIZE * 3)
     y_ticks = choose_ticks(axes.y, y_lo, y_hi, height, y_extent(FONT_SIZE), FONT_SIZE * 2)
     cell_width = width + CELL_GAP  # centred: half a gap past either edge at most, never onto a neighbour's
-    title = fit_text(axes.title, axes.title_size, cell_width) if axes.title else None
-    x_label = fit_text(axes.x.label, FONT_SIZE, cell_width) if axes.x.label else None
-    y_label = fit_text(axes.y.label, FONT_SIZE, height + CELL_GAP) if axes.y.label else None
     legend = legend_layout(axes)
     if legend and (legend.width > width * 0.95 or legend.height > height * 0.95):
         legend.outside = True
+    decor = AxesDecor(x_ticks, y_ticks,
+                      title=fit_text(axes.title, axes.title_size, cell_width) if axes.title else None,
+                      x_label=fit_text(axes.x.label, FONT_SIZE, cell_width) if axes.x.label else None,
+                      y_label=fit_text(axes.y.label, FONT_SIZE, height + CELL_GAP) if axes.y.label else None,
+                      legend=legend, margins=Margins())
+    decor.margins = margins_for(decor, overhangs(x_ticks, Scale(min(x_lo, x_hi), max(x_lo, x_hi), axes.x.log,
+                                                                0.0, width), width), width)
+    return decor
+
+
+def margins_for(decor: AxesDecor, x_overhangs: tuple[float, float], width: float) -> Margins:
+    """Room around the plot area for tick labels, axis labels, title and an outside legend."""
     tick_band = TICK_LENGTH + TICK_PAD
-    y_tick_width = max((text_width(label, FONT_SIZE) for label in y_ticks.labels), default=0.0)
-    margins = Margins(
-        left=(tick_band + y_tick_width if y_ticks.labels else 0.0) + (LABEL_PAD + y_label.height if y_label else 0),
-        top=max(title.height + TITLE_PAD if title else 0.0, FONT_SIZE * 0.7 if y_ticks.labels else 0.0),
-        bottom=(tick_band + FONT_SIZE * LINE_HEIGHT if x_ticks.labels else 0.0)
-        + (LABEL_PAD + x_label.height if x_label else 0.0) + (LABEL_PAD + legend.height if legend and legend.outside
-                                                              else 0.0),
-    )
-    before, after = overhangs(x_ticks, Scale(min(x_lo, x_hi), max(x_lo, x_hi), axes.x.log, 0.0, width), width)
+    y_label, x_label, title, legend = decor.y_label, decor.x_label, decor.title, decor.legend
+    outside = legend.height + LABEL_PAD if legend and legend.outside else 0.0
     wider = (legend.width - width) / 2 if legend and legend.outside else 0.0  # centred under the plot
-    margins.left, margins.right = max(margins.left, before, wider), max(after, wider)
-    return AxesDecor(x_ticks, y_ticks, title, x_label, y_label, legend, margins)
+    left = (tick_band + decor.y_ticks.widest if decor.y_ticks.labels else 0.0) + \
+        (LABEL_PAD + y_label.height if y_label else 0.0)
+    return Margins(
+        left=max(left, x_overhangs[0], wider),
+        right=max(x_overhangs[1], wider),
+        top=max(title.height + TITLE_PAD if title else 0.0, FONT_SIZE * 0.7 if decor.y_ticks.labels else 0.0),
+        bottom=(tick_band + FONT_SIZE * LINE_HEIGHT if decor.x_ticks.labels else 0.0)
+        + (LABEL_PAD + x_label.height if x_label else 0.0) + outside)
 
 
 def overhangs(ticks: Ticks, scale: Scale, width: float) -> tuple[float, float]:
@@ -740,15 +766,12 @@ class ColorbarDecor:
 
     @property
     def width(self) -> float:
-        labels = max((text_width(label, FONT_SIZE) for label in self.ticks.labels), default=0.0)
-        return (COLORBAR_PAD + COLORBAR_WIDTH + TICK_LENGTH + TICK_PAD + labels
+        return (COLORBAR_PAD + COLORBAR_WIDTH + TICK_LENGTH + TICK_PAD + self.ticks.widest
                 + (LABEL_PAD + self.label.height if self.label else 0.0))
 
 
 def decorate_colorbar(colorbar: Colorbar, height: float) -> ColorbarDecor:
-    image = colorbar.image
-    ticks = choose_ticks(Axis(), image.vmin, image.vmax if image.vmax > image.vmin else image.vmin + 1, height,
-                         y_extent(FONT_SIZE), FONT_SIZE * 2)
+    ticks = choose_ticks(Axis(), *colorbar.image.colour_range, height, y_extent(FONT_SIZE), FONT_SIZE * 2)
     label = fit_text(colorbar.label, FONT_SIZE, height + CELL_GAP) if colorbar.label else None
     return ColorbarDecor(ticks, label)
 
@@ -758,7 +781,7 @@ class Layout:
     width: float
     height: float
     boxes: dict[int, Box]  # by id(axes): the plot area
-    cells: dict[int, Box]  # the plot area before an image made it square-celled: what titles and labels may span
+    slots: dict[int, Box]  # the plot area before an image made it square-celled: what titles and labels may span
     decors: dict[int, AxesDecor]
     colorbar_boxes: list[Box]
     colorbar_decors: list[ColorbarDecor]
@@ -823,11 +846,11 @@ def layout(figure: Figure) -> Layout:
         width, height, boxes = solve_grid(figure, decors, [d.width for d in colorbar_decors])
         colorbar_boxes = [colorbar_box(c, boxes, decors) for c in figure.colorbars]
         colorbar_heights = [b.h for b in colorbar_boxes]
-    cells = dict(boxes)
+    slots = dict(boxes)
     for axes in figure.axes_list():
         for image in axes.images()[:1]:
             boxes[id(axes)] = equal_aspect(boxes[id(axes)], *image.data.shape)
-    return Layout(width, height, boxes, cells, decors, colorbar_boxes, colorbar_decors)
+    return Layout(width, height, boxes, slots, decors, colorbar_boxes, colorbar_decors)
 
 
 # --------------------------------------------------------------------------- SVG
@@ -948,7 +971,7 @@ def draw_data(svg: Svg, axes: Axes, box: Box, sx: Scale, sy: Scale) -> None:
 
 
 def draw_x_axis(svg: Svg, ticks: Ticks, sx: Scale, box: Box) -> None:
-    ticks = thinned(ticks, sx, x_extent(FONT_SIZE)) if not tick_fits(ticks, sx, x_extent(FONT_SIZE)) else ticks
+    ticks = thinned(ticks, sx, x_extent(FONT_SIZE))  # the plot may have come out smaller than laid out for
     marks = [f"M{num(x)} {num(box.bottom)}v{TICK_LENGTH}" for x in sx(ticks.values).tolist()]
     marks += [f"M{num(x)} {num(box.bottom)}v{TICK_LENGTH * 0.6}" for x in sx(ticks.minor).tolist()
               if box.x - 0.01 <= x <= box.right + 0.01]
@@ -960,7 +983,7 @@ def draw_x_axis(svg: Svg, ticks: Ticks, sx: Scale, box: Box) -> None:
 
 
 def draw_y_axis(svg: Svg, ticks: Ticks, sy: Scale, box: Box, right_side: bool = False) -> None:
-    ticks = thinned(ticks, sy, y_extent(FONT_SIZE)) if not tick_fits(ticks, sy, y_extent(FONT_SIZE)) else ticks
+    ticks = thinned(ticks, sy, y_extent(FONT_SIZE))
     edge, sign = (box.right, 1) if right_side else (box.x, -1)
     marks = [f"M{num(edge)} {num(y)}h{num(sign * TICK_LENGTH)}" for y in sy(ticks.values).tolist()]
     marks += [f"M{num(edge)} {num(y)}h{num(sign * TICK_LENGTH * 0.6)}" for y in sy(ticks.minor).tolist()
@@ -976,35 +999,34 @@ def fitted(block: TextBlock, text: str, width: float) -> TextBlock:
     return block if block.width <= width else fit_text(text, block.size, width, max_lines=len(block.lines))
 
 
-def draw_decorations(svg: Svg, axes: Axes, decor: AxesDecor, box: Box, cell: Box, sx: Scale, sy: Scale) -> float:
+def draw_decorations(svg: Svg, axes: Axes, decor: AxesDecor, box: Box, slot: Box, sx: Scale, sy: Scale) -> float:
     """Axes, tick labels, axis labels and title; returns where the x label ends (an outside legend goes below)."""
     draw_x_axis(svg, decor.x_ticks, sx, box)
     draw_y_axis(svg, decor.y_ticks, sy, box)
     below = box.bottom + (TICK_LENGTH + TICK_PAD + FONT_SIZE * LINE_HEIGHT if decor.x_ticks.labels else 0.0)
     if decor.x_label:
-        block = fitted(decor.x_label, axes.x.label, cell.w + CELL_GAP)
+        block = fitted(decor.x_label, axes.x.label, slot.w + CELL_GAP)
         svg.text(box.x + box.w / 2, below + LABEL_PAD, block)
         below += LABEL_PAD + block.height
     if decor.y_label:
-        y_tick_width = max((text_width(label, FONT_SIZE) for label in decor.y_ticks.labels), default=0.0)
-        left = box.x - (TICK_LENGTH + TICK_PAD + y_tick_width if decor.y_ticks.labels else 0.0) - LABEL_PAD
+        left = box.x - (TICK_LENGTH + TICK_PAD + decor.y_ticks.widest if decor.y_ticks.labels else 0.0) - LABEL_PAD
         svg.text(left - decor.y_label.height, box.y + box.h / 2,
-                 fitted(decor.y_label, axes.y.label, cell.h + CELL_GAP), rotate=True)
+                 fitted(decor.y_label, axes.y.label, slot.h + CELL_GAP), rotate=True)
     if decor.title:
-        block = fitted(decor.title, axes.title, cell.w + CELL_GAP)
+        block = fitted(decor.title, axes.title, slot.w + CELL_GAP)
         svg.text(box.x + box.w / 2, box.y - TITLE_PAD - block.height, block)
     return below
 
 
 def legend_candidates(legend: LegendLayout, box: Box) -> list[tuple[float, float]]:
     """Top-left corners to try, in matplotlib's 'best' order: upper right, upper left, lower left, lower right,
-    right, centre left, centre right, lower centre, upper centre, centre."""
+    right (the same as centre right), centre left, lower centre, upper centre, centre."""
     inset = legend.font_size * 0.5
     left, right = box.x + inset, box.right - inset - legend.width
     top, bottom = box.y + inset, box.bottom - inset - legend.height
     centre_x, centre_y = box.x + (box.w - legend.width) / 2, box.y + (box.h - legend.height) / 2
     return [(right, top), (left, top), (left, bottom), (right, bottom), (right, centre_y), (left, centre_y),
-            (right, centre_y), (centre_x, bottom), (centre_x, top), (centre_x, centre_y)]
+            (centre_x, bottom), (centre_x, top), (centre_x, centre_y)]
 
 
 def data_points(axes: Axes, box: Box, sx: Scale, sy: Scale) -> np.ndarray:
@@ -1023,14 +1045,15 @@ def data_points(axes: Axes, box: Box, sx: Scale, sy: Scale) -> np.ndarray:
 
 
 def along(xy: np.ndarray, spacing: float = 3.0) -> np.ndarray:
-    """Points every ``spacing`` along a polyline's finite stretches."""
-    samples = [xy]
-    for a, b in zip(xy[:-1], xy[1:]):
-        if np.isfinite(a).all() and np.isfinite(b).all():
-            count = int(min(200, np.hypot(*(b - a)) / spacing))
-            if count > 1:
-                samples.append(a + (b - a) * np.linspace(0, 1, count)[:, None])
-    return np.concatenate(samples)
+    """The polyline's points and more every ``spacing`` along its finite segments (200 at most per segment)."""
+    start, step = xy[:-1], xy[1:] - xy[:-1]
+    finite = np.isfinite(step).all(axis=1)
+    counts = np.zeros(len(step), dtype=int)
+    counts[finite] = np.minimum(200, np.hypot(*step[finite].T) // spacing).astype(int)
+    segment = np.repeat(np.arange(len(step)), counts)
+    fraction = (np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)) / np.repeat(
+        np.maximum(counts, 1), counts)
+    return np.concatenate([xy, start[segment] + step[segment] * fraction[:, None]])
 
 
 def legend_corner(legend: LegendLayout, box: Box, points: np.ndarray) -> tuple[float, float]:
@@ -1066,10 +1089,10 @@ def draw_legend(svg: Svg, legend: LegendLayout, corner: tuple[float, float]) -> 
         svg.label(end + 0.8 * size, middle, str(entry.label), "start", size)
 
 
-def draw_axes(svg: Svg, axes: Axes, decor: AxesDecor, box: Box, cell: Box) -> None:
+def draw_axes(svg: Svg, axes: Axes, decor: AxesDecor, box: Box, slot: Box) -> None:
     sx, sy = scales(axes, box)
     draw_data(svg, axes, box, sx, sy)
-    below = draw_decorations(svg, axes, decor, box, cell, sx, sy)
+    below = draw_decorations(svg, axes, decor, box, slot, sx, sy)
     for text in sorted((a for a in axes.artists if isinstance(a, Text)), key=lambda t: t.zorder):
         draw_text(svg, text, box, sx, sy)
     if decor.legend and decor.legend.outside:
@@ -1086,12 +1109,10 @@ def draw_colorbar(svg: Svg, colorbar: Colorbar, decor: ColorbarDecor, box: Box) 
         + "</linearGradient>")
     svg.body.append(f'<rect x="{num(box.x)}" y="{num(box.y)}" width="{num(box.w)}" height="{num(box.h)}" '
                     f'fill="url(#{gradient})" stroke="{SPINE_COLOR}" stroke-width="0.8"/>')
-    image = colorbar.image
-    scale = Scale(image.vmin, image.vmax if image.vmax > image.vmin else image.vmin + 1, False, box.bottom, box.y)
+    scale = Scale(*colorbar.image.colour_range, False, box.bottom, box.y)
     draw_y_axis(svg, decor.ticks, scale, box, right_side=True)
     if decor.label:
-        widest = max((text_width(label, FONT_SIZE) for label in decor.ticks.labels), default=0.0)
-        left = box.right + TICK_LENGTH + TICK_PAD + widest + LABEL_PAD
+        left = box.right + TICK_LENGTH + TICK_PAD + decor.ticks.widest + LABEL_PAD
         svg.text(left, box.y + box.h / 2, fitted(decor.label, colorbar.label, box.h + CELL_GAP), rotate=True)
 
 
@@ -1136,7 +1157,7 @@ class Figure:
         plan = layout(self)
         svg = Svg(svg_id_prefix(name))
         for axes in self.axes_list():
-            draw_axes(svg, axes, plan.decors[id(axes)], plan.boxes[id(axes)], plan.cells[id(axes)])
+            draw_axes(svg, axes, plan.decors[id(axes)], plan.boxes[id(axes)], plan.slots[id(axes)])
         for colorbar, decor, box in zip(self.colorbars, plan.colorbar_decors, plan.colorbar_boxes):
             draw_colorbar(svg, colorbar, decor, box)
         width, height = num(plan.width), num(plan.height)

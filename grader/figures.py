@@ -3,18 +3,18 @@
 An assignment declares Figures. A figure's calls are drawn from the assignment's *public*
 figure seed, never from the secret, so a figure cannot show a hidden input; its draw
 function may also read the check results (e.g. the widths a study found). Drawing happens
-in the grader process with matplotlib, to inline SVG.
+in the grader process with grader.svgplot (NumPy only, no matplotlib), to inline SVG.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
 
+from . import svgplot
 from .checks import Call
 from .i18n import _, language
 from .model import CheckResult, OutcomeStatus, ProbeOutcome
@@ -43,7 +43,7 @@ class Figure:
     title: str
     caption: str = ""
     make_calls: Callable[[np.random.Generator], list[Call]] = lambda rng: []
-    draw: Callable[[FigureInputs], object] = None  # returns a matplotlib Figure
+    draw: Callable[[FigureInputs], svgplot.Figure] = None
     prepare: Callable[[list[Call]], None] | None = None  # cacheable reference work, run while the worker runs
 
 
@@ -68,46 +68,11 @@ LATIN_FONT = "DejaVu Sans"
 CJK_FONTS = {"zh": "Noto Sans CJK SC", "ja": "Noto Sans CJK JP", "ko": "Noto Sans CJK KR"}
 
 
-@functools.lru_cache(maxsize=1)
-def pyplot():
-    """matplotlib.pyplot, configured once per process for deterministic, compact SVG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    matplotlib.rcParams.update({"svg.hashsalt": "grader", "svg.fonttype": "none", "font.size": 9,
-                                "figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False,
-                                "figure.constrained_layout.use": True})  # one layout pass, not bbox="tight"
-    import matplotlib.pyplot as plt
-
-    share_mathtext_parses()
-    return plt
-
-
 @functools.lru_cache(maxsize=8)
 def figure_fonts(lang: str) -> tuple[str, ...]:
-    """The font families figures of ``lang`` ask for, those installed here (no warning for the others)."""
-    from matplotlib import font_manager
-
-    wanted = [LATIN_FONT, *sorted(CJK_FONTS.values(), key=lambda font: font != CJK_FONTS.get(lang))]
-    installed = {font.name for font in font_manager.fontManager.ttflist}
-    return tuple(font for font in wanted if font in installed) or (LATIN_FONT,)
-
-
-def share_mathtext_parses() -> None:
-    """Log axes label their ticks in mathtext (10^-1, ...), and matplotlib caches a parse per renderer, i.e. per
-    saved figure, 50 at most: every report parsed its ~80 labels afresh, most of the drawing's time. Parses
-    are values of (output type, text, dpi, font): one process-wide cache serves every figure of a batch."""
-    from matplotlib.mathtext import MathTextParser
-
-    parse = MathTextParser._parse_cached.__wrapped__
-    owners: dict[str, MathTextParser] = {}
-
-    @functools.lru_cache(maxsize=4096)
-    def shared(output_type, text, dpi, prop, antialiased, load_glyph_flags):
-        owner = owners.setdefault(output_type, MathTextParser("path" if output_type == "vector" else "agg"))
-        return parse(owner, text, dpi, prop, antialiased, load_glyph_flags)
-
-    MathTextParser._parse_cached = lambda self, *key: shared(self._output_type, *key)
+    """The font families figures of ``lang`` name, in order. All of them, installed here or not: the reader's
+    browser picks among them, and skips a face it lacks."""
+    return (LATIN_FONT, *sorted(CJK_FONTS.values(), key=lambda font: font != CJK_FONTS.get(lang)))
 
 
 def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:
@@ -120,18 +85,9 @@ def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:
     if inputs.outcomes and not any(o.status == OutcomeStatus.OK for o in inputs.outcomes):
         result.waiting = True
         return result
-    plt = pyplot()
     try:
-        buffer = io.StringIO()
-        # Fonts are looked up when the figure is laid out and saved, so both happen in the context; matplotlib
-        # falls back along font.family (not along a generic family's list), so the faces are named there.
-        with plt.rc_context({"font.family": list(figure_fonts(language()))}):
-            fig = figure.draw(inputs)
-            fig.savefig(buffer, format="svg", metadata={"Date": None})
-        plt.close(fig)
-        svg = buffer.getvalue()
-        result.svg = svg[svg.index("<svg"):]  # drop the XML prologue: the SVG is inlined in HTML
+        # The figure's id prefixes the SVG's ids: a report inlines several figures in one page.
+        result.svg = figure.draw(inputs).to_svg(figure.id, figure_fonts(language()))
     except Exception as exc:
-        plt.close("all")
         result.error = f"{type(exc).__name__}: {exc}"
     return result

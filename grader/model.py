@@ -426,7 +426,7 @@ class GradedSubmission:
     """One submission's grading as plain data (result.json's dict and the figures' dicts), ready to write.
 
     This is what a scheduler hands back: a Dask worker pickles it to the client, which writes
-    every output, so nothing live (no worker, no matplotlib figure) ever crosses.
+    every output, so nothing live (no worker, no figure object) ever crosses.
     """
 
     result: dict[str, Any]

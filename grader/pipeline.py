@@ -111,7 +111,7 @@ def draw_figures(planned: list[PlannedFigure], probes: dict[str, ProbeOutcome], 
                  silent: frozenset[str] = frozenset()) -> list[FigureResult]:
     """``silent``: exercises none of whose functions returned a value. A figure of its own calls waits when
     none of them returned one (render_figure); a figure drawn from the checks' results alone waits when its
-    exercise is silent: it could show only the reference, and drawing it costs matplotlib's import."""
+    exercise is silent: it could show only the reference."""
     checks = {r.id: r for r in results}
     return [FigureResult(p.figure.id, p.figure.exercise, p.figure.title, p.figure.caption, waiting=True)
             if not p.probe_calls and p.figure.exercise in silent else
@@ -506,7 +506,7 @@ def finish_warming() -> None:
 def warm(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.ReferenceLedger,
          enough: threading.Event) -> None:
     """Reference results, computed (and cached) while the worker runs, until judging is done."""
-    # Not matplotlib's import: only a figure that will be drawn needs it, and drawing is off the critical path.
+    # The figures' reference work only: drawing them is cheap and off the critical path.
     steps = [functools.partial(p.check.warm, p.calls) for p in plan.checks]
     steps += [functools.partial(p.figure.prepare, p.calls) for p in plan.figures if p.figure.prepare]
     with refcache.using(store, ledger):

@@ -115,7 +115,7 @@ class WorkerPool:
 
 
 class LocalScheduler:
-    """``jobs`` grading threads and one drawing thread (pyplot is not thread-safe, and drawing is no one's wait)."""
+    """``jobs`` grading threads and one drawing thread (drawing is no one's wait)."""
 
     def __init__(self, assignment: Assignment, options: GradingOptions, jobs: int, hide: list[Path],
                  early_worker: WorkerProcess | None = None):

@@ -433,4 +433,4 @@ def test_reports_render_without_tofu_in_a_real_browser(partly_wrong, assignment,
     # The figures name the language's CJK face before the others (Han characters differ between them).
     figure_fonts = set(re.findall(r"font-family:\s*([^;\"]+)", " ".join(re.findall(r"<svg.*?</svg>", dom, re.S))))
     cjk_faces = [[f.strip(" '") for f in families.split(",") if "CJK" in f] for families in figure_fonts]
-    assert {faces[0] for faces in cjk_faces if faces} == {CJK_FONTS[lang]}  # (tick labels' mathtext names none)
+    assert {faces[0] for faces in cjk_faces if faces} == {CJK_FONTS[lang]}

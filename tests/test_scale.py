@@ -258,7 +258,7 @@ def test_a_dask_worker_hides_what_a_local_batch_hides(small_class, tmp_path, mon
 
 
 def test_a_figure_drawn_from_results_alone_waits_while_its_exercise_is_silent(assignment):
-    """No matplotlib for an untouched template: nothing of the student's to show, the figure waits."""
+    """Nothing drawn for an untouched template: nothing of the student's to show, the figure waits."""
     from grader.model import CheckResult
     from grader.pipeline import GradingOptions, draw_figures, plan_figures, plan_probes, silent_exercises
 

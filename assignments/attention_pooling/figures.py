@@ -12,8 +12,9 @@ import numpy as np
 import torch
 
 from grader.checks import Call
-from grader.figures import Figure, FigureInputs, pyplot
+from grader.figures import Figure, FigureInputs
 from grader.i18n import N_, _
+from grader.svgplot import subplots
 from reference import attention_pooling as ref
 
 YOURS = {"color": "#c9482b", "lw": 2}
@@ -48,8 +49,7 @@ def ex1_calls(rng):
 
 
 def ex1_draw(inputs: FigureInputs):
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+    fig, axes = subplots(1, 2, figsize=(8, 2.8))
     t = inputs.calls[0].context
     references = (ref.parzen_class_score, ref.nw_classify)
     names = (_("Parzen score p(x, +1) - p(x, -1)"), _("Nadaraya-Watson classifier f_NW(x)"))
@@ -101,10 +101,9 @@ def _scalar(values) -> float | None:
 
 
 def ex2_draw(inputs: FigureInputs):
-    plt = pyplot()
     x, y = inputs.calls[0].args[:2]
     ref_sigma, ref_fit, ref_losses = ex2_reference(inputs.calls[0].context)
-    fig, (fit_ax, loss_ax) = plt.subplots(1, 2, figsize=(8, 3))
+    fig, (fit_ax, loss_ax) = subplots(1, 2, figsize=(8, 3))
     grid = FIT_GRID
     fit_ax.scatter(x, y, s=10, color="#5d6975", label=_("data"))
     fit_ax.plot(grid, _as_numpy(ref.book_target(grid)), color="#2f8f5b", lw=1, label=_("true f"))
@@ -145,8 +144,7 @@ def ex3_calls(rng):
 
 
 def ex3_draw(inputs: FigureInputs):
-    plt = pyplot()
-    fig, axes = plt.subplots(2, 2, figsize=(7, 4.6))
+    fig, axes = subplots(2, 2, figsize=(7, 4.6))
     q, k, sigma = inputs.calls[0].args
     for row, (call, reference) in enumerate(zip(inputs.calls, (ref.gaussian_attention, ref.dot_product_attention))):
         expected = _as_numpy(reference(q, k, sigma))
@@ -169,13 +167,12 @@ def ex3_draw(inputs: FigureInputs):
 # --------------------------------------------------------------------------- Exercise 4
 
 def ex4_draw(inputs: FigureInputs):
-    plt = pyplot()
     study = inputs.checks.get("ex4.shrinking_study")
     rows = study.details.get("data_sets", []) if study else []
     dims = sorted({r["d"] for r in rows})
     if not dims:
         raise ValueError(_("the study produced no widths to plot"))
-    fig, axes = plt.subplots(1, len(dims), figsize=(4 * len(dims), 3), squeeze=False)
+    fig, axes = subplots(1, len(dims), figsize=(4 * len(dims), 3), squeeze=False)
     slopes = study.details.get("slopes", {})
     for ax, d in zip(axes[0], dims):
         mine = [r for r in rows if r["d"] == d]

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from grader.checks import Call, Construct, reference_value
-from grader.figures import Figure, FigureInputs, pyplot
+from grader.figures import Figure, FigureInputs
 from grader.i18n import N_, _
+from grader.svgplot import subplots
 from reference import attention_scoring as ref
 
 YOURS = {"color": "#c9482b", "lw": 2}
@@ -57,8 +58,7 @@ def heatmap(ax, weights, title, vmax=1.0):
 
 def heatmap_grid(inputs: FigureInputs, references, row_labels, xlabel, ylabel, flatten=True):
     """One row per call: the reference's weights, then the student's."""
-    plt = pyplot()
-    fig, axes = plt.subplots(len(inputs.calls), 2, figsize=(6.4, 2.6 * len(inputs.calls)), squeeze=False)
+    fig, axes = subplots(len(inputs.calls), 2, figsize=(6.4, 2.6 * len(inputs.calls)), squeeze=False)
     image = None
     for row, (call, reference, label) in enumerate(zip(inputs.calls, references, row_labels)):
         result = reference_value(reference, call)
@@ -136,8 +136,7 @@ def parametric_calls(rng):
 
 
 def parametric_draw(inputs: FigureInputs):
-    plt = pyplot()
-    fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+    fig, axes = subplots(1, 3, figsize=(9, 3))
     image = None
     shapes = [(len(call.args[0]), len(call.args[1])) for call in inputs.calls[:2]]
     weights = [returned_weights(inputs.result(index), shape) for index, shape in enumerate(shapes)]

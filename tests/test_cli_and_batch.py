@@ -300,3 +300,28 @@ def test_the_likely_first_notebook_is_the_batchs_first_unless_it_may_be_skipped(
     shard = next(Shard(k, n) for n in range(2, 20) for k in range(1, n + 1)
                  if not Shard(k, n).holds("a") and Shard(k, n).holds("b"))
     assert likely_first([tmp_path], out, shard=shard) == tmp_path / "b.ipynb"
+
+
+def test_the_command_ends_fast_but_only_after_its_exit_handlers_ran(tmp_path):
+    """`python -m grader.cli` (and the `grader` script) skip the interpreter's finalisation (0.3 s with torch
+    loaded) but not what exiting must do: the run's cgroups are removed by an exit handler, the code is kept."""
+    import glob
+
+    from grader.execute import cgroup_manager
+
+    path = tmp_path / "s.ipynb"
+    nbformat.write(build_notebook(STUBS), path)
+    process = subprocess.Popen([sys.executable, "-m", "grader.cli", "grade", str(path), "--out", str(tmp_path / "o"),
+                                "--public", "--quiet", "--fail-under", "1", *ONLY_EX4], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    pattern = f"grader-{process.pid}-*"
+    made, stderr = False, ""
+    while process.poll() is None:  # the run's parent cgroup, while it grades (where this machine lets it make one)
+        made = made or bool(glob.glob(f"/sys/fs/cgroup/**/{pattern}", recursive=True))
+        time.sleep(0.05)
+    stderr = process.stderr.read()
+    assert process.returncode == cli.EXIT_BELOW, stderr[-2000:]  # 0 points, under --fail-under 1
+    assert (tmp_path / "o" / "s" / "result.json").is_file() and (tmp_path / "o" / "gradebook.csv").is_file()
+    if cgroup_manager() is not None:
+        assert made, "the run made its cgroups"
+        assert not glob.glob(f"/sys/fs/cgroup/**/{pattern}", recursive=True), "and its exit handler removed them"

@@ -433,7 +433,7 @@ def test_the_student_package_holds_no_answers_and_checks_from_the_bundle(assignm
                              "f'{e.group} {e.name}={e.value}' for e in m.distribution('attention-grader-student')"
                              ".entry_points))"], capture_output=True, text=True, check=True).stdout
     assert "jupyter_client.kernel_provisioners grader-sandbox=grader.kernel_sandbox:SandboxProvisioner" in points
-    assert "console_scripts grader=grader.cli:main" in points
+    assert "console_scripts grader=grader.cli:run" in points
     # torch and the rest come from this environment (no network, no second torch): a path, not its .pth hooks,
     # so the instructor's editable install of reference/ and assignments/ stays out of sight.
     (site / "borrowed-libraries.pth").write_text(sysconfig.get_path("purelib") + "\n")

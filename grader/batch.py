@@ -18,7 +18,7 @@ from typing import Callable
 
 from . import gradebook
 from .assignment import Assignment, hash_files
-from .files import Shard, class_folders, find_notebooks, read_regular_file, submission_names  # noqa: F401
+from .files import Shard, class_folders, find_notebooks, read_regular_file, submission_names
 from .load import MAX_NOTEBOOK_BYTES
 from .i18n import _, language
 from .model import GradedSubmission, RosterMatch

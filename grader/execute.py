@@ -196,7 +196,7 @@ class WorkerProcess:
             try:
                 self.process.stdin.close()
             except OSError:
-                pass
+                pass  # the worker already died; reading its result below says so
             try:
                 self.process.wait(timeout=max(0.0, limits.budget - (time.monotonic() - self.begun)))
             except subprocess.TimeoutExpired:
@@ -206,7 +206,7 @@ class WorkerProcess:
         finally:
             self.stop()
         run = read_worker_result(self.job_dir / RESULT_NAME, calls, self.sandboxed, errors,
-                                 self.process.returncode, time.monotonic() - (self.begun or time.monotonic()))
+                                 self.process.returncode, time.monotonic() - self.begun)
         run.unenforced = self.enforcement.missing()
         return run
 

@@ -90,7 +90,7 @@ class WorkerPool:
                 worker = (mine or free or [None])[0]
                 if worker is not None:
                     self.spares.remove(worker)
-                if remaining > 0 and len([w for w in self.spares if w.source is None]) < self.wanted:
+                if remaining > 0 and len(free) - (worker in free) < self.wanted:  # spares that have begun none
                     self.spares.append(start_worker(self.assignment, self.options, self.hide))
             worker = worker or start_worker(self.assignment, self.options, self.hide)
         except BaseException:  # a worker taken but not handed out is stopped, not left running

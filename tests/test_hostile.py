@@ -23,7 +23,8 @@ from grader.assignment import load_assignment
 from grader.batch import grade_batch
 from grader.execute import ExecutionOptions, WorkerProcess
 from grader.pipeline import GradingOptions
-from grader.sandbox import Limits, bubblewrap
+from grader.sandbox import Limits
+from tests.conftest import NEEDS_BUBBLEWRAP
 from grader.pipeline import plan_probes
 from tests.hostile_corpus import AWKWARD_NAMES, CANARY, MARKER_SLEEP, corpus, special_files
 from tests.submissions import MISTAKES
@@ -35,7 +36,7 @@ FULL_MARKS = ["loop_top_level", "os_exit", "sys_exit", "memory_hog", "output_flo
               "disk_fill", "fork_bomb"]  # cpu_hogs slows its own grading: its neighbours' results are what count
 NOT_REGULAR = sorted(special_files(""))
 
-pytestmark = pytest.mark.skipif(not bubblewrap(), reason="bubblewrap does not work here (CI installs it)")
+pytestmark = NEEDS_BUBBLEWRAP
 
 
 def without_timings(row):

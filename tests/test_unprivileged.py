@@ -19,11 +19,11 @@ import nbformat
 import pytest
 
 from assignments.attention_pooling.build_notebooks import REPO, SOLUTION, build_notebook
-from grader.sandbox import NOBODY, bubblewrap, python_prefixes
+from grader.sandbox import NOBODY, python_prefixes
+from tests.conftest import NEEDS_BUBBLEWRAP, NEEDS_ROOT
 from tests.hostile_corpus import corpus
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 or not bubblewrap(),
-                                reason="needs root to become an unprivileged user, and bubblewrap")
+pytestmark = [NEEDS_ROOT, NEEDS_BUBBLEWRAP]
 SECRET = "unprivileged-secret-5c1d"
 ENTRIES = ("privilege", "visible", "forged_outcomes", "fork_bomb")
 

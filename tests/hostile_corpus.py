@@ -100,6 +100,15 @@ if libc.ptrace(0, 0, None, None) == 0:  # PTRACE_TRACEME
     found.append("ptrace")
 if libc.syscall(321, 0, None, 0) != -1 or ctypes.get_errno() != errno.EPERM:  # bpf on x86_64
     found.append("bpf")
+if libc.syscall(425, 1, ctypes.c_void_p(0)) != -1 or ctypes.get_errno() != errno.EPERM:  # io_uring_setup
+    found.append("io_uring")
+import socket
+for family, kind in ((40, socket.SOCK_STREAM), (16, socket.SOCK_RAW), (38, 5)):  # AF_VSOCK, AF_NETLINK, AF_ALG
+    try:
+        socket.socket(family, kind).close()
+        found.append(f"socket family {family}")
+    except OSError:
+        pass
 '''
 
 VISIBLE = '''\

@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import socket
 import struct
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from grader.cgroups import CgroupManager, JobCgroup
 from grader.files import (FileTooLarge, NotRegularFile, find_notebooks, read_regular_file, safe_name,
                           submission_names)
 from grader.sandbox import Limits, SandboxPlan, bwrap_arguments
+from tests.conftest import unavailable
 
 
 # --------------------------------------------------------------------------- seccomp
@@ -50,6 +52,50 @@ def test_the_filter_refuses_escapes_and_allows_ordinary_calls(arch):
         if ordinary not in arch.numbers.values():
             assert run_filter(program, ordinary, arch.audit_arch) == allow
     assert run_filter(program, 0, 0x40000003) == eperm  # another ABI (i386) is refused whole
+
+
+@pytest.mark.parametrize("arch", [seccomp.X86_64, seccomp.AARCH64], ids=["x86_64", "aarch64"])
+def test_io_uring_is_refused_and_sockets_are_an_allow_list_of_families(arch):
+    program = seccomp.compiled(arch)
+    eperm, allow = seccomp.RET_ERRNO | errno.EPERM, seccomp.RET_ALLOW
+    for name in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
+        assert run_filter(program, arch.numbers[name], arch.audit_arch) == eperm, name
+    for call in ("socket", "socketpair"):
+        number = arch.numbers[call]
+        for family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6):
+            assert run_filter(program, number, arch.audit_arch, (family, socket.SOCK_STREAM, 0, 0, 0, 0)) == allow
+        refused = [family for family in range(64) if family not in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6)]
+        assert 40 in refused and socket.AF_NETLINK in refused and socket.AF_PACKET in refused  # 40: AF_VSOCK
+        for family in refused:
+            assert run_filter(program, number, arch.audit_arch, (family, 1, 0, 0, 0, 0)) == \
+                seccomp.RET_ERRNO | errno.EAFNOSUPPORT, (call, family)
+        # the kernel reads the family as an int: high bits set above AF_UNIX are still AF_UNIX, and allowed
+        assert run_filter(program, number, arch.audit_arch, ((1 << 32) | socket.AF_UNIX, 1, 0, 0, 0, 0)) == allow
+
+
+def libseccomp():
+    """The system's libseccomp (Debian's libseccomp2, installed by ./install.sh --test), or None."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("seccomp")
+    if not name:
+        return None
+    resolve = ctypes.CDLL(name).seccomp_syscall_resolve_name_arch
+    resolve.argtypes, resolve.restype = [ctypes.c_uint32, ctypes.c_char_p], ctypes.c_int
+    return lambda arch, syscall: resolve(arch.audit_arch, syscall.encode())  # SCMP_ARCH_* are the AUDIT_ARCH_*
+
+
+@pytest.mark.parametrize("arch", [seccomp.X86_64, seccomp.AARCH64], ids=["x86_64", "aarch64"])
+def test_the_hand_typed_syscall_numbers_are_libseccomps(arch):
+    resolve = libseccomp()
+    if resolve is None:
+        unavailable("libseccomp is not installed (./install.sh --test installs it)")
+    for name, number in arch.numbers.items():
+        assert resolve(arch, name) == number, name
+    for name in seccomp.DENIED:  # a denied call left out of an architecture's table must not exist there
+        if name not in arch.numbers:
+            assert resolve(arch, name) < 0, f"{name} exists on this architecture but the filter does not refuse it"
 
 
 def test_x32_numbers_are_refused_on_x86_64():

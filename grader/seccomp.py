@@ -8,9 +8,11 @@ the calls it makes). ``clone3`` answers ENOSYS, so the C library falls back to `
 filter can read (clone3 passes them behind a pointer).
 
 Sockets are an allow-list of address families: the kernel's ZeroMQ sockets are AF_UNIX, and AF_INET and
-AF_INET6 reach only the sandbox's own loopback (its network namespace has nothing else). Every other family
-(AF_VSOCK, which reaches the hypervisor past any network namespace; AF_NETLINK, AF_PACKET, AF_ALG, ...)
-answers EAFNOSUPPORT, as on a kernel built without it; the C library's resolver does without netlink.
+AF_INET6 reach only the sandbox's own loopback (its network namespace has nothing else); netlink only as
+NETLINK_ROUTE, which lists that namespace's interfaces (libzmq's getifaddrs() aborts the kernel without it).
+Every other family (AF_VSOCK, which reaches the hypervisor past any network namespace; AF_PACKET, AF_ALG,
+...) and every other netlink protocol (audit, uevents, ...) answers EAFNOSUPPORT, as on a kernel built
+without it.
 
 Written out by hand rather than through libseccomp: the program is ~60 instructions, it
 needs no compiled dependency, and the tests read it back instruction by instruction.
@@ -28,7 +30,7 @@ import struct
 from dataclasses import dataclass
 
 # struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6].
-OFFSET_NR, OFFSET_ARCH, OFFSET_ARG0, OFFSET_ARG1 = 0, 4, 16, 24  # an argument's low 32 bits (little-endian)
+OFFSET_NR, OFFSET_ARCH, OFFSET_ARG0, OFFSET_ARG1, OFFSET_ARG2 = 0, 4, 16, 24, 32  # an argument's low 32 bits (little-endian)
 
 BPF_LD_W_ABS = 0x20  # BPF_LD | BPF_W | BPF_ABS
 BPF_JEQ_K, BPF_JGE_K, BPF_JSET_K = 0x15, 0x35, 0x45  # BPF_JMP | op | BPF_K
@@ -40,7 +42,7 @@ CLONE_NAMESPACE_FLAGS = (0x00020000 | 0x02000000 | 0x04000000 | 0x08000000  # NE
                          | 0x10000000 | 0x20000000 | 0x40000000 | 0x00000080)  # NEWUSER, NEWPID, NEWNET, NEWTIME
 TIOCSTI = 0x5412
 X32_SYSCALL_BIT = 0x40000000
-AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
+AF_UNIX, AF_INET, AF_INET6, AF_NETLINK, NETLINK_ROUTE = 1, 2, 10, 16, 0
 SOCKET_FAMILIES = (AF_UNIX, AF_INET, AF_INET6)  # socket() and socketpair() take the family as an int, first
 
 DENIED = ("mount", "umount2", "pivot_root", "chroot", "ptrace", "process_vm_readv", "process_vm_writev", "unshare",
@@ -112,7 +114,9 @@ def program(arch: Architecture) -> list[tuple[int, int, int, int]]:
     body.append(("insn", BPF_LD_W_ABS, OFFSET_ARG0))  # the address family
     for family in SOCKET_FAMILIES:
         body.append(("jump", BPF_JEQ_K, family, "allow", None))
-    body.append(("jump", BPF_JEQ_K, 0, "no_family", "no_family"))  # an unconditional jump, as this program spells one
+    body.append(("jump", BPF_JEQ_K, AF_NETLINK, None, "no_family"))
+    body.append(("insn", BPF_LD_W_ABS, OFFSET_ARG2))  # netlink's protocol
+    body.append(("jump", BPF_JEQ_K, NETLINK_ROUTE, "allow", "no_family"))
     labels["ioctl"] = len(body)
     body.append(("insn", BPF_LD_W_ABS, OFFSET_ARG1))  # ioctl's request
     body.append(("jump", BPF_JEQ_K, TIOCSTI, "deny", "allow"))

@@ -64,11 +64,17 @@ def test_io_uring_is_refused_and_sockets_are_an_allow_list_of_families(arch):
         number = arch.numbers[call]
         for family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6):
             assert run_filter(program, number, arch.audit_arch, (family, socket.SOCK_STREAM, 0, 0, 0, 0)) == allow
-        refused = [family for family in range(64) if family not in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6)]
-        assert 40 in refused and socket.AF_NETLINK in refused and socket.AF_PACKET in refused  # 40: AF_VSOCK
+        no_family = seccomp.RET_ERRNO | errno.EAFNOSUPPORT
+        refused = [family for family in range(64) if family not in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6,
+                                                                    socket.AF_NETLINK)]
+        assert 40 in refused and socket.AF_PACKET in refused and 38 in refused  # 40: AF_VSOCK, 38: AF_ALG
         for family in refused:
-            assert run_filter(program, number, arch.audit_arch, (family, 1, 0, 0, 0, 0)) == \
-                seccomp.RET_ERRNO | errno.EAFNOSUPPORT, (call, family)
+            assert run_filter(program, number, arch.audit_arch, (family, 1, 0, 0, 0, 0)) == no_family, (call, family)
+        # netlink only to list the sandbox's own interfaces (NETLINK_ROUTE, 0): not audit (9), uevents (15), ...
+        assert run_filter(program, number, arch.audit_arch, (socket.AF_NETLINK, socket.SOCK_RAW, 0, 0, 0, 0)) == allow
+        for protocol in range(1, 32):
+            assert run_filter(program, number, arch.audit_arch, (socket.AF_NETLINK, socket.SOCK_RAW, protocol, 0, 0,
+                                                                 0)) == no_family, protocol
         # the kernel reads the family as an int: high bits set above AF_UNIX are still AF_UNIX, and allowed
         assert run_filter(program, number, arch.audit_arch, ((1 << 32) | socket.AF_UNIX, 1, 0, 0, 0, 0)) == allow
 

@@ -24,6 +24,9 @@ LIMIT_NAMES = frozenset(f.name for f in fields(Limits))
 DEFAULT_SANDBOX = "auto"  # bubblewrap when it works (grader.execute.ExecutionOptions)
 DEFAULT_LANGUAGE = "en"
 ASSIGNMENT_METADATA_KEY = "grader"  # a notebook's metadata["grader"]["assignment"], written by the template
+# Root's sandboxes each run their kernel as a uid of its own from here (grader.uids): systemd's "unused" range
+# between its container uids and the foreign range (docs/UIDS-GIDS.md), clear of accounts and of /etc/subuid's.
+SANDBOX_UIDS = range(1_879_048_192, 2_147_352_576)
 
 
 def unknown_limits(settings: Mapping[str, Any]) -> list[str]:

@@ -32,7 +32,8 @@ from .errors import SandboxUnavailable, WorkerCrashed
 from .files import FileTooLarge, class_folders, find_notebooks, read_regular_file
 from .i18n import N_, _
 from .model import ErrorKind, GradeError, OutcomeStatus, ProbeCall, WorkerPhases, WorkerRun
-from .sandbox import SWEEP_VARIABLE, Limits, SandboxPlan, bubblewrap, covered_inside_shown, make_plan
+from . import uids
+from .sandbox import SWEEP_VARIABLE, Limits, SandboxPlan, bubblewrap, covered_inside_shown, make_plan, started_by_root
 from .seccomp import architecture
 from .wire import JOB_NAME, NOTEBOOK_NAME, RESULT_NAME, SETTINGS_NAME, call_json, number, parse_cell, parse_outcome
 
@@ -77,11 +78,13 @@ class Enforcement:
     sandbox: bool
     cgroup: bool
     seccomp: bool
+    own_user: bool = False  # the kernel runs as a uid of its own (grader.uids): no per-user count is shared
 
     def missing(self) -> list[str]:
         """The ids of grader.model.UNENFORCED that apply, language-free (result.json keeps them as they are)."""
         return [key for key, held in (("sandbox", self.sandbox), ("cgroup", self.cgroup),
-                                      ("seccomp", self.seccomp or not self.sandbox)) if not held]
+                                      ("seccomp", self.seccomp or not self.sandbox), ("user", self.own_user))
+                if not held]
 
 
 _cgroup_manager: list = []  # [CgroupManager | None], detected once per process
@@ -102,12 +105,7 @@ def enforcement(options: ExecutionOptions) -> Enforcement:
     """What a run with these options will have here (the CLI says it before grading starts)."""
     sandboxed = options.use_bubblewrap()
     return Enforcement(sandbox=sandboxed, cgroup=options.cgroups and cgroup_manager() is not None,
-                       seccomp=sandboxed and architecture() is not None)
-
-
-def shared_memory_root() -> str | None:
-    """/dev/shm for the kernel's socket folder: what the kernel writes there is memory, charged to its cgroup."""
-    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+                       seccomp=sandboxed and architecture() is not None, own_user=sandboxed and started_by_root())
 
 
 class WorkerProcess:
@@ -124,6 +122,7 @@ class WorkerProcess:
         self.source: Path | None = None  # the notebook file handed over by begin (resolved), None before
         self.begun: float | None = None  # when: the submission's budget counts from then
         self.cgroup: JobCgroup | None = None
+        self.uid: int | None = None  # root's sandbox: the kernel's own uid (grader.uids), released at cleanup
         self.log = None
         self.cleaned = False
         self.job_dir = Path(tempfile.mkdtemp(prefix="nbjob-", dir=options.scratch_root))  # 0700: ours alone
@@ -136,12 +135,13 @@ class WorkerProcess:
 
     def start(self, preload: list[str], hidden: list[Path]) -> None:
         limits = self.options.limits
-        self.runtime_dir = Path(tempfile.mkdtemp(prefix="k-", dir=shared_memory_root() if self.sandboxed else
-                                                 self.job_dir))
+        # The connection file (and, without a sandbox, the sockets); a sandboxed kernel's sockets are in its sandbox.
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="k-", dir=self.job_dir))
         self.sweep_tag = secrets.token_hex(8)
         plan: SandboxPlan | None = None
         if self.sandboxed:
-            plan = make_plan(bubblewrap(), self.runtime_dir, self.job_dir / "etc", limits, hidden)
+            self.uid = uids.allocate() if started_by_root() else None
+            plan = make_plan(bubblewrap(), self.runtime_dir, self.job_dir / "etc", limits, hidden, self.uid)
         self.covered = set(plan.hidden) if plan else set()
         manager = cgroup_manager() if self.options.cgroups else None
         if manager:
@@ -223,7 +223,7 @@ class WorkerProcess:
     @property
     def enforcement(self) -> Enforcement:
         return Enforcement(sandbox=self.sandboxed, cgroup=self.cgroup is not None,
-                           seccomp=self.sandboxed and architecture() is not None)
+                           seccomp=self.sandboxed and architecture() is not None, own_user=self.uid is not None)
 
     def __enter__(self) -> "WorkerProcess":
         return self
@@ -256,6 +256,8 @@ class WorkerProcess:
         self.stop()
         if self.cgroup is not None:
             self.cgroup.remove()
+        if self.uid is not None:  # stop() has killed everything that ran as it
+            uids.release(self.uid)
         if not self.options.keep_scratch:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             shutil.rmtree(self.job_dir, ignore_errors=True)

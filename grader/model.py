@@ -108,6 +108,9 @@ UNENFORCED = {  # protection id -> what its absence means, for the CLI and every
     "cgroup": N_("no cgroup: memory and process limits held per process, not for the notebook and everything it "
                  "started, and CPU was not shared equally between submissions"),
     "seccomp": N_("no seccomp filter for this processor: the sandbox did not refuse dangerous system calls"),
+    "user": N_("no user of its own: the notebook's code ran as the grader's user, so the operating system's per-user "
+               "counts (queued signals, file and event watches, pipe buffers; without a sandbox, processes too) were "
+               "shared with the submissions graded at the same time, and one of them could make this one fail"),
 }
 
 

@@ -190,6 +190,42 @@ if words[0] == "refused":  # the child hit the process limit: say so as the cell
     raise OSError(int(words[1]), f"{os.strerror(int(words[1]))} after {words[2]} processes")
 '''
 
+HOLD_PROCESSES = 236  # with the kernel's own threads, under the default limit of 256; with a neighbour's, over it
+PROCESS_HOLDER = f'''\
+import subprocess, time
+held = []
+try:
+    for _ in range({HOLD_PROCESSES}):  # processes that stay while this cell, and a neighbour's grading, go on
+        held.append(subprocess.Popen(["sleep", "{MARKER_SLEEP}"]))
+except OSError:
+    pass
+time.sleep(12)
+'''
+
+WRITE_EVERYWHERE = '''\
+import os
+found = []
+block = b"x" * 2**20
+# The socket folder (its own 4 MiB tmpfs), the sandbox's root and /dev (read-only once built), the shown trees.
+for folder in ["/run/jupyter", "/", "/dev", "/home", "/run", "/etc", "/usr", os.path.dirname(os.__file__)]:
+    written = 0
+    path = os.path.join(folder, "fill")
+    try:
+        with open(path, "wb") as f:
+            for _ in range(64):
+                f.write(block)
+                f.flush()
+                written += 1
+    except OSError:
+        pass
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    if written > 8:
+        found.append(folder)
+'''
+
 CPU_HOGS = f'''\
 import subprocess, sys
 for _ in range(8):  # busy processes, each in a session of its own, left running
@@ -278,6 +314,8 @@ def corpus(reference_paths: list[str], socket_targets: list[tuple[str, int]], wr
         "disk_fill": (_with_cell(DISK_FILL), set(), []),
         "fork_bomb": (_with_cell(FORK_BOMB), {"process-limit"}, ["processes"]),
         "cpu_hogs": (_with_cell(CPU_HOGS), set(), []),
+        "process_holder": (_with_cell(PROCESS_HOLDER), set(), []),
+        "write_everywhere": (_reporting(WRITE_EVERYWHERE, "found"), set(), []),
         "exfiltration": (build_notebook(exfiltrating_functions()), set(), ["not shown"]),
     }
 

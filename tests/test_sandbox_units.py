@@ -5,6 +5,8 @@ import json
 import os
 import socket
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,8 @@ from grader import seccomp
 from grader.cgroups import CgroupManager, JobCgroup
 from grader.files import (FileTooLarge, NotRegularFile, find_notebooks, read_regular_file, safe_name,
                           submission_names)
-from grader.sandbox import Limits, SandboxPlan, bwrap_arguments
+from grader.sandbox import (CONNECTION_FILE, NPROC_LAUNCHER, RUNTIME_BYTES, SANDBOX_RUNTIME, Limits, SandboxPlan,
+                            bwrap_arguments)
 from tests.conftest import unavailable
 
 
@@ -222,10 +225,10 @@ def test_oom_kills_are_read_from_either_version(tmp_path):
 
 # --------------------------------------------------------------------------- bwrap's arguments
 
-def plan(uid, prefix="/opt/py"):
-    return SandboxPlan(bwrap="/usr/bin/bwrap", runtime_dir="/dev/shm/k-1", etc_dir="/tmp/job/etc",
+def plan(uid, prefix="/opt/py", processes=0):
+    return SandboxPlan(bwrap="/usr/bin/bwrap", runtime_dir="/tmp/job/k-1", etc_dir="/tmp/job/etc",
                        read_only=(prefix,), hidden=(f"{prefix}/lib/site-packages/reference",),
-                       tmpfs_bytes=Limits().tmpfs_bytes, uid=uid)
+                       tmpfs_bytes=Limits().tmpfs_bytes, uid=uid, processes=processes)
 
 
 def test_root_drops_to_an_unprivileged_uid_and_a_user_gets_a_user_namespace():
@@ -252,3 +255,52 @@ def test_the_view_is_an_allow_list_with_hidden_packages_covered_after_their_tree
         i = next(i for i, a in enumerate(args) if a == path and args[i - 1] == "--tmpfs")
         assert args[i - 3] == "--size" and i < tree  # a prefix under /tmp (a checkout there) stays shown
     assert not any("shadow" in a for a in args)
+
+
+def test_nothing_of_the_host_is_writable_and_the_socket_folder_is_a_capped_tmpfs():
+    for args in (bwrap_arguments(plan(70001), None, info_fd=7), bwrap_arguments(plan(None, processes=256), None, 7)):
+        assert "--bind" not in args and "--dev-bind" not in args  # only read-only binds of the host
+        runtime = args.index(str(SANDBOX_RUNTIME))
+        assert args[runtime - 1] == "--tmpfs" and args[runtime - 3:runtime - 1] == ["--size", str(RUNTIME_BYTES)]
+        assert RUNTIME_BYTES <= 16 * 2**20
+        connection = args.index(str(SANDBOX_RUNTIME / CONNECTION_FILE))
+        assert args[connection - 2:connection] == ["--ro-bind", f"/tmp/job/k-1/{CONNECTION_FILE}"]
+        # every mount is made before the root and /dev become read-only
+        last_mount = max(i for i, a in enumerate(args) if a in ("--tmpfs", "--ro-bind", "--dir", "--symlink"))
+        remounts = [i for i, a in enumerate(args) if a == "--remount-ro"]
+        assert [args[i + 1] for i in remounts] == ["/", "/dev"] and min(remounts) > last_mount
+        assert args[args.index("--info-fd") + 1] == "7"
+
+
+def test_a_user_namespace_sets_the_process_limit_inside_it_and_root_gives_the_kernel_its_uid():
+    as_user = bwrap_arguments(plan(None, processes=256), None)
+    after = as_user[as_user.index("--") + 1:]
+    assert after[:4] == [sys.executable, "-I", "-S", "-c"] and after[5] == "256"
+    assert "RLIMIT_NPROC" in after[4] and "execv" in after[4]
+    as_root = bwrap_arguments(plan(70001), None)
+    assert "--reuid=70001" in as_root and NPROC_LAUNCHER not in as_root  # root: the rlimit is set on the own uid
+
+
+def test_the_launcher_sets_the_limit_and_becomes_the_command():
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", NPROC_LAUNCHER, "77", sys.executable, "-c",
+                           "import resource; print(resource.getrlimit(resource.RLIMIT_NPROC))"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "(77, 77)", done.stderr
+
+
+def test_each_kernel_gets_a_uid_of_its_own_from_the_reserved_range(monkeypatch):
+    from grader import uids
+    from grader.config import SANDBOX_UIDS
+
+    taken = [uids.allocate() for _ in range(20)]
+    try:
+        assert len(set(taken)) == 20 and all(uid in SANDBOX_UIDS and uid != 65534 for uid in taken)
+        assert not any(uids.in_use(uid) for uid in taken)  # no account, no process has them
+        assert uids.in_use(0) and uids.in_use(os.getuid())
+        # a uid some process runs as is never handed out: here, every draw lands on one
+        monkeypatch.setattr(uids.secrets, "randbelow", lambda n: os.getuid() - SANDBOX_UIDS.start)
+        with pytest.raises(RuntimeError):
+            uids.allocate()
+    finally:
+        for uid in taken:
+            uids.release(uid)

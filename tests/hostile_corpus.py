@@ -142,7 +142,7 @@ for _ in range(900):  # deep enough to hurt a recursive reader, shallow enough t
     DEEP = [DEEP]
 threading.Thread(target=_forge, daemon=True).start()
 import glob, os
-for folder in glob.glob("/dev/shm/*"):  # the socket folder: plant what a naive reader would trust
+for folder in glob.glob("/dev/shm/*") + ["/run/jupyter"]:  # the socket folder: plant what a naive reader would trust
     for name in ("worker-result.json", "job.json"):
         try:
             os.mkfifo(os.path.join(folder, name))
@@ -236,7 +236,7 @@ for _ in range(8):  # busy processes, each in a session of its own, left running
 DISK_FILL = '''\
 import glob, os
 block = b"x" * 2**20
-for folder in glob.glob("/dev/shm/*") + ["/home/student"]:
+for folder in glob.glob("/dev/shm/*") + ["/home/student", "/run/jupyter"]:
     try:
         with open(os.path.join(folder, "fill"), "wb") as f:
             for _ in range(1500):

@@ -228,7 +228,7 @@ def test_nothing_outside_the_scratch_folder_changed(batches):
         assert not path.exists() or CANARY not in path.read_text(errors="replace"), target
     assert list(scratch.iterdir()) == [], "every scratch folder is removed after grading"
     socket_folders = batches[-1]
-    assert socket_folders  # /dev/shm/k-*, or inside the scratch folder where /dev/shm is not writable
+    assert socket_folders  # the worker's folders of the kernels' connection files (the sockets are in the sandbox)
     leftovers = [p for p in socket_folders if os.path.lexists(p)]
     assert leftovers == [], "the kernels' socket folders (and what the notebooks filled them with) are removed"
 

@@ -33,7 +33,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-GIB, MIB = 2**30, 2**20
+GIB, MIB, PAGE = 2**30, 2**20, 4096
 
 SANDBOX_USER = "student"
 SANDBOX_HOME = Path("/home") / SANDBOX_USER
@@ -139,7 +139,9 @@ def bwrap_arguments(plan: SandboxPlan, seccomp_fd: int | None, info_fd: int | No
     scratch = ("/tmp", "/dev/shm", str(SANDBOX_HOME))  # empty, size-capped, world-writable (the uid inside owns no mount)
     folders = _directories_for([*binds, *written, str(SANDBOX_RUNTIME), *scratch])
     inside_scratch = [f for f in folders if any(f == t or Path(t) in Path(f).parents for t in scratch)]
-    args += ["--proc", "/proc", "--dev", "/dev"]
+    # /dev/pts is covered: bubblewrap's devpts draws on the machine's pseudo-terminals (3072 of them here, shared by
+    # everyone) and a notebook needs none; without it, /dev/ptmx leads nowhere.
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "0555", "--size", str(PAGE), "--tmpfs", "/dev/pts"]
     for folder in (f for f in folders if f not in inside_scratch):
         args += ["--perms", "0755", "--dir", folder]
     for path in scratch:  # before the binds: a prefix under /tmp (a checkout there) is bound on top, not hidden

@@ -270,6 +270,8 @@ def test_nothing_of_the_host_is_writable_and_the_socket_folder_is_a_capped_tmpfs
         remounts = [i for i, a in enumerate(args) if a == "--remount-ro"]
         assert [args[i + 1] for i in remounts] == ["/", "/dev"] and min(remounts) > last_mount
         assert args[args.index("--info-fd") + 1] == "7"
+        pts = args.index("/dev/pts")  # no pseudo-terminal: the machine's few are shared by everyone
+        assert args[pts - 1] == "--tmpfs" and pts > args.index("--dev")
 
 
 def test_a_user_namespace_sets_the_process_limit_inside_it_and_root_gives_the_kernel_its_uid():

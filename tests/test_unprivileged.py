@@ -26,7 +26,8 @@ from tests.hostile_corpus import corpus
 
 pytestmark = [NEEDS_ROOT, NEEDS_BUBBLEWRAP]
 SECRET = "unprivileged-secret-5c1d"
-ENTRIES = ("privilege", "visible", "forged_outcomes", "fork_bomb", "process_holder", "write_everywhere")
+ENTRIES = ("privilege", "visible", "spy", "forged_outcomes", "fork_bomb", "process_holder", "write_everywhere",
+           "memory_hog", "tmpfs_fill")  # one of each kind of attack the root corpus (test_hostile.py) holds
 
 
 def as_unprivileged_user(argv: list[str], home: Path) -> list[str]:
@@ -63,12 +64,12 @@ def graded():
     done = subprocess.run(as_unprivileged_user(argv, work), capture_output=True, text=True, timeout=900, cwd=REPO)
     rows = {name: json.loads((out / name / "result.json").read_text()) for name in ["right", *ENTRIES]
             if (out / name / "result.json").exists()}
-    yield done, rows, out
+    yield done, rows, out, entries
     shutil.rmtree(work, ignore_errors=True)
 
 
 def test_the_cli_grades_as_an_unprivileged_user_and_says_what_is_not_enforced(graded):
-    done, rows, _ = graded
+    done, rows, *_ = graded
     from grader.model import UNGRADABLE
 
     ungradable = {name for name, row in rows.items() if any(e["kind"] in UNGRADABLE for e in row["errors"])}
@@ -81,7 +82,7 @@ def test_the_cli_grades_as_an_unprivileged_user_and_says_what_is_not_enforced(gr
     assert rows["right"]["unenforced"] == ["cgroup", "user"]
 
 
-@pytest.mark.parametrize("name", ["right", "privilege", "visible", "process_holder", "write_everywhere"])
+@pytest.mark.parametrize("name", ["right", "privilege", "visible", "spy", "process_holder", "write_everywhere"])
 def test_no_privilege_and_nothing_visible_when_started_unprivileged(graded, name):
     """process_holder holds most of the process limit while its neighbour grades: each sandbox counts its own
     (before, the limit counted the uid across the machine and the neighbour scored 22/26 or worker-failed)."""
@@ -98,3 +99,10 @@ def test_process_limit_without_cgroup_falls_back_to_rlimit(graded):
     row = graded[1]["fork_bomb"]
     assert "process-limit" in {e["kind"] for e in row["errors"]}
     assert row["score"] == 26
+
+
+@pytest.mark.parametrize("name", ["memory_hog", "tmpfs_fill"])
+def test_limits_without_cgroup_are_reported_as_such(graded, name):
+    rows, entries = graded[1], graded[3]
+    kinds = entries[name][1]
+    assert kinds and kinds <= {e["kind"] for e in rows[name]["errors"]}, rows[name]["errors"]

@@ -78,7 +78,7 @@ def lost_points(row: dict) -> str:
                   for answer in exercise.get("written_answers", ()) if answer.get("review")]
         losing = [(name, points) for name, points in parts if points > 1e-9]
         if len(losing) > 1 and len(losing) == len(parts):
-            items.append(_("%(exercise)s -%(points)s (every check)", exercise=exercise["id"],
+            items.append(_("%(id)s -%(points)s (every check)", id=exercise["id"],
                            points=_points(sum(points for _name, points in losing))))
         else:
             items += [f"{name} -{_points(points)}" for name, points in losing]

@@ -13,7 +13,8 @@ Exit codes:
     1  check: some check did not pass; grade: a submission scored under --fail-under
     2  the command line or the configuration was wrong (unknown option, missing file, no secret for grade, an
        assignment that cannot be used or cannot be inferred): nobody was graded
-    3  some submission could not be graded at all (not a notebook, the worker failed)
+    3  some submission could not be graded at all (not a notebook, a notebook of another assignment, the worker
+       failed); the others were
     4  --sandbox require, and bubblewrap does not work on this machine
     5  grade --fail-under, and nothing was graded (no notebook under the paths given)
 """

@@ -477,11 +477,12 @@ def run_grade(args) -> int:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
     batch_seconds = time.monotonic() - batch_started
+    profile = None
     if args.profile:
         from .summary import profile_table
 
-        print("\n" + profile_table(graded_now, batch_seconds, _startup_seconds(batch_started), start_check))
-    return _finish_grade(args, rows, students, assignment.title)
+        profile = profile_table(graded_now, batch_seconds, _startup_seconds(batch_started), start_check)
+    return _finish_grade(args, rows, students, assignment.title, profile)
 
 
 def _students(args):
@@ -491,9 +492,10 @@ def _students(args):
     return load_roster(args.roster) if args.roster else None
 
 
-def _finish_grade(args, rows: list[dict], students, title: str | None = None) -> int:
+def _finish_grade(args, rows: list[dict], students, title: str | None = None, profile: str | None = None) -> int:
     """A grade's class files, platform files and last words, for the rows graded (none at all: the same files,
-    saying so). ``students``: the roster's, or None to read it here; ``title``: the assignment's, if one was loaded."""
+    saying so). ``students``: the roster's, or None to read it here; ``title``: the assignment's, if one was loaded;
+    ``profile``: --profile's table, printed after the scores."""
     from .batch import write_atomic, write_class_files
     from .roster import RosterError, match_roster
 
@@ -512,6 +514,8 @@ def _finish_grade(args, rows: list[dict], students, title: str | None = None) ->
     _write_platform_files(args, rows, write_atomic)
     if rows:
         _print_class(args.out, rows)
+    if profile:
+        print("\n" + profile)
     if roster is not None:
         _print_roster_problems(roster)
     return _exit_code(rows, args)

@@ -229,3 +229,10 @@ def test_an_empty_folder_needs_no_assignment_and_exits_as_nothing_graded(tmp_pat
     assert (out / "gradebook.csv").read_text(encoding="utf-8-sig").startswith("submission,")
     assert cli.main(["grade", str(empty), "--out", str(out), "--public", "--quiet"]) == cli.EXIT_OK
     assert "nothing was graded" in capsys.readouterr().err
+    # With a roster, everyone on it is said to have no submission, in the LMS file's words too.
+    roster = tmp_path / "roster.csv"
+    roster.write_text("submission,student_id,name\nann.ipynb,S1,Ann\n", encoding="utf-8")
+    assert cli.main(["grade", str(empty), "--out", str(out), "--public", "--quiet", "--roster", str(roster),
+                     "--gradebook-format", "canvas", "--gradebook-column", "Pooling (7)"]) == cli.EXIT_OK
+    assert "Students on the roster with no submission (1): Ann (S1)" in capsys.readouterr().err
+    assert (out / "gradebook-canvas.csv").read_text(encoding="utf-8-sig").splitlines()[0].endswith(",Pooling (7)")

@@ -69,9 +69,9 @@ def _grading_options(args, secret: str | None, execution):
 
 def _assignment_dir(name: str) -> Path:
     """The assignment's folder, found as load_assignment finds it, without importing it."""
-    from .installed import ASSIGNMENTS_DIR
+    from .installed import assignment_dir
 
-    return Path(name) if Path(name, "checks.py").is_file() else ASSIGNMENTS_DIR / name
+    return assignment_dir(name)
 
 
 def _load_assignment(name: str, check_references: bool = True):

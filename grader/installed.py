@@ -41,6 +41,16 @@ def is_installed(name: str) -> bool:
     return bool(ASSIGNMENT_NAME.fullmatch(name)) and name in installed_assignments()
 
 
+def assignment_dir(name_or_path: str | Path) -> Path:
+    """The folder an assignment is loaded from: an installed assignment's name always means its folder under
+    ASSIGNMENTS_DIR (never a folder of that name in the current directory, which may be anyone's); anything
+    else is a folder path (the instructor's command line)."""
+    if isinstance(name_or_path, str) and is_installed(name_or_path):
+        return ASSIGNMENTS_DIR / name_or_path
+    folder = Path(name_or_path)
+    return folder if (folder / "checks.py").is_file() else ASSIGNMENTS_DIR / str(name_or_path)
+
+
 def metadata_assignment(metadata) -> str | None:
     """What a notebook's metadata names as its assignment (any text: the caller decides what it may select)."""
     try:

@@ -347,3 +347,20 @@ def test_a_notebook_of_another_assignment_says_which_and_what_to_do(monkeypatch)
         "template.")
     long = installed.wrong_assignment("x" * 500, "one")
     assert "x" * 79 + "…" in long and "x" * 80 not in long
+
+
+def test_an_installed_name_never_means_a_folder_of_that_name_in_the_current_directory(tmp_path, monkeypatch):
+    """The name a notebook selects (or a command line gives) loads the installed assignment, even from a folder
+    where a student's folder of that name holds a checks.py; a folder path still names a folder."""
+    marker = tmp_path / "IMPORTED"
+    impostor = tmp_path / "attention_pooling"
+    impostor.mkdir()
+    (impostor / "checks.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\n")
+    monkeypatch.chdir(tmp_path)
+    assert installed.assignment_dir("attention_pooling") == installed.ASSIGNMENTS_DIR / "attention_pooling"
+    assert cli._assignment_dir("attention_pooling") == installed.ASSIGNMENTS_DIR / "attention_pooling"
+    assert installed.assignment_dir(str(impostor)) == impostor and installed.assignment_dir("./attention_pooling") \
+        == Path("attention_pooling")
+    assert assignment_module.load_assignment("attention_pooling", check_references=False).root == \
+        (installed.ASSIGNMENTS_DIR / "attention_pooling").resolve()
+    assert not marker.exists()

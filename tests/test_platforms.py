@@ -312,6 +312,27 @@ def test_the_example_prairielearn_question_runs_the_entry_point_within_its_timeo
     assert args.secret_file.is_relative_to(Path("/grade/serverFilesCourse") / shared)
 
 
+# The elements of examples/prairielearn/question/question.html, with the attributes PrairieLearn documents for
+# them (docs/elements/pl-file-upload.md and the others: these take none).
+PL_ELEMENTS = {"pl-question-panel": set(), "pl-submission-panel": set(), "pl-external-grader-results": set(),
+               "pl-file-preview": set(),
+               "pl-file-upload": {"file-names", "file-patterns", "optional-file-names",
+                                  "optional-file-patterns"}}
+
+
+def test_the_example_prairielearn_question_html_uses_documented_elements_and_asks_for_the_template():
+    from lxml import etree
+
+    html = (REPO / "examples/prairielearn/question/question.html").read_text()
+    root = etree.fromstring(f"<question>{html}</question>")  # well-formed: every element closed
+    elements = [e for e in root.iter() if e.tag.startswith("pl-")]
+    assert {e.tag for e in elements} == set(PL_ELEMENTS)
+    for element in elements:
+        assert set(element.attrib) <= PL_ELEMENTS[element.tag], element.tag
+    upload = root.find(".//pl-file-upload")
+    assert upload.get("file-names") == "attention_pooling.ipynb"  # the template, as grade_upload asks for it
+
+
 def test_an_upload_counts_its_notebooks_not_checkpoints_or_macos_resource_forks(tmp_path):
     from grader.platforms import upload_notebooks
 

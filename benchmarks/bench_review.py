@@ -1,0 +1,100 @@
+"""How well grader review groups written answers and finds copied code, on labelled data (benchmarks/review_corpus.py).
+
+    python -m benchmarks.bench_review
+
+Grouping: adjusted Rand index and purity (each group counted as its commonest label) and inverse purity (each label
+counted in the group holding most of it: how whole each kind of answer stays), at several thresholds, the
+default marked. Code: precision and recall of the pairs shown, against the pairs known to be copies, per threshold.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from math import comb
+
+from grader.config import ANSWER_GROUP_SIMILARITY, CODE_SIMILARITY
+from grader.review.fingerprints import FunctionCode, fingerprints, normalised_tokens, similar_pairs
+
+from .review_corpus import ANSWERS, COPIES, LOO_LOSS, NW_REGRESS, TEMPLATES
+
+
+def adjusted_rand(labels: list, clusters: list) -> float:
+    """Hubert and Arabie's adjusted Rand index of two partitions of the same items."""
+    table = Counter(zip(labels, clusters))
+    index = sum(comb(n, 2) for n in table.values())
+    rows = sum(comb(n, 2) for n in Counter(labels).values())
+    cols = sum(comb(n, 2) for n in Counter(clusters).values())
+    expected = rows * cols / comb(len(labels), 2)
+    best = (rows + cols) / 2
+    return 1.0 if best == expected else (index - expected) / (best - expected)
+
+
+def purity(labels: list, clusters: list) -> float:
+    by_cluster: dict = {}
+    for label, c in zip(labels, clusters):
+        by_cluster.setdefault(c, Counter())[label] += 1
+    return sum(c.most_common(1)[0][1] for c in by_cluster.values()) / len(labels)
+
+
+def grouping_figures(threshold: float) -> tuple[float, float, float, int]:
+    from grader.review.grouping import group_answers
+
+    labels = [label for label, _ in ANSWERS]
+    clusters = [0] * len(ANSWERS)
+    groups = group_answers([text for _, text in ANSWERS], threshold)
+    for number, group in enumerate(groups):
+        for member in group.members:
+            clusters[member] = number
+    return adjusted_rand(labels, clusters), purity(labels, clusters), purity(clusters, labels), len(groups)
+
+
+def code_versions() -> list[tuple[str, FunctionCode]]:
+    """(author label, version) for every original and copy; a copy's submission name says whose it copies."""
+    versions = []
+    for function, originals in (("nw_regress", NW_REGRESS), ("loo_loss", LOO_LOSS)):
+        for label, source in originals:
+            versions.append((label, FunctionCode(label, function, 0, source, source,
+                                                 fingerprints(normalised_tokens(source)))))
+    for n, (label, source) in enumerate(COPIES):
+        function = "nw_regress" if "def nw_regress" in source else "loo_loss"
+        versions.append((label, FunctionCode(f"copy{n}-of-{label}", function, 0, source, source,
+                                             fingerprints(normalised_tokens(source)))))
+    return versions
+
+
+def code_figures(threshold: float) -> tuple[float, float, int, int]:
+    versions = code_versions()
+    copied = {frozenset((a.submission, b.submission)) for (la, a), (lb, b) in itertools.combinations(versions, 2)
+              if a.function == b.function and la == lb}
+    shown = set()
+    for function, template in TEMPLATES.items():
+        mine = [v for _, v in versions if v.function == function]
+        template_prints = fingerprints(normalised_tokens(template))
+        shown |= {frozenset((p.a.submission, p.b.submission)) for p in similar_pairs(mine, template_prints, threshold)}
+    hits = len(shown & copied)
+    precision = hits / len(shown) if shown else 1.0
+    return precision, hits / len(copied), len(shown), len(copied)
+
+
+def main() -> None:
+    print(f"Written answers: {len(ANSWERS)} in {len({l.split('-')[0] for l, _ in ANSWERS})} languages, "
+          f"{len({l for l, _ in ANSWERS})} labelled groups")
+    print(f"{'threshold':>10} {'groups':>7} {'ARI':>6} {'purity':>7} {'inverse purity':>15}")
+    for threshold in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.7):
+        ari, pure, inverse, count = grouping_figures(threshold)
+        mark = "  <- default" if abs(threshold - ANSWER_GROUP_SIMILARITY) < 1e-9 else ""
+        print(f"{threshold:>10.2f} {count:>7} {ari:>6.3f} {pure:>7.3f} {inverse:>15.3f}{mark}")
+    versions = code_versions()
+    print(f"\nCode: {len(NW_REGRESS) + len(LOO_LOSS)} independent solutions of 2 functions, {len(COPIES)} disguised "
+          f"copies, {len([1 for (la, a), (lb, b) in itertools.combinations(versions, 2) if a.function == b.function])}"
+          " pairs")
+    print(f"{'threshold':>10} {'shown':>6} {'copied':>7} {'precision':>10} {'recall':>7}")
+    for threshold in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
+        precision, recall, shown, copied = code_figures(threshold)
+        mark = "  <- default" if abs(threshold - CODE_SIMILARITY) < 1e-9 else ""
+        print(f"{threshold:>10.2f} {shown:>6} {copied:>7} {precision:>10.3f} {recall:>7.3f}{mark}")
+
+
+if __name__ == "__main__":
+    main()

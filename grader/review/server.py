@@ -25,7 +25,7 @@ import tornado.netutil
 import tornado.web
 
 from ..config import REVIEW_HOST
-from ..i18n import _
+from ..i18n import N_, _
 from ..report import environment
 from ..reviews import ReviewError
 from .classview import CodeReport, Question, questions, similar_code
@@ -35,11 +35,11 @@ COOKIE = "grader-review-{port}"
 
 # The page script's words, in the run's language (passed to it as JSON).
 SCRIPT_WORDS = {
-    "saved": "Saved.",
-    "saving": "Saving...",
-    "failed": "Not saved: %(reason)s",
-    "not_number": "Points must be a number.",
-    "cleared": "Mark removed.",
+    "saved": N_("Saved."),
+    "saving": N_("Saving..."),
+    "failed": N_("Not saved: %(reason)s"),
+    "not_number": N_("Points must be a number."),
+    "cleared": N_("Mark removed."),
 }
 
 

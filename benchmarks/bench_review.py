@@ -77,6 +77,18 @@ def code_figures(threshold: float) -> tuple[float, float, int, int]:
     return precision, hits / len(copied), len(shown), len(copied)
 
 
+def code_margin() -> tuple[float, float]:
+    """The highest similarity of an independent pair and the lowest of a copied one (template subtracted)."""
+    versions = code_versions()
+    label = {v.submission: la for la, v in versions}
+    independent, copied = [0.0], [1.0]
+    for function, template in TEMPLATES.items():
+        mine = [v for _, v in versions if v.function == function]
+        for pair in similar_pairs(mine, fingerprints(normalised_tokens(template)), threshold=0.0, min_prints=0):
+            (copied if label[pair.a.submission] == label[pair.b.submission] else independent).append(pair.similarity)
+    return max(independent), min(copied)
+
+
 def main() -> None:
     print(f"Written answers: {len(ANSWERS)} in {len({l.split('-')[0] for l, _ in ANSWERS})} languages, "
           f"{len({l for l, _ in ANSWERS})} labelled groups")
@@ -94,6 +106,8 @@ def main() -> None:
         precision, recall, shown, copied = code_figures(threshold)
         mark = "  <- default" if abs(threshold - CODE_SIMILARITY) < 1e-9 else ""
         print(f"{threshold:>10.2f} {shown:>6} {copied:>7} {precision:>10.3f} {recall:>7.3f}{mark}")
+    highest, lowest = code_margin()
+    print(f"Most similar independent pair: {highest:.3f}; least similar copied pair: {lowest:.3f}")
 
 
 if __name__ == "__main__":

@@ -395,3 +395,27 @@ def test_marking_a_class_by_keyboard_survives_reloads_and_a_killed_server(graded
     marked = members[0][0]
     assert "正しい" in (out / marked / "report.html").read_text()
     assert set(gradebook) == {f"s{n:02d}" for n in range(30)}
+
+
+def test_a_class_graded_with_a_roster_is_reviewed_with_it(graded_class, assignment, capsys):
+    from grader import cli
+    from grader.batch import write_class_files
+    from grader.review.marks import ClassOutputs, ReviewBook
+    from grader.roster import load_roster, match_roster
+
+    _submissions, out = graded_class
+    roster_file = out.parent / "roster.csv"
+    roster_file.write_text("submission,student_id,name\n" + "".join(f"s{n:02d},id{n},Student {n}\n" for n in range(30)))
+    students = load_roster(roster_file)
+    book = ReviewBook.open(out, assignment.answer_points)
+    rows = book.publish()
+    write_class_files(out, rows, match_roster(rows, students), ("canvas",), "Attention pooling")  # as grade --roster
+    assert cli.main(["review", str(out), "--no-browser"]) == 2
+    assert "--roster" in capsys.readouterr().err
+    assert cli.main(["review", str(out), "--no-browser", "--roster", str(roster_file)]) == 2
+    assert "canvas" in capsys.readouterr().err
+    book = ReviewBook.open(out, assignment.answer_points, ClassOutputs(students, ("canvas",), "Attention pooling"))
+    book.mark([("s03", "answer:ex2b")], 1, "")
+    book.publish(["s03"])
+    gradebook = (out / "gradebook.csv").read_text(encoding="utf-8-sig")
+    assert "Student 3" in gradebook and "id3" in (out / "gradebook-canvas.csv").read_text(encoding="utf-8-sig")

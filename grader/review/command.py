@@ -24,6 +24,24 @@ def results_assignment(out_dir) -> str | None:
     return None
 
 
+def options_left_out(out_dir, args) -> str | None:
+    """What grader grade wrote the class files with that this review was not given: writing them again without it
+    would drop the roster's students from the gradebook, or leave an LMS file behind the marks."""
+    try:
+        rows = json.loads((out_dir / "gradebook.json").read_text(encoding="utf-8"))["submissions"]
+    except (OSError, ValueError, KeyError, TypeError):
+        rows = []
+    if args.roster is None and any(isinstance(row, dict) and "roster" in row for row in rows):
+        return _("the class was graded with a roster: give it again (--roster CSV), so that the gradebook keeps "
+                 "its students.")
+    written = sorted(p.name[len("gradebook-"):-len(".csv")] for p in out_dir.glob("gradebook-*.csv"))
+    left = [name for name in written if name not in (args.gradebook_formats or ())]
+    if left:
+        return _("the class has LMS files (%(formats)s): give --gradebook-format for each (and --gradebook-column "
+                 "as grading did), so that they show the marks too.", formats=", ".join(left))
+    return None
+
+
 def run_review(args) -> int:
     from ..assignment import load_assignment
     from ..roster import RosterError, load_roster
@@ -41,6 +59,10 @@ def run_review(args) -> int:
         return EXIT_USAGE
     assignment = load_assignment(name, check_references=False)
     use_language(args.lang, (assignment.root / "locale",))
+    left_out = options_left_out(args.out, args)
+    if left_out:
+        print("grader: " + left_out, file=sys.stderr)
+        return EXIT_USAGE
     if args.gradebook_formats and not args.roster:
         print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
               file=sys.stderr)

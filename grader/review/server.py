@@ -88,10 +88,16 @@ class Handler(tornado.web.RequestHandler):
         page = environment().get_template(name).render(
             questions=self.state.questions, reviews=self.state.book.reviews, xsrf=self.xsrf_token.decode(),
             words={key: _(text) for key, text in SCRIPT_WORDS.items()}, code=self.state.code,
-            out_dir=str(self.state.book.out_dir), quote=lambda text: quote(text, safe=""),
+            out_dir=str(self.state.book.out_dir), quote=lambda text: quote(text, safe=""), group_mark=self.group_mark,
             progress={q.tag: sum((a.submission, q.tag) in self.state.book.reviews for g in q.groups for a in g.answers)
                       for q in self.state.questions}, **values)
         self.finish(page)
+
+
+    def group_mark(self, group, tag: str):
+        """The mark every answer of the group has, if they all have the same one (the group's form shows it)."""
+        marks = {self.state.book.reviews.get((a.submission, tag)) for a in group.answers}
+        return marks.pop() if len(marks) == 1 else None
 
 
 class QuestionPage(Handler):

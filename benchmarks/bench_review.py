@@ -16,7 +16,7 @@ from math import comb
 from grader.config import ANSWER_GROUP_SIMILARITY, CODE_SIMILARITY
 from grader.review.fingerprints import FunctionCode, fingerprints, normalised_tokens, similar_pairs
 
-from .review_corpus import ANSWERS, COPIES, LOO_LOSS, NW_REGRESS, TEMPLATES
+from .review_corpus import ANSWERS, HELD_OUT, COPIES, LOO_LOSS, MASKED_SOFTMAX, NW_REGRESS, TEMPLATES
 
 
 def adjusted_rand(labels: list, clusters: list) -> float:
@@ -37,12 +37,12 @@ def purity(labels: list, clusters: list) -> float:
     return sum(c.most_common(1)[0][1] for c in by_cluster.values()) / len(labels)
 
 
-def grouping_figures(threshold: float) -> tuple[float, float, float, int]:
+def grouping_figures(threshold: float, answers: list[tuple[str, str]] = ANSWERS) -> tuple[float, float, float, int]:
     from grader.review.grouping import group_answers
 
-    labels = [label for label, _ in ANSWERS]
-    clusters = [0] * len(ANSWERS)
-    groups = group_answers([text for _, text in ANSWERS], threshold)
+    labels = [label for label, _ in answers]
+    clusters = [0] * len(answers)
+    groups = group_answers([text for _, text in answers], threshold)
     for number, group in enumerate(groups):
         for member in group.members:
             clusters[member] = number
@@ -52,12 +52,12 @@ def grouping_figures(threshold: float) -> tuple[float, float, float, int]:
 def code_versions() -> list[tuple[str, FunctionCode]]:
     """(author label, version) for every original and copy; a copy's submission name says whose it copies."""
     versions = []
-    for function, originals in (("nw_regress", NW_REGRESS), ("loo_loss", LOO_LOSS)):
-        for label, source in originals:
-            versions.append((label, FunctionCode(label, function, 0, source, source,
+    for function, originals in (("nw_regress", NW_REGRESS), ("loo_loss", LOO_LOSS), ("masked_softmax", MASKED_SOFTMAX)):
+        for n, (label, source) in enumerate(originals):
+            versions.append((label, FunctionCode(f"{label}{n}", function, 0, source, source,
                                                  fingerprints(normalised_tokens(source)))))
     for n, (label, source) in enumerate(COPIES):
-        function = "nw_regress" if "def nw_regress" in source else "loo_loss"
+        function = next(f for f in TEMPLATES if f"def {f}(" in source)
         versions.append((label, FunctionCode(f"copy{n}-of-{label}", function, 0, source, source,
                                              fingerprints(normalised_tokens(source)))))
     return versions
@@ -97,8 +97,13 @@ def main() -> None:
         ari, pure, inverse, count = grouping_figures(threshold)
         mark = "  <- default" if abs(threshold - ANSWER_GROUP_SIMILARITY) < 1e-9 else ""
         print(f"{threshold:>10.2f} {count:>7} {ari:>6.3f} {pure:>7.3f} {inverse:>15.3f}{mark}")
+    ari, pure, inverse, count = grouping_figures(ANSWER_GROUP_SIMILARITY, HELD_OUT)
+    print(f"Held out (a second question, not used to choose the threshold): {len(HELD_OUT)} answers, "
+          f"{len({l for l, _ in HELD_OUT})} labelled groups, at {ANSWER_GROUP_SIMILARITY:g}: {count} groups, "
+          f"ARI {ari:.3f}, purity {pure:.3f}, inverse purity {inverse:.3f}")
     versions = code_versions()
-    print(f"\nCode: {len(NW_REGRESS) + len(LOO_LOSS)} independent solutions of 2 functions, {len(COPIES)} disguised "
+    print(f"\nCode: {len(NW_REGRESS) + len(LOO_LOSS) + len(MASKED_SOFTMAX)} solutions of {len(TEMPLATES)} functions, "
+          f"{len(COPIES)} disguised "
           f"copies, {len([1 for (la, a), (lb, b) in itertools.combinations(versions, 2) if a.function == b.function])}"
           " pairs")
     print(f"{'threshold':>10} {'shown':>6} {'copied':>7} {'precision':>10} {'recall':>7}")

@@ -6,8 +6,9 @@ instructor gives it the same points and comment. Members of a label are paraphra
 additions of one answer; different labels are different claims (some close in wording, like "small width" and
 "large width").
 
-Code: independent solutions of two contract functions in different styles, and copies of some of them with the
-disguises students use (identifiers renamed, comments and docstrings changed, statements reordered, spacing).
+Code: independent solutions of three contract functions in different styles, and copies of some of them with the
+disguises students use (identifiers renamed, comments and docstrings changed, statements reordered, spacing); two
+students of masked_softmax both typed the textbook's version, a copy of a common source (labelled "book").
 """
 
 ANSWERS: list[tuple[str, str]] = [
@@ -70,6 +71,42 @@ ANSWERS: list[tuple[str, str]] = [
     ("ko-nomatter", "폭은 상관없습니다. 주의 가중치가 소프트맥스로 정규화되기 때문입니다."),
 ]
 
+
+# A second question, written after the default threshold was chosen on ANSWERS and not used to tune it: with
+# leave-one-out, is there still overfitting?
+HELD_OUT: list[tuple[str, str]] = [
+    ("en-no", "No. Leaving the point out means it cannot predict itself, so shrinking the width no longer lowers "
+              "the loss."),
+    ("en-no", "no - a point is left out, it can't predict itself, so a tiny width doesn't lower the loss anymore"),
+    ("en-no", "Not anymore: because the point is left out it cannot predict itself and a small width stops "
+              "lowering the loss."),
+    ("en-no", "No, since each point is left out when predicting it, it can't predict itself; shrinking the width "
+              "does not reduce the loss."),
+    ("en-some", "Mostly no, but with few data points the chosen width can still be a bit too small and overfit a "
+                "little."),
+    ("en-some", "mostly not, though with few data points the width picked can still be slightly too small, so "
+                "some overfitting remains"),
+    ("en-some", "There is still a little overfitting when there are few data points: the width can be a bit too "
+                "small."),
+    ("en-yes", "Yes, the model still memorises the training data."),
+    ("en-yes", "yes it still memorizes the training data"),
+    ("en-cv", "Leave-one-out is cross-validation, which estimates the test error, so the width is chosen for "
+              "generalisation."),
+    ("en-cv", "LOO is a form of cross validation; it estimates test error, so we pick the width that generalises."),
+    ("zh-no", "不会。留出这个点后它不能预测自己，所以缩小宽度不再降低损失。"),
+    ("zh-no", "不会，因为点被留出，它无法预测自己，缩小宽度也不会降低损失。"),
+    ("zh-no", "不再过拟合：被留出的点不能预测自己，宽度变小不能降低损失。"),
+    ("zh-yes", "会，模型仍然会记住训练数据。"),
+    ("zh-yes", "仍然会过拟合，模型记住了训练数据。"),
+    ("ja-no", "いいえ。その点を除くので自分自身を予測できず、幅を小さくしても損失は下がらない。"),
+    ("ja-no", "しない。点が除かれるため自分自身を予測できず、幅を小さくしても損失が下がらなくなる。"),
+    ("ja-cv", "一つ抜き法は交差検証なのでテスト誤差を推定し、汎化する幅が選ばれる。"),
+    ("ja-cv", "LOO は交差検証の一種で、テスト誤差を推定するため、汎化する幅を選べる。"),
+    ("ko-no", "아니요. 그 점을 빼므로 자기 자신을 예측할 수 없어서 폭을 줄여도 손실이 줄지 않는다."),
+    ("ko-no", "아니다. 점이 빠지기 때문에 자기 자신을 예측하지 못하고, 폭을 줄여도 손실이 내려가지 않는다."),
+    ("ko-yes", "네, 모델은 여전히 훈련 데이터를 외운다."),
+    ("ko-yes", "여전히 과적합된다. 모델이 훈련 데이터를 외우기 때문이다."),
+]
 
 # Independent solutions: (label, source). Each label is a different author.
 NW_REGRESS = [
@@ -154,6 +191,80 @@ LOO_LOSS = [
 '''),
 ]
 
+MASKED_SOFTMAX = [
+    ("k", '''def masked_softmax(X, valid_lens):
+    if valid_lens is None:
+        return torch.softmax(X, dim=-1)
+    shape = X.shape
+    lens = valid_lens if valid_lens.dim() > 1 else valid_lens[:, None].expand(shape[0], shape[1])
+    positions = torch.arange(shape[-1])
+    keep = positions < lens.unsqueeze(-1)
+    return torch.softmax(X.masked_fill(~keep, -1e6), dim=-1)
+'''),
+    ("l", '''def masked_softmax(X, valid_lens):
+    out = torch.empty_like(X)
+    for b in range(X.shape[0]):
+        for q in range(X.shape[1]):
+            if valid_lens is None:
+                n = X.shape[2]
+            elif valid_lens.dim() == 1:
+                n = int(valid_lens[b])
+            else:
+                n = int(valid_lens[b, q])
+            row = torch.full((X.shape[2],), -1e6, dtype=X.dtype)
+            row[:n] = X[b, q, :n]
+            out[b, q] = torch.softmax(row, dim=0)
+    return out
+'''),
+    ("m", '''def masked_softmax(X, valid_lens):
+    import numpy as np
+    x = np.array(X, dtype=float)
+    if valid_lens is not None:
+        v = np.array(valid_lens)
+        if v.ndim == 1:
+            v = np.repeat(v[:, None], x.shape[1], axis=1)
+        x[np.arange(x.shape[2]) >= v[..., None]] = -1e6
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+'''),
+    # Two students who both typed the textbook's version (d2l 11.3.1.1): copies of a common source.
+    ("book", '''def masked_softmax(X, valid_lens):
+    def _sequence_mask(X, valid_len, value=0):
+        maxlen = X.size(1)
+        mask = torch.arange((maxlen), dtype=torch.float32, device=X.device)[None, :] < valid_len[:, None]
+        X[~mask] = value
+        return X
+    if valid_lens is None:
+        return nn.functional.softmax(X, dim=-1)
+    else:
+        shape = X.shape
+        if valid_lens.dim() == 1:
+            valid_lens = torch.repeat_interleave(valid_lens, shape[1])
+        else:
+            valid_lens = valid_lens.reshape(-1)
+        X = _sequence_mask(X.reshape(-1, shape[-1]), valid_lens, value=-1e6)
+        return nn.functional.softmax(X.reshape(shape), dim=-1)
+'''),
+    ("book", '''def masked_softmax(X, valid_lens):
+    """Softmax over the last axis, masking elements past each valid length."""
+    def sequence_mask(X, valid_len, value=0):
+        maxlen = X.size(1)
+        mask = torch.arange(maxlen, dtype=torch.float32, device=X.device)[None, :] < valid_len[:, None]
+        X[~mask] = value
+        return X
+
+    if valid_lens is None:
+        return nn.functional.softmax(X, dim=-1)
+    shape = X.shape
+    if valid_lens.dim() == 1:
+        valid_lens = torch.repeat_interleave(valid_lens, shape[1])
+    else:
+        valid_lens = valid_lens.reshape(-1)
+    X = sequence_mask(X.reshape(-1, shape[-1]), valid_lens, value=-1e6)
+    return nn.functional.softmax(X.reshape(shape), dim=-1)
+'''),
+]
+
 # Copies: (label of the source, disguised source). Pairs (copy, source) and (copy, copy of the same source) are
 # "copied"; every other pair is independent.
 COPIES = [
@@ -215,9 +326,35 @@ COPIES = [
 '''),
 ]
 
+COPIES += [
+    ("k", '''def masked_softmax(scores, lengths):
+    if lengths is None:
+        return torch.softmax(scores, dim=-1)
+    size = scores.shape
+    idx = torch.arange(size[-1])
+    lengths = lengths if lengths.dim() > 1 else lengths[:, None].expand(size[0], size[1])
+    valid = idx < lengths.unsqueeze(-1)
+    return torch.softmax(scores.masked_fill(~valid, -1e6), dim=-1)
+'''),
+    ("m", '''def masked_softmax(X, valid_lens):
+    import numpy as np
+    arr = np.array(X, dtype=float)
+    if valid_lens is not None:
+        lens = np.array(valid_lens)
+        if lens.ndim == 1:
+            lens = np.repeat(lens[:, None], arr.shape[1], axis=1)
+        arr[np.arange(arr.shape[2]) >= lens[..., None]] = -1e6
+    ex = np.exp(arr - arr.max(axis=-1, keepdims=True))
+    return ex / ex.sum(axis=-1, keepdims=True)
+'''),
+]
+
 TEMPLATES = {
     "nw_regress": '''def nw_regress(x_train, y_train, x_query, sigma):
     """Nadaraya-Watson regression with a Gaussian kernel of width sigma: the prediction at each query."""
+    raise NotImplementedError
+''',
+    "masked_softmax": '''def masked_softmax(X, valid_lens):
     raise NotImplementedError
 ''',
     "loo_loss": '''def loo_loss(x, y, sigma):

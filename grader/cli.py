@@ -405,6 +405,15 @@ def _no_secret() -> int:
     return EXIT_USAGE
 
 
+def refuse_lms_without_roster(args) -> bool:
+    """--gradebook-format without --roster (grade's and review's mistake), said on stderr."""
+    if args.gradebook_formats and not args.roster:
+        print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
+              file=sys.stderr)
+        return True
+    return False
+
+
 def run_grade(args) -> int:
     from .execute import begin_early, start_early_worker
 
@@ -415,9 +424,7 @@ def run_grade(args) -> int:
     if missing:
         print("grader: " + _("no such file or folder: %(paths)s", paths=join_list(missing)), file=sys.stderr)
         return EXIT_USAGE
-    if args.gradebook_formats and not args.roster:
-        print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
-              file=sys.stderr)
+    if refuse_lms_without_roster(args):
         return EXIT_USAGE
     from .files import Shard  # the rest of the grader is imported once the first kernel is starting
 

@@ -44,6 +44,7 @@ def options_left_out(out_dir, args) -> str | None:
 
 def run_review(args) -> int:
     from ..assignment import load_assignment
+    from ..cli import refuse_lms_without_roster
     from ..roster import RosterError, load_roster
     from .marks import ClassOutputs, ReviewBook
     from .server import ReviewState, serve
@@ -63,9 +64,7 @@ def run_review(args) -> int:
     if left_out:
         print("grader: " + left_out, file=sys.stderr)
         return EXIT_USAGE
-    if args.gradebook_formats and not args.roster:
-        print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
-              file=sys.stderr)
+    if refuse_lms_without_roster(args):
         return EXIT_USAGE
     try:
         students = load_roster(args.roster) if args.roster else None

@@ -423,3 +423,17 @@ def test_a_class_graded_with_a_roster_is_reviewed_with_it(graded_class, assignme
     book.publish(["s03"])
     gradebook = (out / "gradebook.csv").read_text(encoding="utf-8-sig")
     assert "Student 3" in gradebook and "id3" in (out / "gradebook-canvas.csv").read_text(encoding="utf-8-sig")
+
+
+def test_two_reviews_of_one_class_keep_each_others_marks(graded_class, assignment):
+    from grader.review.marks import ReviewBook, RubricItem
+
+    _submissions, out = graded_class
+    first, second = ReviewBook.open(out, assignment.answer_points), ReviewBook.open(out, assignment.answer_points)
+    first.mark([("s01", "answer:ex2a")], 1, "first")
+    second.mark([("s02", "answer:ex2a")], 0, "second")
+    first.set_rubric("answer:ex2a", [RubricItem(1, "right")])
+    second.set_rubric("answer:ex2b", [RubricItem(0, "wrong")])
+    again = ReviewBook.open(out, assignment.answer_points)
+    assert set(again.reviews) == {("s01", "answer:ex2a"), ("s02", "answer:ex2a")}
+    assert again.rubric == {"answer:ex2a": [RubricItem(1, "right")], "answer:ex2b": [RubricItem(0, "wrong")]}

@@ -11,6 +11,7 @@ for the whole class first, so outputs a killed server left behind the marks catc
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,22 +85,35 @@ class ReviewBook:
         if points is not None:
             for _submission, tag in answers:
                 self.check_points(tag, points)
-        reviews = dict(self.reviews)
-        for key in answers:
-            if points is None:
-                reviews.pop(key, None)
-            else:
-                reviews[key] = Review(float(points), comment.strip())
-        write_atomic(self.reviews_path, reviews_csv(reviews), durable=True)
-        self.reviews = reviews
+        with self._locked():
+            reviews = dict(self.reviews)
+            for key in answers:
+                if points is None:
+                    reviews.pop(key, None)
+                else:
+                    reviews[key] = Review(float(points), comment.strip())
+            write_atomic(self.reviews_path, reviews_csv(reviews), durable=True)
+            self.reviews = reviews
 
     def set_rubric(self, tag: str, items: list[RubricItem]) -> None:
         for item in items:
             self.check_points(tag, item.points)
-        rubric = {**self.rubric, tag: list(items)}
-        write_atomic(self.rubric_path, json.dumps({t: [asdict(i) for i in its] for t, its in rubric.items()},
-                                                  indent=2, ensure_ascii=False), durable=True)
-        self.rubric = rubric
+        with self._locked():
+            rubric = {**self.rubric, tag: list(items)}
+            write_atomic(self.rubric_path, json.dumps({t: [asdict(i) for i in its] for t, its in rubric.items()},
+                                                      indent=2, ensure_ascii=False), durable=True)
+            self.rubric = rubric
+
+    @contextlib.contextmanager
+    def _locked(self):
+        """The files as they are on disk, held against other writers (a second review of the class, open in
+        another terminal) while a change is made: each change applies to the latest marks, so none is lost."""
+        from filelock import FileLock
+
+        with FileLock(str(self.out_dir / f".{REVIEWS_FILE}.lock")):
+            latest = ReviewBook.open(self.out_dir, self.answer_points)
+            self.reviews, self.rubric = latest.reviews, latest.rubric
+            yield
 
     # ------------------------------------------------------------------ outputs
 

@@ -65,8 +65,8 @@ def reviews_csv(reviews: dict[tuple[str, str], Review]) -> str:
     def cell(text: str) -> str:
         return "'" + text if text.startswith("'") and text[1:].startswith((*FORMULA_STARTS, "'")) else text
 
-    rows = [{"submission": cell(submission), "tag": tag, "points": f"{review.points:g}", "comment": cell(review.comment)}
-            for (submission, tag), review in sorted(reviews.items())]
+    rows = [{"submission": cell(submission), "tag": tag, "points": f"{review.points:g}",
+             "comment": cell(review.comment)} for (submission, tag), review in sorted(reviews.items())]
     return csv_table(list(REVIEW_COLUMNS), rows)
 
 

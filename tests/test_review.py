@@ -73,8 +73,9 @@ def test_grouping_quality_on_the_labelled_answers():
 
 def test_names_comments_docstrings_and_layout_do_not_change_the_tokens():
     original = "def f(x, sigma):\n    w = torch.exp(-x ** 2 / (2 * sigma ** 2))\n    return w / w.sum(dim=0)\n"
-    disguised = ('def f(values, width):\n    """Weights."""\n    # normalised Gaussian\n    weights = torch.exp(-(values'
-                 ' ** 2) / (2 * (width ** 2)))  # the kernel\n\n    return weights / weights.sum(dim = 0)\n')
+    disguised = ('def f(values, width):\n    """Weights."""\n    # normalised Gaussian\n'
+                 '    weights = torch.exp(-(values ** 2) / (2 * (width ** 2)))  # the kernel\n\n'
+                 '    return weights / weights.sum(dim = 0)\n')
     assert normalised_tokens(original) == normalised_tokens(disguised)
     # What is not the student's own stays: the library's functions and the keyword arguments' names.
     assert "exp" in normalised_tokens(original) and "dim" in normalised_tokens(original)

@@ -438,3 +438,21 @@ def test_two_reviews_of_one_class_keep_each_others_marks(graded_class, assignmen
     again = ReviewBook.open(out, assignment.answer_points)
     assert set(again.reviews) == {("s01", "answer:ex2a"), ("s02", "answer:ex2a")}
     assert again.rubric == {"answer:ex2a": [RubricItem(1, "right")], "answer:ex2b": [RubricItem(0, "wrong")]}
+
+
+def test_hostile_code_and_damaged_folders_do_not_stop_a_review(graded_class, assignment):
+    from grader.review.classview import questions
+    from grader.review.marks import ReviewBook
+
+    assert normalised_tokens("x = " + "(" * 100_000 + ")" * 100_000) == []
+    # Nesting that parses but is too deep to print again, and nesting the parser itself cannot hold.
+    for depth in (900, 50_000):
+        deep = "def nw_regress(x):\n    return " + "-" * depth + "x\n"
+        assert [v.prints for v in function_versions("s", [deep, "def nw_regress(:\n"], ["nw_regress"])] in (
+            [frozenset()], [])
+    _submissions, out = graded_class
+    (out / "s05" / "graded.json").write_text("{not json")
+    book = ReviewBook.open(out, assignment.answer_points)
+    rows = book.publish()
+    assert len(rows) == 29 and "s05" not in {row["submission"] for row in rows}
+    assert sum(q.answered for q in questions(book) if q.tag == "answer:ex2a") == 25

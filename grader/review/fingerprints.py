@@ -28,6 +28,9 @@ K_TOKENS = 5  # tokens per hashed k-gram
 WINDOW = 4  # k-grams per winnowing window: a shared run of K_TOKENS + WINDOW - 1 = 8 tokens is always found
 COMMON_SHARE = 0.5  # fingerprints in more than this share of the class's versions of a function are left out
 PLACEHOLDER = "_v"
+# What parsing a student's cell may raise: not Python, a null byte, or nesting deep enough to exhaust the
+# recursion limit or the parser's own stack (CPython says MemoryError for that).
+UNPARSABLE = (SyntaxError, ValueError, RecursionError, MemoryError)
 
 
 class _Renamer(ast.NodeTransformer):
@@ -82,7 +85,7 @@ def normalised_tokens(source: str) -> list[str]:
         tree = _Renamer(_bound_names(tree)).visit(tree)
         printed = ast.unparse(ast.fix_missing_locations(tree))
         raw = list(tokenize.generate_tokens(io.StringIO(printed).readline))
-    except (SyntaxError, ValueError, RecursionError, tokenize.TokenError):
+    except (*UNPARSABLE, tokenize.TokenError):
         return []
     skip = {tokenize.COMMENT, tokenize.NL, tokenize.ENCODING, tokenize.ENDMARKER}
     tokens = []
@@ -121,7 +124,7 @@ def definition_source(source: str, name: str) -> str | None:
     lines = [line if not line.lstrip().startswith(("%", "!")) else "" for line in source.splitlines()]
     try:
         tree = ast.parse("\n".join(lines))
-    except (SyntaxError, ValueError, RecursionError):
+    except UNPARSABLE:
         return None
     found = None
     for node in tree.body:
@@ -138,7 +141,7 @@ def defined_names(source: str) -> list[str]:
     try:
         tree = ast.parse("\n".join(line if not line.lstrip().startswith(("%", "!")) else ""
                                    for line in source.splitlines()))
-    except (SyntaxError, ValueError, RecursionError):
+    except UNPARSABLE:
         return []
     return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
 

@@ -139,10 +139,13 @@ class ReviewBook:
         again = set(names if submissions is None else submissions)
         rows = []
         for name in names:
-            if name in again:
-                rows.append(publish_submission(self.out_dir, self.graded(name), self.reviews, self.answer_points))
-            else:
-                rows.append(json.loads((self.out_dir / name / "result.json").read_text(encoding="utf-8")))
+            try:
+                if name in again:
+                    rows.append(publish_submission(self.out_dir, self.graded(name), self.reviews, self.answer_points))
+                else:
+                    rows.append(json.loads((self.out_dir / name / "result.json").read_text(encoding="utf-8")))
+            except (OSError, ValueError, KeyError):  # a damaged folder keeps what it has; the others are written
+                continue
         roster = None
         if self.outputs.students is not None:
             from ..roster import match_roster

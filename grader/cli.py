@@ -4,6 +4,7 @@
     grader release ASSIGNMENT --out DIR    what students get: the template, the bundle, (--wheel) the package
     grader grade PATH... --out DIR         an instructor's (or CI's) batch on the secret inputs
     grader merge OUT SHARD_DIR...          one class's output from the shards of `grade --shard k/N`
+    grader review DIR                      mark written answers in groups in a local page; similar code across the class
     grader gradescope build --out ZIP      the autograder zip to upload to Gradescope
     grader gradescope run                  inside Gradescope: grade /autograder/submission
     grader prairielearn run                inside a PrairieLearn external grader: grade /grade/student
@@ -211,15 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "also write Gradescope results.json (for one submission; with several, one file per submission beside FILE)"))
     grade.add_argument("--prairielearn", type=Path, metavar="FILE", help=_("also write PrairieLearn results.json"))
     grade.add_argument("--junit", type=Path, metavar="FILE", help=_("also write JUnit XML (one testcase per check)"))
-    grade.add_argument("--roster", type=Path, metavar="CSV", help=_(
-        "the class roster: columns submission,student_id and optionally name,section,login,email,lms_id; adds the "
-        "students to the gradebook and lists who has no submission"))
-    grade.add_argument("--gradebook-format", action="append", choices=tuple(LMS_PROFILES), dest="gradebook_formats",
-                       help=_("also write DIR/gradebook-FORMAT.csv for the LMS's grade import (needs --roster; "
-                              "repeatable)"))
-    grade.add_argument("--gradebook-column", metavar="NAME", help=_(
-        "the grade column of the LMS files (default: the assignment's title; for an existing Canvas assignment, "
-        "its name and id as Canvas exports them, e.g. \"Attention pooling (4711)\")"))
+    _add_gradebook_options(grade)
     grade.add_argument("--summary-md", type=Path, metavar="FILE",
                        help=_("also write a Markdown score table (e.g. $GITHUB_STEP_SUMMARY)"))
     grade.add_argument("--reviews", type=Path, metavar="CSV", help=_(
@@ -236,8 +229,33 @@ def build_parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help=_("join the output folders of grade --shard K/N into one class"))
     merge.add_argument("out", type=Path, help=_("the class's output folder"))
     merge.add_argument("shard_dirs", nargs="+", type=Path, metavar="SHARD_DIR", help=_("the shards' --out folders"))
+    review = sub.add_parser("review", help=_(
+        "mark a graded class's written answers in a local web page, similar answers in groups, and see which "
+        "students' code is alike"))
+    review.add_argument("out", type=Path, metavar="DIR", help=_("the class's output folder (grader grade --out)"))
+    review.add_argument("--submissions", type=Path, nargs="+", default=[], metavar="PATH", help=_(
+        "where the submitted notebooks are, to compare their code (default: where grading read them)"))
+    review.add_argument("--assignment", default=None, help=_("assignment name or folder (default: the results' own)"))
+    review.add_argument("--port", type=int, default=0, help=_("the port on 127.0.0.1 (default: a free one)"))
+    review.add_argument("--no-browser", action="store_true", help=_("print the page's address, do not open a browser"))
+    review.add_argument("--lang", choices=LANGUAGES, default=os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE),
+                        help=_("language of reports and messages (default: $GRADER_LANG or en)"))
+    _add_gradebook_options(review)
     _add_platform_parsers(sub)
     return parser
+
+
+def _add_gradebook_options(p: argparse.ArgumentParser) -> None:
+    """The options the class files are written with: grader grade's, and grader review's to write them again."""
+    p.add_argument("--roster", type=Path, metavar="CSV", help=_(
+        "the class roster: columns submission,student_id and optionally name,section,login,email,lms_id; adds the "
+        "students to the gradebook and lists who has no submission"))
+    p.add_argument("--gradebook-format", action="append", choices=tuple(LMS_PROFILES), dest="gradebook_formats",
+                   help=_("also write DIR/gradebook-FORMAT.csv for the LMS's grade import (needs --roster; "
+                          "repeatable)"))
+    p.add_argument("--gradebook-column", metavar="NAME", help=_(
+        "the grade column of the LMS files (default: the assignment's title; for an existing Canvas assignment, "
+        "its name and id as Canvas exports them, e.g. \"Attention pooling (4711)\")"))
 
 
 def _add_platform_parsers(sub) -> None:
@@ -391,6 +409,15 @@ def _no_secret() -> int:
     return EXIT_USAGE
 
 
+def refuse_lms_without_roster(args) -> bool:
+    """--gradebook-format without --roster (grade's and review's mistake), said on stderr."""
+    if args.gradebook_formats and not args.roster:
+        print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
+              file=sys.stderr)
+        return True
+    return False
+
+
 def run_grade(args) -> int:
     from .execute import begin_early, start_early_worker
 
@@ -401,9 +428,7 @@ def run_grade(args) -> int:
     if missing:
         print("grader: " + _("no such file or folder: %(paths)s", paths=join_list(missing)), file=sys.stderr)
         return EXIT_USAGE
-    if args.gradebook_formats and not args.roster:
-        print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
-              file=sys.stderr)
+    if refuse_lms_without_roster(args):
         return EXIT_USAGE
     from .files import Shard  # the rest of the grader is imported once the first kernel is starting
 
@@ -506,11 +531,9 @@ def _finish_grade(args, rows: list[dict], students, title: str | None = None, pr
             print(f"grader: {exc}", file=sys.stderr)
             return EXIT_USAGE
     roster = match_roster(rows, students) if students is not None else None
-    write_class_files(args.out, rows, roster)
-    for name in args.gradebook_formats or ():
-        # The grade column: an LMS's own name for it, else the assignment's title (no assignment: nothing to grade).
-        column = args.gradebook_column or title or "grade"
-        write_atomic(args.out / f"gradebook-{name}.csv", LMS_PROFILES[name](roster, column))
+    # The grade column: an LMS's own name for it, else the assignment's title (no assignment: nothing to grade).
+    write_class_files(args.out, rows, roster, tuple(args.gradebook_formats or ()),
+                      args.gradebook_column or title or "grade")
     _write_platform_files(args, rows, write_atomic)
     if rows:
         _print_class(args.out, rows)
@@ -659,7 +682,14 @@ def run_platform(args) -> int:
     return EXIT_OK
 
 
+def run_review(args) -> int:
+    from .review.command import run_review as review
+
+    return review(args)
+
+
 COMMANDS = {("check", None): run_check, ("grade", None): run_grade, ("merge", None): run_merge,
+            ("review", None): run_review,
             ("release", None): run_release, ("gradescope", "build"): run_gradescope_build,
             ("gradescope", "run"): run_platform, ("prairielearn", "run"): run_platform}
 
@@ -674,7 +704,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
     try:
-        if hasattr(args, "assignment") and args.command != "check":  # check looks for a bundle first
+        # check looks for a bundle first; review reads the assignment from the results
+        if hasattr(args, "assignment") and args.command not in ("check", "review"):
             _infer_assignment(args)
         if getattr(args, "assignment", None):
             use_language(args.lang, (_assignment_dir(args.assignment) / "locale",))

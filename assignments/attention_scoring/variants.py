@@ -225,10 +225,15 @@ def monotonic_with(half_width=None, mask_value=MASK, dim=-1, window=True, dtype=
     return local_monotonic_weights
 
 
-monotonic_no_window = monotonic_with(window=False)
-monotonic_zero_mask = monotonic_with(mask_value=0.0)
-monotonic_half_window = monotonic_with(half_width=lambda D: D // 2)
-monotonic_over_steps = monotonic_with(dim=-2)
+MONOTONIC_SETTINGS = {"no window": {"window": False}, "window masked with 0": {"mask_value": 0.0},
+                      "window of half-width D/2": {"half_width": lambda D: D // 2},
+                      "softmax over target steps": {"dim": -2}}
+MONOTONIC_MEANINGLESS = (frozenset(("no window", "window masked with 0")),  # no window has no mask to get wrong
+                         frozenset(("no window", "window of half-width D/2")))
+monotonic_no_window = monotonic_with(**MONOTONIC_SETTINGS["no window"])
+monotonic_zero_mask = monotonic_with(**MONOTONIC_SETTINGS["window masked with 0"])
+monotonic_half_window = monotonic_with(**MONOTONIC_SETTINGS["window of half-width D/2"])
+monotonic_over_steps = monotonic_with(**MONOTONIC_SETTINGS["softmax over target steps"])
 
 MONOTONIC_ACCEPTED = (Accepted("mask -inf", monotonic_with(mask_value=float("-inf"))),
                       Accepted("float32", monotonic_with(dtype=torch.float32)))
@@ -244,9 +249,12 @@ def position_with(post=lambda p: p, squash=True, dtype=torch.float64):
     return predictive_position
 
 
-position_rounded = position_with(torch.round)
-position_floored = position_with(torch.floor)
-position_no_tanh = position_with(squash=False)
+POSITION_SETTINGS = {"p_t rounded": {"post": torch.round}, "p_t truncated": {"post": torch.floor},
+                     "no tanh": {"squash": False}}
+POSITION_MEANINGLESS = (frozenset(("p_t rounded", "p_t truncated")),)
+position_rounded = position_with(**POSITION_SETTINGS["p_t rounded"])
+position_floored = position_with(**POSITION_SETTINGS["p_t truncated"])
+position_no_tanh = position_with(**POSITION_SETTINGS["no tanh"])
 POSITION_ACCEPTED = (Accepted("float32", position_with(dtype=torch.float32)),)
 
 
@@ -270,11 +278,18 @@ def predictive_with(width=lambda D: D / 2, rounded=False, gaussian=True, renorma
     return local_predictive_weights
 
 
-predictive_width_D = predictive_with(width=lambda D: D)
-predictive_rounded = predictive_with(rounded=True)
-predictive_no_gaussian = predictive_with(gaussian=False)
-predictive_renormalised = predictive_with(renormalise=True)
-predictive_no_window = predictive_with(window=False)
+# Each mistake's settings of predictive_with, by the name of its misconception: mistakes compose (two at once are
+# named together, grader.checks.pairs).
+PREDICTIVE_SETTINGS = {"Gaussian of width D": {"width": lambda D: D}, "p_t rounded": {"rounded": True},
+                       "no Gaussian": {"gaussian": False}, "renormalised": {"renormalise": True},
+                       "no window": {"window": False}}
+PREDICTIVE_MEANINGLESS = (frozenset(("Gaussian of width D", "no Gaussian")),
+                          frozenset(("no Gaussian", "renormalised")))  # a renormalised softmax is the softmax
+predictive_width_D = predictive_with(**PREDICTIVE_SETTINGS["Gaussian of width D"])
+predictive_rounded = predictive_with(**PREDICTIVE_SETTINGS["p_t rounded"])
+predictive_no_gaussian = predictive_with(**PREDICTIVE_SETTINGS["no Gaussian"])
+predictive_renormalised = predictive_with(**PREDICTIVE_SETTINGS["renormalised"])
+predictive_no_window = predictive_with(**PREDICTIVE_SETTINGS["no window"])
 PREDICTIVE_ACCEPTED = (Accepted("float32", predictive_with(dtype=torch.float32)),
                        Accepted("window |s - p| < D", predictive_with(strict=True)))
 

@@ -397,20 +397,25 @@ def train_calls(rng):
 
 
 @functools.lru_cache(maxsize=64)
-def reference_training(seed: int) -> tuple[float, float, float]:
-    """The reference's w after the contract's steps on the data of ``seed``, the loss there and at the start."""
+def reference_training(seed: int) -> tuple[float, float, float, float]:
+    """The reference's w after the contract's steps on the data of ``seed``, the loss there and at the start, and
+    the loss at the start with each point among its own keys (a known mistake's first loss)."""
     x, y = ref.book_data(TRAIN_N, seed)
     w, _losses = ref.train_parametric_nw(x, y, TRAIN_EPOCHS, TRAIN_LR)
-    return w, float(ref.leave_one_out_loss(x, y, w)), float(ref.leave_one_out_loss(x, y, ref.START_W))
+    predictions, _weights = ref.nw_parametric_pool(x, x, y, ref.START_W)
+    self_included = float(((predictions - ref.as_tensor(y)) ** 2).mean() / 2)
+    return (w, float(ref.leave_one_out_loss(x, y, w)), float(ref.leave_one_out_loss(x, y, ref.START_W)),
+            self_included)
 
 
 def train_data(calls) -> verdicts.TrainData:
     data_sets = []
     for call in calls:
-        w, loss, start_loss = reference_training(call.context)
+        w, loss, start_loss, self_included = reference_training(call.context)
         x, y = ref.book_data(TRAIN_N, call.context)
         curve = ComputedCurve(lambda width, x=x, y=y: float(ref.leave_one_out_loss(x, y, width)), *W_CURVE_RANGE)
-        data_sets.append(verdicts.TrainDataSet(ref.START_W, w, start_loss, loss, w > 1.05 * ref.START_W, curve))
+        data_sets.append(verdicts.TrainDataSet(ref.START_W, w, start_loss, loss, w > 1.05 * ref.START_W, curve,
+                                               self_included))
     return verdicts.TrainData(TRAIN_EPOCHS, tuple(data_sets))
 
 

@@ -25,30 +25,8 @@ from grader.wire import call_json, parse_outcome
 from reference import attention_scoring as ref
 from tests.scoring_submissions import EDITIONS, SOLUTION
 
-BOOK_MASK = '''
-import math
-import torch
-from torch import nn
-
-
-def sequence_mask(X, valid_len, value=0):
-    maxlen = X.size(1)
-    mask = torch.arange((maxlen), dtype=torch.float32, device=X.device)[None, :] < valid_len[:, None]
-    X[~mask] = value
-    return X
-
-
-def masked_softmax(X, valid_lens):
-    if valid_lens is None:
-        return nn.functional.softmax(X, dim=-1)
-    shape = X.shape
-    if valid_lens.dim() == 1:
-        valid_lens = torch.repeat_interleave(valid_lens, shape[1])
-    else:
-        valid_lens = valid_lens.reshape(-1)
-    X = sequence_mask(X.reshape(-1, shape[-1]), valid_lens, value=-1e6)
-    return nn.functional.softmax(X.reshape(shape), dim=-1)
-'''
+# The book's masked softmax (the template's set-up first: imports, float64 layers), under the classes tried here.
+BOOK_MASK = build_notebooks.SETUP + SOLUTION["ex1"]
 
 
 @pytest.fixture(scope="module")
@@ -118,17 +96,10 @@ def outcomes_of_each(namespace, calls):
 
 def test_a_forward_returning_its_output_alone_and_keeping_no_weights_is_still_wrong(scoring):
     """The book's convention is accepted because the weights are kept; without them there is nothing to judge."""
-    namespace = namespace_of(BOOK_MASK, '''
-class DotProductAttention(nn.Module):
-    def __init__(self, dropout):
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, queries, keys, values, valid_lens=None):
-        d = queries.shape[-1]
-        weights = masked_softmax(torch.bmm(queries, keys.transpose(1, 2)) / math.sqrt(d), valid_lens)
-        return torch.bmm(self.dropout(weights), values)
-''')
+    keeps_nothing = EDITIONS["current_edition"]["ex2"].replace("self.attention_weights = ", "weights = ") \
+        .replace("self.dropout(self.attention_weights)", "self.dropout(weights)")
+    assert "attention_weights" not in keeps_nothing.split("class GeneralAttention")[0]
+    namespace = namespace_of(BOOK_MASK, keeps_nothing)
     verdict = verdict_of(check_of(scoring, "ex2.dot_product_attention"), namespace["DotProductAttention"])
     assert verdict.fraction == 0 and "tuple of 2 items was expected" in verdict.message
 

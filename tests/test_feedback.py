@@ -200,6 +200,18 @@ def test_one_mistake_is_named_alone_and_another_of_similar_output_is_not_named(s
     assert squared.fraction == 0 and squared.diagnosis is None
 
 
+def test_a_mistake_of_the_logits_with_the_wrong_axis_is_named_whole(scoring):
+    check = check_of(scoring, "ex5.parametric_pool")
+    explanations = {m.name: m.explanation for m in check.misconceptions}
+
+    def divides_over_queries(queries, keys, values, w):
+        weights = torch.softmax(-((queries[:, None] - keys[None, :]) / w) ** 2 / 2, dim=0)
+        return weights @ values, weights
+
+    verdict = verdict_of(check, divides_over_queries)
+    assert explanations["w divides"] in verdict.diagnosis and explanations["softmax over queries"] in verdict.diagnosis
+
+
 def test_a_combinations_words_are_translated(scoring):
     check = check_of(scoring, "ex4.local_predictive")
     use_language("ja", (scoring.root / "locale",))

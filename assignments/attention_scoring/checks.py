@@ -63,7 +63,7 @@ RTOL, ATOL = 2e-5, 1e-12
 
 def with_pairs(singles, settings, compose, meaningless):
     """The check's misconceptions one at a time, then every meaningful two together (each named in the diagnosis)."""
-    return tuple(singles) + pairs([(settings[m.name], m) for m in singles], compose, meaningless)
+    return tuple(singles) + pairs([(settings[m.name], m) for m in singles if m.name in settings], compose, meaningless)
 
 
 def unit_scale(*args, **kwargs) -> float:
@@ -139,14 +139,14 @@ masked_softmax_check = ValueCheck(
     scale=unit_scale, accepted=v.MASKED_SOFTMAX_ACCEPTED, read=READ_MASK,
     hint="Keep positions j < valid_len (per sequence for a 1-D valid_lens, per query for a 2-D one), give the others "
          "-1e6, then softmax over the last axis.",
-    misconceptions=(
+    misconceptions=with_pairs((
         Misconception("masked with 0", ZERO_MASK, v.softmax_zero_mask),
         Misconception("softmax over queries", OVER_QUERIES_SCORES, v.softmax_over_queries),
         Misconception("one position too many", "One position too many is kept: position j counts when j < valid_len, "
                       "not j <= valid_len (positions start at 0).", v.softmax_one_too_many),
         Misconception("lengths ignored", "The valid lengths are not used: positions past them still take weight.",
                       v.softmax_ignores_lengths),
-    ))
+    ), v.MASKED_SOFTMAX_SETTINGS, v.softmax_masked_with, ()))
 
 
 # --------------------------------------------------------------------------- Exercise 2: dot product and general
@@ -372,7 +372,7 @@ pool_check = ValueCheck(
     scale=lambda q, k, values, w: float(np.abs(values).max()), accepted=v.POOL_ACCEPTED, read=READ_PARAMETRIC,
     hint="One row of weights per query, one column per key: softmax over the keys of -((q - k_i) w)^2 / 2; the "
          "predictions are the weights times the values. Return (predictions, weights).",
-    misconceptions=(
+    misconceptions=with_pairs((
         Misconception("w outside the square", "w multiplies the squared distance: the book multiplies the distance "
                       "by w and then squares, -((q - k) w)^2 / 2, so the logits scale with w^2.",
                       v.pool_w_outside_square),
@@ -380,7 +380,7 @@ pool_check = ValueCheck(
                       "w makes the weights sharper, not wider.", v.pool_w_divides),
         Misconception("missing 1/2", "The 1/2 is missing: the logits are -((q - k) w)^2 / 2.", v.pool_missing_half),
         Misconception("softmax over queries", WRONG_AXIS, v.pool_over_queries),
-    ))
+    ), v.POOL_SETTINGS, v.pool_with, v.POOL_MEANINGLESS))
 
 TRAIN_EPOCHS, TRAIN_LR, TRAIN_N, TRAIN_DATA_SETS = 10, 2.0, 50, 2
 W_CURVE_RANGE = (1e-2, 1e3)  # the loss is flat beyond: average pooling below, nearest neighbour above

@@ -33,7 +33,7 @@ def attend(scores, values, valid_lens, mask_value=MASK, dim=-1, dtype=torch.floa
 
 # --------------------------------------------------------------------------- masked softmax (functions)
 
-def softmax_masked_with(mask_value, dim=-1, dtype=torch.float64):
+def softmax_masked_with(mask_value=MASK, dim=-1, dtype=torch.float64):
     def masked_softmax(X, valid_lens=None):
         X = as_tensor(X).to(dtype)
         if valid_lens is not None:
@@ -48,6 +48,8 @@ def softmax_zero_mask(X, valid_lens=None):
 
 
 softmax_over_queries = softmax_masked_with(MASK, dim=-2)
+# The two of masked_softmax's mistakes that compose (the others change which positions are masked, not how).
+MASKED_SOFTMAX_SETTINGS = {"masked with 0": {"mask_value": 0.0}, "softmax over queries": {"dim": -2}}
 
 
 def softmax_one_too_many(X, valid_lens=None):
@@ -296,7 +298,9 @@ PREDICTIVE_ACCEPTED = (Accepted("float32", predictive_with(dtype=torch.float32))
 
 # --------------------------------------------------------------------------- parametric pooling (functions)
 
-def pool_with(logits, dim=1, dtype=torch.float64, reverse=False, naive=False):
+def pool_with(logits=None, dim=1, dtype=torch.float64, reverse=False, naive=False):
+    logits = logits or PARAMETRIC_LOGITS  # the contract's, where a variant changes something else
+
     def nw_parametric_pool(queries, keys, values, w):
         q, k, v = (as_tensor(a).to(dtype) for a in (queries, keys, values))
         if reverse:
@@ -316,10 +320,18 @@ def pool_with(logits, dim=1, dtype=torch.float64, reverse=False, naive=False):
 
 
 PARAMETRIC_LOGITS = lambda diff, w: -((diff * w) ** 2) / 2  # noqa: E731
-pool_w_outside_square = pool_with(lambda diff, w: -(diff**2) * w / 2)
-pool_w_divides = pool_with(lambda diff, w: -((diff / w) ** 2) / 2)
-pool_missing_half = pool_with(lambda diff, w: -((diff * w) ** 2))
-pool_over_queries = pool_with(PARAMETRIC_LOGITS, dim=0)
+POOL_SETTINGS = {"w outside the square": {"logits": lambda diff, w: -(diff**2) * w / 2},
+                 "w divides": {"logits": lambda diff, w: -((diff / w) ** 2) / 2},
+                 "missing 1/2": {"logits": lambda diff, w: -((diff * w) ** 2)},
+                 "softmax over queries": {"dim": 0}}
+# Two mistakes of the logits are one wrong logit, not a pair of these: only a logit's mistake with the axis pairs.
+POOL_MEANINGLESS = tuple(frozenset(pair) for pair in (("w outside the square", "w divides"),
+                                                      ("w outside the square", "missing 1/2"),
+                                                      ("w divides", "missing 1/2")))
+pool_w_outside_square = pool_with(**POOL_SETTINGS["w outside the square"])
+pool_w_divides = pool_with(**POOL_SETTINGS["w divides"])
+pool_missing_half = pool_with(**POOL_SETTINGS["missing 1/2"])
+pool_over_queries = pool_with(**POOL_SETTINGS["softmax over queries"])
 POOL_ACCEPTED = (Accepted("float32", pool_with(PARAMETRIC_LOGITS, dtype=torch.float32)),
                  Accepted("keys in the other order", pool_with(PARAMETRIC_LOGITS, reverse=True)),
                  Accepted("exp over its sum", pool_with(PARAMETRIC_LOGITS, naive=True)))

@@ -134,7 +134,10 @@ def _judge_data_set(data: TrainDataSet, epochs: int, outcome, row: dict, notes: 
             notes.append(_("w ended at %(w)s, where the same steps take the reference to %(reference)s.",
                            w=f"{w:.4g}", reference=f"{data.reference_w:.4g}"))
         elif data.grows and w == data.start_w:
-            findings.add("no-step" if losses is not None and losses.size and np.ptp(losses) == 0 else "uphill")
+            # Unmoved: with the same loss every epoch no step was taken; with losses that move, the w returned is
+            # not the one trained, and no diagnosis guesses how.
+            if losses is not None and losses.size and np.ptp(losses) == 0:
+                findings.add("no-step")
             notes.append(_("w ended at %(w)s, where it started.", w=f"{w:.4g}"))
         elif data.grows and not w > data.start_w:
             findings.add("uphill")

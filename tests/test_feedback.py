@@ -78,6 +78,14 @@ def test_the_books_classes_of_either_edition_earn_full_marks(scoring, edition):
             assert verdict.fraction == 1.0, (edition, check_id, verdict.message, verdict.diagnosis)
 
 
+def test_a_layer_spelled_in_another_case_is_the_contracts_layer(scoring):
+    """Learners copying the older edition write W_v for w_v: the same layer, set by the grader."""
+    source = EDITIONS["older_edition"]["ex3"].replace("self.w_v", "self.W_v")
+    assert "W_v" in source and "w_v" not in source
+    namespace = namespace_of(build_notebooks.SETUP, EDITIONS["older_edition"]["ex1"], source)
+    assert verdict_of(check_of(scoring, "ex3.additive_attention"), namespace["AdditiveAttention"]).fraction == 1.0
+
+
 @pytest.mark.parametrize("edition", sorted(EDITIONS))
 def test_the_heatmap_draws_the_weights_the_book_keeps(scoring, edition):
     from assignments.attention_scoring.figures import returned_weights, scoring_calls

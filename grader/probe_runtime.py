@@ -264,7 +264,8 @@ def build(cls, construct, arrays="torch"):
     object is the one kept. When none does, ``ConstructionFailed`` names each call made.
     """
     options = [(construct.get("init_args", []), construct.get("init_kwargs", {}))]
-    options += [(other.get("init_args", []), other.get("init_kwargs", {})) for other in construct.get("alternatives", [])]
+    options += [(other.get("init_args", []), other.get("init_kwargs", {}))
+                for other in construct.get("alternatives", [])]
     decoded = [([decode_value(a, arrays) for a in args], {k: decode_value(v, arrays) for k, v in kwargs.items()})
                for args, kwargs in options]
     fitting = [i for i, (args, kwargs) in enumerate(decoded) if _takes(cls, args, kwargs)] or range(len(options))

@@ -224,7 +224,8 @@ def test_a_combinations_words_are_translated(scoring):
     check = check_of(scoring, "ex4.local_predictive")
     use_language("ja", (scoring.root / "locale",))
     verdict = verdict_of(check, local_p(window=False, renormalise=True))
-    assert "several" not in verdict.diagnosis and "window" not in verdict.diagnosis and "ソフトマックス" in verdict.diagnosis
+    assert "several" not in verdict.diagnosis and "window" not in verdict.diagnosis
+    assert "ソフトマックス" in verdict.diagnosis
 
 
 # --------------------------------------------------------------------------- training (items 4 and 7)
@@ -349,7 +350,8 @@ def test_a_study_whose_calls_raised_says_so_and_not_that_widths_cost_too_much():
     assert "cost more than" not in verdict.message
     costly = [ProbeOutcome("c", "ok", value=np.array(3 * d.reference_sigma)) for d in data.data_sets]
     verdict = verdicts.study_verdict(data, [raised] + costly[1:])
-    assert "3 of 4 widths cost more than" in verdict.message and "1 of 4 calls returned no usable width" in verdict.message
+    assert "3 of 4 widths cost more than" in verdict.message
+    assert "1 of 4 calls returned no usable width" in verdict.message
 
 
 def test_negative_widths_of_the_study_are_noted():

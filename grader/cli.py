@@ -139,8 +139,10 @@ RUN_OPTIONS: list[tuple[str, dict]] = [
 ]
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+def _add_run_options(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
     for flag, options in RUN_OPTIONS:
+        if only is not None and flag not in only:
+            continue
         options = dict(options)
         engine = options.pop("engine", None)
         default = os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE) if flag == "--lang" else options.get("default")
@@ -194,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--wheel", action="store_true", help=_(
         "also build the student package: the grader and the assignment's verdicts and catalogs, no reference, no "
         "checks, no solution"))
-    release.add_argument("--lang", choices=LANGUAGES, default="en", help=argparse.SUPPRESS)
+    _add_run_options(release, only=("--lang",))  # what release prints is in the run's language, as every command's
     grade = sub.add_parser("grade", help=_("grade files or folders of notebooks on the secret inputs"))
     grade.add_argument("paths", nargs="+", type=Path)
     grade.add_argument("--out", type=Path, required=True, help=_("output folder: DIR/<name>/result.json, report.html"))
@@ -504,7 +506,7 @@ def _print_class(out: Path, rows: list[dict]) -> None:
 def _exit_code(rows: list[dict], args) -> int:
     if not rows:
         print("grader: " + _("nothing was graded: no notebook (.ipynb) under %(paths)s.",
-                             paths=", ".join(terminal_text(str(p)) for p in args.paths)), file=sys.stderr)
+                             paths=join_list([terminal_text(str(p)) for p in args.paths])), file=sys.stderr)
         if args.fail_under is not None:  # a CI job that graded nothing must not pass
             return EXIT_NOTHING_GRADED
     if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]):
@@ -527,7 +529,7 @@ def run_merge(args) -> int:
     _print_class(args.out, rows)
     if missing:
         print("grader: " + _("not graded in any shard (%(count)s): %(names)s", count=len(missing),
-                             names=", ".join(terminal_text(n) for n in missing)), file=sys.stderr)
+                             names=join_list([terminal_text(n) for n in missing])), file=sys.stderr)
         return EXIT_UNGRADABLE
     return EXIT_UNGRADABLE if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]) else EXIT_OK
 
@@ -558,7 +560,7 @@ def _print_roster_problems(roster) -> None:
     ]
     for message, names in problems:
         if names:
-            print(_(message, count=len(names), names=", ".join(terminal_text(n) for n in names)), file=sys.stderr)
+            print(_(message, count=len(names), names=join_list([terminal_text(n) for n in names])), file=sys.stderr)
 
 
 def _write_per_submission(target: Path, rows: list[dict], convert, write_atomic) -> None:

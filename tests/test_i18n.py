@@ -575,3 +575,35 @@ def test_glossary_quotes_are_on_the_line_they_name(lang):
         text = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{source['commit']}:{source['path']}"],
                               capture_output=True, text=True, check=True).stdout.splitlines()
         assert source["quote"] in text[source["line"] - 1], term["concept"]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_status_marks_of_a_language_are_equally_wide(lang):
+    from wcwidth import wcswidth
+
+    from grader import summary
+
+    use_language(lang)
+    try:
+        assert len({wcswidth(summary.mark(kind)) for kind in summary.MARKS}) == 1
+    finally:
+        use_language("en")
+
+
+@pytest.mark.parametrize("lang", ["zh", "ja"])
+def test_lists_inside_sentences_use_the_languages_comma(lang):
+    from grader.environment import provided_packages
+
+    use_language(lang)
+    try:
+        assert "、" in provided_packages() and ", " not in provided_packages()
+    finally:
+        use_language("en")
+
+
+def test_release_speaks_the_language_of_grader_lang(monkeypatch):
+    from grader.cli import build_parser
+
+    monkeypatch.setenv("GRADER_LANG", "ko")
+    assert build_parser().parse_args(["release", "attention_scoring", "--out", "x"]).lang == "ko"
+    assert build_parser().parse_args(["release", "attention_scoring", "--out", "x", "--lang", "ja"]).lang == "ja"

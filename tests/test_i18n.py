@@ -323,12 +323,17 @@ CAMEL_CASE = re.compile(r"(?=.*[a-z])[A-Z][a-z]*[A-Z][A-Za-z]*")  # NoneType, Ru
 
 
 def latin_words(text: str, lang: str) -> list[str]:
-    """Latin words outside identifiers (with _ . : / = or digits, CamelCase, or called), formulas and names."""
+    """Latin words outside identifiers (with _ . : / = or digits, CamelCase, called, or raised to a power: QK^T),
+    formulas and names."""
     allowed = ALLOWED_WORDS | ALLOWED_BY_LANGUAGE[lang]
+    # A section title of an edition, quoted verbatim, is a name (the older English edition's "Parametric Attention
+    # Pooling", which no translation has for d2l-jp's readers).
+    text = re.sub(QUOTED_HEADING, lambda m: " " if any(m.group()[1:-1] in set(headings_of(e).values())
+                                                       for e in EDITIONS) else m.group(), text)
     words = []
     for match in TOKEN.finditer(text):
         token, after = match.group(), text[match.end():match.end() + 1]
-        if re.search(r"[\d_.:/=]", token) or after == "(" or CAMEL_CASE.fullmatch(token) or token in allowed:
+        if re.search(r"[\d_.:/=]", token) or after in ("(", "^") or CAMEL_CASE.fullmatch(token) or token in allowed:
             continue
         words += [w for w in token.split("-") if len(w) > 1 and w not in allowed]
     return words

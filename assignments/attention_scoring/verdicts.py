@@ -30,11 +30,8 @@ RAN_AWAY = ("Your w ran away: it ended non-finite or far beyond where the same n
             "averaged (calling backward() on the vector of per-example losses does that), so every step is n times "
             "too long; or the update overshoots. With a huge w each query puts all its attention on its nearest key: "
             "the model memorises the noise.")
-# Said when the loss did not fall or w stayed at or below its start where the data call for more: a flipped sign,
-# a missing update and a gradient that never reaches w all end there.
-UPHILL = ("Your loss did not fall during training, or w did not grow from 1 although this data calls for a larger w. "
-          "Check that each epoch updates w, and in the right direction: gradient descent is w = w - lr * dL/dw (a + "
-          "climbs the loss; a missing update, or a gradient that never reaches w, leaves w at 1).")
+UPHILL = ("Your loss rises during training: the update climbs the loss instead of descending it. Gradient descent "
+          "subtracts the step: w = w - lr * dL/dw.")
 NO_LOSSES = ("train_parametric_nw must return a pair (w, losses): the final w as a number and the loss of each epoch "
              "as a list of numbers.")
 SHARPER = ("A larger w multiplies every distance x - x_i before the Gaussian, so the attention weights fall off faster "

@@ -612,3 +612,60 @@ def test_release_speaks_the_language_of_grader_lang(monkeypatch):
     monkeypatch.setenv("GRADER_LANG", "ko")
     assert build_parser().parse_args(["release", "attention_scoring", "--out", "x"]).lang == "ko"
     assert build_parser().parse_args(["release", "attention_scoring", "--out", "x", "--lang", "ja"]).lang == "ja"
+
+
+# --------------------------------------------------------------------------- a label printed twice
+
+def label_words(lang: str) -> list[str]:
+    """The words of the report's labels in a language ("Likely cause", "Hint", ...), without their colon."""
+    from grader.wording import HINT, LIKELY_CAUSE, REREAD
+
+    use_language(lang)
+    try:
+        return [re.sub(r"[\s:：]+$", "", _translate(template).partition("%(text)s")[0]) for template in
+                (LIKELY_CAUSE, HINT, REREAD)]
+    finally:
+        use_language("en")
+
+
+def _translate(text: str) -> str:
+    from grader.i18n import _
+
+    return _(text)
+
+
+def source_strings(folder: Path) -> set[str]:
+    """Every string constant of a folder's Python modules (implicitly joined literals as one)."""
+    import ast
+
+    return {node.value for path in folder.glob("*.py") for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+
+def repeated_labels(block: str, labels: list[str]) -> list[str]:
+    """Labels said more than once in one block of a report ("Likely cause: ... Likely causes: ...")."""
+    return [label for label in labels if len(re.findall(re.escape(label.rstrip("s")), block, re.I)) > 1]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_no_assignment_text_repeats_the_label_it_is_shown_under(lang):
+    """An assignment's texts are shown after a label (Likely cause: / Hint: / Re-read:); a text that says the label
+    again printed it twice. Every text of both assignments, in every language, labelled as the report labels it."""
+    labels = label_words(lang)
+    texts = []
+    for path in CATALOGS:
+        if "assignments" in path.parts and path.parts[-3] == (lang if lang != "en" else OTHER_LANGUAGES[0]):
+            in_use = source_strings(path.parents[3])  # not the entries a reworded text left behind
+            with open(path, "rb") as f:
+                texts += [m.id if lang == "en" else m.string for m in read_po(f) if m.id in in_use]
+    assert len(texts) > 150
+    blocks = [f"{label}: {text}" for text in texts for label in labels]
+    assert [b for b in blocks if repeated_labels(b, labels)] == []
+
+
+def test_a_doubled_label_is_caught():
+    labels = label_words("zh")
+    assert repeated_labels("可能的原因：两种设置返回了相同的宽度。可能的原因：fit_width 忽略了…", labels)
+    assert repeated_labels("Likely cause: Both settings returned the same width. Likely causes: fit_width ignores",
+                           label_words("en"))
+    assert not repeated_labels("可能的原因：两种设置返回了相同的宽度。", labels)

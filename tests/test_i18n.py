@@ -454,7 +454,7 @@ EDITIONS = json.loads((GLOSSARY_DIR / "editions.json").read_text(encoding="utf-8
 EDITION_MARKERS = [("en-0.17", r"0\.17|older edition|旧版|이전 판"),
                    ("zh", r"中文版|zh\.d2l\.ai"), ("ja", r"日本語版|d2l-jp"), ("ko", r"한국어판|ko\.d2l\.ai"),
                    ("en", r"英文版|英語版|영문판|(?<![\w.])d2l\.ai|today's")]
-POINTER = {"en": r"(?:Section|and) (\d+(?:\.\d+)+)(?: \(([^)]*)\))?",
+POINTER = {"en": r"(?:Section |(?<=\) )and )(\d+(?:\.\d+)+)(?: \(([^)]*)\))?",  # "Section 11.2.1 (...) and 11.2.2 (...)"
            "zh": r"(\d+(?:\.\d+)+) ?节(?:“([^”]*)”|（([^）]*)）)?",
            "ja": r"(\d+(?:\.\d+)+) ?節(?:「([^」]*)」|（([^）]*)）)?",
            "ko": r"(\d+(?:\.\d+)+)절(?: ?‘([^’]*)’|\(([^)]*)\))?"}
@@ -529,6 +529,7 @@ def test_the_pointer_check_catches_misquoted_and_missing_headings():
     assert pointer_problems("한국어판 10.3.3절(스케일드 내적 어텐션)", "ko")  # not the Korean edition's heading
     assert pointer_problems("日本語版 10.2.4 節", "ja")  # no such section there
     assert pointer_problems("Section 11.3.5 (Dot Product Attention)", "en")
+    assert not pointer_problems("at sigma = 0.01 and 0.02", "en")  # numbers, not sections
     assert not pointer_problems("11.3.1 節「内積アテンション」（日本語版 d2l-jp.me）", "ja")
 
 

@@ -21,8 +21,10 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -173,14 +175,39 @@ ARGPARSE_MESSAGES = (N_("usage: "), N_("positional arguments"), N_("options"), N
                      N_("argument %(argument_name)s: %(message)s"), N_("expected one argument"))
 
 
+SECTION_HEADING = N_("%(heading)s:")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's help with its section headings punctuated as the language does ("オプション：", not "オプション:").
+
+    argparse writes the colon itself; the headings it was given are put back with the catalog's.
+    """
+
+    def start_section(self, heading):
+        self._headings = [*getattr(self, "_headings", []), heading]
+        super().start_section(heading)
+
+    def format_help(self):
+        text = super().format_help()
+        for heading in dict.fromkeys(getattr(self, "_headings", [])):
+            if heading:
+                text = re.sub(rf"^(\s*){re.escape(heading)}:$", lambda m: m.group(1) + _(SECTION_HEADING, heading=heading),
+                              text, flags=re.M)
+        return text
+
+
+COMMAND_PARSER = functools.partial(argparse.ArgumentParser, formatter_class=HelpFormatter)  # each command's help too
+
+
 def build_parser() -> argparse.ArgumentParser:
     argparse._ = translations().gettext
     parser = argparse.ArgumentParser(prog="grader", description=_("Grade Jupyter notebook exercises."),
                                      epilog=_("Exit codes: 0 graded, 1 below the bar / checks failing, 2 usage, "
                                               "3 a submission could not be graded, 4 sandbox required but missing, "
                                               "5 --fail-under and nothing was graded."),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+                                     formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=COMMAND_PARSER)
     check = sub.add_parser("check", help=_("self-check one notebook on the public inputs"))
     check.add_argument("notebook", type=Path)
     check.add_argument("--report", type=Path, help=_("where to write the HTML report (default: beside the notebook)"))
@@ -258,7 +285,7 @@ def _add_platform_parsers(sub) -> None:
         return run
 
     gradescope = sub.add_parser("gradescope", help=_("Gradescope: build the autograder zip, or grade one upload in it"))
-    gradescope_sub = gradescope.add_subparsers(dest="action", required=True)
+    gradescope_sub = gradescope.add_subparsers(dest="action", required=True, parser_class=COMMAND_PARSER)
     build = gradescope_sub.add_parser("build", help=_("write the autograder zip (setup.sh, run_autograder, the grader, "
                                                       "the assignment and the secret) to upload to Gradescope"))
     build.add_argument("--out", type=Path, default=Path("autograder.zip"), help=_("the zip (default: %(default)s)"))
@@ -268,7 +295,7 @@ def _add_platform_parsers(sub) -> None:
     visibility_option(run_parser(gradescope_sub, _("grade the one upload of a Gradescope job into results.json"),
                                  GRADESCOPE, "--submission-dir"))
     prairielearn = sub.add_parser("prairielearn", help=_("PrairieLearn: the external grader's entry point"))
-    run_parser(prairielearn.add_subparsers(dest="action", required=True),
+    run_parser(prairielearn.add_subparsers(dest="action", required=True, parser_class=COMMAND_PARSER),
                _("grade the one upload of a PrairieLearn job into results.json"), PRAIRIELEARN, "--student-dir")
 
 

@@ -670,3 +670,15 @@ def test_a_doubled_label_is_caught():
     assert repeated_labels("Likely cause: Both settings returned the same width. Likely causes: fit_width ignores",
                            label_words("en"))
     assert not repeated_labels("可能的原因：两种设置返回了相同的宽度。", labels)
+
+
+@pytest.mark.parametrize("lang", ["zh", "ja"])
+@pytest.mark.parametrize("command", [[], ["check"], ["grade"], ["gradescope", "run"]])
+def test_help_headings_end_with_the_languages_colon(lang, command, capsys, monkeypatch):
+    from grader.cli import main
+
+    monkeypatch.setenv("GRADER_LANG", lang)
+    assert main([*command, "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert re.search(r"^\s*\S.*：$", shown, re.M)  # its headings are there, in the language's punctuation
+    assert not re.search(r"[\u3040-\u30ff\u3400-\u9fff]:\s*$", shown, re.M), shown

@@ -503,7 +503,7 @@ def run_grade(args) -> int:
     roster = match_roster(rows, students) if students is not None else None
     write_class_files(args.out, rows, roster)
     for name in args.gradebook_formats or ():
-        column = args.gradebook_column or assignment.title
+        column = args.gradebook_column or _(assignment.title)  # in the run's language, as every output
         write_atomic(args.out / f"gradebook-{name}.csv", LMS_PROFILES[name](roster, column))
     _write_platform_files(args, rows, write_atomic)
     _print_class(args.out, rows)

@@ -314,7 +314,8 @@ def redact_hidden_failures(planned: list[PlannedCheck], run: WorkerRun) -> None:
     for plan in planned:
         for call in plan.probe_calls:
             outcome = run.probes[call.id]
-            if outcome.error_message is not None and outcome.status == OutcomeStatus.ERROR:
+            # An empty message repeats nothing: redacting it would put "(not shown: ...)" after a bare raise.
+            if outcome.error_message and outcome.error_message.strip() and outcome.status == OutcomeStatus.ERROR:
                 outcome.error_message = _(HIDDEN_MESSAGE)
             outcome.traceback = redacted_traceback(outcome.traceback, outcome.error_type)
             if outcome.grad_error and outcome.grad_error.startswith("backward() failed"):

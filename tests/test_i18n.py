@@ -139,6 +139,12 @@ def test_sentences_and_lists_follow_the_language():
     assert join_sentences(["一。", "二。"]) == "一。二。" and join_list([1, 2, 3]) == "1、2、3"
     use_language("ko")
     assert join_sentences(["가.", "나."]) == "가. 나."
+    # A sentence that ends in code or a bracket gets the language's full stop before the next one.
+    use_language("ja")
+    assert join_sentences(["`f` が例外を送出しました：`E: （非表示）`", "データセット 2：…。"]) == \
+        "`f` が例外を送出しました：`E: （非表示）`。データセット 2：…。"
+    use_language("en")
+    assert join_sentences(["`f` raised `E: x`", "Next."]) == "`f` raised `E: x`. Next."
 
 
 @pytest.mark.parametrize("lang", OTHER_LANGUAGES)

@@ -702,3 +702,16 @@ def test_a_bare_raise_on_hidden_inputs_is_not_followed_by_a_redaction_note():
     redact_hidden_failures([PlannedCheck(check=None, calls=[], probe_calls=calls)], run)
     assert run.probes["c#0"].error_message == ""
     assert run.probes["c#1"].error_message == HIDDEN_MESSAGE  # the inputs in the message are not shown
+
+
+@pytest.mark.parametrize("lang", ["zh", "ja"])
+def test_a_count_of_more_errors_follows_its_note_as_the_language_writes_it(lang):
+    from grader.gradebook import error_notes
+
+    use_language(lang)
+    try:
+        note, = error_notes([{"kind": "cell-error", "message": "Cell 1 raised X."},
+                             {"kind": "cell-error", "message": "Cell 2 raised X."}])
+    finally:
+        use_language("en")
+    assert "1" in note and "X.（" in note  # no ASCII space before the full-width bracket

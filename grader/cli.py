@@ -13,7 +13,8 @@ Exit codes:
     1  check: some check did not pass; grade: a submission scored under --fail-under
     2  the command line or the configuration was wrong (unknown option, missing file, no secret for grade, an
        assignment that cannot be used or cannot be inferred): nobody was graded
-    3  some submission could not be graded at all (not a notebook, the worker failed)
+    3  some submission could not be graded at all (not a notebook, a notebook of another assignment, the worker
+       failed); the others were
     4  --sandbox require, and bubblewrap does not work on this machine
     5  grade --fail-under, and nothing was graded (no notebook under the paths given)
 """
@@ -70,9 +71,9 @@ def _grading_options(args, secret: str | None, execution):
 
 def _assignment_dir(name: str) -> Path:
     """The assignment's folder, found as load_assignment finds it, without importing it."""
-    from .installed import ASSIGNMENTS_DIR
+    from .installed import assignment_dir
 
-    return Path(name) if Path(name, "checks.py").is_file() else ASSIGNMENTS_DIR / name
+    return assignment_dir(name)
 
 
 def _load_assignment(name: str, check_references: bool = True):
@@ -103,19 +104,22 @@ def _notebooks_named(args) -> list[Path]:
 
 
 def _infer_assignment(args) -> None:
-    """--assignment, else the one the notebooks name, else the only one installed (AssignmentUnknown: say why)."""
+    """--assignment, else the installed one most notebooks name, else the only one installed (AssignmentUnknown:
+    say why). A grade with no notebook at all needs none: it grades nothing, and says so (run_grade)."""
     from .installed import infer_assignment
 
     if args.assignment is None:
-        args.assignment = infer_assignment(_notebooks_named(args))
+        notebooks = _notebooks_named(args)
+        if notebooks or args.command != "grade":
+            args.assignment = infer_assignment(notebooks)
 
 
 # The options of every command that grades, as data: the Gradescope zip writes the chosen ones
 # back into run_autograder (run_options_argv), so a build and its runs grade alike.
 RUN_OPTIONS: list[tuple[str, dict]] = [
     ("--assignment", dict(default=None, help=N_(
-        "assignment name or folder (default: the one the notebooks name in their metadata, else the only one "
-        "installed)"))),
+        "assignment name or folder (default: the installed assignment most notebooks name in their metadata, else "
+        "the only one installed; a notebook naming another is reported, not graded)"))),
     ("--exercise", dict(action="append", dest="exercises", metavar="ID", help=N_("grade only this exercise (repeatable)"))),
     ("--sandbox", dict(choices=("auto", "require", "off"), default=DEFAULT_SANDBOX, help=N_(
         "bubblewrap isolation: auto uses it when it works (default), require refuses to run without it"))),
@@ -437,6 +441,8 @@ def run_grade(args) -> int:
     except ValueError:
         print("grader: " + _("--shard wants K/N with 1 <= K <= N, e.g. --shard 2/8."), file=sys.stderr)
         return EXIT_USAGE
+    if args.assignment is None:  # no notebook under the paths (_infer_assignment): no assignment is needed
+        return _finish_grade(args, [], None)
     execution = _execution_options(args)
     code = _sandbox_notice(execution)
     if code is not None:
@@ -446,9 +452,9 @@ def run_grade(args) -> int:
     early_worker = None if args.scheduler else start_early_worker(args.paths, _assignment_dir(args.assignment),
                                                                   execution, args.out)
     try:
-        from .batch import grade_batch, likely_first, write_atomic, write_class_files
+        from .batch import grade_batch, likely_first
         from .reviews import ReviewError, load_reviews
-        from .roster import RosterError, load_roster, match_roster
+        from .roster import RosterError
         from .schedulers import SchedulerUnavailable
 
         if early_worker:  # and the student's cells run while the assignment is imported
@@ -485,7 +491,7 @@ def run_grade(args) -> int:
 
     try:
         reviews = load_reviews(args.reviews, assignment.answer_points) if args.reviews else {}
-        students = load_roster(args.roster) if args.roster else None
+        students = _students(args)
     except (OSError, ReviewError, RosterError) as exc:
         if early_worker:
             early_worker.cleanup()
@@ -500,17 +506,45 @@ def run_grade(args) -> int:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
     batch_seconds = time.monotonic() - batch_started
-    roster = match_roster(rows, students) if students is not None else None
-    write_class_files(args.out, rows, roster)
-    for name in args.gradebook_formats or ():
-        column = args.gradebook_column or _(assignment.title)  # in the run's language, as every output
-        write_atomic(args.out / f"gradebook-{name}.csv", LMS_PROFILES[name](roster, column))
-    _write_platform_files(args, rows, write_atomic)
-    _print_class(args.out, rows)
+    profile = None
     if args.profile:
         from .summary import profile_table
 
-        print("\n" + profile_table(graded_now, batch_seconds, _startup_seconds(batch_started), start_check))
+        profile = profile_table(graded_now, batch_seconds, _startup_seconds(batch_started), start_check)
+    return _finish_grade(args, rows, students, assignment.title, profile)
+
+
+def _students(args):
+    """The roster's students, or None without --roster (RosterError, OSError: the file is unusable)."""
+    from .roster import load_roster
+
+    return load_roster(args.roster) if args.roster else None
+
+
+def _finish_grade(args, rows: list[dict], students, title: str | None = None, profile: str | None = None) -> int:
+    """A grade's class files, platform files and last words, for the rows graded (none at all: the same files,
+    saying so). ``students``: the roster's, or None to read it here; ``title``: the assignment's, if one was loaded;
+    ``profile``: --profile's table, printed after the scores."""
+    from .batch import write_atomic, write_class_files
+    from .roster import RosterError, match_roster
+
+    if students is None and args.roster:
+        try:
+            students = _students(args)
+        except (OSError, RosterError) as exc:
+            print(f"grader: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    roster = match_roster(rows, students) if students is not None else None
+    write_class_files(args.out, rows, roster)
+    for name in args.gradebook_formats or ():
+        # The grade column: an LMS's own name for it, else the assignment's title (no assignment: nothing to grade).
+        column = args.gradebook_column or (_(title) if title else "grade")  # in the run's language, as every output
+        write_atomic(args.out / f"gradebook-{name}.csv", LMS_PROFILES[name](roster, column))
+    _write_platform_files(args, rows, write_atomic)
+    if rows:
+        _print_class(args.out, rows)
+    if profile:
+        print("\n" + profile)
     if roster is not None:
         _print_roster_problems(roster)
     return _exit_code(rows, args)
@@ -536,11 +570,22 @@ def _exit_code(rows: list[dict], args) -> int:
                              paths=join_list([terminal_text(str(p)) for p in args.paths])), file=sys.stderr)
         if args.fail_under is not None:  # a CI job that graded nothing must not pass
             return EXIT_NOTHING_GRADED
+    below = [row for row in rows if args.fail_under is not None and row["score"] < args.fail_under]
+    if below:
+        print("grader: " + fail_under_text(below, len(rows), args.fail_under), file=sys.stderr)
     if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]):
         return EXIT_UNGRADABLE
-    if getattr(args, "fail_under", None) is not None and any(row["score"] < args.fail_under for row in rows):
-        return EXIT_BELOW
-    return EXIT_OK
+    return EXIT_BELOW if below else EXIT_OK
+
+
+def fail_under_text(below: list[dict], total: int, bar: float) -> str:
+    """Which submissions scored under --fail-under, and by how much: what a CI log says when the job fails."""
+    lines = [_("%(count)s of %(total)s submissions scored under --fail-under %(bar)s:", count=len(below), total=total,
+               bar=f"{bar:g}")]
+    lines += ["  " + _("%(submission)s: %(score)s / %(max)s, %(gap)s under", submission=terminal_text(row["submission"]),
+                       score=f"{row['score']:g}", max=f"{row['max_score']:g}", gap=f"{bar - row['score']:g}")
+              for row in below]
+    return "\n".join(lines)
 
 
 def run_merge(args) -> int:

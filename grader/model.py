@@ -82,6 +82,7 @@ class ErrorKind(Text):
     SELF_CHECK_SKIPPED = "self-check-skipped"
     INVALID_NOTEBOOK = "invalid-notebook"
     INVALID_UPLOAD = "invalid-upload"
+    WRONG_ASSIGNMENT = "wrong-assignment"  # its metadata names another assignment than the run's: not graded
     NOTEBOOK_UPGRADED = "notebook-upgraded"
     CELL_ERROR = "cell-error"
     TIMEOUT = "timeout"
@@ -100,8 +101,8 @@ class ErrorKind(Text):
 
 
 # Errors after which nothing of the submission was graded (the file, the upload or the grader's fault).
-UNGRADABLE = frozenset({ErrorKind.INVALID_NOTEBOOK, ErrorKind.INVALID_UPLOAD, ErrorKind.WORKER_FAILED,
-                        ErrorKind.GRADER_FAILED, ErrorKind.KERNEL_UNRECOVERABLE})
+UNGRADABLE = frozenset({ErrorKind.INVALID_NOTEBOOK, ErrorKind.INVALID_UPLOAD, ErrorKind.WRONG_ASSIGNMENT,
+                        ErrorKind.WORKER_FAILED, ErrorKind.GRADER_FAILED, ErrorKind.KERNEL_UNRECOVERABLE})
 
 UNENFORCED = {  # protection id -> what its absence means, for the CLI and every report
     "sandbox": N_("no sandbox: the notebook's code could read this machine's files and reach the network"),

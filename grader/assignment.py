@@ -199,8 +199,8 @@ def refuse_foreign_imports(folder: Path, name: str) -> None:
     foreign = sorted(module_imports(source.read_text(encoding="utf-8")) - VERDICTS_MAY_IMPORT)
     if foreign:
         raise AssignmentInvalid(name, _("%(file)s imports %(modules)s, but students receive it: it may import only "
-                                        "%(allowed)s", file=source, modules=", ".join(foreign),
-                                        allowed=", ".join(sorted(VERDICTS_MAY_IMPORT))))
+                                        "%(allowed)s", file=source, modules=join_list(foreign),
+                                        allowed=join_list(sorted(VERDICTS_MAY_IMPORT))))
 
 
 def public_verdicts(folder: Path, name: str) -> dict[str, CustomVerdict]:

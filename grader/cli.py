@@ -23,8 +23,10 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -144,8 +146,10 @@ RUN_OPTIONS: list[tuple[str, dict]] = [
 ]
 
 
-def _add_run_options(p: argparse.ArgumentParser) -> None:
+def _add_run_options(p: argparse.ArgumentParser, only: tuple[str, ...] | None = None) -> None:
     for flag, options in RUN_OPTIONS:
+        if only is not None and flag not in only:
+            continue
         options = dict(options)
         engine = options.pop("engine", None)
         default = os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE) if flag == "--lang" else options.get("default")
@@ -176,14 +180,39 @@ ARGPARSE_MESSAGES = (N_("usage: "), N_("positional arguments"), N_("options"), N
                      N_("argument %(argument_name)s: %(message)s"), N_("expected one argument"))
 
 
+SECTION_HEADING = N_("%(heading)s:")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """argparse's help with its section headings punctuated as the language does ("オプション：", not "オプション:").
+
+    argparse writes the colon itself; the headings it was given are put back with the catalog's.
+    """
+
+    def start_section(self, heading):
+        self._headings = [*getattr(self, "_headings", []), heading]
+        super().start_section(heading)
+
+    def format_help(self):
+        text = super().format_help()
+        for heading in dict.fromkeys(getattr(self, "_headings", [])):
+            if heading:
+                text = re.sub(rf"^(\s*){re.escape(heading)}:$", lambda m: m.group(1) + _(SECTION_HEADING, heading=heading),
+                              text, flags=re.M)
+        return text
+
+
+COMMAND_PARSER = functools.partial(argparse.ArgumentParser, formatter_class=HelpFormatter)  # each command's help too
+
+
 def build_parser() -> argparse.ArgumentParser:
     argparse._ = translations().gettext
     parser = argparse.ArgumentParser(prog="grader", description=_("Grade Jupyter notebook exercises."),
                                      epilog=_("Exit codes: 0 graded, 1 below the bar / checks failing, 2 usage, "
                                               "3 a submission could not be graded, 4 sandbox required but missing, "
                                               "5 --fail-under and nothing was graded."),
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = parser.add_subparsers(dest="command", required=True)
+                                     formatter_class=HelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=COMMAND_PARSER)
     check = sub.add_parser("check", help=_("self-check one notebook on the public inputs"))
     check.add_argument("notebook", type=Path)
     check.add_argument("--report", type=Path, help=_("where to write the HTML report (default: beside the notebook)"))
@@ -199,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
     release.add_argument("--wheel", action="store_true", help=_(
         "also build the student package: the grader and the assignment's verdicts and catalogs, no reference, no "
         "checks, no solution"))
-    release.add_argument("--lang", choices=LANGUAGES, default="en", help=argparse.SUPPRESS)
+    _add_run_options(release, only=("--lang",))  # what release prints is in the run's language, as every command's
     grade = sub.add_parser("grade", help=_("grade files or folders of notebooks on the secret inputs"))
     grade.add_argument("paths", nargs="+", type=Path)
     grade.add_argument("--out", type=Path, required=True, help=_("output folder: DIR/<name>/result.json, report.html"))
@@ -278,7 +307,7 @@ def _add_platform_parsers(sub) -> None:
         return run
 
     gradescope = sub.add_parser("gradescope", help=_("Gradescope: build the autograder zip, or grade one upload in it"))
-    gradescope_sub = gradescope.add_subparsers(dest="action", required=True)
+    gradescope_sub = gradescope.add_subparsers(dest="action", required=True, parser_class=COMMAND_PARSER)
     build = gradescope_sub.add_parser("build", help=_("write the autograder zip (setup.sh, run_autograder, the grader, "
                                                       "the assignment and the secret) to upload to Gradescope"))
     build.add_argument("--out", type=Path, default=Path("autograder.zip"), help=_("the zip (default: %(default)s)"))
@@ -288,7 +317,7 @@ def _add_platform_parsers(sub) -> None:
     visibility_option(run_parser(gradescope_sub, _("grade the one upload of a Gradescope job into results.json"),
                                  GRADESCOPE, "--submission-dir"))
     prairielearn = sub.add_parser("prairielearn", help=_("PrairieLearn: the external grader's entry point"))
-    run_parser(prairielearn.add_subparsers(dest="action", required=True),
+    run_parser(prairielearn.add_subparsers(dest="action", required=True, parser_class=COMMAND_PARSER),
                _("grade the one upload of a PrairieLearn job into results.json"), PRAIRIELEARN, "--student-dir")
 
 
@@ -522,7 +551,7 @@ def _finish_grade(args, rows: list[dict], students, title: str | None = None, pr
     saying so). ``students``: the roster's, or None to read it here; ``title``: the assignment's, if one was loaded;
     ``profile``: --profile's table, printed after the scores."""
     from .batch import write_atomic, write_class_files
-    from .roster import RosterError, match_roster
+    from .roster import RosterError, grade_column, match_roster
 
     if students is None and args.roster:
         try:
@@ -531,9 +560,8 @@ def _finish_grade(args, rows: list[dict], students, title: str | None = None, pr
             print(f"grader: {exc}", file=sys.stderr)
             return EXIT_USAGE
     roster = match_roster(rows, students) if students is not None else None
-    # The grade column: an LMS's own name for it, else the assignment's title (no assignment: nothing to grade).
     write_class_files(args.out, rows, roster, tuple(args.gradebook_formats or ()),
-                      args.gradebook_column or title or "grade")
+                      grade_column(args.gradebook_column, title))
     _write_platform_files(args, rows, write_atomic)
     if rows:
         _print_class(args.out, rows)
@@ -561,7 +589,7 @@ def _print_class(out: Path, rows: list[dict]) -> None:
 def _exit_code(rows: list[dict], args) -> int:
     if not rows:
         print("grader: " + _("nothing was graded: no notebook (.ipynb) under %(paths)s.",
-                             paths=", ".join(terminal_text(str(p)) for p in args.paths)), file=sys.stderr)
+                             paths=join_list([terminal_text(str(p)) for p in args.paths])), file=sys.stderr)
         if args.fail_under is not None:  # a CI job that graded nothing must not pass
             return EXIT_NOTHING_GRADED
     below = [row for row in rows if args.fail_under is not None and row["score"] < args.fail_under]
@@ -595,7 +623,7 @@ def run_merge(args) -> int:
     _print_class(args.out, rows)
     if missing:
         print("grader: " + _("not graded in any shard (%(count)s): %(names)s", count=len(missing),
-                             names=", ".join(terminal_text(n) for n in missing)), file=sys.stderr)
+                             names=join_list([terminal_text(n) for n in missing])), file=sys.stderr)
         return EXIT_UNGRADABLE
     return EXIT_UNGRADABLE if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]) else EXIT_OK
 
@@ -626,7 +654,7 @@ def _print_roster_problems(roster) -> None:
     ]
     for message, names in problems:
         if names:
-            print(_(message, count=len(names), names=", ".join(terminal_text(n) for n in names)), file=sys.stderr)
+            print(_(message, count=len(names), names=join_list([terminal_text(n) for n in names])), file=sys.stderr)
 
 
 def _write_per_submission(target: Path, rows: list[dict], convert, write_atomic) -> None:

@@ -51,7 +51,7 @@ def error_notes(errors: list[dict], width: int | None = None) -> list[str]:
         note = _(ERROR_LINE, title=error_title(kind),
                  text=textwrap.shorten(message, width, placeholder="…") if width else message)
         if len(group) > 1:
-            note += " " + _("(and %(count)s more)", count=len(group) - 1)
+            note = _("%(note)s (and %(count)s more)", note=note, count=len(group) - 1)  # the space is the language's
         notes.append(note)
     return notes
 

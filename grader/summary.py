@@ -31,8 +31,8 @@ def pad(text: str, width: int, right: bool = False) -> str:
 
 
 def mark(kind: str) -> str:
-    """A status mark such as "[ PASS]"."""
-    return "[" + pad(_(MARKS[kind]), 5, right=True) + "]"
+    """A status mark such as "[ PASS]": every mark of the language as wide, so the titles after them line up."""
+    return "[" + pad(_(MARKS[kind]), max(display_width(_(word)) for word in MARKS.values()), right=True) + "]"
 
 
 def submission_text(result: SubmissionResult, verbose: bool = True) -> str:

@@ -119,7 +119,7 @@ def _normaliser(keys, sigma):
     return (math.sqrt(2 * math.pi) * float(sigma)) ** d
 
 
-SIGMA_FOR_SIGMA2 = ("You divide by sigma where the kernel has sigma^2 (or the reverse): alpha = exp(-||q-k||^2 / "
+SIGMA_FOR_SIGMA2 = ("You divide by sigma where the kernel has sigma^2: alpha = exp(-||q-k||^2 / "
                     "(2 sigma^2)). The two agree only at sigma = 1, so a test at sigma = 1 cannot tell them apart; the "
                     "grader uses other widths.")
 MISSING_HALF = "The exponent lacks the 1/2: the Gaussian kernel is exp(-||q-k||^2 / (2 sigma^2))."

@@ -178,8 +178,8 @@ dot_check = ValueCheck(
          "(output, attention_weights).",
     misconceptions=(
         Misconception("no 1/sqrt(d)", "The scores are not scaled: divide Q K^T by sqrt(d), the square root of the "
-                      "query and key size, so their variance stays near 1 whatever d is and the softmax does not "
-                      "saturate.", v.DotNoScaling),
+                      "query and key size, so that, for components of variance 1, their variance stays near 1 "
+                      "whatever d is and the softmax does not saturate.", v.DotNoScaling),
         Misconception("1/d", "The scores are divided by d; the scaling is 1/sqrt(d): with components of variance 1 "
                       "a dot product of size d has variance d, so its standard deviation is sqrt(d).", v.DotScaledByD),
         Misconception("masked with 0", ZERO_MASK, v.DotZeroMask),

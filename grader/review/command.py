@@ -45,7 +45,7 @@ def options_left_out(out_dir, args) -> str | None:
 def run_review(args) -> int:
     from ..assignment import load_assignment
     from ..cli import refuse_lms_without_roster
-    from ..roster import RosterError, load_roster
+    from ..roster import RosterError, grade_column, load_roster
     from .marks import ClassOutputs, ReviewBook
     from .server import ReviewState, serve
 
@@ -68,7 +68,8 @@ def run_review(args) -> int:
         return EXIT_USAGE
     try:
         students = load_roster(args.roster) if args.roster else None
-        outputs = ClassOutputs(students, tuple(args.gradebook_formats or ()), args.gradebook_column or assignment.title)
+        outputs = ClassOutputs(students, tuple(args.gradebook_formats or ()),
+                               grade_column(args.gradebook_column, assignment.title))
         book = ReviewBook.open(args.out, assignment.answer_points, outputs)
     except (OSError, ReviewError, RosterError) as exc:
         print(f"grader: {exc}", file=sys.stderr)

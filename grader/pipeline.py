@@ -136,12 +136,12 @@ class SubmissionPlan:
 
     checks: list[PlannedCheck]
     figures: list[PlannedFigure]
-    sent: list[ProbeCall]  # in the checks' order, then the figures' own calls
+    sent: list[ProbeCall]  # the checks' calls (on hidden inputs: their public ones), the figures' own, the hidden ones
     reused: dict[str, str]  # figure call id -> the identical check call whose outcome it shares
-    # On hidden inputs: each check's calls on its public inputs, made just before its hidden ones (a function's
-    # calls stay one execution), so that a student sees a failure in full on inputs that are no secret
-    # (grader.views). Before, not after: a kernel that has seen the hidden inputs could repeat them in anything it
-    # says, and a re-run in a fresh kernel would cost the notebook's cells again.
+    # On hidden inputs: each check's calls on its public inputs, made before any hidden one, so that a student
+    # sees a failure in full on inputs that are no secret (grader.views). Before, not after: a kernel that has seen
+    # the hidden inputs could repeat them in anything it says, and a re-run in a fresh kernel would cost the
+    # notebook's cells again.
     public: dict[str, PlannedCheck] = field(default_factory=dict)
 
     def share_reused(self, probes: dict[str, ProbeOutcome]) -> None:
@@ -170,17 +170,20 @@ def draw_submission_plan(assignment: Assignment, options: GradingOptions) -> Sub
     public = {} if options.secret is None else {  # drawn already: a hidden plan is checked against them
         plan.check.id: PlannedCheck(plan.check, calls, probe_calls(f"public:{plan.check.id}", calls, options))
         for plan in checks for calls in [public_calls(assignment, plan.check)]}
-    sent = [call for plan in checks for call in [*(public[plan.check.id].probe_calls if public else []),
-                                                 *plan.probe_calls]]
-    by_identity = {call_identity(call): call.id for call in sent}
-    reused = {}
+    # Every call on public inputs (the checks' and the figures') is made before the first one on hidden inputs:
+    # what the kernel says on public inputs, which a student sees in full, cannot repeat a hidden one it has
+    # not yet been given. A figure call identical to one of them shares its outcome.
+    first = [call for plan in checks for call in (public[plan.check.id] if public else plan).probe_calls]
+    hidden = [call for plan in checks for call in plan.probe_calls] if public else []
+    by_identity = {call_identity(call): call.id for call in first}
+    reused, own = {}, []
     for plan in figures:
         for call in plan.probe_calls:
             if call_identity(call) in by_identity:
                 reused[call.id] = by_identity[call_identity(call)]
             else:
-                sent.append(call)
-    return SubmissionPlan(checks, figures, sent, reused, public)
+                own.append(call)
+    return SubmissionPlan(checks, figures, [*first, *own, *hidden], reused, public)
 
 
 @dataclass

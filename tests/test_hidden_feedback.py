@@ -140,6 +140,12 @@ def call_secrets(check, calls) -> set[str]:
     return found
 
 
+def written(secret: str, text: str) -> bool:
+    """``secret`` in ``text`` as a whole: a number not as the first digits of a longer one (a public 0.536188 is
+    not a hidden 0.5361)."""
+    return re.search(r"(?<![\d.])" + re.escape(secret) + r"(?![\d])", text) is not None
+
+
 def student_text(path) -> str:
     """A student-facing file as the student reads it: markup and JSON escapes undone."""
     text = path.read_text(encoding="utf-8")
@@ -159,7 +165,8 @@ def student_text(path) -> str:
 
         walk(json.loads(text))
         return "\n".join(strings)
-    return html.unescape(text)
+    # As written and as displayed (markup dropped): a number split by a tag is read whole.
+    return html.unescape(text) + "\n" + html.unescape(re.sub(r"<[^>]+>", "", text))
 
 
 @pytest.fixture(scope="module")
@@ -208,10 +215,10 @@ def test_no_student_facing_output_holds_a_hidden_input_or_expected_value(outputs
         public |= call_secrets(planned.check, plan.public[planned.check.id].calls)
     secrets = hidden - public  # a value both draws share (a dimension, say) is no secret
     assert len(secrets) > 200
-    leaks = {name: sorted(s for s in secrets if s in text) for name, text in student.items()}
+    leaks = {name: sorted(s for s in secrets if written(s, text)) for name, text in student.items()}
     assert not any(leaks.values()), {name: found[:10] for name, found in leaks.items()}
     # The search finds what there is to find: the instructor's record holds the hidden side in full.
-    held = {s for s in secrets if s in instructor_json}
+    held = {s for s in secrets if written(s, instructor_json)}
     assert any(s.startswith("Leak") for s in held) and any(s.startswith("leak_") for s in held)
     assert len(held) > 20
 
@@ -222,7 +229,7 @@ def test_nothing_a_hidden_call_said_reaches_the_student(outputs, plan):
                        if check.get("public")}
     hidden_messages = {check["message"] for exercise in result["exercises"] for check in exercise["checks"]
                        if not check["passed"]} - public_messages
-    assert len(hidden_messages) >= 6
+    assert len(hidden_messages) >= 4  # the others (a stub, a singular matrix) read the same on both
     for name, text in student.items():
         assert not [m for m in hidden_messages if m in text], name
         assert "(not shown" not in text
@@ -250,12 +257,14 @@ def test_each_failure_is_named_by_its_category_and_shown_in_full_on_public_input
     assert f"Leak{digest(*score_calls[0].args[:2])}" in report
     assert call_text(score_calls[0]) in report
     # A stub's NotImplementedError says what it is, with no message to hide.
-    assert "raised `NotImplementedError`." in report or "raised NotImplementedError." in report
+    assert "loo_optimal_width raised NotImplementedError." in report
     # The public traceback: the student's own frame, no library's, nothing of the grader's install.
     loo = checks["ex2.loo_loss"]["public"]
     assert f"leak_{digest(*plan.public['ex2.loo_loss'].calls[0].args[:2])}.py" in loo["traceback"]
     assert "LinAlgError" in loo["traceback"]
-    assert "site-packages" not in loo["traceback"] and "numpy" not in loo["traceback"].split("LinAlgError")[0]
+    files = re.findall(r'File "([^"]+)"', loo["traceback"])
+    assert files and all("/tmp/leak_" in f or "ipykernel" in f for f in files), loo["traceback"]
+    assert "site-packages" not in loo["traceback"] and str(REPO) not in loo["traceback"]
     for name in ("gradescope", "prairielearn", "junit"):
         assert PUBLIC_HEADING in student[name]
 

@@ -267,7 +267,8 @@ def corpus(reference_paths: list[str], socket_targets: list[tuple[str, int]], wr
         "disk_fill": (_with_cell(DISK_FILL), set(), []),
         "fork_bomb": (_with_cell(FORK_BOMB), {"process-limit"}, ["processes"]),
         "cpu_hogs": (_with_cell(CPU_HOGS), set(), []),
-        "exfiltration": (build_notebook(exfiltrating_functions()), set(), ["not shown"]),
+        "exfiltration": (build_notebook(exfiltrating_functions()), set(),
+                         ["On the hidden inputs your function raised an exception."]),
     }
 
 

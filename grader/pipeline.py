@@ -458,8 +458,10 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
     readable = results  # what the figures may read of the checks
     if plan.public:
         # The public inputs' reference results were computed (or read from the cache) by the start-up's check.
+        wanted = {r.id for r in results if not r.passed} | {c for p in plan.figures for c in p.figure.reads}
         with refcache.using(options.reference_store(assignment, public=True), ledger):
-            public = {check: judge_check(planned, run.probes) for check, planned in plan.public.items()}
+            public = {check: judge_check(planned, run.probes) for check, planned in plan.public.items()
+                      if check in wanted}
         for result in results:
             if not result.passed:
                 result.public = public_run(plan.public[result.id], public[result.id], run.probes)

@@ -214,8 +214,8 @@ MAX_REDRAWS = 40
 @dataclass
 class Verdict:
     fraction: float  # of the check's points earned, 0..1
-    message: str
-    diagnosis: str | None = None
+    message: str  # free text, numbers and all: on hidden inputs, the instructor's only (grader.views)
+    diagnosis: str | None = None  # a fixed text (a msgid), never formatted with values: students see it on hidden inputs
     details: dict = field(default_factory=dict)
     errored: bool = False  # nothing could be judged: every call failed to produce a value
     # What went wrong, in a fixed word (grader.model.FailureCategory); None: the grader tells it from the outcomes

@@ -367,3 +367,19 @@ def test_a_public_call_is_written_as_code():
     built = Call("Attention", (np.ones(2),), construct=Construct((4,), {"dropout": 0.0}, {"w": np.zeros(1)}))
     assert call_text(built) == "obj = Attention(4, dropout=0.0)\nobj.w = array([0.])\nobj(array([1., 1.]))"
     assert CheckStatus.PASSED == "passed"
+
+
+def test_a_check_that_passes_on_its_public_inputs_says_the_failure_is_in_a_case_they_do_not_cover():
+    from grader.report import render_report
+    from grader.views import PUBLIC_PASSES
+    from grader.wording import check_text
+
+    public = {"status": "passed", "score": 1.0, "message": "Correct on all 5 inputs.", "call": "f(1.0)"}
+    view = student_view(secret_result(public=public))
+    report = html.unescape(render_report(view))
+    assert PUBLIC_PASSES in report and 'id="public-ex1.a"' in report and 'id="hidden-note"' in report
+    assert "68760.5" not in report and "leak_abc" not in report
+    assert PUBLIC_PASSES in check_text(view["exercises"][0]["checks"][0])
+    # The instructor's report of the same result has it all.
+    instructor = html.unescape(render_report(secret_result(public=public), instructor=True))
+    assert "68760.5" in instructor and 'id="hidden-note"' not in instructor

@@ -581,7 +581,9 @@ def _print_class(out: Path, rows: list[dict]) -> None:
     from .gradebook import exercise_ids
     from .summary import score_table
 
-    print(score_table(rows, exercise_ids(rows)))
+    from .views import student_view
+
+    print(score_table([student_view(row) for row in rows], exercise_ids(rows)))  # a CI log a student may read
     print("\n" + _("Class overview: %(index)s   Reports: %(reports)s   Gradebook: %(gradebook)s",
                    index=out / "index.html", reports=f"{out}/<submission>/report.html", gradebook=out / "gradebook.csv"))
 
@@ -629,8 +631,12 @@ def run_merge(args) -> int:
 
 
 def _write_platform_files(args, rows: list[dict], write_atomic) -> None:
+    """The files a student sees (on a platform, in CI): rendered from the students' views (grader.views)."""
     from .gradebook import junit_xml, markdown_summary
     from .platforms import gradescope_results, prairielearn_results
+    from .views import student_view
+
+    rows = [student_view(row) for row in rows]
 
     if args.gradescope:
         _write_per_submission(args.gradescope, rows, gradescope_results, write_atomic)
@@ -699,7 +705,9 @@ def run_platform(args) -> int:
     code = _cache_problem(options) or _sandbox_notice(options.execution)  # on the platform's log: the instructor's
     if code is not None:
         return code
-    result = grade_upload(args.submission_dir, assignment, options).to_json()
+    from .views import student_view
+
+    result = student_view(grade_upload(args.submission_dir, assignment, options).to_json())  # for the student
     if args.command == "gradescope":
         results = gradescope_results(result, args.test_visibility)
     else:

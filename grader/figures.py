@@ -2,7 +2,8 @@
 
 An assignment declares Figures. A figure's calls are drawn from the assignment's *public*
 figure seed, never from the secret, so a figure cannot show a hidden input; its draw
-function may also read the check results (e.g. the widths a study found). Drawing happens
+function may also read the results of the checks it names in ``reads`` (e.g. the widths a
+study found): on hidden inputs, those checks judged on their public calls, made for it. Drawing happens
 in the grader process with grader.svgplot (NumPy only, no matplotlib), to inline SVG.
 """
 
@@ -45,6 +46,10 @@ class Figure:
     make_calls: Callable[[np.random.Generator], list[Call]] = lambda rng: []
     draw: Callable[[FigureInputs], svgplot.Figure] = None
     prepare: Callable[[list[Call]], None] | None = None  # cacheable reference work, run while the worker runs
+    # The checks whose results ``draw`` reads (FigureInputs.checks). In a run on hidden inputs, their public calls
+    # are made too and the figure gets those judged: a hidden check's details (its reference widths, its data
+    # sets) would show what a student may not see.
+    reads: tuple[str, ...] = ()
 
 
 @dataclass

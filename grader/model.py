@@ -48,6 +48,28 @@ class CheckStatus(Text):
     ERRORED = "errored"  # nothing could be judged: no call returned a value, or the notebook was not graded
 
 
+class FailureCategory(Text):
+    """What went wrong in a failed check, in a fixed word: all a student learns of a call on hidden inputs.
+
+    A category is chosen by the grader from the outcome's status and the comparison's kind; it holds no number,
+    name or text that the student's code or the hidden inputs could have put there (grader.views).
+    """
+
+    WRONG_VALUE = "wrong-value"
+    WRONG_SHAPE = "wrong-shape"
+    WRONG_TYPE = "wrong-type"  # a structure or kind of value other than the one expected
+    RETURNED_NONE = "returned-none"
+    NOT_FINITE = "not-finite"  # NaN or inf where the expected value is finite
+    RAISED = "raised"
+    MISSING = "missing"
+    TIMED_OUT = "timed-out"
+    KERNEL_DIED = "kernel-died"
+    UNREADABLE = "unreadable"
+    NO_GRADIENT = "no-gradient"
+    NOT_RUN = "not-run"
+    GRADER_FAILED = "grader-failed"
+
+
 class OutcomeStatus(Text):
     """What one probed call came to (ProbeOutcome.status)."""
 
@@ -368,6 +390,23 @@ class StageTimes:
 
 
 @dataclass
+class PublicRun:
+    """A failed check made again on its public inputs (which a student's bundle holds anyway): what a student
+    is shown in full of a check on hidden inputs, so that the failure can be acted on (grader.views)."""
+
+    status: CheckStatus
+    score: float  # of the check's points, had the public inputs been graded
+    message: str
+    call: str = ""  # the public call shown: the first that failed, written as code with its arguments
+    diagnosis: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # the comparison's table and tolerance, as a check's
+    traceback: str | None = None  # the student's own frames of that call's exception
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, {}, "")}
+
+
+@dataclass
 class CheckResult:
     id: str
     title: str
@@ -380,6 +419,8 @@ class CheckResult:
     read: str | None = None  # where in the textbook section to re-read
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0  # the kernel's time in this check's probe calls (JUnit's testcase time)
+    category: FailureCategory | None = None  # what went wrong, in a fixed word (None: passed)
+    public: PublicRun | None = None  # a failed check on hidden inputs, made again on the public ones
 
     @property
     def passed(self) -> bool:
@@ -389,11 +430,13 @@ class CheckResult:
         data = {"id": self.id, "passed": self.passed, "score": self.score, "max_score": self.max_score,
                 "message": self.message, "title": self.title, "status": self.status,
                 "seconds": round(self.seconds, 3)}
-        for key in ("diagnosis", "hint", "read"):
+        for key in ("diagnosis", "hint", "read", "category"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
         if self.details:
             data["details"] = self.details
+        if self.public is not None:
+            data["public"] = self.public.to_json()
         return data
 
 

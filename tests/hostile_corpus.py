@@ -321,7 +321,8 @@ def corpus(reference_paths: list[str], socket_targets: list[tuple[str, int]], wr
         "cpu_hogs": (_with_cell(CPU_HOGS), set(), []),
         "process_holder": (_with_cell(PROCESS_HOLDER), set(), []),
         "write_everywhere": (_reporting(WRITE_EVERYWHERE, "found"), set(), []),
-        "exfiltration": (build_notebook(exfiltrating_functions()), set(), ["not shown"]),
+        "exfiltration": (build_notebook(exfiltrating_functions()), set(),
+                         ["On the hidden inputs your function raised an exception."]),
     }
 
 

@@ -279,12 +279,14 @@ def test_forged_outcomes_earn_nothing(batches):
 
 def test_errors_on_hidden_inputs_do_not_repeat_them(batches):
     rows, _, out, entries, write_targets, scratch, hidden_inputs, *_ = batches
-    report = (out / "exfiltration" / "report.html").read_text() + json.dumps(rows["exfiltration"])
+    report = (out / "exfiltration" / "report.html").read_text()
     spelled = (f"{float(v):.10g}" for args in hidden_inputs for a in args if hasattr(a, "ravel") for v in a.ravel()[:4])
     numbers = [text[:9] for text in spelled if len(text.lstrip("-")) >= 8]  # drawn values, not labels like -1
     assert len(numbers) > 20
     leaked = [n for n in numbers if n in report]
     assert leaked == []
+    # The instructor's record keeps what the student's code said (so the search above would find it).
+    assert any(n in json.dumps(rows["exfiltration"]) for n in numbers)
     assert rows["exfiltration"]["score"] == 0
 
 

@@ -14,7 +14,8 @@ Exit codes:
     2  the command line or the configuration was wrong (unknown option, missing file, no secret for grade, an
        assignment that cannot be used or cannot be inferred): nobody was graded
     3  some submission could not be graded at all (not a notebook, the worker failed)
-    4  --sandbox require, and bubblewrap does not work on this machine
+    4  no sandbox tier works here and the command requires one (--sandbox require, namespaces or uid; the
+       platforms' run commands unless --sandbox off)
     5  grade --fail-under, and nothing was graded (no notebook under the paths given)
 """
 
@@ -31,7 +32,7 @@ from pathlib import Path
 # nbclient, the assignment) is imported by the commands that grade, so `grader merge` and
 # `--help` start at once (measure with `python -X importtime -m grader.cli --help`).
 from .i18n import LANGUAGES, N_, _, join_list, translations, use_language
-from .config import DEFAULT_LANGUAGE, DEFAULT_SANDBOX, ENGINE_LIMITS
+from .config import DEFAULT_LANGUAGE, DEFAULT_SANDBOX, ENGINE_LIMITS, SANDBOX_CHOICES
 from .errors import AssignmentInvalid, AssignmentUnknown
 from .model import UNENFORCED, UNGRADABLE
 from .roster import LMS_PROFILES
@@ -55,7 +56,12 @@ def _limits(args, assignment=None) -> Limits:
 def _execution_options(args, assignment=None):
     from .execute import ExecutionOptions
 
-    return ExecutionOptions(_limits(args, assignment), args.sandbox, keep_scratch=args.keep_scratch)
+    # What the kernel must not reach besides the assignment and the class: the secret's file, the results' folder.
+    private = [Path(os.path.abspath(args.secret_file))] if getattr(args, "secret_file", None) else []
+    if getattr(args, "results", None):
+        private.append(Path(os.path.abspath(args.results)).parent)
+    return ExecutionOptions(_limits(args, assignment), args.sandbox, keep_scratch=args.keep_scratch,
+                            private=tuple(private))
 
 
 def _grading_options(args, secret: str | None, execution):
@@ -115,8 +121,10 @@ RUN_OPTIONS: list[tuple[str, dict]] = [
         "assignment name or folder (default: the one the notebooks name in their metadata, else the only one "
         "installed)"))),
     ("--exercise", dict(action="append", dest="exercises", metavar="ID", help=N_("grade only this exercise (repeatable)"))),
-    ("--sandbox", dict(choices=("auto", "require", "off"), default=DEFAULT_SANDBOX, help=N_(
-        "bubblewrap isolation: auto uses it when it works (default), require refuses to run without it"))),
+    ("--sandbox", dict(choices=SANDBOX_CHOICES, default=DEFAULT_SANDBOX, help=N_(
+        "the kernel's isolation: auto takes the best that works here, bubblewrap's namespaces, else (root in a "
+        "container) a uid of its own, else none (the platforms' run commands refuse none); require refuses to run "
+        "without one of the two; namespaces or uid, only that one; off, none"))),
     # Limits default to None, "not said": the assignment's setting applies, else the engine's (grader.config).
     ("--cell-timeout", dict(type=float, default=None, metavar="S", help=N_(
         "seconds per notebook cell (default: the assignment's, else %(engine)s)"), engine=ENGINE_LIMITS.cell_timeout)),
@@ -175,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     argparse._ = translations().gettext
     parser = argparse.ArgumentParser(prog="grader", description=_("Grade Jupyter notebook exercises."),
                                      epilog=_("Exit codes: 0 graded, 1 below the bar / checks failing, 2 usage, "
-                                              "3 a submission could not be graded, 4 sandbox required but missing, "
+                                              "3 a submission could not be graded, 4 no sandbox where one is required, "
                                               "5 --fail-under and nothing was graded."),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -280,17 +288,25 @@ def language_asked(argv: list[str]) -> str:
     return os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE)
 
 
-def _sandbox_notice(execution) -> int | None:
-    """Before grading: refuse --sandbox require without a sandbox; say loudly what is not enforced here."""
+def _sandbox_notice(execution, secret_on_command_line: bool = False) -> int | None:
+    """Before grading: refuse a required sandbox that does not work here; say loudly what is not enforced here."""
     from .errors import SandboxUnavailable
     from .execute import enforcement
+    from .model import SandboxTier
 
     try:
         held = enforcement(execution)
     except SandboxUnavailable:
-        print("grader: " + _("--sandbox require, but bubblewrap (bwrap) is missing or cannot create namespaces here."),
-              file=sys.stderr)
+        print("grader: " + _("--sandbox %(choice)s, but no such sandbox works here: bubblewrap (bwrap) is missing or "
+                             "cannot create namespaces (a container's default profile forbids them), and the container "
+                             "tier needs the grader to run as root, able to change uid, with a Python every user can "
+                             "read. Refusing to grade; --sandbox off grades without a sandbox, at your own risk.",
+                             choice=execution.sandbox), file=sys.stderr)
         return EXIT_NO_SANDBOX
+    if held.tier == SandboxTier.UID and secret_on_command_line:
+        print("grader: " + _("in the container tier the kernel can read every process's command line: give the secret "
+                             "in GRADER_SECRET or a file, not with --secret."), file=sys.stderr)
+        return EXIT_USAGE
     if not held.sandbox:
         print(_("WARNING: running WITHOUT a sandbox: bubblewrap is not available, so student code can reach the "
                 "network and this machine's files. Install bubblewrap (apt-get install bubblewrap)."), file=sys.stderr)
@@ -409,7 +425,7 @@ def run_grade(args) -> int:
         print("grader: " + _("--shard wants K/N with 1 <= K <= N, e.g. --shard 2/8."), file=sys.stderr)
         return EXIT_USAGE
     execution = _execution_options(args)
-    code = _sandbox_notice(execution)
+    code = _sandbox_notice(execution, secret_on_command_line=bool(args.secret) and not args.public)
     if code is not None:
         return code
     # The first kernel starts while this process imports the rest of the grader and the assignment (torch and
@@ -600,6 +616,8 @@ def run_platform(args) -> int:
         return _no_secret()
     assignment = _load_assignment(args.assignment)
     options = _grading_options(args, secret, _execution_options(args, assignment))
+    if options.execution.sandbox == "auto":  # a platform grades strangers' code: a sandbox or nothing, unless "off"
+        options.execution.sandbox = "require"
     code = _cache_problem(options) or _sandbox_notice(options.execution)  # on the platform's log: the instructor's
     if code is not None:
         return code

@@ -21,7 +21,8 @@ from .sandbox import GIB, Limits
 
 ENGINE_LIMITS = Limits()
 LIMIT_NAMES = frozenset(f.name for f in fields(Limits))
-DEFAULT_SANDBOX = "auto"  # bubblewrap when it works (grader.execute.ExecutionOptions)
+DEFAULT_SANDBOX = "auto"  # the best tier that works here (grader.execute.SANDBOX_TIERS)
+SANDBOX_CHOICES = ("auto", "require", "namespaces", "uid", "off")  # --sandbox, as grader.execute reads them
 DEFAULT_LANGUAGE = "en"
 ASSIGNMENT_METADATA_KEY = "grader"  # a notebook's metadata["grader"]["assignment"], written by the template
 

@@ -28,8 +28,8 @@ from jupyter_client.provisioning import LocalProvisioner
 
 from . import seccomp
 from .cgroups import JobCgroup
-from .sandbox import (SWEEP_VARIABLE, Limits, SandboxPlan, apply_rlimits, bwrap_arguments, kernel_environment,
-                      unsandboxed_environment)
+from .sandbox import (SWEEP_VARIABLE, Limits, SandboxPlan, apply_rlimits, bwrap_arguments, die_with_parent,
+                      kernel_environment, unsandboxed_environment)
 
 PROVISIONER_NAME = "grader-sandbox"
 MAX_MESSAGE_BYTES = 256 * 2**20  # one message from the kernel; probe results are the largest
@@ -46,6 +46,12 @@ class KernelLaunch:
     plan: SandboxPlan | None = None  # None: no bubblewrap, the kernel runs on the host
     cgroup: JobCgroup | None = None
     sweep_tag: str = ""  # without a sandbox: marks the kernel's processes, so that strays can be found
+    kernel_uid: int | None = None  # the container tier (grader.container): the uid the kernel runs as, on the host
+
+    @property
+    def owner(self) -> int | None:
+        """The uid that must own the kernel's folder (its connection file, sockets, home); None: the worker's."""
+        return self.plan.uid if self.plan else self.kernel_uid
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -77,20 +83,31 @@ class SandboxProvisioner(LocalProvisioner):
             if entry.name != CONNECTION_FILE:
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         kwargs = await super().pre_launch(**kwargs)
-        if launch.plan and launch.plan.uid is not None:  # the kernel's uid must read the key and make its sockets
-            os.chown(launch.runtime_dir, launch.plan.uid, launch.plan.uid)
-            os.chown(launch.runtime_dir / CONNECTION_FILE, launch.plan.uid, launch.plan.uid)
+        if launch.owner is not None:  # the kernel's uid must read the key and make its sockets
+            os.chown(launch.runtime_dir, launch.owner, launch.owner)
+            os.chown(launch.runtime_dir / CONNECTION_FILE, launch.owner, launch.owner)
         return kwargs
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):
         launch: KernelLaunch = self.parent.launch
         fds: list[int] = []
+        drop = None
         if launch.plan:
             filter_fd = seccomp.filter_fd() if launch.plan.seccomp else None
             fds = [filter_fd] if filter_fd is not None else []
             argv = [*bwrap_arguments(launch.plan, filter_fd), *cmd]
             env = kernel_environment()
             cwd = launch.runtime_dir
+        elif launch.kernel_uid is not None:  # the container tier: home and temporary files in its own folder
+            from .container import DropPrivileges
+
+            home = launch.runtime_dir / "home"
+            home.mkdir(mode=0o700, exist_ok=True)
+            argv, env, cwd = cmd, unsandboxed_environment(home), home
+            for folder in (home, home.parent / "tmp"):
+                os.chown(folder, launch.kernel_uid, launch.kernel_uid)
+                folder.chmod(0o700)
+            drop = DropPrivileges(launch.kernel_uid)
         else:
             home = launch.runtime_dir.parent / "kernel-home"
             home.mkdir(exist_ok=True)
@@ -98,11 +115,16 @@ class SandboxProvisioner(LocalProvisioner):
             env[SWEEP_VARIABLE] = launch.sweep_tag
         limits, cgroup = launch.limits, launch.cgroup
 
-        def enter_limits() -> None:  # between fork and exec: only plain writes and setrlimit
+        def enter_limits() -> None:  # between fork and exec: plain writes, setrlimit, prctl and the uid change
             if cgroup is not None:
                 cgroup.join()
-            # RLIMIT_NPROC counts a uid's processes machine-wide: only where no cgroup counts the tree.
-            apply_rlimits(limits, nproc=cgroup is None)
+            # RLIMIT_NPROC counts a uid's processes machine-wide: where no cgroup counts the tree, or where the
+            # kernel has a uid of its own (it then counts exactly the kernel's tree).
+            apply_rlimits(limits, nproc=cgroup is None or drop is not None)
+            if drop is not None:
+                drop()  # sets the parent-death signal itself, after the uid change that would clear it
+            elif not launch.plan:
+                die_with_parent()  # bubblewrap has --die-with-parent; a bare kernel ends with its worker too
 
         with open(launch.log_path, "ab") as log:
             try:

@@ -29,8 +29,8 @@ from .i18n import N_, _
 from .load import NotebookRejected, load_notebook
 from .environment import provided_packages
 from .model import (AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKind, ExerciseResult, GradeError,
-                    LoadedNotebook, OutcomeStatus, ProbeCall, ProbeOutcome, StageTimes, SubmissionResult, WorkerRun,
-                    WrittenAnswer, leading_first)
+                    LoadedNotebook, OutcomeStatus, ProbeCall, ProbeOutcome, SandboxTier, StageTimes, SubmissionResult,
+                    WorkerRun, WrittenAnswer, leading_first)
 from .reasons import code_text, explain
 from .wire import PROTOCOL_PREFIX, call_json
 from .wire import call_identity as wire_identity
@@ -375,7 +375,8 @@ def score_submission(assignment: Assignment, stem: str, results: list[CheckResul
     return SubmissionResult(
         submission=stem, assignment=assignment.name, score=round(sum(e.score for e in exercises), 4),
         max_score=float(sum(e.max_score for e in exercises)), exercises=exercises, errors=errors,
-        seed_kind=options.seed_kind, sandboxed=bool(run and run.sandboxed), cells=run.cells if run else [],
+        seed_kind=options.seed_kind, sandboxed=bool(run and run.sandboxed),
+        sandbox_tier=run.tier if run else SandboxTier.NONE, cells=run.cells if run else [],
         unenforced=list(run.unenforced) if run else [])
 
 

@@ -68,6 +68,13 @@ AARCH64 = Architecture(0xC00000B7, dict(
 ARCHITECTURES = {"x86_64": X86_64, "amd64": X86_64, "aarch64": AARCH64, "arm64": AARCH64}
 
 
+# socket(2) for the container tier (grader.container), which has no network namespace: every address family but
+# AF_UNIX is refused, so the kernel keeps its ZeroMQ IPC sockets and reaches no network. Kept apart from the tables
+# above: the namespaces tier does not need it (its network namespace is empty).
+SOCKET_NUMBERS = {X86_64.audit_arch: 41, AARCH64.audit_arch: 198}
+AF_UNIX = 1
+
+
 def architecture() -> Architecture | None:
     return ARCHITECTURES.get(platform.machine().lower())
 
@@ -76,8 +83,9 @@ def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> tuple[int, int, int, i
     return code, jt, jf, k
 
 
-def program(arch: Architecture) -> list[tuple[int, int, int, int]]:
-    """The filter as (code, jt, jf, k) instructions; jumps are resolved against the three exits at its end."""
+def program(arch: Architecture, network: bool = True) -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jt, jf, k) instructions; jumps are resolved against the three exits at its end.
+    ``network=False``: socket() is refused for every address family but AF_UNIX."""
     body: list[tuple] = []  # entries: ("insn", code, k) or ("jump", code, k, target_if_true, target_if_false)
     body.append(("insn", BPF_LD_W_ABS, OFFSET_ARCH))
     body.append(("jump", BPF_JEQ_K, arch.audit_arch, None, "deny"))  # another ABI (i386 on x86_64): refused whole
@@ -87,6 +95,8 @@ def program(arch: Architecture) -> list[tuple[int, int, int, int]]:
     for name in DENIED:
         if name in arch.numbers:
             body.append(("jump", BPF_JEQ_K, arch.numbers[name], "deny", None))
+    if not network:
+        body.append(("jump", BPF_JEQ_K, SOCKET_NUMBERS[arch.audit_arch], "socket", None))
     body.append(("jump", BPF_JEQ_K, arch.numbers["clone3"], "enosys", None))
     body.append(("jump", BPF_JEQ_K, arch.numbers["clone"], "clone", None))
     body.append(("jump", BPF_JEQ_K, arch.numbers["ioctl"], "ioctl", "allow"))
@@ -96,9 +106,18 @@ def program(arch: Architecture) -> list[tuple[int, int, int, int]]:
     labels["ioctl"] = len(body)
     body.append(("insn", BPF_LD_W_ABS, OFFSET_ARG1))  # ioctl's request
     body.append(("jump", BPF_JEQ_K, TIOCSTI, "deny", "allow"))
+    if not network:
+        labels["socket"] = len(body)
+        body.append(("insn", BPF_LD_W_ABS, OFFSET_ARG0))  # socket's address family
+        body.append(("jump", BPF_JEQ_K, AF_UNIX, "allow", "unsupported"))
     labels.update(allow=len(body), deny=len(body) + 1, enosys=len(body) + 2)
     exits = [_insn(BPF_RET_K, RET_ALLOW), _insn(BPF_RET_K, RET_ERRNO | errno.EPERM),
              _insn(BPF_RET_K, RET_ERRNO | errno.ENOSYS)]
+    if not network:
+        # EOPNOTSUPP, not EPERM: libzmq treats it as "no interfaces" where getifaddrs (a netlink socket) fails, and
+        # ipykernel then goes on without its TCP pipe for forked children's output; EPERM aborts libzmq.
+        labels["unsupported"] = len(body) + 3
+        exits.append(_insn(BPF_RET_K, RET_ERRNO | errno.EOPNOTSUPP))
     insns = []
     for index, entry in enumerate(body):
         if entry[0] == "insn":
@@ -116,9 +135,9 @@ def program(arch: Architecture) -> list[tuple[int, int, int, int]]:
     return insns + exits
 
 
-def compiled(arch: Architecture) -> bytes:
+def compiled(arch: Architecture, network: bool = True) -> bytes:
     """struct sock_filter[]: u16 code, u8 jt, u8 jf, u32 k, native byte order, as bwrap reads it."""
-    return b"".join(struct.pack("=HBBI", code, jt, jf, k) for code, jt, jf, k in program(arch))
+    return b"".join(struct.pack("=HBBI", code, jt, jf, k) for code, jt, jf, k in program(arch, network))
 
 
 def filter_fd() -> int | None:

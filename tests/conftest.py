@@ -15,6 +15,29 @@ from tests.submissions import notebooks
 # The judging side is single-threaded in the grader too; threads only fight the kernels on 2 cores.
 torch.set_num_threads(1)
 
+# CI sets GRADER_STRICT_SANDBOX=1: a test that needs a sandbox feature this machine lacks then fails, not skips,
+# so that a runner without the sandbox cannot pass the suite unnoticed.
+STRICT_SANDBOX = os.environ.get("GRADER_STRICT_SANDBOX", "") not in ("", "0")
+
+
+def needs_sandbox(supported: bool, reason: str):
+    """The mark of a test that needs ``supported``: a skip saying ``reason``, or under GRADER_STRICT_SANDBOX a
+    failure saying it."""
+    if supported or not STRICT_SANDBOX:
+        return pytest.mark.skipif(not supported, reason=reason)
+    return pytest.mark.sandbox_missing(reason)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sandbox_missing(reason): fails the test (GRADER_STRICT_SANDBOX)")
+
+
+@pytest.fixture(autouse=True)
+def strict_sandbox(request):
+    missing = request.node.get_closest_marker("sandbox_missing")
+    if missing:
+        pytest.fail(f"GRADER_STRICT_SANDBOX: {missing.args[0]}")
+
 SECRET = "test-secret-7f3a"
 
 

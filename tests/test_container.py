@@ -1,0 +1,345 @@
+"""The container tier (grader.container) and the tiers' choice, proven in an emulated default container.
+
+tests/container_emulation.py runs the grader as a container runtime's default profile runs a
+container's root: no CAP_SYS_ADMIN, namespaces refused by seccomp, so bubblewrap cannot work.
+There the grader must pick the container tier (a uid of the kernel's own) or refuse, never
+grade as root beside the secret: the hostile corpus runs under it, Gradescope's job runs under
+it (and refuses when no uid can be changed), and a grader killed with SIGKILL leaves no kernel
+and no process of a notebook behind, in every tier.
+"""
+
+import ctypes
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+import zipfile
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from assignments.attention_pooling.build_notebooks import REPO, SOLUTION, build_notebook
+from grader import container, seccomp
+from grader.config import SANDBOX_CHOICES
+from grader.errors import SandboxUnavailable
+from grader.execute import SANDBOX_TIERS, Enforcement, ExecutionOptions
+from grader.model import SandboxTier
+from grader.sandbox import bubblewrap
+from tests.conftest import STRICT_SANDBOX, needs_sandbox
+from tests.container_emulation import in_container
+from tests.hostile_corpus import _with_cell, corpus
+from tests.test_hostile import listener  # noqa: F401 (a fixture: a TCP server on this machine's loopback)
+
+SECRET = "secret-under-test-container-4e1a"  # the corpus's spy looks for "secret-under-test"
+EMULATION_WORKS = os.geteuid() == 0 and shutil.which("bwrap") is not None and seccomp.architecture() is not None
+EMULATION = needs_sandbox(EMULATION_WORKS, "emulating a container needs root, bwrap (for a mount namespace) and a "
+                                           "seccomp architecture")
+CLEAN = {k: v for k, v in os.environ.items() if k not in ("GRADER_SECRET",)}
+
+
+def scores_of(row):
+    return [(c["id"], c["message"]) for e in row["exercises"] for c in e["checks"] if not c["passed"]]
+
+
+def open_folder(path: Path) -> Path:
+    """A folder as a careless instructor leaves it: readable by everyone (the tier must close it itself)."""
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o755)
+    return path
+
+
+# --------------------------------------------------------------------------- units
+
+def test_every_sandbox_choice_names_its_tiers():
+    assert set(SANDBOX_TIERS) == set(SANDBOX_CHOICES)
+    assert SandboxTier.NONE not in SANDBOX_TIERS["require"]
+
+
+@pytest.mark.parametrize("works, choice, expected", [
+    ({"namespaces", "uid"}, "auto", "namespaces"), ({"uid"}, "auto", "uid"), (set(), "auto", "none"),
+    ({"uid"}, "require", "uid"), (set(), "require", None), ({"uid"}, "namespaces", None),
+    ({"namespaces", "uid"}, "uid", "uid"), ({"namespaces"}, "off", "none")])
+def test_the_best_tier_the_choice_accepts_is_taken_or_none_is_refused(monkeypatch, works, choice, expected):
+    from grader import execute
+
+    monkeypatch.setattr(execute, "tier_available", lambda tier: tier == SandboxTier.NONE or str(tier) in works)
+    options = ExecutionOptions(sandbox=choice)
+    if expected is None:
+        with pytest.raises(SandboxUnavailable):
+            options.tier()
+    else:
+        assert options.tier() == expected
+
+
+def test_the_container_tier_is_reported_as_missing_namespaces():
+    assert Enforcement(SandboxTier.UID, cgroup=True).missing() == ["namespaces"]
+    assert Enforcement(SandboxTier.NONE, cgroup=True).missing() == ["sandbox"]
+    assert Enforcement(SandboxTier.NAMESPACES, cgroup=True).missing() == []
+
+
+def test_protect_closes_everything_but_the_way_to_the_interpreter(tmp_path):
+    checkout = open_folder(tmp_path / "checkout")
+    venv = open_folder(checkout / ".venv" / "lib")
+    package = open_folder(checkout / "grader")
+    inside_prefix = open_folder(venv / "site-packages" / "grader")  # an install inside the prefix: hidden when named
+    for path in (checkout / "secret", package / "cli.py", venv / "os.py"):
+        path.write_text("x")
+        path.chmod(0o644)
+    left = container.protect([checkout, inside_prefix], keep=[checkout / ".venv"])
+    assert left == []
+    assert stat.S_IMODE(checkout.stat().st_mode) == 0o751  # searchable, not listable: the way to .venv
+    for closed in (checkout / "secret", package, inside_prefix):
+        assert not closed.stat().st_mode & 0o007 and not container.reachable_by_others(closed)
+    assert stat.S_IMODE((venv / "os.py").stat().st_mode) == 0o644  # the interpreter's files stay readable
+    assert stat.S_IMODE(venv.stat().st_mode) == 0o755
+
+
+def test_a_kernel_uid_is_mapped_unused_and_no_account():
+    import pwd
+
+    uid = container.choose_uid()
+    assert any(first <= uid <= last for first, last in container.mapped_uids())
+    assert uid not in container.uids_in_use() and uid >= 40_000
+    with pytest.raises(KeyError):
+        pwd.getpwuid(uid)
+
+
+@pytest.mark.skipif(seccomp.architecture() is None, reason="no seccomp filter for this processor")
+def test_the_container_tiers_filter_leaves_only_unix_sockets():
+    probe = """
+import ctypes, errno, socket
+from grader import seccomp
+from grader.container import _SockFprog
+data = seccomp.compiled(seccomp.architecture(), network=False)
+buf = ctypes.create_string_buffer(data, len(data))
+libc = ctypes.CDLL(None, use_errno=True)
+assert libc.prctl(38, 1, 0, 0, 0) == 0
+assert libc.prctl(22, 2, ctypes.byref(_SockFprog(len(data) // 8, ctypes.cast(buf, ctypes.c_void_p))), 0, 0) == 0
+socket.socket(socket.AF_UNIX).close()
+socket.socketpair()
+for family in (socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK, socket.AF_PACKET, 40):  # 40: AF_VSOCK
+    try:
+        socket.socket(family, socket.SOCK_RAW if family == socket.AF_PACKET else socket.SOCK_STREAM if family != socket.AF_NETLINK else socket.SOCK_RAW)
+    except OSError as exc:
+        assert exc.errno == errno.EOPNOTSUPP, (family, exc)
+    else:
+        raise AssertionError(family)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert done.stdout.strip() == "ok", done.stderr
+
+
+# --------------------------------------------------------------------------- the choice in an emulated container
+
+@EMULATION
+def test_in_a_default_container_auto_takes_the_uid_tier_and_without_setuid_none():
+    code = "from grader.execute import ExecutionOptions; print(ExecutionOptions().tier())"
+    for no_setuid, expected in ((False, "uid"), (True, "none")):
+        done = subprocess.run(in_container([sys.executable, "-c", code], no_setuid), capture_output=True, text=True,
+                              cwd=REPO, timeout=120)
+        assert done.stdout.strip() == expected, done.stderr[-2000:]
+
+
+# --------------------------------------------------------------------------- the hostile corpus in the container tier
+
+ENTRIES = ("privilege", "visible", "spy", "socket", "fake_results", "forged_outcomes", "fork_bomb",
+           "background_process")
+
+
+@pytest.fixture(scope="module")
+def contained(listener):  # noqa: F811
+    work = open_folder(Path(tempfile.mkdtemp(prefix="grader-container-", dir="/var/tmp")))
+    subs, out = open_folder(work / "subs"), work / "out"
+    tag = uuid.uuid4().hex[:8]
+    write_targets = [str(out / "stolen.txt"), str(subs / "canary.txt"), str(REPO / f"canary-{tag}"),
+                     str(REPO / "reference" / f"canary-{tag}")]
+    reference = [str(REPO / "reference" / "attention_pooling.py"), str(REPO / "assignments" / "attention_pooling" /
+                 "checks.py"), str(REPO / "tests" / "submissions.py"), str(subs / "right.ipynb"), str(REPO / "README.md")]
+    visible = [str(REPO / "README.md"), str(REPO / "grader" / "cli.py"), "/etc/shadow", str(subs), str(out),
+               str(REPO / ".git")]
+    entries = corpus(reference, [tuple(listener)], write_targets, visible, [str(subs), str(out)],
+                     ["ex1.parzen_density", "ex4.predicted_exponent"])
+    nbformat.write(build_notebook(SOLUTION), subs / "right.ipynb")
+    for name in ENTRIES:
+        nbformat.write(entries[name][0], subs / f"{name}.ipynb")
+    for path in subs.iterdir():
+        path.chmod(0o644)
+    argv = [sys.executable, "-m", "grader.cli", "grade", str(subs), "--out", str(out), "--jobs", "2",
+            "--cell-timeout", "15", "--call-timeout", "10", "--budget", "240", "--sandbox", "require"]
+    done = subprocess.run(in_container(argv), capture_output=True, text=True, timeout=900, cwd=REPO,
+                          env={**CLEAN, "GRADER_SECRET": SECRET})
+    rows = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/result.json")}
+    yield done, rows, out, write_targets
+    for target in write_targets:
+        Path(target).unlink(missing_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+
+
+@EMULATION
+def test_the_container_tier_grades_and_says_so(contained):
+    done, rows, out, _ = contained
+    assert set(rows) == {"right", *ENTRIES}, done.stderr[-3000:]
+    assert {row["sandbox_tier"] for row in rows.values()} == {"uid"}
+    assert all(row["sandboxed"] and "namespaces" in row["unenforced"] for row in rows.values())
+    assert "container tier" in done.stderr
+    assert "container tier" in (out / "right" / "report.html").read_text()
+    assert rows["right"]["score"] == 26, scores_of(rows["right"])
+
+
+@EMULATION
+@pytest.mark.parametrize("name", ["privilege", "visible", "spy", "socket", "fake_results"])
+def test_in_the_container_tier_a_kernel_has_no_privilege_sees_nothing_and_reaches_nothing(contained, name):
+    rows = contained[1]
+    assert rows[name]["score"] == 26, scores_of(rows[name])
+
+
+@EMULATION
+def test_in_the_container_tier_forged_outcomes_earn_nothing_and_nothing_is_written(contained):
+    done, rows, out, write_targets = contained
+    assert rows["forged_outcomes"]["score"] == 0
+    for target in write_targets:
+        assert not Path(target).exists() or "CANARY" not in Path(target).read_text(errors="replace"), target
+    assert not any(SECRET in p.read_text(errors="replace") for p in out.rglob("*") if p.is_file())
+
+
+@EMULATION
+def test_in_the_container_tier_processes_are_limited_and_none_survives(contained):
+    rows = contained[1]
+    assert "process-limit" in {e["kind"] for e in rows["fork_bomb"]["errors"]}
+    assert rows["fork_bomb"]["score"] == 26
+    from tests.hostile_corpus import MARKER_SLEEP
+
+    survivors = [p.info for p in psutil.process_iter(["pid", "cmdline"])
+                 if p.info["cmdline"] and MARKER_SLEEP in " ".join(p.info["cmdline"])]
+    assert survivors == []
+
+
+# --------------------------------------------------------------------------- Gradescope in a default container
+
+@pytest.fixture(scope="module")
+def autograder(tmp_path_factory):
+    target = tmp_path_factory.mktemp("build") / "autograder.zip"
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "gradescope", "build", "--out", str(target),
+                           "--assignment", "attention_pooling", "--exercise", "ex4", "--cell-timeout", "30"],
+                          env={**CLEAN, "GRADER_SECRET": SECRET}, capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert done.returncode == 0, done.stderr
+    return target
+
+
+def gradescope_job(root: Path, autograder: Path, notebook, no_setuid: bool = False):
+    """Gradescope's /autograder in ``root``, laid out world-readable as an image's files are (the zip's modes are
+    dropped on extraction: the secret too), run in an emulated default container."""
+    open_folder(root)
+    with zipfile.ZipFile(autograder) as archive:
+        archive.extractall(root / "source")
+    (root / "source" / "run_autograder").chmod(0o755)
+    open_folder(root / "submission")
+    open_folder(root / "results")
+    nbformat.write(notebook, root / "submission" / "attention_pooling.ipynb")
+    env = {**CLEAN, "AUTOGRADER_ROOT": str(root), "GRADER_PYTHON": sys.executable}
+    return subprocess.run(in_container([str(root / "source" / "run_autograder")], no_setuid), cwd=root, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+@EMULATION
+def test_gradescope_in_a_default_container_grades_in_the_uid_tier_and_the_upload_sees_nothing(autograder):
+    root = Path(tempfile.mkdtemp(prefix="autograder-", dir="/var/tmp"))
+    try:
+        secret_places = [root / "source" / "secret", root / "source" / "reference" / "attention_pooling.py",
+                         root / "source" / "assignments" / "attention_pooling" / "checks.py", root / "results"]
+        # "visible" scores its ex4 check only if none of these exists for it, and no process shows the secret
+        notebook = corpus([], [], [], list(map(str, secret_places)), [SECRET], [])["visible"][0]
+        done = gradescope_job(root, autograder, notebook)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "container tier" in done.stderr
+        results = json.loads((root / "results" / "results.json").read_text())
+        assert results["score"] == sum(t["max_score"] for t in results["tests"]) > 0, results
+        assert SECRET not in json.dumps(results)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@EMULATION
+def test_gradescope_in_a_container_that_cannot_change_uid_refuses_to_grade(autograder):
+    root = Path(tempfile.mkdtemp(prefix="autograder-", dir="/var/tmp"))
+    try:
+        done = gradescope_job(root, autograder, build_notebook(SOLUTION), no_setuid=True)
+        assert done.returncode == 4, done.stderr[-3000:]
+        assert "Refusing to grade" in done.stderr
+        assert list((root / "results").iterdir()) == []  # no results.json: nothing was graded as root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- a killed grader leaves nothing behind
+
+def descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def alive(procs: list[psutil.Process]) -> list[tuple[int, list[str]]]:
+    left = []
+    for p in procs:
+        try:
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                left.append((p.pid, p.cmdline()))
+        except psutil.NoSuchProcess:
+            continue
+    return left
+
+
+@pytest.mark.parametrize("tier", ["namespaces", "uid", "none"])
+def test_a_grader_killed_with_sigkill_leaves_no_kernel_and_no_process_of_the_notebook(tmp_path, tier):
+    if tier == "namespaces" and not bubblewrap():
+        (pytest.fail if STRICT_SANDBOX else pytest.skip)("bubblewrap does not work here")
+    if tier == "uid" and not EMULATION_WORKS:
+        (pytest.fail if STRICT_SANDBOX else pytest.skip)("emulating a container needs root, bwrap and seccomp")
+    marker = str(40000 + uuid.uuid4().int % 20000)
+    notebook = _with_cell(f"import subprocess\nsubprocess.Popen(['sleep', '{marker}'], start_new_session=True)\n"
+                          "import time\ntime.sleep(600)")
+    folder = tmp_path / "subs"
+    folder.mkdir()
+    nbformat.write(notebook, folder / "sleeper.ipynb")
+    argv = [sys.executable, "-m", "grader.cli", "grade", str(folder), "--out", str(tmp_path / "out"), "--jobs", "1",
+            "--cell-timeout", "600", "--budget", "600", "--sandbox", "off" if tier == "none" else tier]
+    grader = subprocess.Popen(in_container(argv) if tier == "uid" else argv, cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env={**CLEAN, "GRADER_SECRET": SECRET})
+    try:
+        deadline = time.monotonic() + 240
+        sleeper = []
+        while not sleeper and time.monotonic() < deadline and grader.poll() is None:
+            time.sleep(0.5)
+            sleeper = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", marker]]
+        assert sleeper, "the notebook's background process never started"
+        tree = descendants(grader.pid)
+        kernels = [p for p in tree if "ipykernel_launcher" in " ".join(p.cmdline())]
+        assert kernels
+        target = next(p for p in [psutil.Process(grader.pid), *tree] if "grader.cli" in " ".join(p.cmdline()))
+        os.kill(target.pid, signal.SIGKILL)
+        watched = [*tree, *sleeper]
+        deadline = time.monotonic() + 20
+        while alive(watched) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = alive(watched)
+        if tier == "none":  # no uid or namespace holds a bare kernel's children: only the kernel is promised
+            left = [entry for entry in left if "sleep" not in entry[1]]
+        assert left == []
+    finally:
+        grader.kill()
+        grader.wait()
+        for p in psutil.process_iter(["cmdline"]):
+            if p.info["cmdline"] == ["sleep", marker]:
+                p.kill()

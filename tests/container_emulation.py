@@ -1,6 +1,6 @@
 """Run a command as a container runtime's default profile runs a container's root, on this machine.
 
-    python -m tests.container_emulation [--no-setuid] -- ARGV...
+    python tests/container_emulation.py [--no-setuid] -- ARGV...
 
 Docker's and Podman's defaults: root without CAP_SYS_ADMIN (dropped from every set, the bounding
 set included), and a seccomp filter that refuses unshare, setns, mount and clone with a namespace
@@ -89,7 +89,7 @@ def outer_namespace() -> list[str]:
 
 def in_container(argv: list[str], no_setuid: bool = False) -> list[str]:
     """``argv`` as a default container's root would run it, Python reachable by other uids."""
-    return [*outer_namespace(), "--", sys.executable, "-m", "tests.container_emulation",
+    return [*outer_namespace(), "--", sys.executable, os.path.abspath(__file__),
             *(["--no-setuid"] if no_setuid else []), "--", *argv]
 
 

@@ -36,7 +36,7 @@ from grader.model import SandboxTier
 from grader.sandbox import bubblewrap
 from tests.conftest import STRICT_SANDBOX, needs_sandbox
 from tests.container_emulation import in_container
-from tests.hostile_corpus import _with_cell, corpus
+from tests.hostile_corpus import _reporting, _with_cell, corpus
 from tests.test_hostile import listener  # noqa: F401 (a fixture: a TCP server on this machine's loopback)
 
 SECRET = "secret-under-test-container-4e1a"  # the corpus's spy looks for "secret-under-test"
@@ -152,7 +152,33 @@ def test_in_a_default_container_auto_takes_the_uid_tier_and_without_setuid_none(
 
 # --------------------------------------------------------------------------- the hostile corpus in the container tier
 
-ENTRIES = ("privilege", "visible", "spy", "socket", "fake_results", "forged_outcomes", "fork_bomb",
+# Without a mount namespace the kernel shares this machine's tree: what the tier promises is that nothing of the
+# grader's can be read, listed or written (a name directly inside a folder on the way to the interpreter, such as
+# the checkout's README.md beside .venv, can be tested for existence). So this reader tries to open, not to stat.
+READER = """
+import glob, os
+found = []
+for path in PATHS + glob.glob("/tmp/nbjob-*") + glob.glob("/tmp/*/nbjob-*") + glob.glob("/dev/shm/k-*"):
+    try:
+        if os.path.isdir(path):
+            os.listdir(path)
+        else:
+            open(path, "rb").read(1)
+        if not path.startswith("/dev/shm/k-") or os.stat(path).st_uid != os.getuid():  # its own folder is its own
+            found.append(path)
+    except OSError:
+        pass
+if any(word in key or word in value for key, value in os.environ.items() for word in ("GRADER", "SECRET")):
+    found.append("environment")
+"""
+
+
+def reader(paths: list[str]):
+    """The solution, whose predicted_exponent goes wrong if the kernel could read or list any of ``paths``."""
+    return _reporting(READER.replace("PATHS", repr(paths)), "found")
+
+
+ENTRIES = ("privilege", "reader", "spy", "socket", "fake_results", "forged_outcomes", "fork_bomb",
            "background_process")
 
 
@@ -163,12 +189,13 @@ def contained(listener):  # noqa: F811
     tag = uuid.uuid4().hex[:8]
     write_targets = [str(out / "stolen.txt"), str(subs / "canary.txt"), str(REPO / f"canary-{tag}"),
                      str(REPO / "reference" / f"canary-{tag}")]
+    # the spy checks existence: these lie in folders the tier closes (not beside the interpreter's .venv)
     reference = [str(REPO / "reference" / "attention_pooling.py"), str(REPO / "assignments" / "attention_pooling" /
-                 "checks.py"), str(REPO / "tests" / "submissions.py"), str(subs / "right.ipynb"), str(REPO / "README.md")]
-    visible = [str(REPO / "README.md"), str(REPO / "grader" / "cli.py"), "/etc/shadow", str(subs), str(out),
-               str(REPO / ".git")]
-    entries = corpus(reference, [tuple(listener)], write_targets, visible, [str(subs), str(out)],
-                     ["ex1.parzen_density", "ex4.predicted_exponent"])
+                 "checks.py"), str(REPO / "tests" / "submissions.py"), str(subs / "right.ipynb")]
+    readable = [str(REPO / "README.md"), str(REPO / ".git"), str(REPO / "grader" / "cli.py"), *reference, str(REPO),
+                "/etc/shadow", str(subs), str(out), str(Path.home())]
+    entries = corpus(reference, [tuple(listener)], write_targets, [], [], ["ex1.parzen_density", "ex4.predicted_exponent"])
+    entries["reader"] = (reader(readable), set(), [])
     nbformat.write(build_notebook(SOLUTION), subs / "right.ipynb")
     for name in ENTRIES:
         nbformat.write(entries[name][0], subs / f"{name}.ipynb")
@@ -197,7 +224,7 @@ def test_the_container_tier_grades_and_says_so(contained):
 
 
 @EMULATION
-@pytest.mark.parametrize("name", ["privilege", "visible", "spy", "socket", "fake_results"])
+@pytest.mark.parametrize("name", ["privilege", "reader", "spy", "socket", "fake_results"])
 def test_in_the_container_tier_a_kernel_has_no_privilege_sees_nothing_and_reaches_nothing(contained, name):
     rows = contained[1]
     assert rows[name]["score"] == 26, scores_of(rows[name])
@@ -219,8 +246,10 @@ def test_in_the_container_tier_processes_are_limited_and_none_survives(contained
     assert rows["fork_bomb"]["score"] == 26
     from tests.hostile_corpus import MARKER_SLEEP
 
-    survivors = [p.info for p in psutil.process_iter(["pid", "cmdline"])
-                 if p.info["cmdline"] and MARKER_SLEEP in " ".join(p.info["cmdline"])]
+    kernel_uids = [range(low, high + 1) for low, high in container.UID_RANGES]  # other tests' sleepers are not ours
+    survivors = [p.info for p in psutil.process_iter(["pid", "cmdline", "uids"])
+                 if p.info["cmdline"] and MARKER_SLEEP in " ".join(p.info["cmdline"])
+                 and any(p.info["uids"].real in span for span in kernel_uids)]
     assert survivors == []
 
 
@@ -257,8 +286,8 @@ def test_gradescope_in_a_default_container_grades_in_the_uid_tier_and_the_upload
     try:
         secret_places = [root / "source" / "secret", root / "source" / "reference" / "attention_pooling.py",
                          root / "source" / "assignments" / "attention_pooling" / "checks.py", root / "results"]
-        # "visible" scores its ex4 check only if none of these exists for it, and no process shows the secret
-        notebook = corpus([], [], [], list(map(str, secret_places)), [SECRET], [])["visible"][0]
+        # it scores its ex4 check only if it can read none of these
+        notebook = reader(list(map(str, secret_places)))
         done = gradescope_job(root, autograder, notebook)
         assert done.returncode == 0, done.stderr[-3000:]
         assert "container tier" in done.stderr
@@ -327,7 +356,7 @@ def test_a_grader_killed_with_sigkill_leaves_no_kernel_and_no_process_of_the_not
         tree = descendants(grader.pid)
         kernels = [p for p in tree if "ipykernel_launcher" in " ".join(p.cmdline())]
         assert kernels
-        target = next(p for p in [psutil.Process(grader.pid), *tree] if "grader.cli" in " ".join(p.cmdline()))
+        target = next(p for p in [psutil.Process(grader.pid), *tree] if p.cmdline()[1:3] == ["-m", "grader.cli"])
         os.kill(target.pid, signal.SIGKILL)
         watched = [*tree, *sleeper]
         deadline = time.monotonic() + 20

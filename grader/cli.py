@@ -183,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     argparse._ = translations().gettext
     parser = argparse.ArgumentParser(prog="grader", description=_("Grade Jupyter notebook exercises."),
                                      epilog=_("Exit codes: 0 graded, 1 below the bar / checks failing, 2 usage, "
-                                              "3 a submission could not be graded, 4 no sandbox where one is required, "
+                                              "3 a submission could not be graded, 4 sandbox required but missing, "
                                               "5 --fail-under and nothing was graded."),
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)

@@ -139,6 +139,24 @@ print("ok")
     assert done.stdout.strip() == "ok", done.stderr
 
 
+def test_the_ci_examples_grade_as_root_with_a_sandbox_required_or_opt_out_by_name():
+    """examples/ci: every grading command runs under sudo with --sandbox require (exit 4, never unsandboxed, where
+    the runner has no sandbox); only the student's self-check of their own code says --sandbox off."""
+    import re
+
+    commands = []
+    for workflow in sorted((REPO / "examples" / "ci").glob("*.yml")):
+        text = re.sub(r"\n\s+(?=--)", " ", workflow.read_text())  # folded continuation lines
+        commands += [(workflow.name, line.strip()) for line in text.splitlines() if re.search(r"grader (grade|check)\b", line) and not line.lstrip().startswith("#")]
+    assert len(commands) >= 4
+    for name, command in commands:
+        if " grade " in command:
+            assert command.startswith("sudo ") and "--sandbox require" in command, (name, command)
+            assert "--secret " not in command, (name, command)  # from the environment: no command line shows it
+        else:
+            assert "--sandbox off" in command and name == "grade-student-repo.yml", (name, command)
+
+
 # --------------------------------------------------------------------------- the choice in an emulated container
 
 @EMULATION

@@ -101,7 +101,8 @@ def choose_uid() -> int:
     draw = random.SystemRandom()
     used = uids_in_use()
     for low, high in UID_RANGES:
-        spans = [(max(low, first), min(high, last)) for first, last in mapped_uids() if max(low, first) <= min(high, last)]
+        spans = [(max(low, first), min(high, last)) for first, last in mapped_uids()
+                 if max(low, first) <= min(high, last)]
         for _ in range(64 if spans else 0):
             first, last = draw.choice(spans)
             uid = draw.randint(first, last)

@@ -128,7 +128,7 @@ socket.socket(socket.AF_UNIX).close()
 socket.socketpair()
 for family in (socket.AF_INET, socket.AF_INET6, socket.AF_NETLINK, socket.AF_PACKET, 40):  # 40: AF_VSOCK
     try:
-        socket.socket(family, socket.SOCK_RAW if family == socket.AF_PACKET else socket.SOCK_STREAM if family != socket.AF_NETLINK else socket.SOCK_RAW)
+        socket.socket(family, socket.SOCK_RAW if family in (16, 17) else socket.SOCK_STREAM)  # netlink, packet
     except OSError as exc:
         assert exc.errno == errno.EOPNOTSUPP, (family, exc)
     else:
@@ -147,7 +147,8 @@ def test_the_ci_examples_grade_as_root_with_a_sandbox_required_or_opt_out_by_nam
     commands = []
     for workflow in sorted((REPO / "examples" / "ci").glob("*.yml")):
         text = re.sub(r"\n\s+(?=--)", " ", workflow.read_text())  # folded continuation lines
-        commands += [(workflow.name, line.strip()) for line in text.splitlines() if re.search(r"grader (grade|check)\b", line) and not line.lstrip().startswith("#")]
+        commands += [(workflow.name, line.strip()) for line in text.splitlines()
+                     if re.search(r"grader (grade|check)\b", line) and not line.lstrip().startswith("#")]
     assert len(commands) >= 4
     for name, command in commands:
         if " grade " in command:
@@ -212,7 +213,8 @@ def contained(listener):  # noqa: F811
                  "checks.py"), str(REPO / "tests" / "submissions.py"), str(subs / "right.ipynb")]
     readable = [str(REPO / "README.md"), str(REPO / ".git"), str(REPO / "grader" / "cli.py"), *reference, str(REPO),
                 "/etc/shadow", str(subs), str(out), str(Path.home())]
-    entries = corpus(reference, [tuple(listener)], write_targets, [], [], ["ex1.parzen_density", "ex4.predicted_exponent"])
+    entries = corpus(reference, [tuple(listener)], write_targets, [], [],
+                     ["ex1.parzen_density", "ex4.predicted_exponent"])
     entries["reader"] = (reader(readable), set(), [])
     nbformat.write(build_notebook(SOLUTION), subs / "right.ipynb")
     for name in ENTRIES:

@@ -33,7 +33,7 @@ from pathlib import Path
 # `--help` start at once (measure with `python -X importtime -m grader.cli --help`).
 from .i18n import LANGUAGES, N_, _, join_list, translations, use_language
 from .config import DEFAULT_LANGUAGE, DEFAULT_SANDBOX, ENGINE_LIMITS, SANDBOX_CHOICES
-from .errors import AssignmentInvalid, AssignmentUnknown
+from .errors import AssignmentInvalid, AssignmentUnknown, SandboxUnavailable
 from .model import UNENFORCED, UNGRADABLE
 from .roster import LMS_PROFILES
 from .sandbox import GIB, Limits
@@ -655,6 +655,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, AssignmentUnknown, AssignmentInvalid) as exc:  # invalid: found at load, none graded
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SandboxUnavailable as exc:  # the container tier could not close a path to the kernel: no kernel started
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_NO_SANDBOX
     except KeyboardInterrupt:
         print("grader: " + _("interrupted; finished submissions are saved, run again to resume."), file=sys.stderr)
         return 130

@@ -103,6 +103,18 @@ def test_protect_closes_everything_but_the_way_to_the_interpreter(tmp_path):
     assert stat.S_IMODE(venv.stat().st_mode) == 0o755
 
 
+def test_no_kernel_starts_in_the_container_tier_while_a_private_path_stays_reachable(monkeypatch, tmp_path):
+    from grader import execute
+
+    monkeypatch.setattr(execute, "tier_available", lambda tier: tier != SandboxTier.NAMESPACES)
+    monkeypatch.setattr(container, "protect", lambda paths, keep: [Path("/srv/course/reference")])
+    started = []
+    monkeypatch.setattr(execute.subprocess, "Popen", lambda *a, **k: started.append(a))
+    with pytest.raises(SandboxUnavailable, match="/srv/course/reference"):
+        execute.WorkerProcess(ExecutionOptions(sandbox="uid", scratch_root=tmp_path), [], [])
+    assert started == [] and list(tmp_path.iterdir()) == []  # no worker, no reaper, no folder left
+
+
 def test_a_kernel_uid_is_mapped_unused_and_no_account():
     import pwd
 

@@ -115,6 +115,22 @@ def test_no_kernel_starts_in_the_container_tier_while_a_private_path_stays_reach
     assert started == [] and list(tmp_path.iterdir()) == []  # no worker, no reaper, no folder left
 
 
+@pytest.mark.parametrize("command", [["prairielearn", "run", "--student-dir"], ["gradescope", "run", "--submission-dir"]])
+def test_the_platforms_entry_points_refuse_to_grade_without_a_sandbox_even_with_auto(monkeypatch, tmp_path, capsys,
+                                                                                    command):
+    from grader import cli, execute
+
+    monkeypatch.setattr(execute, "tier_available", lambda tier: tier == SandboxTier.NONE)
+    (tmp_path / "upload").mkdir()
+    nbformat.write(build_notebook(SOLUTION), tmp_path / "upload" / "attention_pooling.ipynb")
+    (tmp_path / "secret").write_text(SECRET)
+    results = tmp_path / "results" / "results.json"
+    code = cli.main([*command, str(tmp_path / "upload"), "--results", str(results), "--secret-file",
+                     str(tmp_path / "secret"), "--assignment", "attention_pooling", "--sandbox", "auto"])
+    assert code == cli.EXIT_NO_SANDBOX and not results.exists()
+    assert "Refusing to grade" in capsys.readouterr().err
+
+
 def test_a_kernel_uid_is_mapped_unused_and_no_account():
     import pwd
 

@@ -27,8 +27,8 @@ What it does not give (the README's Sandbox section says so too): the kernel see
 machine's process list and command lines (/proc is shared: a secret on the grader's command
 line would be visible, so ``grade --secret`` is refused in this tier), every world-readable
 file (a second copy of the reference elsewhere on disk, for example), and can write to the
-world-writable folders (/tmp, /var/tmp, /dev/shm) within its file-size limit; nothing the
-grader reads back is there.
+world-writable folders (/tmp, /var/tmp, /dev/shm) within its file-size limit (nothing the
+grader reads back is there), and connect to world-writable or abstract Unix sockets.
 """
 
 from __future__ import annotations

@@ -46,6 +46,27 @@ EMULATION = needs_sandbox(EMULATION_WORKS, "emulating a container needs root, bw
 CLEAN = {k: v for k, v in os.environ.items() if k not in ("GRADER_SECRET",)}
 
 
+@pytest.fixture(scope="module", autouse=True)
+def checkout_modes_restored():
+    """The container tier closes this checkout to other users (chmod o-rwx) wherever it grades from it, as it must;
+    the modes are put back afterwards for the tests that run the grader from it as another user
+    (test_unprivileged.py)."""
+    modes = {}
+    for folder, dirs, files in os.walk(REPO):
+        dirs[:] = [d for d in dirs if not (folder == str(REPO) and d == ".venv")]
+        for name in [*dirs, *files]:
+            path = os.path.join(folder, name)
+            if not os.path.islink(path):
+                modes[path] = os.stat(path).st_mode
+    modes[str(REPO)] = os.stat(REPO).st_mode
+    yield
+    for path, mode in modes.items():
+        try:
+            os.chmod(path, stat.S_IMODE(mode))
+        except OSError:
+            pass
+
+
 def scores_of(row):
     return [(c["id"], c["message"]) for e in row["exercises"] for c in e["checks"] if not c["passed"]]
 

@@ -93,9 +93,6 @@ class ExecutionOptions:
                 return tier
         raise SandboxUnavailable()
 
-    def use_bubblewrap(self) -> bool:
-        return self.tier() == SandboxTier.NAMESPACES
-
 
 @dataclass(frozen=True)
 class Enforcement:

@@ -241,12 +241,28 @@ if any(word in key or word in value for key, value in os.environ.items() for wor
 """
 
 
+# Signal 0 asks the kernel whether a signal would be allowed, and sends none: on a shared machine a real SIGKILL
+# to every process would hit other users' work were the tier broken.
+SIGNALLER = """
+import os
+found = []
+for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+    try:
+        owner = os.stat(f"/proc/{pid}").st_uid
+        os.kill(pid, 0)
+    except OSError:
+        continue
+    if owner != os.getuid():  # the grader, its worker, anyone else's process: none may be signalled
+        found.append(pid)
+"""
+
+
 def reader(paths: list[str]):
     """The solution, whose predicted_exponent goes wrong if the kernel could read or list any of ``paths``."""
     return _reporting(READER.replace("PATHS", repr(paths)), "found")
 
 
-ENTRIES = ("privilege", "reader", "spy", "socket", "fake_results", "forged_outcomes", "fork_bomb",
+ENTRIES = ("privilege", "reader", "signaller", "spy", "socket", "fake_results", "forged_outcomes", "fork_bomb",
            "background_process")
 
 
@@ -265,6 +281,7 @@ def contained(listener):  # noqa: F811
     entries = corpus(reference, [tuple(listener)], write_targets, [], [],
                      ["ex1.parzen_density", "ex4.predicted_exponent"])
     entries["reader"] = (reader(readable), set(), [])
+    entries["signaller"] = (_reporting(SIGNALLER, "found"), set(), [])
     nbformat.write(build_notebook(SOLUTION), subs / "right.ipynb")
     for name in ENTRIES:
         nbformat.write(entries[name][0], subs / f"{name}.ipynb")
@@ -293,8 +310,12 @@ def test_the_container_tier_grades_and_says_so(contained):
 
 
 @EMULATION
-@pytest.mark.parametrize("name", ["privilege", "reader", "spy", "socket", "fake_results"])
+@pytest.mark.parametrize("name", ["privilege", "reader", "signaller", "spy", "socket", "fake_results"])
 def test_in_the_container_tier_a_kernel_has_no_privilege_sees_nothing_and_reaches_nothing(contained, name):
+    """privilege: capabilities, root, mount, unshare, ptrace, bpf; reader: the grader's files, the job folders, other
+    kernels' folders, the environment; signaller: the grader and every process not its own; spy: the secret in any
+    process's environment or command line, the reference; socket: this machine's loopback; fake_results: writing
+    into the class's folders, the checkout and the worker's result."""
     rows = contained[1]
     assert rows[name]["score"] == 26, scores_of(rows[name])
 

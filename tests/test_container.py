@@ -218,6 +218,17 @@ def test_in_a_default_container_auto_takes_the_uid_tier_and_without_setuid_none(
         assert done.stdout.strip() == expected, done.stderr[-2000:]
 
 
+@EMULATION
+def test_in_the_container_tier_a_secret_on_the_command_line_is_refused(tmp_path):
+    """Every process's command line is readable there (/proc is shared): the secret must come another way."""
+    nbformat.write(build_notebook(SOLUTION), tmp_path / "s.ipynb")
+    done = subprocess.run(in_container([sys.executable, "-m", "grader.cli", "grade", str(tmp_path / "s.ipynb"), "--out",
+                                        str(tmp_path / "out"), "--secret", SECRET]), capture_output=True, text=True,
+                          cwd=REPO, timeout=120, env=CLEAN)
+    assert done.returncode == 2 and "GRADER_SECRET" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "out").exists()
+
+
 # --------------------------------------------------------------------------- the hostile corpus in the container tier
 
 # Without a mount namespace the kernel shares this machine's tree: what the tier promises is that nothing of the

@@ -238,6 +238,32 @@ def processes_of(uid: int) -> list[int]:
     return pids
 
 
+def tagged_processes(tag: str) -> list[int]:
+    """The processes whose environment holds the sweep tag (grader.sandbox.SWEEP_VARIABLE) of a kernel without a
+    sandbox: it and whatever it started, unless they cleared their environment (that tier promises nothing more)."""
+    from .sandbox import SWEEP_VARIABLE
+
+    marker, pids = f"{SWEEP_VARIABLE}={tag}".encode(), []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if marker in environ.read_bytes().split(b"\0") and int(environ.parent.name) != os.getpid():
+                pids.append(int(environ.parent.name))
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def sweep_tagged(tag: str, wait: float = 5.0) -> None:
+    deadline = time.monotonic() + wait
+    while (pids := tagged_processes(tag)) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.02)
+
+
 def sweep(uid: int, wait: float = 5.0) -> None:
     """SIGKILL every process of ``uid``: a child becomes that uid and signals -1 (all it may signal: its own uid's
     processes), until none is left (a fork bomb forks on for a moment). Single-threaded callers only (os.fork)."""
@@ -256,11 +282,12 @@ def sweep(uid: int, wait: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def start_reaper(uid: int) -> subprocess.Popen:
-    """The process that ends the uid's processes when its stdin closes: when the grader stops the worker, or dies
-    (kill -9 included: the kernel closes no pipe of the grader's). Its own session: a signal to the grader's
-    process group does not reach it."""
-    return subprocess.Popen([sys.executable, "-m", "grader.container", REAP_COMMAND, str(uid)], stdin=subprocess.PIPE,
+def start_reaper(uid: int | None = None, tag: str | None = None) -> subprocess.Popen:
+    """The process that ends a kernel's processes (every process of ``uid``; without a sandbox, the ones tagged
+    ``tag``) when its stdin closes: when the grader stops the worker, or dies (kill -9 included: the kernel holds
+    no pipe of the grader's). Its own session: a signal to the grader's process group does not reach it."""
+    which = f"uid:{uid}" if uid is not None else f"tag:{tag}"
+    return subprocess.Popen([sys.executable, "-m", "grader.container", REAP_COMMAND, which], stdin=subprocess.PIPE,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True, cwd="/")
 
 
@@ -277,14 +304,15 @@ def stop_reaper(reaper: subprocess.Popen, timeout: float = 30.0) -> None:
         reaper.wait()
 
 
-def reap(uid: int) -> None:
-    """The reaper's body: wait for the end of stdin, then sweep."""
+def reap(which: str) -> None:
+    """The reaper's body: wait for the end of stdin, then sweep ``uid:N`` or ``tag:T``."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the terminal's group ends the grader, not this
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     while sys.stdin.buffer.read(4096):
         pass
-    sweep(uid)
+    kind, _, value = which.partition(":")
+    sweep(int(value)) if kind == "uid" else sweep_tagged(value)
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == REAP_COMMAND:
-    reap(int(sys.argv[2]))
+    reap(sys.argv[2])

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Callable
 
 import nbformat
-import psutil
 
 from .cgroups import CgroupManager, JobCgroup
 from .errors import SandboxUnavailable, WorkerCrashed
@@ -178,6 +177,10 @@ class WorkerProcess:
             plan = make_plan(bubblewrap(), self.runtime_dir, self.job_dir / "etc", limits, hidden)
         elif self.tier == SandboxTier.UID:
             self.start_container_tier(hidden)
+        elif self.tier == SandboxTier.NONE:  # its processes are found by their tag, the grader dead or alive
+            from .container import start_reaper
+
+            self.reaper = start_reaper(tag=self.sweep_tag)
         self.covered = set(plan.hidden) if plan else set()
         manager = cgroup_manager() if self.options.cgroups else None
         if manager:
@@ -296,12 +299,10 @@ class WorkerProcess:
         # whatever else there is; without either, the sweep finds the kernel's processes by tag.
         if self.cgroup is not None:
             self.cgroup.kill_all()
-        if self.reaper is not None:  # the container tier: every process of the kernel's uid
+        if self.reaper is not None:  # the container tier: every process of the kernel's uid; none: of its tag
             from .container import stop_reaper
 
             stop_reaper(self.reaper)
-        if self.tier == SandboxTier.NONE and self.process is not None:
-            kill_tagged_processes(self.sweep_tag)
         if self.log is not None and not self.log.closed:
             self.log.close()
 
@@ -346,16 +347,6 @@ def begin_early(worker: WorkerProcess, first: Path | None) -> None:
 def job_calls(calls: list[ProbeCall]) -> list[dict]:
     """Probe calls as the worker's job file (and grader.probe_runtime.run_batch) takes them."""
     return [call_json(c) for c in calls]
-
-
-def kill_tagged_processes(tag: str) -> None:
-    """Without a PID namespace, find the job's processes (the kernel runs in its own session) by their tag."""
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.pid != os.getpid() and proc.environ().get(SWEEP_VARIABLE) == tag:
-                proc.kill()
-        except (psutil.Error, OSError):
-            continue
 
 
 def worker_report(path: Path, returncode: int | None, out_of_time: bool) -> dict:

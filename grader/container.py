@@ -13,8 +13,9 @@ namespace maps), with:
 - the rlimits, RLIMIT_NPROC included (it counts the kernel's own uid, so it binds the whole
   tree), and the submission's cgroup where one can be made;
 - the parent-death signal: it dies with its worker, which dies with the grader; a reaper
-  (``python -m grader.container reap UID``, root, holding a pipe from the grader) kills every
-  process of the uid when the worker stops or the grader dies, however it dies;
+  (``python -m grader.container reap uid:N``, root, holding a pipe from the grader) kills every
+  process of the uid when the worker stops or the grader dies, however it dies (without a
+  sandbox, ``reap tag:T`` does the same for the processes carrying the kernel's sweep tag);
 - none of the grader's files within its reach: there is no allow-list view without a mount
   namespace, so ``protect`` takes the other users' access away from every path the kernel must
   not see (the grader's packages and its checkout but the virtual environment, the assignment,
@@ -254,14 +255,9 @@ def tagged_processes(tag: str) -> list[int]:
 
 
 def sweep_tagged(tag: str, wait: float = 5.0) -> None:
-    deadline = time.monotonic() + wait
-    while (pids := tagged_processes(tag)) and time.monotonic() < deadline:
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        time.sleep(0.02)
+    from .cgroups import kill_until_gone
+
+    kill_until_gone(lambda: tagged_processes(tag), wait)
 
 
 def sweep(uid: int, wait: float = 5.0) -> None:

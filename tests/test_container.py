@@ -136,7 +136,8 @@ def test_no_kernel_starts_in_the_container_tier_while_a_private_path_stays_reach
     assert started == [] and list(tmp_path.iterdir()) == []  # no worker, no reaper, no folder left
 
 
-@pytest.mark.parametrize("command", [["prairielearn", "run", "--student-dir"], ["gradescope", "run", "--submission-dir"]])
+@pytest.mark.parametrize("command", [["prairielearn", "run", "--student-dir"],
+                                     ["gradescope", "run", "--submission-dir"]])
 def test_the_platforms_entry_points_refuse_to_grade_without_a_sandbox_even_with_auto(monkeypatch, tmp_path, capsys,
                                                                                     command):
     from grader import cli, execute

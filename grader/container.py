@@ -141,7 +141,10 @@ class DropPrivileges:
     def __call__(self) -> None:
         libc, uid = self.libc, self.uid
         for cap in range(self.last_cap + 1):  # while CAP_SETPCAP is still held
-            self._check(libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0), "PR_CAPBSET_DROP")
+            if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 and ctypes.get_errno() != errno.EPERM:
+                self._check(-1, "PR_CAPBSET_DROP")
+            # EPERM: a runtime that dropped CAP_SETPCAP leaves its own bounding set; no_new_privs below keeps any
+            # exec from gaining what is left in it.
         os.setgroups([])
         os.setresgid(uid, uid, uid)
         os.setresuid(uid, uid, uid)  # clears the permitted, effective and ambient sets

@@ -23,7 +23,7 @@ from .errors import AssignmentInvalid, Problem
 from .figures import Figure
 from .i18n import _, join_list
 from .refcache import adopt_memoised
-from .installed import ASSIGNMENTS_DIR
+from .installed import assignment_dir
 
 # The module of an assignment that judges its custom checks from data: the one part of an assignment a
 # student's install holds (see grader.release), so it must compute no answer.
@@ -199,8 +199,8 @@ def refuse_foreign_imports(folder: Path, name: str) -> None:
     foreign = sorted(module_imports(source.read_text(encoding="utf-8")) - VERDICTS_MAY_IMPORT)
     if foreign:
         raise AssignmentInvalid(name, _("%(file)s imports %(modules)s, but students receive it: it may import only "
-                                        "%(allowed)s", file=source, modules=", ".join(foreign),
-                                        allowed=", ".join(sorted(VERDICTS_MAY_IMPORT))))
+                                        "%(allowed)s", file=source, modules=join_list(foreign),
+                                        allowed=join_list(sorted(VERDICTS_MAY_IMPORT))))
 
 
 def public_verdicts(folder: Path, name: str) -> dict[str, CustomVerdict]:
@@ -226,9 +226,7 @@ def load_assignment(name_or_path: str | Path, check_references: bool = True) -> 
     ``check_references=False`` leaves ``Assignment.check_references`` to the caller, who runs it with its
     reference cache in use (the CLI: computed once, then read from disk).
     """
-    folder = Path(name_or_path)
-    if not (folder / "checks.py").is_file():
-        folder = ASSIGNMENTS_DIR / str(name_or_path)
+    folder = assignment_dir(name_or_path)
     checks_file = folder / "checks.py"
     if not checks_file.is_file():
         raise FileNotFoundError(_("no assignment at %(name)r (expected a folder with checks.py)", name=str(name_or_path)))

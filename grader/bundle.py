@@ -34,7 +34,7 @@ from .installed import ASSIGNMENTS_DIR
 from .checks import RECOGNISERS, Call, Check, CustomCheck, CustomVerdict, Recogniser, ValueCheck, ValueData
 from .curves import Curve, TabulatedCurve
 from .errors import BundleError
-from .i18n import Message, _
+from .i18n import Message, _, join_list
 from .model import Value
 from .wire import Malformed, encode_array, number, parse_value, value_json, array
 
@@ -343,7 +343,7 @@ def parse_bundle(text: str, source: str, verdicts_of=None) -> Bundle:
         where = f"checks[{index}]"
         try:
             if not isinstance(entry, dict) or entry.get("kind") not in KINDS:
-                raise _Invalid(f"{where}.kind", _("expected one of %(kinds)s", kinds=", ".join(KINDS)))
+                raise _Invalid(f"{where}.kind", _("expected one of %(kinds)s", kinds=join_list(KINDS)))
             kind = entry["kind"]
             check = decode(entry.get("check"), KINDS[kind], f"{where}.check", verdicts)
             if kind == "custom" and not isinstance(check.verdict, CustomVerdict):
@@ -396,5 +396,5 @@ def find_bundle(near: Path) -> Path | None:
     found = sorted(folder.glob("*" + BUNDLE_SUFFIX))
     if len(found) > 1:
         raise BundleError(_("several bundles in %(folder)s (%(names)s): name one with --bundle (or bundle=)",
-                            folder=folder, names=", ".join(p.name for p in found)))
+                            folder=folder, names=join_list([p.name for p in found])))
     return found[0] if found else None

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from importlib import metadata
 
+from .i18n import join_list
+
 # What a report names when it tells a student what the grading kernel already has.
 PROVIDED = ("d2l", "torch", "numpy", "matplotlib", "pandas", "scipy", "torchvision")
 
@@ -27,4 +29,4 @@ def provided_packages() -> str:
             found.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             continue
-    return ", ".join(found)
+    return join_list(found)  # inside a sentence of the run's language: 、 in Chinese and Japanese

@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import gettext
 import io
+import re
 from pathlib import Path
 
 LANGUAGES = ("en", "zh", "ja", "ko")
@@ -116,9 +117,19 @@ def _fold(template: str, first: str, rest: list[str], keys: tuple[str, str]) -> 
     return text
 
 
+SENTENCE_COMPLETED = N_("%(sentence)s.")  # a sentence that ends in code or a bracket, given its full stop
+ENDED = re.compile(r"[.!?。！？．][)）」』\"'”’]*$")
+
+
 def join_sentences(sentences) -> str:
-    """Whole sentences, already translated, one after the other as the language writes them."""
+    """Whole sentences, already translated, one after the other as the language writes them.
+
+    One that ends without a full stop (in code: "... raised `ValueError: ...`", or in a bracket) gets the
+    language's before the next: Chinese and Japanese put no space between sentences, so it would run on.
+    """
     parts = [s for s in sentences if s]
+    parts = [p if i == len(parts) - 1 or ENDED.search(p) else _(SENTENCE_COMPLETED, sentence=p)
+             for i, p in enumerate(parts)]
     return _fold(SENTENCE_AFTER_SENTENCE, parts[0], parts[1:], ("sentence", "next")) if parts else ""
 
 

@@ -26,6 +26,7 @@ from .checks import Call, Check, Verdict
 from .execute import ExecutionOptions, WorkerProcess
 from .figures import Figure, FigureInputs, FigureResult, render_figure
 from .i18n import N_, _
+from .installed import metadata_assignment, wrong_assignment
 from .load import NotebookRejected, load_notebook
 from .environment import provided_packages
 from .model import (AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKind, ExerciseResult, GradeError,
@@ -294,6 +295,8 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
 
 
 HIDDEN_MESSAGE = N_("(not shown: the message of a call on hidden inputs could repeat those inputs)")
+# A NameError after a failed import is most likely that import's name: the student is sent to the import error.
+HIDDEN_AFTER_IMPORT = N_("(not shown; a failed import is reported above, and it leaves its name undefined)")
 
 
 def redacted_traceback(traceback_text: str | None, error_type: str | None) -> str | None:
@@ -311,11 +314,14 @@ def redacted_traceback(traceback_text: str | None, error_type: str | None) -> st
 def redact_hidden_failures(planned: list[PlannedCheck], run: WorkerRun) -> None:
     """What a student's code says on hidden inputs (exception messages, autograd errors) can carry those
     inputs: the report keeps the kind of failure and where it happened, not the words."""
+    import_failed = any(error.kind == ErrorKind.IMPORT_FAILED for error in run.errors)
     for plan in planned:
         for call in plan.probe_calls:
             outcome = run.probes[call.id]
-            if outcome.error_message is not None and outcome.status == OutcomeStatus.ERROR:
-                outcome.error_message = _(HIDDEN_MESSAGE)
+            # An empty message repeats nothing: redacting it would put "(not shown: ...)" after a bare raise.
+            if outcome.error_message and outcome.error_message.strip() and outcome.status == OutcomeStatus.ERROR:
+                outcome.error_message = _(HIDDEN_AFTER_IMPORT if import_failed and outcome.error_type == "NameError"
+                                          else HIDDEN_MESSAGE)
             outcome.traceback = redacted_traceback(outcome.traceback, outcome.error_type)
             if outcome.grad_error and outcome.grad_error.startswith("backward() failed"):
                 outcome.grad_error = "backward() failed: " + _(HIDDEN_MESSAGE)
@@ -438,6 +444,12 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
             loaded = load_notebook(path)
         except NotebookRejected as exc:
             return rejected_result(path, assignment, options, str(exc)), PendingFigures([], {}, [])
+        # Before any of it runs: the metadata may name this run's assignment, else nothing is graded (and nothing
+        # it names is looked up beyond the installed assignments' names: grader.installed).
+        wrong = wrong_assignment(metadata_assignment(loaded.notebook.metadata), assignment.name)
+        if wrong:
+            return (rejected_result(path, assignment, options, wrong, kind=ErrorKind.WRONG_ASSIGNMENT),
+                    PendingFigures([], {}, []))
         if worker is None:  # its kernel starts now
             worker = owned.enter_context(start_worker(assignment, options, [path.resolve().parent, *hide]))
         if worker.source is None:  # the cells start now, while the calls are planned

@@ -116,3 +116,9 @@ def moodle_csv(match: RosterMatch, column: str) -> str:
 
 
 LMS_PROFILES = {"canvas": canvas_csv, "moodle": moodle_csv}
+
+
+def grade_column(given: str | None, title: str | None) -> str:
+    """The LMS files' grade column: the name the instructor gave (the LMS's own), else the assignment's title in
+    the run's language, as every output; with no assignment (nothing was graded), "grade"."""
+    return given or (_(title) if title else "grade")

@@ -31,13 +31,13 @@ def pad(text: str, width: int, right: bool = False) -> str:
 
 
 def mark(kind: str) -> str:
-    """A status mark such as "[ PASS]"."""
-    return "[" + pad(_(MARKS[kind]), 5, right=True) + "]"
+    """A status mark such as "[ PASS]": every mark of the language as wide, so the titles after them line up."""
+    return "[" + pad(_(MARKS[kind]), max(display_width(_(word)) for word in MARKS.values()), right=True) + "]"
 
 
 def submission_text(result: SubmissionResult, verbose: bool = True) -> str:
     inputs = _("hidden inputs") if result.seed_kind == "secret" else _("public inputs")
-    if not result.sandboxed:
+    if not result.sandboxed and result.cells:  # a notebook none of whose cells ran reached nothing
         inputs = join_list([inputs, _("NOT SANDBOXED")])
     elif result.unenforced:
         inputs = join_list([inputs, _("limits not enforced: %(which)s", which=join_list(result.unenforced))])

@@ -8,6 +8,7 @@ The submission runs in a kernel once; each language judges that same run again (
 """
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -104,8 +105,12 @@ def test_each_glossary_term_is_used(lang):
 @pytest.mark.parametrize("lang", OTHER_LANGUAGES)
 def test_no_forbidden_variant_is_used(lang):
     terms = glossary(lang)["terms"]
+    headings = set(headings_of(lang).values())
     found = []
     for msgid, msgstr in translations_of(lang):
+        # The edition's own heading, quoted verbatim in a section pointer, may hold what our prose avoids
+        # (ko.d2l.ai's machine-translated 주의 풀링): the student searches for exactly those words.
+        msgstr = re.sub(QUOTED_HEADING, lambda m: "" if m.group()[1:-1] in headings else m.group(), msgstr)
         found += [(word, msgid) for t in terms for word in t.get("forbidden", []) if word in msgstr]
         found += [(pattern, msgid) for t in terms for pattern in t.get("forbidden_patterns", [])
                   if re.search(pattern, msgstr)]
@@ -134,6 +139,12 @@ def test_sentences_and_lists_follow_the_language():
     assert join_sentences(["一。", "二。"]) == "一。二。" and join_list([1, 2, 3]) == "1、2、3"
     use_language("ko")
     assert join_sentences(["가.", "나."]) == "가. 나."
+    # A sentence that ends in code or a bracket gets the language's full stop before the next one.
+    use_language("ja")
+    assert join_sentences(["`f` が例外を送出しました：`E: （非表示）`", "データセット 2：…。"]) == \
+        "`f` が例外を送出しました：`E: （非表示）`。データセット 2：…。"
+    use_language("en")
+    assert join_sentences(["`f` raised `E: x`", "Next."]) == "`f` raised `E: x`. Next."
 
 
 @pytest.mark.parametrize("lang", OTHER_LANGUAGES)
@@ -310,19 +321,25 @@ def shown_text(html: str) -> ShownText:
 ALLOWED_WORDS = {"cgroup", "seccomp", "sigma", "alpha", "exp", "log", "sum", "inf", "NaN", "pi", "True", "False", "None", "NumPy", "PyTorch",
                  "torch", "Python", "Jupyter", "bubblewrap", "bwrap", "nbformat", "CPU", "JSON", "UTF", "MiB", "GiB"}
 # Names each edition keeps in Latin letters (glossary: Nadaraya-Watson, Parzen; the Chinese edition's softmax).
+# Korean keeps the abbreviation LOO (as in LOOCV), spelled out once per exercise as LOO(leave-one-out, 한 점 제외).
 ALLOWED_BY_LANGUAGE = {"zh": {"Nadaraya", "Watson", "Parzen", "softmax"}, "ja": {"Nadaraya", "Watson", "Parzen"},
-                       "ko": set()}
+                       "ko": {"LOO", "leave-one-out"}}
 TOKEN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/=-]*[A-Za-z0-9_]|[A-Za-z0-9_]")
 CAMEL_CASE = re.compile(r"(?=.*[a-z])[A-Z][a-z]*[A-Z][A-Za-z]*")  # NoneType, RuntimeError, NumPy
 
 
 def latin_words(text: str, lang: str) -> list[str]:
-    """Latin words outside identifiers (with _ . : / = or digits, CamelCase, or called), formulas and names."""
+    """Latin words outside identifiers (with _ . : / = or digits, CamelCase, called, or raised to a power: QK^T),
+    formulas and names."""
     allowed = ALLOWED_WORDS | ALLOWED_BY_LANGUAGE[lang]
+    # A section title of an edition, quoted verbatim, is a name (the older English edition's "Parametric Attention
+    # Pooling", which no translation has for d2l-jp's readers).
+    text = re.sub(QUOTED_HEADING, lambda m: " " if any(m.group()[1:-1] in set(headings_of(e).values())
+                                                       for e in EDITIONS) else m.group(), text)
     words = []
     for match in TOKEN.finditer(text):
         token, after = match.group(), text[match.end():match.end() + 1]
-        if re.search(r"[\d_.:/=]", token) or after == "(" or CAMEL_CASE.fullmatch(token):
+        if re.search(r"[\d_.:/=]", token) or after in ("(", "^") or CAMEL_CASE.fullmatch(token) or token in allowed:
             continue
         words += [w for w in token.split("-") if len(w) > 1 and w not in allowed]
     return words
@@ -434,3 +451,280 @@ def test_reports_render_without_tofu_in_a_real_browser(partly_wrong, assignment,
     figure_fonts = set(re.findall(r"font-family:\s*([^;\"]+)", " ".join(re.findall(r"<svg.*?</svg>", dom, re.S))))
     cjk_faces = [[f.strip(" '") for f in families.split(",") if "CJK" in f] for families in figure_fonts]
     assert {faces[0] for faces in cjk_faces if faces} == {CJK_FONTS[lang]}
+
+
+# --------------------------------------------------------------------------- the editions: terms and section pointers
+
+EDITIONS = json.loads((GLOSSARY_DIR / "editions.json").read_text(encoding="utf-8"))["editions"]
+# Which edition a pointer names, by what the text says around it; the older English edition first, it also says d2l.ai.
+EDITION_MARKERS = [("en-0.17", r"0\.17|older edition|旧版|이전 판"),
+                   ("zh", r"中文版|zh\.d2l\.ai"), ("ja", r"日本語版|d2l-jp"), ("ko", r"한국어판|ko\.d2l\.ai"),
+                   ("en", r"英文版|英語版|영문판|(?<![\w.])d2l\.ai|today's")]
+POINTER = {"en": r"(?:Section |(?<=\) )and )(\d+(?:\.\d+)+)(?: \(([^)]*)\))?",  # "Section 11.2.1 (...) and 11.2.2 (...)"
+           "zh": r"(\d+(?:\.\d+)+) ?节(?:“([^”]*)”|（([^）]*)）)?",
+           "ja": r"(\d+(?:\.\d+)+) ?節(?:「([^」]*)」|（([^）]*)）)?",
+           "ko": r"(\d+(?:\.\d+)+)절(?: ?‘([^’]*)’|\(([^)]*)\))?"}
+QUOTED_HEADING = r"“[^”]*”|「[^」]*」|‘[^’]*’"
+
+
+def headings_of(edition: str) -> dict[str, str]:
+    return {h["number"]: h["heading"] for section in EDITIONS[edition]["sections"] for h in section["headings"]}
+
+
+def same_heading(a: str, b: str) -> bool:
+    def norm(text):
+        return re.sub(r"\s+", " ", re.sub(r"[-–—]+", "-", text)).strip().casefold()
+    return norm(a) == norm(b)
+
+
+def pointer_problems(text: str, lang: str) -> list[str]:
+    """Section pointers of a text that name no heading of their edition, or misquote it.
+
+    A pointer is a section number (with 节/節/절 after it in CJK). Its edition is the one the
+    clause names (中文版 / zh.d2l.ai, 日本語版, 한국어판, 英文版 / d2l.ai, an older edition or 0.17),
+    the nearest before it, else the nearest after; an English text without a mark means today's
+    d2l.ai. A heading quoted after it (“”, 「」, ‘’) must be that edition's heading, verbatim; one in
+    brackets is ours (a translation of an English heading), except after the language's own edition,
+    where it claims to be the edition's. Papers' sections (Luong et al.) are not the book's.
+    """
+    problems = []
+    for clause in re.split(r"[；;。]|(?<=\S)(?<!et al)\. ", text):
+        marks = sorted((m.start(), edition) for edition, pattern in EDITION_MARKERS
+                       for m in re.finditer(pattern, clause))
+        for pointer in re.finditer(POINTER[lang], clause):
+            if re.search(r"Luong", clause[max(0, pointer.start() - 25):pointer.start()]):
+                continue
+            number, quoted = pointer.group(1), pointer.group(2)
+            bracketed = pointer.group(3) if lang != "en" else None
+            before = [e for at, e in marks if at < pointer.start()]
+            after = [e for at, e in marks if at > pointer.start()]
+            edition = (before[-1] if before else after[0] if after else "en" if lang == "en" else None)
+            if edition is None:
+                problems.append(f"{number}: names no edition")
+                continue
+            headings = headings_of(edition)
+            if number not in headings:
+                problems.append(f"{number}: no such section in {edition}")
+                continue
+            claimed = quoted if lang != "en" else (quoted or "").split(":")[0] or None
+            if bracketed is not None and edition == lang:
+                claimed = bracketed
+            if claimed and not same_heading(claimed, headings[number]):
+                problems.append(f"{number} {claimed!r}: {edition} says {headings[number]!r}")
+    return problems
+
+
+def pointer_texts(lang: str) -> list[str]:
+    if lang == "en":
+        return [msgid for lang_ in OTHER_LANGUAGES[:1] for msgid, _ in translations_of(lang_)]
+    return [msgstr for _, msgstr in translations_of(lang)]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_every_section_pointer_names_a_heading_of_its_edition(lang):
+    texts = [t for t in pointer_texts(lang) if re.search(r"\d+\.\d+", t) and re.search(POINTER[lang], t)]
+    assert len(texts) >= 8  # the readings of both assignments
+    assert [(t, p) for t in texts for p in pointer_problems(t, lang)] == []
+
+
+def test_the_pointer_check_catches_misquoted_and_missing_headings():
+    """What the native review found, fed to the check: each is caught."""
+    assert pointer_problems("11.3.1 節「ドット積アテンション」（日本語版 d2l-jp.me）", "ja")  # misquoted
+    assert pointer_problems("旧版の 10.2.4 節「パラメトリックなアテンションプーリング」", "ja")  # not the older edition's
+    assert pointer_problems("旧版（中文版）10.2.4 节；新版 11.2.3 节（注意力汇聚的适应）", "zh")  # 新版 names no edition
+    assert pointer_problems("한국어판 10.3.3절(스케일드 내적 어텐션)", "ko")  # not the Korean edition's heading
+    assert pointer_problems("日本語版 10.2.4 節", "ja")  # no such section there
+    assert pointer_problems("Section 11.3.5 (Dot Product Attention)", "en")
+    assert not pointer_problems("at sigma = 0.01 and 0.02", "en")  # numbers, not sections
+    assert not pointer_problems("11.3.1 節「内積アテンション」（日本語版 d2l-jp.me）", "ja")
+
+
+def edition_wording(lang: str, quote: str) -> str:
+    for old, new in glossary(lang).get("edition_wording", {}).get("replace", {}).items():
+        quote = quote.replace(old, new)
+    return quote
+
+
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+def test_every_glossary_term_is_the_editions_or_says_why_not(lang):
+    """A term sourced to the edition appears in the quote taken from it (after the glossary's systematic
+    replacements, e.g. ko 주의 -> 어텐션), at the commit editions.json records; any other says why."""
+    edition = EDITIONS[lang]
+    wrong = []
+    for term in glossary(lang)["terms"]:
+        source = term.get("source")
+        if not source:
+            wrong.append((term["concept"], "no source"))
+        elif source.get("kind") == "not-in-edition":
+            if len(source.get("reason", "")) < 20:
+                wrong.append((term["concept"], "no reason"))
+        elif (source["edition"], source["repo"], source["commit"]) != (lang, edition["repo"], edition["commit"]) \
+                or not source.get("path") or not source.get("line"):
+            wrong.append((term["concept"], "not this edition's file and line"))
+        elif not source.get("differs") and not any(word in edition_wording(lang, source["quote"])
+                                                    for word in [term["preferred"], *term.get("also", [])]):
+            wrong.append((term["concept"], f"{term['preferred']} is not in {source['quote']!r}"))
+    assert wrong == []
+
+
+def test_a_term_that_is_not_the_editions_is_caught():
+    """The glossary's old Japanese term for scaled dot-product attention, against the edition's heading."""
+    term = next(t for t in glossary("ja")["terms"] if t["concept"] == "scaled dot-product attention")
+    assert term["source"]["quote"] and "スケール化ドット積アテンション" not in edition_wording("ja", term["source"]["quote"])
+    assert "スケール化" in term["forbidden"]
+
+
+@pytest.mark.skipif(not os.environ.get("D2L_EDITIONS"), reason="set D2L_EDITIONS to a folder of the editions' git "
+                    "directories (owner+name/repo, as extract_editions.py reads them)")
+@pytest.mark.parametrize("lang", OTHER_LANGUAGES)
+def test_glossary_quotes_are_on_the_line_they_name(lang):
+    root = Path(os.environ["D2L_EDITIONS"])
+    for term in glossary(lang)["terms"]:
+        source = term["source"]
+        if source.get("kind") == "not-in-edition":
+            continue
+        git_dir = root / source["repo"].replace("/", "+") / "repo"
+        text = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{source['commit']}:{source['path']}"],
+                              capture_output=True, text=True, check=True).stdout.splitlines()
+        assert source["quote"] in text[source["line"] - 1], term["concept"]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_status_marks_of_a_language_are_equally_wide(lang):
+    from wcwidth import wcswidth
+
+    from grader import summary
+
+    use_language(lang)
+    try:
+        assert len({wcswidth(summary.mark(kind)) for kind in summary.MARKS}) == 1
+    finally:
+        use_language("en")
+
+
+@pytest.mark.parametrize("lang", ["zh", "ja"])
+def test_lists_inside_sentences_use_the_languages_comma(lang):
+    from grader.environment import provided_packages
+
+    use_language(lang)
+    try:
+        assert "、" in provided_packages() and ", " not in provided_packages()
+    finally:
+        use_language("en")
+
+
+def test_release_speaks_the_language_of_grader_lang(monkeypatch):
+    from grader.cli import build_parser
+
+    monkeypatch.setenv("GRADER_LANG", "ko")
+    assert build_parser().parse_args(["release", "attention_scoring", "--out", "x"]).lang == "ko"
+    assert build_parser().parse_args(["release", "attention_scoring", "--out", "x", "--lang", "ja"]).lang == "ja"
+
+
+# --------------------------------------------------------------------------- a label printed twice
+
+def label_words(lang: str) -> list[str]:
+    """The words of the report's labels in a language ("Likely cause", "Hint", ...), without their colon."""
+    from grader.wording import HINT, LIKELY_CAUSE, REREAD
+
+    use_language(lang)
+    try:
+        return [re.sub(r"[\s:：]+$", "", _translate(template).partition("%(text)s")[0]) for template in
+                (LIKELY_CAUSE, HINT, REREAD)]
+    finally:
+        use_language("en")
+
+
+def _translate(text: str) -> str:
+    from grader.i18n import _
+
+    return _(text)
+
+
+def source_strings(folder: Path) -> set[str]:
+    """Every string constant of a folder's Python modules (implicitly joined literals as one)."""
+    import ast
+
+    return {node.value for path in folder.glob("*.py") for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)}
+
+
+def repeated_labels(block: str, labels: list[str]) -> list[str]:
+    """Labels said more than once in one block of a report ("Likely cause: ... Likely causes: ...")."""
+    return [label for label in labels if len(re.findall(re.escape(label.rstrip("s")), block, re.I)) > 1]
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_no_assignment_text_repeats_the_label_it_is_shown_under(lang):
+    """An assignment's texts are shown after a label (Likely cause: / Hint: / Re-read:); a text that says the label
+    again printed it twice. Every text of both assignments, in every language, labelled as the report labels it."""
+    labels = label_words(lang)
+    texts = []
+    for path in CATALOGS:
+        if "assignments" in path.parts and path.parts[-3] == (lang if lang != "en" else OTHER_LANGUAGES[0]):
+            in_use = source_strings(path.parents[3])  # not the entries a reworded text left behind
+            with open(path, "rb") as f:
+                texts += [m.id if lang == "en" else m.string for m in read_po(f) if m.id in in_use]
+    assert len(texts) > 150
+    blocks = [f"{label}: {text}" for text in texts for label in labels]
+    assert [b for b in blocks if repeated_labels(b, labels)] == []
+
+
+def test_a_doubled_label_is_caught():
+    labels = label_words("zh")
+    assert repeated_labels("可能的原因：两种设置返回了相同的宽度。可能的原因：fit_width 忽略了…", labels)
+    assert repeated_labels("Likely cause: Both settings returned the same width. Likely causes: fit_width ignores",
+                           label_words("en"))
+    assert not repeated_labels("可能的原因：两种设置返回了相同的宽度。", labels)
+
+
+@pytest.mark.parametrize("lang", ["zh", "ja"])
+@pytest.mark.parametrize("command", [[], ["check"], ["grade"], ["gradescope", "run"]])
+def test_help_headings_end_with_the_languages_colon(lang, command, capsys, monkeypatch):
+    from grader.cli import main
+
+    monkeypatch.setenv("GRADER_LANG", lang)
+    assert main([*command, "--help"]) == 0
+    shown = capsys.readouterr().out
+    assert re.search(r"^\s*\S.*：$", shown, re.M)  # its headings are there, in the language's punctuation
+    assert not re.search(r"[\u3040-\u30ff\u3400-\u9fff]:\s*$", shown, re.M), shown
+
+
+def test_a_bare_raise_on_hidden_inputs_is_not_followed_by_a_redaction_note():
+    """Only a message can repeat hidden inputs: an empty one stays empty (the report then says just the kind)."""
+    from grader.model import OutcomeStatus, ProbeCall, ProbeOutcome, WorkerRun
+    from grader.pipeline import HIDDEN_MESSAGE, PlannedCheck, redact_hidden_failures
+
+    calls = [ProbeCall("c#0", "f", ()), ProbeCall("c#1", "f", ())]
+    run = WorkerRun(cells=[], errors=[], sandboxed=True, seconds=0.0, probes={
+        "c#0": ProbeOutcome("c#0", OutcomeStatus.ERROR, error_type="NotImplementedError", error_message=""),
+        "c#1": ProbeOutcome("c#1", OutcomeStatus.ERROR, error_type="ValueError", error_message="x = [0.25, 0.5]")})
+    redact_hidden_failures([PlannedCheck(check=None, calls=[], probe_calls=calls)], run)
+    assert run.probes["c#0"].error_message == ""
+    assert run.probes["c#1"].error_message == HIDDEN_MESSAGE  # the inputs in the message are not shown
+
+
+def test_a_name_left_undefined_by_a_failed_import_points_to_the_import():
+    from grader.model import ErrorKind, GradeError, OutcomeStatus, ProbeCall, ProbeOutcome, WorkerRun
+    from grader.pipeline import HIDDEN_AFTER_IMPORT, PlannedCheck, redact_hidden_failures
+
+    call = ProbeCall("c#0", "f", ())
+    run = WorkerRun(cells=[], sandboxed=True, seconds=0.0,
+                    errors=[GradeError(ErrorKind.IMPORT_FAILED, "Cell 1 could not import torch", cell=1)],
+                    probes={"c#0": ProbeOutcome("c#0", OutcomeStatus.ERROR, error_type="NameError",
+                                                error_message="name 'torch' is not defined")})
+    redact_hidden_failures([PlannedCheck(check=None, calls=[], probe_calls=[call])], run)
+    assert run.probes["c#0"].error_message == HIDDEN_AFTER_IMPORT  # still not the message itself
+
+
+@pytest.mark.parametrize("lang", ["zh", "ja"])
+def test_a_count_of_more_errors_follows_its_note_as_the_language_writes_it(lang):
+    from grader.gradebook import error_notes
+
+    use_language(lang)
+    try:
+        note, = error_notes([{"kind": "cell-error", "message": "Cell 1 raised X."},
+                             {"kind": "cell-error", "message": "Cell 2 raised X."}])
+    finally:
+        use_language("en")
+    assert "1" in note and "X.（" in note  # no ASCII space before the full-width bracket

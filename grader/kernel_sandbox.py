@@ -37,7 +37,7 @@ from jupyter_client.provisioning import LocalProvisioner
 from . import seccomp
 from .cgroups import JobCgroup
 from .sandbox import (CONNECTION_FILE, SANDBOX_RUNTIME, SWEEP_VARIABLE, Limits, SandboxPlan, apply_rlimits,
-                      bwrap_arguments, kernel_environment, unsandboxed_environment)
+                      bwrap_arguments, die_with_parent, kernel_environment, unsandboxed_environment)
 
 PROVISIONER_NAME = "grader-sandbox"
 MAX_MESSAGE_BYTES = 256 * 2**20  # one message from the kernel; probe results are the largest
@@ -54,6 +54,7 @@ class KernelLaunch:
     plan: SandboxPlan | None = None  # None: no bubblewrap, the kernel runs on the host
     cgroup: JobCgroup | None = None
     sweep_tag: str = ""  # without a sandbox: marks the kernel's processes, so that strays can be found
+    kernel_uid: int | None = None  # the container tier (grader.container): the uid the kernel runs as, on the host
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -90,14 +91,18 @@ class SandboxProvisioner(LocalProvisioner):
                 if entry.name != CONNECTION_FILE:
                     shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         kwargs = await super().pre_launch(**kwargs)
-        if launch.plan and launch.plan.uid is not None:  # the kernel's uid must read the key
+        if launch.plan and launch.plan.uid is not None:  # the kernel's uid must read the key (bound read-only)
             os.chown(launch.runtime_dir / CONNECTION_FILE, launch.plan.uid, launch.plan.uid)
+        elif launch.kernel_uid is not None:  # the container tier: the kernel reads the key and makes its sockets
+            os.chown(launch.runtime_dir, launch.kernel_uid, launch.kernel_uid)
+            os.chown(launch.runtime_dir / CONNECTION_FILE, launch.kernel_uid, launch.kernel_uid)
         return kwargs
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):
         launch: KernelLaunch = self.parent.launch
         fds: list[int] = []
         info_read = None
+        drop = None
         if launch.plan:
             filter_fd = seccomp.filter_fd() if launch.plan.seccomp else None
             info_read, info_write = os.pipe()
@@ -107,6 +112,16 @@ class SandboxProvisioner(LocalProvisioner):
             argv = [*bwrap_arguments(launch.plan, filter_fd, info_write), *inside]
             env = kernel_environment()
             cwd = launch.runtime_dir
+        elif launch.kernel_uid is not None:  # the container tier: home and temporary files in its own folder
+            from .container import DropPrivileges
+
+            home = launch.runtime_dir / "home"
+            home.mkdir(mode=0o700, exist_ok=True)
+            argv, env, cwd = cmd, unsandboxed_environment(home), home
+            for folder in (home, home.parent / "tmp"):
+                os.chown(folder, launch.kernel_uid, launch.kernel_uid)
+                folder.chmod(0o700)
+            drop = DropPrivileges(launch.kernel_uid)
         else:
             home = launch.runtime_dir.parent / "kernel-home"
             home.mkdir(exist_ok=True)
@@ -115,14 +130,19 @@ class SandboxProvisioner(LocalProvisioner):
         limits, cgroup = launch.limits, launch.cgroup
 
         # RLIMIT_NPROC counts a uid's processes, here or in a user namespace (grader.sandbox): on root's start the
-        # kernel's uid is its own; a user's bubblewrap sets it inside its namespace (set here, it would bound every
-        # sandbox's processes together); without a sandbox only where no cgroup counts the tree.
-        nproc = launch.plan.uid is not None if launch.plan else cgroup is None
+        # kernel's uid is its own (bubblewrap's or the container tier's); a user's bubblewrap sets it inside its
+        # namespace (set here, it would bound every sandbox's processes together); without a sandbox only where no
+        # cgroup counts the tree.
+        nproc = launch.plan.uid is not None if launch.plan else (drop is not None or cgroup is None)
 
-        def enter_limits() -> None:  # between fork and exec: only plain writes and setrlimit
+        def enter_limits() -> None:  # between fork and exec: plain writes, setrlimit, prctl and the uid change
             if cgroup is not None:
                 cgroup.join()
             apply_rlimits(limits, nproc=nproc)
+            if drop is not None:
+                drop()  # sets the parent-death signal itself, after the uid change that would clear it
+            elif not launch.plan:
+                die_with_parent()  # bubblewrap has --die-with-parent; a bare kernel ends with its worker too
 
         with open(launch.log_path, "ab") as log:
             try:

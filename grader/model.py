@@ -126,8 +126,25 @@ class ErrorKind(Text):
 UNGRADABLE = frozenset({ErrorKind.INVALID_NOTEBOOK, ErrorKind.INVALID_UPLOAD, ErrorKind.WRONG_ASSIGNMENT,
                         ErrorKind.WORKER_FAILED, ErrorKind.GRADER_FAILED, ErrorKind.KERNEL_UNRECOVERABLE})
 
+class SandboxTier(Text):
+    """How the kernel was isolated (``grader.execute.ExecutionOptions.tier`` picks it; result.json keeps it).
+
+    NAMESPACES: bubblewrap, an allow-list view of the system in its own namespaces (grader.sandbox).
+    UID: a container's tier where no namespace can be made: the kernel under a uid of its own with no
+    capability, the grader's files out of its reach by their permissions, seccomp (grader.container).
+    NONE: the kernel ran as the grader's user, with rlimits only.
+    """
+
+    NAMESPACES = "namespaces"
+    UID = "uid"
+    NONE = "none"
+
+
 UNENFORCED = {  # protection id -> what its absence means, for the CLI and every report
     "sandbox": N_("no sandbox: the notebook's code could read this machine's files and reach the network"),
+    "namespaces": N_("no namespaces (the container tier): the notebook's code ran under a user of its own, with no "
+                     "privilege, no network and none of the grader's files, but it could list this machine's "
+                     "processes, read its world-readable files and write to its shared temporary folders"),
     "cgroup": N_("no cgroup: memory and process limits held per process, not for the notebook and everything it "
                  "started, and CPU was not shared equally between submissions"),
     "seccomp": N_("no seccomp filter for this processor: the sandbox did not refuse dangerous system calls"),
@@ -355,6 +372,7 @@ class WorkerRun:
     errors: list[GradeError]
     sandboxed: bool
     seconds: float
+    tier: SandboxTier = SandboxTier.NONE
     unenforced: list[str] = field(default_factory=list)  # grader.execute.UNENFORCED ids: protections missing here
     phases: WorkerPhases = field(default_factory=WorkerPhases)
 
@@ -466,6 +484,7 @@ class SubmissionResult:
     errors: list[GradeError]
     seed_kind: str  # public | secret
     sandboxed: bool = False
+    sandbox_tier: SandboxTier = SandboxTier.NONE
     unenforced: list[str] = field(default_factory=list)
     cells: list[CellRun] = field(default_factory=list)
     timing: StageTimes = field(default_factory=StageTimes)
@@ -488,6 +507,7 @@ class SubmissionResult:
             "format_version": RESULT_FORMAT_VERSION,
             "inputs": self.seed_kind,
             "sandboxed": self.sandboxed,
+            "sandbox_tier": str(self.sandbox_tier),
             "unenforced": list(self.unenforced),
             "cells": [asdict(c) for c in self.cells],
             "timing": self.timing.to_json(),

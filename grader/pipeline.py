@@ -30,8 +30,8 @@ from .installed import metadata_assignment, wrong_assignment
 from .load import NotebookRejected, load_notebook
 from .environment import provided_packages
 from .model import (AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKind, ExerciseResult, FailureCategory,
-                    GradeError, LoadedNotebook, OutcomeStatus, ProbeCall, ProbeOutcome, PublicRun, StageTimes,
-                    SubmissionResult, WorkerRun, WrittenAnswer, leading_first)
+                    GradeError, LoadedNotebook, OutcomeStatus, ProbeCall, ProbeOutcome, PublicRun, SandboxTier,
+                    StageTimes, SubmissionResult, WorkerRun, WrittenAnswer, leading_first)
 from .reasons import code_text, explain
 from .wire import PROTOCOL_PREFIX, call_json
 from .wire import call_identity as wire_identity
@@ -372,7 +372,8 @@ def score_submission(assignment: Assignment, stem: str, results: list[CheckResul
     return SubmissionResult(
         submission=stem, assignment=assignment.name, score=round(sum(e.score for e in exercises), 4),
         max_score=float(sum(e.max_score for e in exercises)), exercises=exercises, errors=errors,
-        seed_kind=options.seed_kind, sandboxed=bool(run and run.sandboxed), cells=run.cells if run else [],
+        seed_kind=options.seed_kind, sandboxed=bool(run and run.sandboxed),
+        sandbox_tier=run.tier if run else SandboxTier.NONE, cells=run.cells if run else [],
         unenforced=list(run.unenforced) if run else [])
 
 

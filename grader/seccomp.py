@@ -12,7 +12,8 @@ AF_INET6 reach only the sandbox's own loopback (its network namespace has nothin
 NETLINK_ROUTE, which lists that namespace's interfaces (libzmq's getifaddrs() aborts the kernel without it).
 Every other family (AF_VSOCK, which reaches the hypervisor past any network namespace; AF_PACKET, AF_ALG,
 ...) and every other netlink protocol (audit, uevents, ...) answers EAFNOSUPPORT, as on a kernel built
-without it.
+without it. The container tier (grader.container) has no network namespace: its filter (``network=False``)
+takes AF_UNIX alone and answers every other family EOPNOTSUPP.
 
 Written out by hand rather than through libseccomp: the program is ~60 instructions, it
 needs no compiled dependency, and the tests read it back instruction by instruction.
@@ -91,8 +92,9 @@ def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> tuple[int, int, int, i
     return code, jt, jf, k
 
 
-def program(arch: Architecture) -> list[tuple[int, int, int, int]]:
-    """The filter as (code, jt, jf, k) instructions; jumps are resolved against the three exits at its end."""
+def program(arch: Architecture, network: bool = True) -> list[tuple[int, int, int, int]]:
+    """The filter as (code, jt, jf, k) instructions; jumps are resolved against the four exits at its end.
+    ``network=False`` (no network namespace): socket() and socketpair() take AF_UNIX alone."""
     body: list[tuple] = []  # entries: ("insn", code, k) or ("jump", code, k, target_if_true, target_if_false)
     body.append(("insn", BPF_LD_W_ABS, OFFSET_ARCH))
     body.append(("jump", BPF_JEQ_K, arch.audit_arch, None, "deny"))  # another ABI (i386 on x86_64): refused whole
@@ -112,17 +114,24 @@ def program(arch: Architecture) -> list[tuple[int, int, int, int]]:
     body.append(("jump", BPF_JSET_K, CLONE_NAMESPACE_FLAGS, "deny", "allow"))
     labels["socket"] = len(body)
     body.append(("insn", BPF_LD_W_ABS, OFFSET_ARG0))  # the address family
-    for family in SOCKET_FAMILIES:
-        body.append(("jump", BPF_JEQ_K, family, "allow", None))
-    body.append(("jump", BPF_JEQ_K, AF_NETLINK, None, "no_family"))
-    body.append(("insn", BPF_LD_W_ABS, OFFSET_ARG2))  # netlink's protocol
-    body.append(("jump", BPF_JEQ_K, NETLINK_ROUTE, "allow", "no_family"))
+    if network:
+        for family in SOCKET_FAMILIES:
+            body.append(("jump", BPF_JEQ_K, family, "allow", None))
+        body.append(("jump", BPF_JEQ_K, AF_NETLINK, None, "no_family"))
+        body.append(("insn", BPF_LD_W_ABS, OFFSET_ARG2))  # netlink's protocol
+        body.append(("jump", BPF_JEQ_K, NETLINK_ROUTE, "allow", "no_family"))
+    else:  # no network namespace: ZeroMQ's IPC sockets only
+        body.append(("jump", BPF_JEQ_K, AF_UNIX, "allow", "no_family"))
     labels["ioctl"] = len(body)
     body.append(("insn", BPF_LD_W_ABS, OFFSET_ARG1))  # ioctl's request
     body.append(("jump", BPF_JEQ_K, TIOCSTI, "deny", "allow"))
+    # A refused family: EAFNOSUPPORT, as a kernel built without it, where the kernel has a network namespace (libzmq
+    # copes); without one (the container tier), EOPNOTSUPP, which libzmq takes for "no interfaces" where
+    # getifaddrs' netlink socket fails (EPERM or EAFNOSUPPORT there abort libzmq inside ipykernel).
+    refused = errno.EAFNOSUPPORT if network else errno.EOPNOTSUPP
     labels.update(allow=len(body), deny=len(body) + 1, enosys=len(body) + 2, no_family=len(body) + 3)
     exits = [_insn(BPF_RET_K, RET_ALLOW), _insn(BPF_RET_K, RET_ERRNO | errno.EPERM),
-             _insn(BPF_RET_K, RET_ERRNO | errno.ENOSYS), _insn(BPF_RET_K, RET_ERRNO | errno.EAFNOSUPPORT)]
+             _insn(BPF_RET_K, RET_ERRNO | errno.ENOSYS), _insn(BPF_RET_K, RET_ERRNO | refused)]
     insns = []
     for index, entry in enumerate(body):
         if entry[0] == "insn":
@@ -140,9 +149,9 @@ def program(arch: Architecture) -> list[tuple[int, int, int, int]]:
     return insns + exits
 
 
-def compiled(arch: Architecture) -> bytes:
+def compiled(arch: Architecture, network: bool = True) -> bytes:
     """struct sock_filter[]: u16 code, u8 jt, u8 jf, u32 k, native byte order, as bwrap reads it."""
-    return b"".join(struct.pack("=HBBI", code, jt, jf, k) for code, jt, jf, k in program(arch))
+    return b"".join(struct.pack("=HBBI", code, jt, jf, k) for code, jt, jf, k in program(arch, network))
 
 
 def filter_fd() -> int | None:

@@ -299,9 +299,9 @@ def test_each_kernel_gets_a_uid_of_its_own_from_the_reserved_range(monkeypatch):
         assert len(set(taken)) == 20 and all(uid in SANDBOX_UIDS and uid != 65534 for uid in taken)
         assert not any(uids.in_use(uid) for uid in taken)  # no account, no process has them
         assert uids.in_use(0) and uids.in_use(os.getuid())
-        # a uid some process runs as is never handed out: here, every draw lands on one
-        monkeypatch.setattr(uids.secrets, "randbelow", lambda n: os.getuid() - SANDBOX_UIDS.start)
-        with pytest.raises(RuntimeError):
+        # a uid an account or some process has is never handed out: here, every draw lands on one
+        monkeypatch.setattr(uids, "in_use", lambda uid: True)
+        with pytest.raises(OSError):
             uids.allocate()
     finally:
         for uid in taken:

@@ -20,8 +20,9 @@ import nbformat
 import pytest
 
 from assignments.attention_pooling.build_notebooks import REPO, SOLUTION, build_notebook
-from grader.sandbox import NOBODY, python_prefixes
+from grader.sandbox import NOBODY
 from tests.conftest import NEEDS_BUBBLEWRAP, NEEDS_ROOT
+from tests.container_emulation import outer_namespace
 from tests.hostile_corpus import corpus
 
 pytestmark = [NEEDS_ROOT, NEEDS_BUBBLEWRAP]
@@ -32,14 +33,7 @@ ENTRIES = ("privilege", "visible", "spy", "forged_outcomes", "fork_bomb", "proce
 
 def as_unprivileged_user(argv: list[str], home: Path) -> list[str]:
     """argv run as NOBODY, in a mount namespace where the root-only folders holding Python are traversable."""
-    outer = ["bwrap", "--dev-bind", "/", "/"]
-    for prefix in python_prefixes():
-        closed = [p for p in reversed(prefix.parents) if p != Path("/") and not p.stat().st_mode & 0o001]
-        if closed:  # e.g. /root (0700) above pyenv's Python: an empty folder there, the prefix bound back
-            outer += ["--perms", "0755", "--tmpfs", str(closed[0])]
-            for folder in [p for p in reversed(prefix.parents) if closed[0] in p.parents]:
-                outer += ["--perms", "0755", "--dir", str(folder)]
-            outer += ["--ro-bind", str(prefix), str(prefix)]
+    outer = outer_namespace()
     return [*outer, "--", "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--",
             "env", "-i", f"HOME={home}", "PATH=/usr/bin:/bin", "LANG=C.UTF-8", f"GRADER_SECRET={SECRET}", *argv]
 

@@ -31,7 +31,7 @@ import numpy as np
 from . import __version__
 from .assignment import Assignment, Exercise, public_verdicts
 from .installed import ASSIGNMENTS_DIR
-from .checks import RECOGNISERS, Call, Check, CustomCheck, CustomVerdict, Recogniser, ValueCheck, ValueData
+from .checks import RECOGNISERS, Call, Check, CustomCheck, CustomVerdict, Recogniser, SealedValueData, ValueCheck
 from .curves import Curve, TabulatedCurve
 from .errors import BundleError
 from .i18n import Message, _
@@ -39,10 +39,13 @@ from .model import Value
 from .wire import Malformed, encode_array, number, parse_value, value_json, array
 
 BUNDLE_FORMAT = "attention-grader-bundle"
-BUNDLE_VERSION = 2  # raised whenever a field changes meaning; a reader refuses any other version
+# Raised whenever a field changes meaning; a reader refuses any other version. 3: expected results sealed
+# (grader.seal), no data for a check that is not self-checked, the release's id.
+BUNDLE_VERSION = 3
 BUNDLE_SUFFIX = ".bundle.json"
 KINDS: dict[str, type[Check]] = {"value": ValueCheck, "custom": CustomCheck}
-DATA_OF_KIND = {"value": lambda check: ValueData, "custom": lambda check: check.verdict.data_type}
+DATA_OF_KIND = {"value": lambda check: SealedValueData,
+                "custom": lambda check: check.verdict.data_type if check.verdict.self_checked else type(None)}
 
 
 @dataclass
@@ -87,6 +90,7 @@ class Bundle:
     cell_timeout: float = 120.0
     budget: float = 600.0
     grader_version: str = __version__
+    release: str = ""  # the student package's version this bundle was released with (grader.release)
 
     def assignment(self, root: Path) -> Assignment:
         """The bundle as an assignment the pipeline grades (``root``: the bundle's folder)."""
@@ -128,6 +132,10 @@ def encode(value, hint) -> Any:
         members = [m for m in typing.get_args(hint) if m is not type(None)]
         return encode(value, next((m for m in members if _fits(value, m)), members[0]))
     origin = typing.get_origin(hint) or hint
+    if hint is type(None):  # a check that is not self-checked: no data
+        if value is not None:
+            raise TypeError("data where none may be released")
+        return None
     if hint is float:
         return number_json(float(value))
     if hint in (int, str, bool):
@@ -190,6 +198,10 @@ def decode(raw, hint, where: str, verdicts: dict[str, CustomVerdict]) -> Any:
                 problems.append(exc)
         raise problems[-1] if len(problems) == 1 else _Invalid(where, _("none of the forms this field takes"))
     origin = typing.get_origin(hint) or hint
+    if hint is type(None):
+        if raw is not None:
+            raise _Invalid(where, _("expected null"))
+        return None
     if hint is float:
         value = number(raw)
         if value is None:
@@ -278,7 +290,7 @@ def _value_back(raw, where: str):
 # --------------------------------------------------------------------------- the file
 
 ASSIGNMENT_FIELDS = ("name", "title", "template", "exercises", "template_answers", "answer_points", "preload",
-                     "cell_timeout", "budget", "grader_version")
+                     "cell_timeout", "budget", "grader_version", "release")
 
 
 def bundle_json(bundle: Bundle) -> str:

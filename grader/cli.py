@@ -359,15 +359,14 @@ def run_check(args) -> int:
 
 
 def run_release(args) -> int:
-    from .release import build_student_wheel, write_release
+    from .release import write_release
 
     assignment = _load_assignment(args.assignment)
-    released = write_release(assignment, args.out)
+    released = write_release(assignment, args.out, wheel=args.wheel)
     print(_("Wrote %(template)s and %(bundle)s (%(size)s bytes): give both to students; their self-checks judge "
             "from the bundle.", template=released.template, bundle=released.bundle,
             size=released.bundle.stat().st_size))
-    if args.wheel:
-        wheel = build_student_wheel([assignment], args.out)
+    for wheel in released.wheels:
         print(_("Wrote %(wheel)s: students install it with pip install %(name)s.", wheel=wheel, name=wheel.name))
     return EXIT_OK
 

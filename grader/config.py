@@ -66,3 +66,10 @@ class Layout:
 
 GRADESCOPE = Layout(Path("/autograder/submission"), Path("/autograder/results/results.json"))
 PRAIRIELEARN = Layout(Path("/grade/student"), Path("/grade/results/results.json"))
+
+# Sealed expected values (grader.seal): a student's bundle confirms an answer within its tolerance without holding
+# it. Each number's grid is shifted by one of SEAL_SHIFTS steps so that the expected value sits near the middle of
+# its cell; the cells are hashed with PBKDF2-SHA256 at SEAL_ITERATIONS (about 10 ms a digest: a self-check computes
+# a few dozen; searching candidates for one scalar answer costs as much as trying them in the self-check).
+SEAL_SHIFTS = 8
+SEAL_ITERATIONS = 20_000

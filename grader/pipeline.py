@@ -213,7 +213,9 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
                                  error=code_text(f"{type(exc).__name__}: {exc}")),
                           details={"grader_traceback": traceback.format_exc(limit=3)}, errored=True)
     fraction = min(max(float(verdict.fraction), 0.0), 1.0)
-    status = CheckStatus.PASSED if fraction >= 1.0 else (CheckStatus.ERRORED if verdict.errored else CheckStatus.FAILED)
+    status = CheckStatus.PASSED if fraction >= 1.0 else (CheckStatus.ERRORED if verdict.errored else
+                                                         CheckStatus.NOT_SELF_CHECKED if verdict.unjudged else
+                                                         CheckStatus.FAILED)
     # Every text of the result in the run's language (ids, kinds and statuses stay as they are):
     # result.json, the gradebooks and the LMS formats all read these.
     return CheckResult(id=check.id, title=_(check.title), status=status, score=round(check.points * fraction, 4),

@@ -10,7 +10,7 @@ from .sinks import terminal_text
 from .wording import check_text, error_text
 
 MARKS = {CheckStatus.PASSED: N_("PASS"), CheckStatus.FAILED: N_("FAIL"), CheckStatus.ERRORED: N_("ERROR"),
-         "answer": N_("NOTE")}
+         CheckStatus.NOT_SELF_CHECKED: N_("GRADED ONLY"), "answer": N_("NOTE")}
 ANSWER_STATES = {AnswerStatus.ANSWERED: N_("awaits your instructor"), AnswerStatus.EMPTY: N_("not written yet"),
                  AnswerStatus.MISSING: N_("cell not found")}
 

@@ -33,7 +33,8 @@ ERROR_TITLES = {
     ErrorKind.OUTPUT_CAPPED: N_("Too much output"),
     ErrorKind.NOTEBOOK_UPGRADED: N_("Old notebook format"),
 }
-STATUS_WORDS = {CheckStatus.PASSED: N_("passed"), CheckStatus.FAILED: N_("failed"), CheckStatus.ERRORED: N_("errored")}
+STATUS_WORDS = {CheckStatus.PASSED: N_("passed"), CheckStatus.FAILED: N_("failed"), CheckStatus.ERRORED: N_("errored"),
+                CheckStatus.NOT_SELF_CHECKED: N_("not self-checked")}
 
 LIKELY_CAUSE = N_("Likely cause: %(text)s")
 HINT = N_("Hint: %(text)s")

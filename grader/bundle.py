@@ -30,7 +30,7 @@ import numpy as np
 
 from . import __version__
 from .assignment import Assignment, Exercise, public_verdicts
-from .installed import ASSIGNMENTS_DIR
+from .installed import ASSIGNMENTS_DIR, notebook_assignment
 from .checks import RECOGNISERS, Call, Check, CustomCheck, CustomVerdict, Recogniser, SealedValueData, ValueCheck
 from .curves import Curve, TabulatedCurve
 from .errors import BundleError
@@ -91,13 +91,15 @@ class Bundle:
     budget: float = 600.0
     grader_version: str = __version__
     release: str = ""  # the student package's version this bundle was released with (grader.release)
+    grading_environment: tuple[str, ...] = ()  # what the grading kernel provides ("d2l 1.0.3", ...), at release
 
     def assignment(self, root: Path) -> Assignment:
         """The bundle as an assignment the pipeline grades (``root``: the bundle's folder)."""
         released = Assignment(name=self.name, title=self.title, exercises=list(self.exercises), checks=list(self.checks),
                               template=self.template, preload=self.preload, cell_timeout=self.cell_timeout,
                               budget=self.budget, root=root, answer_points=dict(self.answer_points),
-                              template_answers=dict(self.template_answers))
+                              template_answers=dict(self.template_answers),
+                              grading_environment=tuple(self.grading_environment))
         released.validate()
         return released
 
@@ -290,7 +292,7 @@ def _value_back(raw, where: str):
 # --------------------------------------------------------------------------- the file
 
 ASSIGNMENT_FIELDS = ("name", "title", "template", "exercises", "template_answers", "answer_points", "preload",
-                     "cell_timeout", "budget", "grader_version", "release")
+                     "cell_timeout", "budget", "grader_version", "release", "grading_environment")
 
 
 def bundle_json(bundle: Bundle) -> str:
@@ -403,9 +405,16 @@ def load_bundle(path: str | Path) -> Assignment:
 
 
 def find_bundle(near: Path) -> Path | None:
-    """The one bundle (``*.bundle.json``) in ``near``'s folder (or in ``near``, a folder); None when there is none."""
+    """The bundle (``*.bundle.json``) for the notebook ``near`` (or in the folder ``near``): the only one there, else
+    the one of the assignment the notebook's metadata names, else the one named after the notebook (a course
+    releases several assignments into one folder). None when there is none."""
     folder = near if near.is_dir() else near.parent
     found = sorted(folder.glob("*" + BUNDLE_SUFFIX))
+    if len(found) > 1 and not near.is_dir():
+        for name in (notebook_assignment(near), near.stem):
+            chosen = [path for path in found if name and path.name == f"{name}{BUNDLE_SUFFIX}"]
+            if chosen:
+                return chosen[0]
     if len(found) > 1:
         raise BundleError(_("several bundles in %(folder)s (%(names)s): name one with --bundle (or bundle=)",
                             folder=folder, names=", ".join(p.name for p in found)))

@@ -318,7 +318,7 @@ def _cache_problem(options) -> int | None:
 def run_check(args) -> int:
     from .pipeline import grade_submission
     from .report import render_report
-    from .summary import submission_text
+    from .summary import self_check_scope, submission_text
 
     if not args.notebook.exists():
         print("grader: " + _("no such file: %(path)s", path=args.notebook), file=sys.stderr)
@@ -349,9 +349,13 @@ def run_check(args) -> int:
         return code
     result = grade_submission(args.notebook, assignment, options)
     report = args.report or args.notebook.with_name(args.notebook.stem + ".report.html")
-    report.write_text(render_report(result.to_json(), [f.to_json() for f in result.figures]), encoding="utf-8")
+    scope = self_check_scope(result) if bundle else None
+    report.write_text(render_report(result.to_json(), [f.to_json() for f in result.figures], scope=scope),
+                      encoding="utf-8")
     print(json.dumps(result.to_json(), indent=2) if args.json else submission_text(result))
     if not args.json:
+        if scope:
+            print("\n" + scope)
         print("\n" + _("Report: %(path)s", path=report))
     if any(e.kind in UNGRADABLE for e in result.errors):
         return EXIT_UNGRADABLE

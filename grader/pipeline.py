@@ -27,7 +27,7 @@ from .execute import ExecutionOptions, WorkerProcess
 from .figures import Figure, FigureInputs, FigureResult, render_figure
 from .i18n import N_, _
 from .load import NotebookRejected, load_notebook
-from .environment import provided_packages
+from .environment import install_command, provided_packages
 from .model import (AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKind, ExerciseResult, GradeError,
                     LoadedNotebook, OutcomeStatus, ProbeCall, ProbeOutcome, StageTimes, SubmissionResult, WorkerRun,
                     WrittenAnswer, leading_first)
@@ -230,6 +230,15 @@ IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError")
 IMPORT_FAILED = N_("Cell %(cell)s could not import %(module)s (`%(error)s: %(message)s`), so every later cell that "
                    "uses it failed too. The grading environment provides %(packages)s, and has no network to install "
                    "anything else.")
+# A self-check runs in the student's own environment (the bundle says what grading provides): the import may fail
+# here and not when graded, or in both.
+IMPORT_MISSING_HERE = N_("Cell %(cell)s could not import %(module)s in your environment (`%(error)s: %(message)s`), "
+                         "so every later cell that uses it failed too, and this self-check cannot judge what depends "
+                         "on it. Grading provides it (%(packages)s), so there this cell runs. To self-check as graded, "
+                         "install it here: `%(command)s`.")
+IMPORT_MISSING_BOTH = N_("Cell %(cell)s could not import %(module)s (`%(error)s: %(message)s`), so every later cell "
+                         "that uses it failed too. Grading does not provide it either (it provides %(packages)s, and "
+                         "has no network to install anything else): graded, this cell fails the same way.")
 
 
 def failed_module(error_value: str | None) -> str:
@@ -239,8 +248,9 @@ def failed_module(error_value: str | None) -> str:
     return found.group(1) if found else (error_value or "?")[:60]
 
 
-def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
-    """What happened to the notebook's cells, in words, for the report and result.json."""
+def cell_errors(run: WorkerRun, limits, grading: tuple[str, ...] | None = None) -> list[GradeError]:
+    """What happened to the notebook's cells, in words, for the report and result.json. ``grading``: what the
+    grading kernel provides, in a self-check that runs elsewhere (grader.assignment.Assignment)."""
     errors = []
     for cell in run.cells:
         def error(kind, text, subject=None, **values):
@@ -281,8 +291,11 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
                   limit=limits.file_bytes // 2**20)
         elif cell.status == CellStatus.ERROR and cell.error_name in IMPORT_ERRORS:
             module = failed_module(cell.error_value)
-            error(ErrorKind.IMPORT_FAILED, IMPORT_FAILED, subject=module, module=module, error=cell.error_name,
-                  message=code_text(cell.error_value or ""), packages=provided_packages())
+            command = install_command(module, grading) if grading is not None else None
+            text = IMPORT_FAILED if grading is None else IMPORT_MISSING_HERE if command else IMPORT_MISSING_BOTH
+            error(ErrorKind.IMPORT_FAILED, text, subject=module, module=module, error=cell.error_name,
+                  message=code_text(cell.error_value or ""), packages=provided_packages(grading),
+                  **({"command": command} if command else {}))
         elif cell.status == CellStatus.ERROR:
             error(ErrorKind.CELL_ERROR, N_("Cell %(cell)s raised `%(error)s: %(message)s`"), error=cell.error_name,
                   message=code_text(cell.error_value or ""))
@@ -436,7 +449,7 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
         if worker is not None:
             owned.enter_context(worker)
         try:
-            loaded = load_notebook(path)
+            loaded = load_notebook(path, assignment.grading_environment)
         except NotebookRejected as exc:
             return rejected_result(path, assignment, options, str(exc)), PendingFigures([], {}, [])
         if worker is None:  # its kernel starts now
@@ -465,7 +478,8 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
         results = [judge_check(check, run.probes) for check in plan.checks]
     enough.set()
     judged = time.monotonic()
-    errors = leading_first(loaded.notices + cell_errors(run, options.execution.limits) + run.errors)
+    errors = leading_first(loaded.notices + cell_errors(run, options.execution.limits, assignment.grading_environment)
+                           + run.errors)
     result = score_submission(assignment, loaded.stem, results, errors, options, loaded, run)
     result.source = str(path)
     result.timing = stage_times(plan, run, judged - judging, judged - started)

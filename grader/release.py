@@ -35,6 +35,7 @@ from .assignment import VERDICTS_MODULE, Assignment
 from .bundle import BUNDLE_SUFFIX, Bundle, BundledCheck, bundle_json, write_bundle
 from .checks import CustomCheck
 from .config import resolve_limits
+from .environment import provided_list
 from .execute import ExecutionOptions
 from .i18n import _
 from .load import load_notebook
@@ -78,7 +79,8 @@ def release_bundle(assignment: Assignment) -> Bundle:
                     checks=[BundledCheck.of(released_check(plan.check), plan.calls,
                                             plan.check.released_data(plan.calls)) for plan in planned],
                     template_answers=dict(template.answers), answer_points=dict(assignment.answer_points),
-                    preload=tuple(assignment.preload), cell_timeout=limits.cell_timeout, budget=limits.budget)
+                    preload=tuple(assignment.preload), cell_timeout=limits.cell_timeout, budget=limits.budget,
+                    grading_environment=provided_list())
     # The release's version: the grader's, with the hash of what this release holds (its salts make each new).
     digest = hashlib.sha256(bundle_json(bundle).encode("utf-8")).hexdigest()[:10]
     bundle.release = f"{__version__}+r{digest}"

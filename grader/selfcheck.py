@@ -70,8 +70,9 @@ def judge_in_process(planned: list[PlannedCheck], namespace: dict) -> list[Check
 
 
 def running_notebook(namespace: dict) -> Path | None:
-    """The file of the notebook this kernel runs, as the front end told the kernel; else the one notebook in the
-    working folder; None when neither says."""
+    """The file of the notebook this kernel runs, as the front end told the kernel; else the notebook of the working
+    folder that holds the running cell (nbclient and papermill tell the kernel nothing, and a course's folder holds
+    several notebooks); None when neither says."""
     named = [namespace.get(name) for name in NOTEBOOK_PATH_NAMES] + [os.environ.get("JPY_SESSION_NAME")]
     for value in named:
         if isinstance(value, str) and value.endswith(".ipynb"):
@@ -80,7 +81,30 @@ def running_notebook(namespace: dict) -> Path | None:
                 if path.is_file():
                     return path.resolve()
     notebooks = sorted(Path.cwd().glob("*.ipynb"))
-    return notebooks[0].resolve() if len(notebooks) == 1 else None
+    if len(notebooks) == 1:
+        return notebooks[0].resolve()
+    cell = _running_cell(namespace)
+    holding = [path for path in notebooks if cell and _holds_cell(path, cell)]
+    # Several copies hold it (a student's copy of the template, say): the one saved last.
+    return max(holding, key=lambda p: p.stat().st_mtime).resolve() if holding else None
+
+
+def _running_cell(namespace: dict) -> str | None:
+    """The source of the cell being run, as IPython keeps it (its input history's last entry)."""
+    history = namespace.get("_ih") or namespace.get("In")
+    if isinstance(history, list) and history and isinstance(history[-1], str):
+        return history[-1].strip() or None
+    return None
+
+
+def _holds_cell(path: Path, cell: str) -> bool:
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        sources = ["".join(c["source"]) if isinstance(c.get("source"), list) else c.get("source", "")
+                   for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return False
+    return any(isinstance(source, str) and source.strip() == cell for source in sources)
 
 
 def self_check(exercise: str | None = None, bundle: str | Path | None = None, notebook: str | Path | None = None,
@@ -133,7 +157,10 @@ def self_check(exercise: str | None = None, bundle: str | Path | None = None, no
 def _write_report(result: SubmissionResult, report: Path) -> None:
     from .report import render_report
 
-    report.write_text(render_report(result.to_json(), own_session=True), encoding="utf-8")
+    from .summary import self_check_scope
+
+    report.write_text(render_report(result.to_json(), own_session=True, scope=self_check_scope(result)),
+                      encoding="utf-8")
 
 
 def _show(result: SubmissionResult, report: Path, answers_read: bool) -> None:

@@ -69,6 +69,26 @@ def shortened(text: str, limit: int = SUMMARY_TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
+# What a self-check predicts of the grade, and what not (README, "Releasing an assignment to students").
+SELF_CHECK_SCOPE = N_("What this predicts: your functions were called on the public inputs only. Grading calls them "
+                      "on other inputs, drawn from your instructor's secret, so a function that is right here can still "
+                      "lose points when graded (one that is right only on these inputs, or only by chance), and the "
+                      "score may differ. A result passes here when it is within the check's tolerance, as when graded "
+                      "(up to about three times the tolerance may pass here). Written answers are marked by your "
+                      "instructor.")
+SELF_CHECK_UNJUDGED = N_("Not self-checked: %(checks)s (%(points)s points), judged only when graded.")
+
+
+def self_check_scope(result: SubmissionResult) -> str:
+    """SELF_CHECK_SCOPE, and which checks the bundle could not judge."""
+    unjudged = [c for e in result.exercises for c in e.checks if c.status == CheckStatus.NOT_SELF_CHECKED]
+    text = _(SELF_CHECK_SCOPE)
+    if unjudged:
+        text += " " + _(SELF_CHECK_UNJUDGED, checks=join_list([c.id for c in unjudged]),
+                        points=format_points(sum(c.max_score for c in unjudged)))
+    return text
+
+
 def self_check_text(result: SubmissionResult, report, answers_read: bool) -> str:
     """A self-check in a few lines: the score, each exercise's, what failed and why in brief, the report's path."""
     lines = [_("Self-check on the public inputs: %(score)s / %(max)s", score=format_points(result.score),
@@ -85,6 +105,7 @@ def self_check_text(result: SubmissionResult, report, answers_read: bool) -> str
     if not answers_read:
         lines.append(_("Written answers not read: the notebook's file was not found (save the notebook, or pass "
                        "notebook=\"...\")."))
+    lines.append(self_check_scope(result))
     lines.append(_("Report: %(path)s", path=report))
     return "\n".join(terminal_text(line) for line in lines)
 

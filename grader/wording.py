@@ -14,7 +14,7 @@ from .model import CheckStatus, ErrorKind
 ERROR_TITLES = {
     ErrorKind.IMPORT_FAILED: N_("An import failed"),
     ErrorKind.SHELL_SKIPPED: N_("Shell commands were not run"),
-    ErrorKind.SELF_CHECK_SKIPPED: N_("The self-check was not run"),
+    ErrorKind.SELF_CHECK_SKIPPED: N_("Self-check lines left out, as in every grading"),
     ErrorKind.INVALID_NOTEBOOK: N_("This file could not be graded as a notebook"),
     ErrorKind.INVALID_UPLOAD: N_("The upload does not hold exactly one notebook"),
     ErrorKind.TIMEOUT: N_("A cell ran too long"),

@@ -318,7 +318,7 @@ def _cache_problem(options) -> int | None:
 def run_check(args) -> int:
     from .pipeline import grade_submission
     from .report import render_report
-    from .summary import self_check_scope, submission_text
+    from .summary import self_check_scope, submission_text, unjudged_points
 
     if not args.notebook.exists():
         print("grader: " + _("no such file: %(path)s", path=args.notebook), file=sys.stderr)
@@ -359,7 +359,9 @@ def run_check(args) -> int:
         print("\n" + _("Report: %(path)s", path=report))
     if any(e.kind in UNGRADABLE for e in result.errors):
         return EXIT_UNGRADABLE
-    return EXIT_OK if result.score >= result.max_score else EXIT_BELOW
+    # A self-check passes when every check it can judge passed (the others are judged only when graded).
+    judged_max = result.max_score - (unjudged_points(result) if bundle else 0.0)
+    return EXIT_OK if result.score >= judged_max else EXIT_BELOW
 
 
 def run_release(args) -> int:

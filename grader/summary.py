@@ -79,13 +79,22 @@ SELF_CHECK_SCOPE = N_("What this predicts: your functions were called on the pub
 SELF_CHECK_UNJUDGED = N_("Not self-checked: %(checks)s (%(points)s points), judged only when graded.")
 
 
+def unjudged_checks(result: SubmissionResult) -> list:
+    return [c for e in result.exercises for c in e.checks if c.status == CheckStatus.NOT_SELF_CHECKED]
+
+
+def unjudged_points(result: SubmissionResult) -> float:
+    """The points of the checks a self-check could not judge (its bundle holds no data for them)."""
+    return sum(c.max_score for c in unjudged_checks(result))
+
+
 def self_check_scope(result: SubmissionResult) -> str:
     """SELF_CHECK_SCOPE, and which checks the bundle could not judge."""
-    unjudged = [c for e in result.exercises for c in e.checks if c.status == CheckStatus.NOT_SELF_CHECKED]
+    unjudged = unjudged_checks(result)
     text = _(SELF_CHECK_SCOPE)
     if unjudged:
         text += " " + _(SELF_CHECK_UNJUDGED, checks=join_list([c.id for c in unjudged]),
-                        points=format_points(sum(c.max_score for c in unjudged)))
+                        points=format_points(unjudged_points(result)))
     return text
 
 

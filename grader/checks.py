@@ -294,8 +294,8 @@ class CaseData:
         signs = seal_value(np.sign(np.asarray(self.expected, dtype=np.float64)), 0.0, 0.25) \
             if numbers and SIGN_ONLY.name in recognised else None
         has_nan = bool(numbers and np.isnan(np.asarray(self.expected, dtype=np.float64)).any())
-        return SealedCase(self.label, seal_value(self.expected, rtol, atol, self.scale), self.scale, wrong, signs,
-                          has_nan)
+        sealed = seal_value(self.expected, rtol, atol, self.scale)
+        return SealedCase(self.label, sealed, sealed.scale, wrong, signs, has_nan)
 
 
 @dataclass(frozen=True, eq=False)
@@ -506,7 +506,7 @@ class CustomCheck(Check):
     # cacheable reference work, run while the worker runs
     prepare: Callable[[list[Call]], None] | None = field(default=None, metadata=INSTRUCTOR_ONLY)
     # A diagnosis of the verdict's (a student-safe text of verdicts.py) -> the instructor's fuller text that states
-    # the answer ("... sigma* ~ n^(-1/(d+4))"): graded reports show the fuller one; a student's package holds
+    # the answer (the rate an exercise asks to derive): graded reports show it; a student's package holds
     # neither it nor its translations, unless the instructor opts in with ``release_answer_diagnoses``.
     answer_diagnoses: dict[str, str] = field(default_factory=dict, metadata=INSTRUCTOR_ONLY)
     release_answer_diagnoses: bool = False

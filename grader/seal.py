@@ -180,8 +180,16 @@ def _digest(seal: Seal, tokens: list[str]) -> str:
     return hashlib.pbkdf2_hmac("sha256", payload, bytes.fromhex(seal.salt), SEAL_ITERATIONS).hex()
 
 
+def coarse_scale(scale: float) -> float:
+    """``scale`` rounded up to a power of two: what a seal records of it. The size of what a result sums (a loss's
+    scale is close to the loss) would otherwise come near the answer; a larger scale only widens the tolerance."""
+    return 0.0 if scale <= 0 or not math.isfinite(scale) else 2.0 ** math.ceil(math.log2(scale))
+
+
 def seal_value(value, rtol: float, atol: float, scale: float = 0.0) -> Seal:
-    """``value`` sealed for comparisons within ``atol + rtol * max(|x|, scale)`` (grader.compare.compare_arrays)."""
+    """``value`` sealed for comparisons within ``atol + rtol * max(|x|, scale)`` (grader.compare.compare_arrays):
+    every result within it is accepted; ``scale`` is recorded only as ``coarse_scale``."""
+    scale = coarse_scale(scale)
     node = _layout(value)
     threshold, linear, log = _widths(rtol, atol, scale)
     grids, tokens = [], []

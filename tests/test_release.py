@@ -487,3 +487,163 @@ def test_the_student_repository_workflow_holds_no_secret_and_installs_no_course_
     assert not re.search(r"^\s*repository:", student, re.M)  # the course's repository (reference, checks) stays out
     assert ".whl" in student and "grader check" in student and ".bundle.json" in student
     assert "GRADER_SECRET" in (REPO / "examples/ci/grade-class.yml").read_text()
+
+
+# --------------------------------------------------------------------------- issue 22: nothing states an answer
+
+NUMBER = re.compile(r"[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?")
+# Written forms of the exponent's answer: the formula, and each public dimension's fraction.
+FORMULA = re.compile(r"d\s*\+\s*4")
+
+
+ROUND = np.unique(np.concatenate([np.arange(-4096, 4097) / 64,
+                                  [s * m * 10.0 ** e for s in (1, -1) for m in (1, 2, 5) for e in range(-12, 1)]]))
+
+
+def simple(x: float, tolerance: float) -> bool:
+    """Within the tolerance of a number any text holds for other reasons (0, 1, halves, small whole numbers, the
+    tolerances 1e-3, 5e-3, ...): such an answer is that round number, and its presence is no evidence."""
+    return not math.isfinite(x) or float(np.min(np.abs(ROUND - x))) <= tolerance
+
+
+def flat_numbers(value) -> list[float]:
+    if value is None or isinstance(value, str):
+        return []
+    if isinstance(value, (tuple, list)) and not all(isinstance(v, (int, float)) for v in value):
+        return [x for v in value for x in flat_numbers(v)]
+    return [float(x) for x in np.ravel(np.asarray(value, dtype=np.float64))]
+
+
+def public_answers(assignment) -> list[tuple[str, float, float]]:
+    """(check, number, tolerance) of every result a check expects on the public inputs, and every misconception's
+    result (a wrong result plus its correction gives the answer), from the instructor's side."""
+    from grader.checks import ValueCheck
+
+    answers = []
+    for plan in plan_probes(assignment, GradingOptions(figures=False)):
+        check, data = plan.check, plan.check.judging_data(plan.calls)
+        if isinstance(check, ValueCheck):
+            for case in data.cases:
+                answers += [(check.id, x, check.atol + check.rtol * max(abs(x), case.scale))
+                            for x in flat_numbers(case.expected)]
+                for wrong, misconception in zip(case.wrong, check.misconceptions):
+                    answers += [(check.id, x, misconception.atol + misconception.rtol * abs(x))
+                                for x in flat_numbers(wrong)]
+        elif check.id == "ex4.predicted_exponent":
+            for d in data.dims:
+                answers += [(check.id, x, 1e-9) for x in (ref.predicted_exponent(d), -ref.predicted_exponent(d))]
+        else:  # the learned widths and w: the reference's results and losses on the public data
+            for data_set in data.data_sets:
+                answers += [(check.id, float(getattr(data_set, name)), 1e-3 * abs(float(getattr(data_set, name))))
+                            for name in ("reference_sigma", "reference_loss", "reference_w") if hasattr(data_set, name)]
+            answers += [(check.id, float(x), 1e-9) for x in getattr(data, "theory", ())]
+    return [(check, x, tol) for check, x, tol in answers if not simple(x, tol)]
+
+
+def significant_digits(token: str) -> int:
+    return len(re.split(r"[eE]", token)[0].lstrip("+-").replace(".", "").lstrip("0"))
+
+
+def numbers_in_text(text: str, digits: int = 0) -> np.ndarray:
+    """The numbers spelled in ``text``; with ``digits``, only those spelled with at least that many significant
+    digits (source code and prose hold 0.3 and 0.17 for their own reasons)."""
+    found = []
+    for token in NUMBER.findall(text):
+        if significant_digits(token) < digits:
+            continue
+        try:
+            found.append(float(token))
+        except ValueError:
+            continue
+    return np.unique(np.asarray(found, dtype=np.float64))
+
+
+def stated(answers, numbers: np.ndarray) -> list[tuple[str, float]]:
+    """The answers some number of ``numbers`` gives within its check's tolerance (a number spelled with fewer digits
+    counts if it is within the tolerance)."""
+    hits = []
+    for check, x, tolerance in answers:
+        at = np.searchsorted(numbers, x)
+        near = numbers[max(at - 1, 0):at + 1]
+        if near.size and np.min(np.abs(near - x)) <= tolerance:
+            hits.append((check, x))
+    return hits
+
+
+def package_texts(paths) -> dict[str, str]:
+    """Every text file of the wheels, and the bundles, by name."""
+    import zipfile
+
+    texts = {}
+    for path in paths:
+        if path.suffix == ".whl":
+            with zipfile.ZipFile(path) as wheel:
+                for name in wheel.namelist():
+                    try:
+                        texts[f"{path.name}!{name}"] = wheel.read(name).decode("utf-8")
+                    except UnicodeDecodeError:
+                        continue
+        else:
+            texts[path.name] = path.read_text(encoding="utf-8")
+    return texts
+
+
+def bundle_numbers(path: Path) -> np.ndarray:
+    """The numbers of a bundle's judging data, but its cases' labels (the public inputs' parameters, public anyway:
+    "sigma=0.3"); its declarations' texts are scanned as text."""
+    def unlabelled(node):
+        if isinstance(node, dict):
+            return {k: unlabelled(v) for k, v in node.items() if k != "label"}
+        return [unlabelled(v) for v in node] if isinstance(node, list) else node
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    return numbers_in_text(json.dumps([unlabelled(entry["data"]) for entry in data["checks"]]))
+
+
+def assert_nothing_states_an_answer(assignment, bundle: Path, wheels) -> None:
+    answers = public_answers(assignment)
+    assert len(answers) > 50, len(answers)  # not vacuous: the public inputs' expected results are many
+    assert not stated(answers, bundle_numbers(bundle)), stated(answers, bundle_numbers(bundle))[:5]
+    texts = package_texts([*wheels, bundle])
+    numbers = numbers_in_text("\n".join(text for name, text in texts.items() if not name.endswith(".bundle.json")),
+                              digits=4)
+    assert not stated(answers, numbers), stated(answers, numbers)[:5]
+    for name, text in texts.items():
+        assert not FORMULA.search(text), (name, FORMULA.search(text))
+        if assignment.name == "attention_pooling":  # the public dimensions' exponents as fractions
+            dims = plan_probes(assignment, GradingOptions(figures=False))
+            exponent = next(p for p in dims if p.check.id == "ex4.predicted_exponent")
+            for d in (call.args[0] for call in exponent.calls):
+                assert not re.search(rf"1\s*/\s*\(?\s*{int(d) + 4}\b", text), (name, d)
+
+
+@pytest.mark.parametrize("name", ["attention_pooling", "attention_scoring"])
+def test_no_release_states_an_answer(name, tmp_path):
+    """Issue 22, item 4: for every check, neither the bundle nor the wheels hold its expected results on the public
+    inputs (nor a misconception's), in any spelling of the numbers, nor the exponent's formula or fractions."""
+    from grader.assignment import load_assignment
+    from grader.release import write_release
+
+    assignment = load_assignment(name)
+    released = write_release(assignment, tmp_path, wheel=True)
+    assert_nothing_states_an_answer(assignment, released.bundle, released.wheels)
+
+
+def test_the_scan_finds_an_answer_where_there_is_one(assignment, tmp_path):
+    """The scan is not blind: a bundle of the old kind (clear expected results) and a catalog with the graded
+    diagnosis are caught."""
+    from grader.bundle import Bundle, BundledCheck, write_bundle
+
+    planned = plan_probes(assignment, GradingOptions(figures=False))
+    answers = public_answers(assignment)
+    clear = [BundledCheck.of(p.check, p.calls, p.check.judging_data(p.calls)) for p in planned[:1]]
+    path = tmp_path / "old.bundle.json"
+    from grader.bundle import DATA_OF_KIND
+
+    DATA_OF_KIND["value"], saved = (lambda check: type(clear[0].data)), DATA_OF_KIND["value"]
+    try:
+        write_bundle(Bundle("attention_pooling", "t", "t.ipynb", list(assignment.exercises), clear, {}), path)
+    finally:
+        DATA_OF_KIND["value"] = saved
+    assert stated(answers, bundle_numbers(path))
+    assert FORMULA.search((REPO / "assignments/attention_pooling/locale/ja/LC_MESSAGES/grader.po").read_text())

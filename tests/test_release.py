@@ -376,13 +376,35 @@ def test_self_check_in_an_executed_notebook(released, tmp_path):
     assert [o.output_type for o in outputs] == ["display_data"], outputs
     text = outputs[0].data["text/plain"]
     lines = text.splitlines()
-    assert lines[0] == "Self-check on the public inputs: 4 / 6" and len(lines) <= 8, text
+    assert lines[0] == "Self-check on the public inputs: 4 / 6" and len(lines) <= 9, text
+    assert "What this predicts: your functions were called on the public inputs only" in text
     assert "parzen_density` did not return within its time limit" in text
     assert "written answer answer:ex1: awaits your instructor" in text
     report = tmp_path / "my_attempt.report.html"
     assert lines[-1] == f"Report: {report}" and report.is_file()
     assert 'href="my_attempt.report.html"' in outputs[0].data["text/html"]
     assert "Both share the sign" in report.read_text() and 'id="no-sandbox"' not in report.read_text()
+
+
+def test_self_check_under_nbclient_finds_its_notebook_among_several(released, tmp_path):
+    """nbclient (and papermill) tell the kernel nothing of its notebook: self_check() finds the one of the folder
+    that holds the running cell, reads its answers, and names the report after it."""
+    from nbclient import NotebookClient
+
+    nb = build_notebook(SOLUTION, {"answer:ex3": "On the sphere the Gaussian is a softmax of q.k / sigma^2."})
+    nb.cells.append(nbformat.v4.new_code_cell('from grader import self_check\nself_check("ex3")'))
+    path = tmp_path / "homework_v2.ipynb"
+    nbformat.write(nb, path)
+    shutil.copy(released.template, tmp_path)  # the untouched template beside it, as in a course's folder
+    shutil.copy(released.bundle, tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "JPY_SESSION_NAME"}
+    client = NotebookClient(nb, timeout=90, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}})
+    client.execute(env=env)
+    text = nb.cells[-1].outputs[0].data["text/plain"]
+    report = tmp_path / "homework_v2.report.html"
+    assert text.splitlines()[0] == "Self-check on the public inputs: 6 / 6", text
+    assert "written answer answer:ex3: awaits your instructor" in text and f"Report: {report}" in text
+    assert "On the sphere" in report.read_text() and not (tmp_path / "attention_pooling.report.html").exists()
 
 
 def test_self_check_says_where_the_bundle_is_missing(tmp_path, monkeypatch):

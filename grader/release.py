@@ -153,7 +153,7 @@ def tree_digest(folder: Path) -> str:
 
 
 def stage_engine(stage: Path) -> str:
-    """The engine's source tree; returns its version."""
+    """The engine's source tree; returns its version (the grader's, and the hash of its files)."""
     shutil.copytree(GRADER_DIR, stage / "grader", ignore=LEFT_OUT)
     version = f"{__version__}+g{tree_digest(stage / 'grader')}"
     (stage / "pyproject.toml").write_text(engine_pyproject(version))
@@ -179,7 +179,7 @@ def strip_catalog(source: Path, target: Path, leave_out: set[str]) -> None:
         write_po(handle, catalog, width=0, omit_header=False)
 
 
-def stage_assignment(assignment: Assignment, release: str, engine_version: str, stage: Path) -> None:
+def stage_assignment(assignment: Assignment, release: str, stage: Path) -> None:
     """One assignment's public part: verdicts.py and catalogs (less the answer-stating texts)."""
     folder = stage / "assignments" / assignment.name
     folder.mkdir(parents=True)
@@ -196,7 +196,9 @@ def stage_assignment(assignment: Assignment, release: str, engine_version: str, 
     (stage / "pyproject.toml").write_text(_pyproject(
         assignment_distribution(assignment.name), release,
         f"{assignment.title}: the public part of release {release} for grader check and self_check()",
-        [f"{STUDENT_DISTRIBUTION}=={engine_version}"], [package], {package: ASSIGNMENT_DATA}))
+        # Any engine of this grader version or later: the newest engine a student installs serves every release
+        # (a bundle of a format it cannot read says which package to install).
+        [f"{STUDENT_DISTRIBUTION}>={__version__}"], [package], {package: ASSIGNMENT_DATA}))
 
 
 def _build(stage: Path, out_dir: Path) -> Path:
@@ -221,12 +223,19 @@ def _build(stage: Path, out_dir: Path) -> Path:
 
 
 def build_student_wheels(assignment: Assignment, release: str, out_dir: Path) -> list[Path]:
-    """The engine's wheel and the assignment's, in ``out_dir``."""
+    """The engine's wheel and the assignment's, in ``out_dir``. An engine wheel of another grader there (an earlier
+    release's) is replaced: students install every wheel of the folder, and two engines cannot both be installed.
+    The assignment's wheel of an earlier release of the same assignment is replaced too."""
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="grader-student-") as tmp:
         engine, part = Path(tmp) / "engine", Path(tmp) / "assignment"
         engine.mkdir()
         part.mkdir()
-        engine_version = stage_engine(engine)
-        stage_assignment(assignment, release, engine_version, part)
-        return [_build(engine, out_dir), _build(part, out_dir)]
+        stage_engine(engine)
+        stage_assignment(assignment, release, part)
+        built = [_build(engine, out_dir), _build(part, out_dir)]
+    for wheel, distribution in zip(built, (STUDENT_DISTRIBUTION, assignment_distribution(assignment.name))):
+        for older in out_dir.glob(f"{distribution.replace('-', '_')}-*.whl"):
+            if older != wheel:
+                older.unlink()
+    return built

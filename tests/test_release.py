@@ -712,3 +712,23 @@ def test_the_scan_finds_an_answer_where_there_is_one(assignment, tmp_path):
         DATA_OF_KIND["value"] = saved
     assert stated(answers, bundle_numbers(path))
     assert FORMULA.search((REPO / "assignments/attention_pooling/locale/ja/LC_MESSAGES/grader.po").read_text())
+
+
+def test_a_new_release_replaces_the_folders_older_wheels_of_the_same_packages(assignment, tmp_path):
+    """Students install every wheel of the release folder: an earlier engine (another grader) or an earlier release
+    of the same assignment would be a second version of one package. Another assignment's wheel stays."""
+    import zipfile
+
+    from grader.release import write_release
+
+    stale = [tmp_path / "attention_grader_student-0.1.0+g0000000000-py3-none-any.whl",
+             tmp_path / "attention_grader_student_attention_pooling-0.1.0+r0000000000-py3-none-any.whl"]
+    other = tmp_path / "attention_grader_student_attention_scoring-0.1.0+r1111111111-py3-none-any.whl"
+    for path in (*stale, other):
+        path.write_bytes(b"")
+    released = write_release(assignment, tmp_path, wheel=True)
+    assert sorted(tmp_path.glob("*.whl")) == sorted([*released.wheels, other])
+    with zipfile.ZipFile(released.wheels[1]) as wheel:
+        metadata = next(wheel.read(n).decode() for n in wheel.namelist() if n.endswith("/METADATA"))
+    # Any engine of this grader version or later serves it: the newest one serves every release installed.
+    assert "Requires-Dist: attention-grader-student>=0.1.0" in metadata

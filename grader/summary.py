@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-from .i18n import N_, _, join_list
+from .i18n import N_, _, join_list, join_sentences
 from .model import AnswerStatus, CheckStatus, SubmissionResult
 from .sinks import terminal_text
 from .wording import check_text, error_text
@@ -91,11 +91,9 @@ def unjudged_points(result: SubmissionResult) -> float:
 def self_check_scope(result: SubmissionResult) -> str:
     """SELF_CHECK_SCOPE, and which checks the bundle could not judge."""
     unjudged = unjudged_checks(result)
-    text = _(SELF_CHECK_SCOPE)
-    if unjudged:
-        text += " " + _(SELF_CHECK_UNJUDGED, checks=join_list([c.id for c in unjudged]),
-                        points=format_points(unjudged_points(result)))
-    return text
+    return join_sentences([_(SELF_CHECK_SCOPE)] + ([_(SELF_CHECK_UNJUDGED, checks=join_list([c.id for c in unjudged]),
+                                                      points=format_points(unjudged_points(result)))]
+                                                    if unjudged else []))
 
 
 def self_check_text(result: SubmissionResult, report, answers_read: bool) -> str:

@@ -11,8 +11,10 @@ Each number is quantised either linearly (where the tolerance is mostly ``atol +
 its magnitude, with its sign (where ``rtol * |expected|`` dominates): so the grid's width follows from the
 public tolerances alone and says nothing of the number's size. The shift (one of ``SEAL_SHIFTS`` fractions of a
 cell) is chosen so that the expected number lies at least the tolerance away from its cell's edges: every result
-within the tolerance falls in the same cell and is accepted, as when graded; a result more than about three
-times the tolerance away is refused; in between, the self-check may accept what grading refuses. The
+within the tolerance falls in the same cell and is accepted, as when graded; a result more than about five
+times the tolerance away is refused (the scale recorded only to a power of two, ``coarse_scale``, widens the
+linear grid up to twice); in between, the self-check may accept what grading refuses. A known misconception lies
+at least ten times the tolerance away on every input kept (grader.checks.EDGE_FACTOR): always refused. The
 misconceptions' results are sealed the same way (a wrong result plus its correction would give the answer).
 
 What a seal does not prevent: whoever has a candidate answer can confirm it, as the self-check does. A scalar
@@ -57,8 +59,7 @@ class Seal:
         return tokens is not None and _digest(self, tokens) == self.digest
 
     def skeleton(self):
-        """A value of the sealed one's layout, zeros (NaN where the sealed number is not finite)."""
-        flags = iter(self.grids)
+        """A value of the sealed one's layout, all zeros: its structure and shapes, and nothing else."""
 
         def build(node):
             if node is None:
@@ -70,8 +71,7 @@ class Seal:
                 return ""
             shape = tuple(node["a"])
             size = int(np.prod(shape, dtype=np.int64))
-            data = np.array([np.nan if next(flags) == NOT_FINITE else 0.0 for _i in range(size)], dtype=np.float64)
-            return data.reshape(shape)
+            return np.zeros(size, dtype=np.float64).reshape(shape)
 
         return build(json.loads(self.layout))
 
@@ -216,11 +216,11 @@ def compare_sealed(got, seal: Seal):
     differs; within the tolerance or not, without saying where."""
     from .compare import Comparison, compare_values
 
-    # The structure first, against a skeleton of the sealed layout (every number accepted): its reasons are the
-    # grader's own (a shape, a missing return, NaN where a finite number belongs).
-    structure = compare_values(got, seal.skeleton(), 0.0, math.inf)
-    if not structure.matches:
-        return Comparison(False, structure.reason)
+    # A structure that does not fit is told in the grader's own words (a shape, a missing return), from a skeleton
+    # of the sealed layout; about the numbers, only that they are outside (not which: that would tell where the
+    # expected value is not finite, or which numbers are right).
+    if _numbers(got, json.loads(seal.layout)) is None:
+        return Comparison(False, compare_values(got, seal.skeleton(), 0.0, math.inf).reason or _(OUTSIDE))
     if seal.matches(got):
         return Comparison(True)
     return Comparison(False, _(OUTSIDE))

@@ -74,7 +74,7 @@ SELF_CHECK_SCOPE = N_("What this predicts: your functions were called on the pub
                       "on other inputs, drawn from your instructor's secret, so a function that is right here can still "
                       "lose points when graded (one that is right only on these inputs, or only by chance), and the "
                       "score may differ. A result passes here when it is within the check's tolerance, as when graded "
-                      "(up to about three times the tolerance may pass here). Written answers are marked by your "
+                      "(up to about five times the tolerance may pass here). Written answers are marked by your "
                       "instructor.")
 SELF_CHECK_UNJUDGED = N_("Not self-checked: %(checks)s (%(points)s points), judged only when graded.")
 

@@ -313,8 +313,8 @@ class SealedCase:
         return compare_sealed(got, self.expected)
 
     def matches(self, index: int, misconception: Misconception, got) -> bool:
-        if misconception.recognise is not None:
-            array = numeric_array(got)
+        if misconception.recognise is not None:  # as Misconception.matches: numbers against numbers only
+            array = numeric_array(got) if is_numbers(got) and self.expected.is_numbers else None
             if array is None or misconception.recognise.sealed_test is None:
                 return False
             try:

@@ -58,6 +58,12 @@ class Seal:
         tokens = _tokens(got, json.loads(self.layout), self)
         return tokens is not None and _digest(self, tokens) == self.digest
 
+    @property
+    def is_numbers(self) -> bool:
+        """The sealed value is an array or a number (not a structure of them)."""
+        node = json.loads(self.layout)
+        return isinstance(node, dict) and "a" in node
+
     def skeleton(self):
         """A value of the sealed one's layout, all zeros: its structure and shapes, and nothing else."""
 

@@ -172,18 +172,26 @@ def value_outcomes(instructor) -> dict[str, list[ProbeOutcome]]:
     check, data = instructor.check, instructor.check.judging_data(instructor.calls)
     ids = [p.id for p in instructor.probe_calls]
 
+    def array(value):  # a result as a kernel returns it: arrays, and tuples of them for structured results
+        if isinstance(value, (tuple, list)):
+            return tuple(array(v) for v in value)
+        return np.asarray(value, dtype=np.float64)
+
+    def each(value, change):
+        return tuple(each(v, change) for v in value) if isinstance(value, (tuple, list)) else change(value)
+
     def answering(values):
         if check.grad_wrt is None:
-            return [ProbeOutcome(i, "ok", value=np.asarray(v, dtype=np.float64)) for i, v in zip(ids, values)]
-        return [ProbeOutcome(i, "ok", value=np.array(1.0), grads={str(check.grad_wrt): np.asarray(v, dtype=np.float64)})
+            return [ProbeOutcome(i, "ok", value=array(v)) for i, v in zip(ids, values)]
+        return [ProbeOutcome(i, "ok", value=np.array(1.0), grads={str(check.grad_wrt): array(v)})
                 for i, v in zip(ids, values)]
 
     expected = [case.expected for case in data.cases]
-    kinds = {"right": answering(expected), "off by half": answering([e * 1.5 for e in expected]),
-             "first right, rest off": answering([expected[0]] + [e + 1 for e in expected[1:]]),
-             "sign only": answering([np.sign(e) for e in expected]),
-             "NaN": answering([np.full_like(e, np.nan) for e in expected]),
-             "wrong shape": answering([np.ravel(e)[:1] for e in expected])}
+    kinds = {"right": answering(expected), "off by half": answering([each(e, lambda a: a * 1.5) for e in expected]),
+             "first right, rest off": answering([expected[0]] + [each(e, lambda a: a + 1) for e in expected[1:]]),
+             "sign only": answering([each(e, np.sign) for e in expected]),
+             "NaN": answering([each(e, lambda a: np.full_like(a, np.nan)) for e in expected]),
+             "wrong shape": answering([each(e, lambda a: np.ravel(a)[:1]) for e in expected])}
     for index, misconception in enumerate(check.misconceptions):
         if misconception.variant is not None:
             kinds[misconception.name] = answering([case.wrong[index] for case in data.cases])
@@ -732,3 +740,25 @@ def test_a_new_release_replaces_the_folders_older_wheels_of_the_same_packages(as
         metadata = next(wheel.read(n).decode() for n in wheel.namelist() if n.endswith("/METADATA"))
     # Any engine of this grader version or later serves it: the newest one serves every release installed.
     assert "Requires-Dist: attention-grader-student>=0.1.0" in metadata
+
+
+def test_the_second_assignments_misconceptions_are_judged_alike_from_its_sealed_bundle(tmp_path):
+    """attention_scoring's results are structures ((output, weights)) and modules' gradients: sealed as they are,
+    every misconception and failure kind gets the grader's status, score and diagnosis."""
+    from grader.assignment import load_assignment
+    from grader.bundle import load_bundle
+    from grader.release import write_release
+
+    scoring = load_assignment("attention_scoring")
+    bundled = load_bundle(write_release(scoring, tmp_path).bundle)
+    pairs = list(zip(plan_probes(scoring, GradingOptions(figures=False)), plan_probes(bundled, GradingOptions())))
+    diagnosed = set()
+    for pair in pairs:
+        if pair[0].check.id == "ex5.train_parametric_nw":
+            continue  # not self-checked (tests/test_attention_scoring.py judges it from its data)
+        for name, outcomes in value_outcomes(pair[0]).items():
+            result = assert_judged_alike(pair, {o.call_id: o for o in outcomes}, name)
+            if result.get("diagnosis"):
+                diagnosed.add((pair[0].check.id, result["diagnosis"]))
+    catalogued = sum(len(pair[0].check.misconceptions) for pair in pairs if hasattr(pair[0].check, "misconceptions"))
+    assert len(diagnosed) >= catalogued, sorted(diagnosed)

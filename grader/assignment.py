@@ -23,7 +23,7 @@ from .errors import AssignmentInvalid, Problem
 from .figures import Figure
 from .i18n import _, join_list
 from .refcache import adopt_memoised
-from .installed import ASSIGNMENTS_DIR
+from .installed import assignment_dir
 
 # The module of an assignment that judges its custom checks from data: the one part of an assignment a
 # student's install holds (see grader.release), so it must compute no answer.
@@ -229,9 +229,7 @@ def load_assignment(name_or_path: str | Path, check_references: bool = True) -> 
     ``check_references=False`` leaves ``Assignment.check_references`` to the caller, who runs it with its
     reference cache in use (the CLI: computed once, then read from disk).
     """
-    folder = Path(name_or_path)
-    if not (folder / "checks.py").is_file():
-        folder = ASSIGNMENTS_DIR / str(name_or_path)
+    folder = assignment_dir(name_or_path)
     checks_file = folder / "checks.py"
     if not checks_file.is_file():
         raise FileNotFoundError(_("no assignment at %(name)r (expected a folder with checks.py)", name=str(name_or_path)))

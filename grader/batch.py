@@ -32,11 +32,23 @@ KEY_FILE = ".grading-key"
 GRADER_DIR = Path(__file__).resolve().parent
 
 
-def write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str, durable: bool = False) -> None:
+    """The whole file or the old one, never a part. ``durable``: on the disk before this returns (the file and
+    its folder's entry synced), for what only exists here: an instructor's marks."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        f.write(text)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
+    if durable:
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
 
 
 def grading_key(notebook: Path, assignment: Assignment, options: GradingOptions) -> str:
@@ -163,11 +175,18 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
     return [results[nb] for nb in notebooks if nb in results]
 
 
-def write_class_files(out_dir: Path, rows: list[dict], roster: RosterMatch | None = None) -> None:
-    """The class overview and the gradebooks, from the result rows (a batch's, or merged shards')."""
+def write_class_files(out_dir: Path, rows: list[dict], roster: RosterMatch | None = None,
+                      lms_formats: tuple[str, ...] = (), lms_column: str = "") -> None:
+    """The class overview and the gradebooks, from the result rows (a batch's, merged shards', or a review's);
+    with a roster, the LMS files of ``lms_formats`` (grader.roster.LMS_PROFILES) with the grade column named
+    ``lms_column``."""
+    from .roster import LMS_PROFILES
+
     write_atomic(out_dir / "index.html", render_index(rows))
     write_atomic(out_dir / "gradebook.csv", gradebook.gradebook_csv(rows, roster))
     write_atomic(out_dir / "gradebook.json", gradebook.gradebook_json(rows, roster))
+    for name in lms_formats:
+        write_atomic(out_dir / f"gradebook-{name}.csv", LMS_PROFILES[name](roster, lms_column))
 
 
 class MergeError(ValueError):

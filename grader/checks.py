@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .i18n import N_, Message, _
+from .i18n import N_, Message, _, join_list, join_sentences
 from .compare import Comparison, compare_values, value_error
 from .model import Construct, OutcomeStatus, ProbeOutcome, Value, is_numbers, numeric_array
 from .probe_runtime import invoke
@@ -150,6 +150,14 @@ class Misconception:
     rtol: float = 1e-4
     atol: float = 1e-10
     credit: float = 0.0  # the share of a case's points still earned when its failure is this one (instructor's choice)
+    # A combination (``together``): the explanations of the mistakes it makes at once, each named in the diagnosis.
+    components: tuple[str, ...] = ()
+
+    def diagnosis(self) -> str:
+        """What the report says when every failure is this misconception: its explanation, or each component's."""
+        if not self.components:
+            return self.explanation
+        return _(AT_ONCE, mistakes=join_sentences([_(text) for text in self.components]))
 
     def output(self, call: Call) -> Value | None:
         """What the variant computes on the call's inputs (None for a recogniser, or a variant that fails there:
@@ -182,6 +190,30 @@ class Misconception:
         return None
 
 
+AT_ONCE = N_("Your results match several mistakes made together: %(mistakes)s")
+
+
+def together(variant: Callable[..., Any], *parts: Misconception) -> Misconception:
+    """The misconception of making ``parts`` at once, computed by ``variant``: learners make two mistakes together
+    (a window left out and the weights renormalised), and the diagnosis names each one."""
+    return Misconception(" + ".join(part.name for part in parts), AT_ONCE, variant,
+                         components=tuple(part.explanation for part in parts))
+
+
+def pairs(components: Sequence[tuple[dict, Misconception]], compose: Callable[..., Callable[..., Any]],
+          exclude: Sequence[frozenset[str]] = ()) -> tuple[Misconception, ...]:
+    """Every pair of composable misconceptions, made together. ``components``: each misconception that a variant
+    computes from settings (``compose(**settings)``), with those settings; a pair's variant takes both's settings.
+    ``exclude``: pairs of names whose combination means nothing (no Gaussian, and a Gaussian of the wrong width)."""
+    import itertools
+
+    made = []
+    for (first, one), (second, other) in itertools.combinations(components, 2):
+        if frozenset((one.name, other.name)) not in exclude:
+            made.append(together(compose(**first, **second), one, other))
+    return tuple(made)
+
+
 @dataclass(frozen=True)
 class Accepted:
     """A computation a careful grader accepts as right (a stabilising epsilon, float32, another order)."""
@@ -207,6 +239,12 @@ class Verdict:
     unjudged: bool = False  # a self-check that cannot judge this check (its data would state the answer)
 
 
+UNSET = N_("`%(cls)s` has parameters the contract does not name, which the grader left at their random initial "
+           "values: %(unset)s. It sets only %(named)s, so your results depend on those random values; build only "
+           "the layers the contract names (a layer's bias is a parameter too).")
+UNSET_NONE_NAMED = N_("`%(cls)s` has parameters the contract does not give it, which the grader left at their random "
+                      "initial values: %(unset)s. The contract's `%(cls)s` has no parameters, so your results depend "
+                      "on those random values.")
 NOT_IMPLEMENTED = N_("The template's stub is still there: the function raises NotImplementedError.")
 NOT_DEFINED = N_("Define the function with exactly this name in a code cell of the notebook.")
 
@@ -458,9 +496,25 @@ class ValueCheck(Check):
         if is_numbers(got) and np.size(got) and is_numbers(shape_of):
             details["got_shape"], details["expected_shape"] = list(np.shape(got)), list(np.shape(shape_of))
         diagnosis, misconception = self.diagnose(failures)
+        unset = self.unset_parameters(calls, failures)
+        if unset and diagnosis is None:
+            diagnosis = unset
+        elif unset:
+            message = join_sentences([message, unset])
         judged = sum(failure[2] is not None for failure in failures)
         credit = misconception.credit * judged if misconception else 0.0
         return Verdict((passed + credit) / count, message, diagnosis, details)
+
+    def unset_parameters(self, calls, failures) -> str | None:
+        """What a failing object's own parameters, which no call set, mean for its results (None: it has none)."""
+        unset = sorted({name for _case, outcome, _got, _c in failures for name in outcome.unset_parameters})
+        if not unset:
+            return None
+        named = sorted({name for call in calls if call.construct for name in call.construct.params})
+        spelled = join_list(f"`{name}`" for name in unset)
+        if not named:
+            return _(UNSET_NONE_NAMED, cls=self.function, unset=spelled)
+        return _(UNSET, cls=self.function, unset=spelled, named=join_list(f"`{name}`" for name in named))
 
     def diagnose(self, failures) -> tuple[str | None, Misconception | None]:
         """The diagnosis, and the misconception every judged failure matches (None when there is no such one)."""
@@ -471,7 +525,7 @@ class ValueCheck(Check):
             return failure_diagnosis(failures[0][1]), None
         for index, misconception in enumerate(self.misconceptions):
             if all(case.matches(index, misconception, got) for case, got in judged):
-                return misconception.explanation, misconception
+                return misconception.diagnosis(), misconception
         return None, None
 
 

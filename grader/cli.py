@@ -4,6 +4,7 @@
     grader release ASSIGNMENT --out DIR    what students get: the template, the bundle, (--wheel) the package
     grader grade PATH... --out DIR         an instructor's (or CI's) batch on the secret inputs
     grader merge OUT SHARD_DIR...          one class's output from the shards of `grade --shard k/N`
+    grader review DIR                      mark written answers in groups in a local page; similar code across the class
     grader gradescope build --out ZIP      the autograder zip to upload to Gradescope
     grader gradescope run                  inside Gradescope: grade /autograder/submission
     grader prairielearn run                inside a PrairieLearn external grader: grade /grade/student
@@ -13,7 +14,8 @@ Exit codes:
     1  check: some check did not pass; grade: a submission scored under --fail-under
     2  the command line or the configuration was wrong (unknown option, missing file, no secret for grade, an
        assignment that cannot be used or cannot be inferred): nobody was graded
-    3  some submission could not be graded at all (not a notebook, the worker failed)
+    3  some submission could not be graded at all (not a notebook, a notebook of another assignment, the worker
+       failed); the others were
     4  --sandbox require, and bubblewrap does not work on this machine
     5  grade --fail-under, and nothing was graded (no notebook under the paths given)
 """
@@ -68,9 +70,9 @@ def _grading_options(args, secret: str | None, execution):
 
 def _assignment_dir(name: str) -> Path:
     """The assignment's folder, found as load_assignment finds it, without importing it."""
-    from .installed import ASSIGNMENTS_DIR
+    from .installed import assignment_dir
 
-    return Path(name) if Path(name, "checks.py").is_file() else ASSIGNMENTS_DIR / name
+    return assignment_dir(name)
 
 
 def _load_assignment(name: str, check_references: bool = True):
@@ -101,19 +103,22 @@ def _notebooks_named(args) -> list[Path]:
 
 
 def _infer_assignment(args) -> None:
-    """--assignment, else the one the notebooks name, else the only one installed (AssignmentUnknown: say why)."""
+    """--assignment, else the installed one most notebooks name, else the only one installed (AssignmentUnknown:
+    say why). A grade with no notebook at all needs none: it grades nothing, and says so (run_grade)."""
     from .installed import infer_assignment
 
     if args.assignment is None:
-        args.assignment = infer_assignment(_notebooks_named(args))
+        notebooks = _notebooks_named(args)
+        if notebooks or args.command != "grade":
+            args.assignment = infer_assignment(notebooks)
 
 
 # The options of every command that grades, as data: the Gradescope zip writes the chosen ones
 # back into run_autograder (run_options_argv), so a build and its runs grade alike.
 RUN_OPTIONS: list[tuple[str, dict]] = [
     ("--assignment", dict(default=None, help=N_(
-        "assignment name or folder (default: the one the notebooks name in their metadata, else the only one "
-        "installed)"))),
+        "assignment name or folder (default: the installed assignment most notebooks name in their metadata, else "
+        "the only one installed; a notebook naming another is reported, not graded)"))),
     ("--exercise", dict(action="append", dest="exercises", metavar="ID", help=N_("grade only this exercise (repeatable)"))),
     ("--sandbox", dict(choices=("auto", "require", "off"), default=DEFAULT_SANDBOX, help=N_(
         "bubblewrap isolation: auto uses it when it works (default), require refuses to run without it"))),
@@ -207,15 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
         "also write Gradescope results.json (for one submission; with several, one file per submission beside FILE)"))
     grade.add_argument("--prairielearn", type=Path, metavar="FILE", help=_("also write PrairieLearn results.json"))
     grade.add_argument("--junit", type=Path, metavar="FILE", help=_("also write JUnit XML (one testcase per check)"))
-    grade.add_argument("--roster", type=Path, metavar="CSV", help=_(
-        "the class roster: columns submission,student_id and optionally name,section,login,email,lms_id; adds the "
-        "students to the gradebook and lists who has no submission"))
-    grade.add_argument("--gradebook-format", action="append", choices=tuple(LMS_PROFILES), dest="gradebook_formats",
-                       help=_("also write DIR/gradebook-FORMAT.csv for the LMS's grade import (needs --roster; "
-                              "repeatable)"))
-    grade.add_argument("--gradebook-column", metavar="NAME", help=_(
-        "the grade column of the LMS files (default: the assignment's title; for an existing Canvas assignment, "
-        "its name and id as Canvas exports them, e.g. \"Attention pooling (4711)\")"))
+    _add_gradebook_options(grade)
     grade.add_argument("--summary-md", type=Path, metavar="FILE",
                        help=_("also write a Markdown score table (e.g. $GITHUB_STEP_SUMMARY)"))
     grade.add_argument("--reviews", type=Path, metavar="CSV", help=_(
@@ -232,8 +229,33 @@ def build_parser() -> argparse.ArgumentParser:
     merge = sub.add_parser("merge", help=_("join the output folders of grade --shard K/N into one class"))
     merge.add_argument("out", type=Path, help=_("the class's output folder"))
     merge.add_argument("shard_dirs", nargs="+", type=Path, metavar="SHARD_DIR", help=_("the shards' --out folders"))
+    review = sub.add_parser("review", help=_(
+        "mark a graded class's written answers in a local web page, similar answers in groups, and see which "
+        "students' code is alike"))
+    review.add_argument("out", type=Path, metavar="DIR", help=_("the class's output folder (grader grade --out)"))
+    review.add_argument("--submissions", type=Path, nargs="+", default=[], metavar="PATH", help=_(
+        "where the submitted notebooks are, to compare their code (default: where grading read them)"))
+    review.add_argument("--assignment", default=None, help=_("assignment name or folder (default: the results' own)"))
+    review.add_argument("--port", type=int, default=0, help=_("the port on 127.0.0.1 (default: a free one)"))
+    review.add_argument("--no-browser", action="store_true", help=_("print the page's address, do not open a browser"))
+    review.add_argument("--lang", choices=LANGUAGES, default=os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE),
+                        help=_("language of reports and messages (default: $GRADER_LANG or en)"))
+    _add_gradebook_options(review)
     _add_platform_parsers(sub)
     return parser
+
+
+def _add_gradebook_options(p: argparse.ArgumentParser) -> None:
+    """The options the class files are written with: grader grade's, and grader review's to write them again."""
+    p.add_argument("--roster", type=Path, metavar="CSV", help=_(
+        "the class roster: columns submission,student_id and optionally name,section,login,email,lms_id; adds the "
+        "students to the gradebook and lists who has no submission"))
+    p.add_argument("--gradebook-format", action="append", choices=tuple(LMS_PROFILES), dest="gradebook_formats",
+                   help=_("also write DIR/gradebook-FORMAT.csv for the LMS's grade import (needs --roster; "
+                          "repeatable)"))
+    p.add_argument("--gradebook-column", metavar="NAME", help=_(
+        "the grade column of the LMS files (default: the assignment's title; for an existing Canvas assignment, "
+        "its name and id as Canvas exports them, e.g. \"Attention pooling (4711)\")"))
 
 
 def _add_platform_parsers(sub) -> None:
@@ -392,6 +414,15 @@ def _no_secret() -> int:
     return EXIT_USAGE
 
 
+def refuse_lms_without_roster(args) -> bool:
+    """--gradebook-format without --roster (grade's and review's mistake), said on stderr."""
+    if args.gradebook_formats and not args.roster:
+        print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
+              file=sys.stderr)
+        return True
+    return False
+
+
 def run_grade(args) -> int:
     from .execute import begin_early, start_early_worker
 
@@ -402,9 +433,7 @@ def run_grade(args) -> int:
     if missing:
         print("grader: " + _("no such file or folder: %(paths)s", paths=join_list(missing)), file=sys.stderr)
         return EXIT_USAGE
-    if args.gradebook_formats and not args.roster:
-        print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
-              file=sys.stderr)
+    if refuse_lms_without_roster(args):
         return EXIT_USAGE
     from .files import Shard  # the rest of the grader is imported once the first kernel is starting
 
@@ -413,6 +442,8 @@ def run_grade(args) -> int:
     except ValueError:
         print("grader: " + _("--shard wants K/N with 1 <= K <= N, e.g. --shard 2/8."), file=sys.stderr)
         return EXIT_USAGE
+    if args.assignment is None:  # no notebook under the paths (_infer_assignment): no assignment is needed
+        return _finish_grade(args, [], None)
     execution = _execution_options(args)
     code = _sandbox_notice(execution)
     if code is not None:
@@ -422,9 +453,9 @@ def run_grade(args) -> int:
     early_worker = None if args.scheduler else start_early_worker(args.paths, _assignment_dir(args.assignment),
                                                                   execution, args.out)
     try:
-        from .batch import grade_batch, likely_first, write_atomic, write_class_files
+        from .batch import grade_batch, likely_first
         from .reviews import ReviewError, load_reviews
-        from .roster import RosterError, load_roster, match_roster
+        from .roster import RosterError
         from .schedulers import SchedulerUnavailable
 
         if early_worker:  # and the student's cells run while the assignment is imported
@@ -461,7 +492,7 @@ def run_grade(args) -> int:
 
     try:
         reviews = load_reviews(args.reviews, assignment.answer_points) if args.reviews else {}
-        students = load_roster(args.roster) if args.roster else None
+        students = _students(args)
     except (OSError, ReviewError, RosterError) as exc:
         if early_worker:
             early_worker.cleanup()
@@ -476,17 +507,43 @@ def run_grade(args) -> int:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
     batch_seconds = time.monotonic() - batch_started
-    roster = match_roster(rows, students) if students is not None else None
-    write_class_files(args.out, rows, roster)
-    for name in args.gradebook_formats or ():
-        column = args.gradebook_column or assignment.title
-        write_atomic(args.out / f"gradebook-{name}.csv", LMS_PROFILES[name](roster, column))
-    _write_platform_files(args, rows, write_atomic)
-    _print_class(args.out, rows)
+    profile = None
     if args.profile:
         from .summary import profile_table
 
-        print("\n" + profile_table(graded_now, batch_seconds, _startup_seconds(batch_started), start_check))
+        profile = profile_table(graded_now, batch_seconds, _startup_seconds(batch_started), start_check)
+    return _finish_grade(args, rows, students, assignment.title, profile)
+
+
+def _students(args):
+    """The roster's students, or None without --roster (RosterError, OSError: the file is unusable)."""
+    from .roster import load_roster
+
+    return load_roster(args.roster) if args.roster else None
+
+
+def _finish_grade(args, rows: list[dict], students, title: str | None = None, profile: str | None = None) -> int:
+    """A grade's class files, platform files and last words, for the rows graded (none at all: the same files,
+    saying so). ``students``: the roster's, or None to read it here; ``title``: the assignment's, if one was loaded;
+    ``profile``: --profile's table, printed after the scores."""
+    from .batch import write_atomic, write_class_files
+    from .roster import RosterError, match_roster
+
+    if students is None and args.roster:
+        try:
+            students = _students(args)
+        except (OSError, RosterError) as exc:
+            print(f"grader: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+    roster = match_roster(rows, students) if students is not None else None
+    # The grade column: an LMS's own name for it, else the assignment's title (no assignment: nothing to grade).
+    write_class_files(args.out, rows, roster, tuple(args.gradebook_formats or ()),
+                      args.gradebook_column or title or "grade")
+    _write_platform_files(args, rows, write_atomic)
+    if rows:
+        _print_class(args.out, rows)
+    if profile:
+        print("\n" + profile)
     if roster is not None:
         _print_roster_problems(roster)
     return _exit_code(rows, args)
@@ -512,11 +569,22 @@ def _exit_code(rows: list[dict], args) -> int:
                              paths=", ".join(terminal_text(str(p)) for p in args.paths)), file=sys.stderr)
         if args.fail_under is not None:  # a CI job that graded nothing must not pass
             return EXIT_NOTHING_GRADED
+    below = [row for row in rows if args.fail_under is not None and row["score"] < args.fail_under]
+    if below:
+        print("grader: " + fail_under_text(below, len(rows), args.fail_under), file=sys.stderr)
     if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]):
         return EXIT_UNGRADABLE
-    if getattr(args, "fail_under", None) is not None and any(row["score"] < args.fail_under for row in rows):
-        return EXIT_BELOW
-    return EXIT_OK
+    return EXIT_BELOW if below else EXIT_OK
+
+
+def fail_under_text(below: list[dict], total: int, bar: float) -> str:
+    """Which submissions scored under --fail-under, and by how much: what a CI log says when the job fails."""
+    lines = [_("%(count)s of %(total)s submissions scored under --fail-under %(bar)s:", count=len(below), total=total,
+               bar=f"{bar:g}")]
+    lines += ["  " + _("%(submission)s: %(score)s / %(max)s, %(gap)s under", submission=terminal_text(row["submission"]),
+                       score=f"{row['score']:g}", max=f"{row['max_score']:g}", gap=f"{bar - row['score']:g}")
+              for row in below]
+    return "\n".join(lines)
 
 
 def run_merge(args) -> int:
@@ -619,7 +687,14 @@ def run_platform(args) -> int:
     return EXIT_OK
 
 
+def run_review(args) -> int:
+    from .review.command import run_review as review
+
+    return review(args)
+
+
 COMMANDS = {("check", None): run_check, ("grade", None): run_grade, ("merge", None): run_merge,
+            ("review", None): run_review,
             ("release", None): run_release, ("gradescope", "build"): run_gradescope_build,
             ("gradescope", "run"): run_platform, ("prairielearn", "run"): run_platform}
 
@@ -634,7 +709,8 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
     try:
-        if hasattr(args, "assignment") and args.command != "check":  # check looks for a bundle first
+        # check looks for a bundle first; review reads the assignment from the results
+        if hasattr(args, "assignment") and args.command not in ("check", "review"):
             _infer_assignment(args)
         if getattr(args, "assignment", None):
             use_language(args.lang, (_assignment_dir(args.assignment) / "locale",))

@@ -12,7 +12,7 @@ import textwrap
 from collections import Counter
 from xml.etree import ElementTree as ET
 
-from .i18n import N_, _, join_notes
+from .i18n import N_, _, join_list, join_notes
 from .model import RESULT_FORMAT_VERSION, CheckStatus, ErrorKind, RosterMatch, Student, leading_first
 from .sinks import csv_table, markdown_text, xml_text
 from .wording import ERROR_LINE, check_text, error_title
@@ -58,6 +58,31 @@ def error_notes(errors: list[dict], width: int | None = None) -> list[str]:
 
 def short_notes(row: dict) -> str:
     return join_notes(error_notes(row["errors"], NOTE_WIDTH))
+
+
+def _points(value: float) -> str:
+    return f"{round(value, 4):g}"
+
+
+def lost_points(row: dict) -> str:
+    """Where a submission's points went, in a few words: each check (and reviewed written answer) that lost
+    some, by id and points; an exercise that lost on every check as a whole. Names and points only: never an
+    input, a value or a message. Empty for a full score."""
+    lost = row["max_score"] - row["score"]
+    if lost <= 1e-9:
+        return ""
+    items = []
+    for exercise in row["exercises"]:
+        parts = [(check["id"], check["max_score"] - check["score"]) for check in exercise["checks"]]
+        parts += [(answer["tag"], answer["review"]["max_points"] - answer["review"]["points"])
+                  for answer in exercise.get("written_answers", ()) if answer.get("review")]
+        losing = [(name, points) for name, points in parts if points > 1e-9]
+        if len(losing) > 1 and len(losing) == len(parts):
+            items.append(_("%(id)s -%(points)s (every check)", id=exercise["id"],
+                           points=_points(sum(points for _name, points in losing))))
+        else:
+            items += [f"{name} -{_points(points)}" for name, points in losing]
+    return _("%(points)s points lost: %(where)s", points=_points(lost), where=join_list(items))
 
 
 # --------------------------------------------------------------------------- gradebook.csv / .json
@@ -161,7 +186,7 @@ def junit_xml(rows: list[dict]) -> str:
 
 
 def markdown_summary(rows: list[dict], fail_under: float | None = None) -> str:
-    """A step-summary table: scores, and in a few words why a submission lost everything."""
+    """A step-summary table: scores, and in a few words what went wrong and where the points went."""
     if not rows:
         return "**" + markdown_text(_("No submission was graded.")) + "**\n"
     ids = exercise_ids(rows)
@@ -170,7 +195,7 @@ def markdown_summary(rows: list[dict], fail_under: float | None = None) -> str:
     for row in rows:
         scores = {e["id"]: f"{e['score']:g}/{e['max_score']:g}" for e in row["exercises"]}
         flag = " ❌" if fail_under is not None and row["score"] < fail_under else ""
-        notes = markdown_text(short_notes(row))
+        notes = markdown_text(join_notes([short_notes(row), lost_points(row)]))
         lines.append(f"| {markdown_text(row['submission'])} | " + " | ".join(scores.get(e, "") for e in ids)
                      + f" | **{row['score']:g}/{row['max_score']:g}**{flag} | {notes} |")
     return "\n".join(lines) + "\n"

@@ -83,6 +83,7 @@ class ErrorKind(Text):
     SELF_CHECK_SKIPPED = "self-check-skipped"
     INVALID_NOTEBOOK = "invalid-notebook"
     INVALID_UPLOAD = "invalid-upload"
+    WRONG_ASSIGNMENT = "wrong-assignment"  # its metadata names another assignment than the run's: not graded
     NOTEBOOK_UPGRADED = "notebook-upgraded"
     CELL_ERROR = "cell-error"
     TIMEOUT = "timeout"
@@ -101,8 +102,8 @@ class ErrorKind(Text):
 
 
 # Errors after which nothing of the submission was graded (the file, the upload or the grader's fault).
-UNGRADABLE = frozenset({ErrorKind.INVALID_NOTEBOOK, ErrorKind.INVALID_UPLOAD, ErrorKind.WORKER_FAILED,
-                        ErrorKind.GRADER_FAILED, ErrorKind.KERNEL_UNRECOVERABLE})
+UNGRADABLE = frozenset({ErrorKind.INVALID_NOTEBOOK, ErrorKind.INVALID_UPLOAD, ErrorKind.WRONG_ASSIGNMENT,
+                        ErrorKind.WORKER_FAILED, ErrorKind.GRADER_FAILED, ErrorKind.KERNEL_UNRECOVERABLE})
 
 UNENFORCED = {  # protection id -> what its absence means, for the CLI and every report
     "sandbox": N_("no sandbox: the notebook's code could read this machine's files and reach the network"),
@@ -162,20 +163,41 @@ class LoadedNotebook:
 
 
 @dataclass(frozen=True)
+class ConstructorCall:
+    """Another way a class may be built, ``cls(*args, **kwargs)``: another edition's constructor."""
+
+    args: tuple = ()
+    kwargs: dict[str, Value] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Construct:
     """How to build a student's object before calling it: ``cls(*init_args, **init_kwargs)``, eval mode, the
     named parameters set (``named_parameters()`` names -> arrays), then ``method`` called ("forward": the
-    object itself)."""
+    object itself).
+
+    ``alternatives``: other constructor calls the assignment accepts (the textbook's other editions); the first,
+    the contract's own one included, that the class's ``__init__`` signature can take is the one made.
+    ``kept``: attributes that complete a result returned alone: a call returning one value gives
+    ``(value, obj.<attribute>, ...)`` (the book's ``forward`` returns the output and keeps the weights in
+    ``self.attention_weights``).
+    """
 
     init_args: tuple = ()
     init_kwargs: dict[str, Value] = field(default_factory=dict)
     params: dict[str, Value] = field(default_factory=dict)
     method: str = "forward"
+    alternatives: tuple[ConstructorCall, ...] = ()
+    kept: tuple[str, ...] = ()
 
     def to_json(self, encode) -> dict:
         return {"init_args": [encode(a) for a in self.init_args],
                 "init_kwargs": {k: encode(v) for k, v in self.init_kwargs.items()},
-                "params": {k: encode(v) for k, v in self.params.items()}, "method": self.method}
+                "params": {k: encode(v) for k, v in self.params.items()}, "method": self.method,
+                "alternatives": [{"init_args": [encode(a) for a in other.args],
+                                  "init_kwargs": {k: encode(v) for k, v in other.kwargs.items()}}
+                                 for other in self.alternatives],
+                "kept": list(self.kept)}
 
 
 # What a probed call can end as (grader.wire checks every outcome against it).
@@ -234,6 +256,8 @@ class ProbeOutcome:
     # that send only an English sentence in error_message / grad_error leave these None.
     reason: dict | None = None
     grad_reason: dict | None = None
+    # Parameters of a built object the call did not set (its Construct names others): left at their random start.
+    unset_parameters: tuple[str, ...] = ()
 
     def array(self) -> np.ndarray | None:
         """The value as float64 numbers (an array, a number, or a list/tuple of numbers), else None."""
@@ -263,6 +287,10 @@ class ProbeOutcome:
         if self.status == "not-run":
             return _("`%(function)s` was not called: the submission ran out of time or the kernel could not restart.",
                      function=function)
+        if self.status == "error" and (self.reason or {}).get("code") == "construct-failed":
+            return _("`%(function)s` could not be built: the grader called `%(called)s`, which raised "
+                     "`%(error)s: %(message)s`", function=function, called=code_text(str(self.reason.get("called"))),
+                     error=self.error_type, message=code_text(self.error_message or ""))
         if self.status == "invalid":
             return _("`%(function)s` returned something the grader cannot read: %(reason)s", function=function,
                      reason=explain(self.error_message, self.reason))

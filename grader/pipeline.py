@@ -26,6 +26,7 @@ from .checks import Call, Check, Verdict
 from .execute import ExecutionOptions, WorkerProcess
 from .figures import Figure, FigureInputs, FigureResult, render_figure
 from .i18n import N_, _
+from .installed import metadata_assignment, wrong_assignment
 from .load import NotebookRejected, load_notebook
 from .environment import install_command, provided_packages
 from .model import (AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKind, ExerciseResult, GradeError,
@@ -452,6 +453,12 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
             loaded = load_notebook(path, assignment.grading_environment)
         except NotebookRejected as exc:
             return rejected_result(path, assignment, options, str(exc)), PendingFigures([], {}, [])
+        # Before any of it runs: the metadata may name this run's assignment, else nothing is graded (and nothing
+        # it names is looked up beyond the installed assignments' names: grader.installed).
+        wrong = wrong_assignment(metadata_assignment(loaded.notebook.metadata), assignment.name)
+        if wrong:
+            return (rejected_result(path, assignment, options, wrong, kind=ErrorKind.WRONG_ASSIGNMENT),
+                    PendingFigures([], {}, []))
         if worker is None:  # its kernel starts now
             worker = owned.enter_context(start_worker(assignment, options, [path.resolve().parent, *hide]))
         if worker.source is None:  # the cells start now, while the calls are planned

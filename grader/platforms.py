@@ -29,7 +29,7 @@ from pathlib import Path
 from .assignment import Assignment
 from .config import GRADESCOPE_VISIBILITIES
 from .files import find_notebooks
-from .gradebook import INFORMATIONAL, error_notes
+from .gradebook import error_notes, lost_points
 from .wording import check_text
 from .i18n import _
 from .model import UNGRADABLE, ErrorKind, SubmissionResult
@@ -111,10 +111,14 @@ def prairielearn_results(row: dict) -> dict:
     if blocking:
         return {"gradable": False, "format_errors": blocking, "tests": tests}
     score = row["score"] / row["max_score"] if row["max_score"] else 0.0
-    results = {"gradable": True, "score": min(max(score, 0.0), 1.0), "tests": tests}
-    notes = error_notes([e for e in row["errors"] if e["kind"] not in INFORMATIONAL])
-    if notes:
-        results["message"] = "\n".join(notes)
+    # The top-level message is what <pl-external-grader-results> shows above the tests: the score, every note
+    # about the run (informational ones too: an upgraded notebook, capped output, skipped shell lines) and
+    # where the points went.
+    lines = [_("Score: %(score)s / %(max)s", score=f"{row['score']:g}", max=f"{row['max_score']:g}"),
+             *error_notes(row["errors"]), lost_points(row)]
+    results = {"gradable": True, "score": min(max(score, 0.0), 1.0), "message": "\n".join(l for l in lines if l),
+               "tests": tests}
+    if row["errors"]:
         results["output"] = _errors_text(row)
     return results
 
@@ -129,10 +133,11 @@ SECRET_FILE = "secret"
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, while it builds the autograder image (docs/specs.md, "setup.sh").
 # It installs what ./install.sh installs everywhere: .venv pinned by constraints.txt, and bubblewrap.
+# It installs from the folder it is in (the zip's contents, /autograder/source on Gradescope), wherever that is.
 set -euo pipefail
+cd "$(dirname "$(readlink -f "$0")")"
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-venv bubblewrap
-cd /autograder/source
 ./install.sh
 """
 

@@ -214,17 +214,87 @@ def _argument_names(func, count):
     return [names[i] if i < len(names) else f"argument {i + 1}" for i in range(count)]
 
 
+class ConstructionFailed(Exception):
+    """No constructor call the check accepts built the object: ``called`` says what was called, ``cause`` what the
+    first call raised."""
+
+    def __init__(self, called, cause):
+        super().__init__(f"{called}: {type(cause).__name__}: {cause}")
+        self.called, self.cause = called, cause
+
+
+def _spelled_argument(node):
+    """A constructor argument as the call's text shows it: numbers and words as Python writes them."""
+    kind = node.get("kind")
+    if kind == "native":
+        value = node["value"]
+        return repr(value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value)[:40]
+    if kind == "array" and node.get("scalar"):
+        return repr(decode_value(node, "numpy"))
+    if kind == "array":
+        return "array of shape (" + ", ".join(map(str, node["shape"])) + ")"
+    if kind == "str":
+        return repr(node["text"][:40])
+    return "None" if kind == "none" else kind
+
+
+def _spelled_call(name, args, kwargs):
+    return f"{name}(" + ", ".join([_spelled_argument(a) for a in args]
+                                   + [f"{k}={_spelled_argument(v)}" for k, v in kwargs.items()]) + ")"
+
+
+def _takes(cls, args, kwargs):
+    """False when ``cls``'s signature cannot take these arguments; True when it can or cannot be read."""
+    import inspect
+
+    try:
+        inspect.signature(cls).bind(*args, **kwargs)
+    except TypeError:
+        return False
+    except ValueError:  # a signature inspect cannot read: the call itself will tell
+        return True
+    return True
+
+
 def build(cls, construct, arrays="torch"):
-    """The student's (or the reference's) object: built, in eval mode, with the given parameters set."""
-    obj = cls(*[decode_value(a, arrays) for a in construct.get("init_args", [])],
-              **{k: decode_value(v, arrays) for k, v in construct.get("init_kwargs", {}).items()})
-    if hasattr(obj, "eval"):
-        obj.eval()  # dropout off: the probe compares numbers
-    return obj
+    """The student's (or the reference's) object: built, in eval mode.
+
+    The contract's constructor call and the check's ``alternatives`` (other editions of the book) are tried in that
+    order among those the class's signature can take (all of them when it takes none); the first that builds the
+    object is the one kept. When none does, ``ConstructionFailed`` names each call made.
+    """
+    options = [(construct.get("init_args", []), construct.get("init_kwargs", {}))]
+    options += [(other.get("init_args", []), other.get("init_kwargs", {}))
+                for other in construct.get("alternatives", [])]
+    decoded = [([decode_value(a, arrays) for a in args], {k: decode_value(v, arrays) for k, v in kwargs.items()})
+               for args, kwargs in options]
+    fitting = [i for i, (args, kwargs) in enumerate(decoded) if _takes(cls, args, kwargs)] or range(len(options))
+    called, first_error = [], None
+    for index in fitting:
+        args, kwargs = decoded[index]
+        try:
+            obj = cls(*args, **kwargs)
+        except Exception as exc:
+            called.append(_spelled_call(getattr(cls, "__name__", "class"), *options[index]))
+            first_error = first_error or exc
+            continue
+        if hasattr(obj, "eval"):
+            obj.eval()  # dropout off: the probe compares numbers
+        return obj
+    raise ConstructionFailed("; ".join(called), first_error)
+
+
+def _kept_result(obj, value, kept):
+    """``(value, obj.<attribute>, ...)`` when a call returned one value and the object keeps the rest (the book's
+    ``self.attention_weights``); else the value as it came."""
+    if not kept or isinstance(value, (tuple, list)):
+        return value
+    extras = [getattr(obj, name, None) for name in kept]
+    return value if any(extra is None for extra in extras) else (value, *extras)
 
 
 def _set_parameters(obj, params, warm_up, arrays):
-    """Copy the given parameters into ``obj`` by name, in float64.
+    """Copy the given parameters into ``obj`` by name, in float64; the names of its parameters left as they were.
 
     A torch module's parameters are found by their ``named_parameters()`` names (lazy ones materialised by
     ``warm_up()`` first) and the module is made float64 throughout; any other name (a NumPy class's layer
@@ -240,7 +310,12 @@ def _set_parameters(obj, params, warm_up, arrays):
     if is_module and not any(isinstance(p, torch.nn.parameter.UninitializedParameter) for p in named.values()):
         obj.double()  # a float32 layer built despite the default (dtype=...) would refuse float64 inputs
         named = dict(obj.named_parameters())
+    folded = {}
+    for known in named:  # a layer spelled in another case (W_v for the book's w_v) is the same layer
+        folded.setdefault(known.lower(), []).append(known)
     for name, node in (params or {}).items():
+        if name not in named and len(folded.get(name.lower(), [])) == 1:
+            name = folded[name.lower()][0]
         if name in named:
             value = torch.as_tensor(decode_value(node, "torch"), dtype=named[name].dtype)
             if tuple(value.shape) != tuple(named[name].shape):
@@ -257,6 +332,8 @@ def _set_parameters(obj, params, warm_up, arrays):
             known = ", ".join(named) if named else "none by that name"
             raise AttributeError(f"{type(obj).__name__} has no parameter {name!r} (its parameters: {known})")
         setattr(owner, last, decode_value(node, arrays))
+    given = {name.lower() for name in params or {}}
+    return [name for name in named if name.lower() not in given]
 
 
 class _Float64Defaults:
@@ -276,12 +353,13 @@ class _Float64Defaults:
         return False
 
 
-def invoke(target, call, arrays="torch"):
+def invoke(target, call, arrays="torch", notes=None):
     """Call ``target`` as ``call`` says: (result, the differentiated leaves by name, their display names).
 
     ``call``: {"args": [...], "kwargs": {...}, "construct": {...} or None, "grad_wrt": [int | str, ...]}.
     With ``construct``, ``target`` is a class: the object is built (float64 by default), its parameters
-    set, then called (``method`` "forward" calls the object itself, so hooks run).
+    set, then called (``method`` "forward" calls the object itself, so hooks run). ``notes`` (a dict), when
+    given, gets "unset": the object's parameters the call did not set.
     """
     args = [decode_value(a, arrays) for a in call.get("args", [])]
     kwargs = {k: decode_value(v, arrays) for k, v in (call.get("kwargs") or {}).items()}
@@ -298,7 +376,14 @@ def invoke(target, call, arrays="torch"):
         obj = build(target, construct, arrays)
         method = construct.get("method") or "forward"
         bound = obj if method == "forward" else getattr(obj, method)
-        _set_parameters(obj, construct.get("params"), lambda: bound(*args, **kwargs), arrays)
+        unset = _set_parameters(obj, construct.get("params"), lambda: bound(*args, **kwargs), arrays)
+        if notes is not None:
+            notes["unset"] = unset
+        for name in construct.get("kept") or []:  # what a warm-up call kept must not stand in for this call's
+            try:
+                delattr(obj, name)
+            except AttributeError:
+                pass
         for name in (w for w in wrt if isinstance(w, str)):
             parameters = dict(obj.named_parameters()) if hasattr(obj, "named_parameters") else {}
             if name not in parameters:
@@ -307,7 +392,7 @@ def invoke(target, call, arrays="torch"):
             names[name] = f"{type(obj).__name__}.{name}"
         if wrt:
             names.update(zip(map(str, range(len(args))), _argument_names(getattr(obj, method), len(args))))
-        return bound(*args, **kwargs), leaves, names
+        return _kept_result(obj, bound(*args, **kwargs), construct.get("kept")), leaves, names
 
 
 def _gradients(value, leaves, names):
@@ -340,10 +425,10 @@ def call_and_encode(func, call):
         + list(construct.get("init_kwargs", {}).values()) + list(construct.get("params", {}).values())
     attempts = ["torch", "numpy"] if has_arrays(sent) and not call.get("grad_wrt") and _torch() is not None \
         else ["torch" if _torch() is not None else "numpy"]
-    first_error = None
+    first_error, notes = None, {}
     for arrays in attempts:
         try:
-            value, leaves, names = invoke(func, call, arrays)
+            value, leaves, names = invoke(func, call, arrays, notes)
             break
         except BaseException as exc:  # a probe must survive anything short of the process dying
             if isinstance(exc, (KeyboardInterrupt, CallTimeout)):
@@ -351,10 +436,16 @@ def call_and_encode(func, call):
             first_error = first_error or exc
     else:
         exc = first_error
+        built = {}
+        if isinstance(exc, ConstructionFailed):  # the student's error, and the call that met it
+            built = {"reason": {"code": "construct-failed", "called": exc.called[:1000]}}
+            exc = exc.cause
         return {"status": "error", "error_type": type(exc).__name__, "error_message": str(exc)[:1000],
-                "traceback": _short_traceback(exc), "seconds": time.perf_counter() - started}
+                "traceback": _short_traceback(exc), "seconds": time.perf_counter() - started, **built}
     seconds = time.perf_counter() - started
     outcome = {"status": "ok", "seconds": seconds}
+    if notes.get("unset"):
+        outcome["unset_parameters"] = [str(name)[:200] for name in notes["unset"][:64]]
     try:
         outcome["value"] = encode_value(value)
     except Unreadable as exc:

@@ -2,7 +2,9 @@
 
 The CSV has one row per reviewed answer: ``submission,tag,points,comment`` (a header row
 with those names). A reviewed answer adds its points to its exercise and its maximum to
-the exercise's maximum, and leaves ``needs_review``.
+the exercise's maximum, and leaves ``needs_review``. An instructor writes it by hand, or
+``grader review`` writes it (``reviews_csv``); a cell it wrote that could start a spreadsheet
+formula carries a leading ``'``, which reading takes off again.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .i18n import _, join_list
+from .sinks import FORMULA_STARTS, csv_table
 
 REVIEW_COLUMNS = ("submission", "tag", "points", "comment")
 
@@ -47,8 +50,24 @@ def load_reviews(path: Path, answer_points: dict[str, float]) -> dict[tuple[str,
             if not 0 <= points <= answer_points[tag]:
                 raise ReviewError(_("%(path)s, line %(line)s: %(points)s points for %(tag)s, whose maximum is %(max)s",
                                     path=path, line=line, points=f"{points:g}", tag=tag, max=f"{answer_points[tag]:g}"))
-            reviews[(row["submission"].strip(), tag)] = Review(points, (row.get("comment") or "").strip())
+            reviews[(_cell(row["submission"]).strip(), tag)] = Review(points, _cell((row.get("comment") or "").strip()))
     return reviews
+
+
+def _cell(value: str) -> str:
+    """A cell as reviews_csv wrote it, its quote taken off: "'=x" was "=x", "''x" was "'x"."""
+    return value[1:] if value.startswith("'") and value[1:].startswith((*FORMULA_STARTS, "'")) else value
+
+
+def reviews_csv(reviews: dict[tuple[str, str], Review]) -> str:
+    """The reviews as load_reviews reads them back, unchanged, and as a spreadsheet shows them, inert: a cell that
+    could start a formula gets a leading quote (grader.sinks.csv_cell), and so does one that starts with a quote."""
+    def cell(text: str) -> str:
+        return "'" + text if text.startswith("'") and text[1:].startswith((*FORMULA_STARTS, "'")) else text
+
+    rows = [{"submission": cell(submission), "tag": tag, "points": f"{review.points:g}",
+             "comment": cell(review.comment)} for (submission, tag), review in sorted(reviews.items())]
+    return csv_table(list(REVIEW_COLUMNS), rows)
 
 
 def apply_reviews(row: dict, reviews: dict[tuple[str, str], Review], answer_points: dict[str, float]) -> dict:

@@ -37,7 +37,7 @@ def mark(kind: str) -> str:
 
 def submission_text(result: SubmissionResult, verbose: bool = True) -> str:
     inputs = _("hidden inputs") if result.seed_kind == "secret" else _("public inputs")
-    if not result.sandboxed:
+    if not result.sandboxed and result.cells:  # a notebook none of whose cells ran reached nothing
         inputs = join_list([inputs, _("NOT SANDBOXED")])
     elif result.unenforced:
         inputs = join_list([inputs, _("limits not enforced: %(which)s", which=join_list(result.unenforced))])

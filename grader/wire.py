@@ -222,6 +222,9 @@ def parse_outcome(call_id: str, raw) -> ProbeOutcome:
                            error_type=text(raw.get("error_type")), error_message=text(raw.get("error_message")),
                            traceback=text(raw.get("traceback")), seconds=number(raw.get("seconds")),
                            reason=reason(raw.get("reason")), grad_reason=reason(raw.get("grad_reason")))
+    unset = raw.get("unset_parameters")
+    if isinstance(unset, list) and len(unset) <= 64:
+        outcome.unset_parameters = tuple(text(name) for name in unset if isinstance(name, str))
     grads = raw.get("grads")
     if isinstance(grads, dict) and len(grads) <= 64:
         try:
@@ -256,6 +259,8 @@ def outcome_to_json(outcome: ProbeOutcome) -> dict:
     for key in ("grad_error", "error_type", "error_message", "traceback", "seconds", "reason", "grad_reason"):
         if getattr(outcome, key) is not None:
             data[key] = getattr(outcome, key)
+    if outcome.unset_parameters:
+        data["unset_parameters"] = list(outcome.unset_parameters)
     if outcome.grads:
         data["grads"] = {k: value_json(v) for k, v in outcome.grads.items()}
     if outcome.status == "ok":

@@ -17,6 +17,7 @@ ERROR_TITLES = {
     ErrorKind.SELF_CHECK_SKIPPED: N_("Self-check lines left out, as in every grading"),
     ErrorKind.INVALID_NOTEBOOK: N_("This file could not be graded as a notebook"),
     ErrorKind.INVALID_UPLOAD: N_("The upload does not hold exactly one notebook"),
+    ErrorKind.WRONG_ASSIGNMENT: N_("This notebook is for another assignment"),
     ErrorKind.TIMEOUT: N_("A cell ran too long"),
     ErrorKind.KERNEL_DIED: N_("The Python kernel crashed"),
     ErrorKind.KERNEL_PROTOCOL: N_("The kernel sent something the grader does not accept"),

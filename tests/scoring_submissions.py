@@ -135,6 +135,32 @@ def train_parametric_nw(x_train, y_train, epochs, lr):
 ''',
 }
 
+# The book's own classes, as a learner pastes them: both editions' forward returns the output alone and keeps the
+# weights in self.attention_weights; the current edition builds AdditiveAttention(num_hiddens, dropout) with lazy
+# layers, the older one (d2l-zh) AdditiveAttention(key_size, query_size, num_hiddens, dropout). Correct, both.
+CURRENT_EDITION = with_changes(SOLUTION, {
+    "ex2": ("return torch.bmm(self.dropout(self.attention_weights), values), self.attention_weights\n\n\nclass",
+            "return torch.bmm(self.dropout(self.attention_weights), values)\n\n\nclass"),
+    "ex3": ("""    def __init__(self, key_size, query_size, num_hiddens, dropout):
+        super().__init__()
+        self.W_k = nn.Linear(key_size, num_hiddens, bias=False)
+        self.W_q = nn.Linear(query_size, num_hiddens, bias=False)
+        self.w_v = nn.Linear(num_hiddens, 1, bias=False)""", """    def __init__(self, num_hiddens, dropout, **kwargs):
+        super(AdditiveAttention, self).__init__(**kwargs)
+        self.W_k = nn.LazyLinear(num_hiddens, bias=False)
+        self.W_q = nn.LazyLinear(num_hiddens, bias=False)
+        self.w_v = nn.LazyLinear(1, bias=False)"""),
+})
+CURRENT_EDITION["ex3"] = CURRENT_EDITION["ex3"].replace(
+    "return torch.bmm(self.dropout(self.attention_weights), values), self.attention_weights",
+    "return torch.bmm(self.dropout(self.attention_weights), values)")
+OLDER_EDITION = with_changes(SOLUTION, {
+    "ex3": ("return torch.bmm(self.dropout(self.attention_weights), values), self.attention_weights",
+            "return torch.bmm(self.dropout(self.attention_weights), values)"),
+})
+OLDER_EDITION["ex2"] = CURRENT_EDITION["ex2"]
+EDITIONS = {"current_edition": CURRENT_EDITION, "older_edition": OLDER_EDITION}
+
 # name -> (functions, check id whose diagnosis names the mistake, words the diagnosis contains)
 MISCONCEPTIONS = {
     "no_scaling": (with_changes(SOLUTION, {
@@ -162,6 +188,13 @@ MISCONCEPTIONS = {
         "ex4": ("return S * torch.sigmoid(torch.tanh(h @ W_p.T) @ v_p)",
                 "return torch.round(S * torch.sigmoid(torch.tanh(h @ W_p.T) @ v_p))"),
     }), "ex4.predictive_position", "rounded"),
+    "local_p_no_window_renormalised": (with_changes(SOLUTION, {  # two mistakes at once, each named
+        "ex4": ("    align = torch.softmax(scores.masked_fill(distance.abs() > D, -1e6), dim=-1)\n    sigma = D / 2\n"
+                "    return align * torch.exp(-distance**2 / (2 * sigma**2))",
+                "    align = torch.softmax(scores, dim=-1)\n    sigma = D / 2\n"
+                "    weights = align * torch.exp(-distance**2 / (2 * sigma**2))\n"
+                "    return weights / weights.sum(-1, keepdim=True)"),
+    }), "ex4.local_predictive", "several mistakes made together"),
     "w_ran_away": (with_changes(SOLUTION, {
         "ex5": ("loss = ((y_hat - y_train) ** 2 / 2).mean()", "loss = ((y_hat - y_train) ** 2 / 2).sum()"),
     }), "ex5.train_parametric_nw", "ran away"),
@@ -172,5 +205,6 @@ def scoring_notebooks() -> dict:
     """Every attention_scoring notebook the end-to-end tests grade, by submission name."""
     books = {"book_style": build_notebook(SOLUTION), "plain_numpy": build_notebook(NUMPY_WAY),
              "template": build_notebook(STUBS)}
+    books.update({name: build_notebook(functions) for name, functions in EDITIONS.items()})
     books.update({name: build_notebook(functions) for name, (functions, _, _) in MISCONCEPTIONS.items()})
     return books

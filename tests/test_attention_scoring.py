@@ -586,8 +586,9 @@ def failing_checks(row) -> list:
     return [(c["id"], c["message"], c.get("diagnosis")) for e in row["exercises"] for c in e["checks"] if not c["passed"]]
 
 
-@pytest.mark.parametrize("name", ["book_style", "plain_numpy"])
+@pytest.mark.parametrize("name", ["book_style", "plain_numpy", "current_edition", "older_edition"])
 def test_both_correct_solutions_score_full_marks(scoring_graded_rows, name):
+    """The two solutions, and the book's own classes of either edition (forward returning the output alone)."""
     row = scoring_graded_rows[name]
     assert failing_checks(row) == []
     assert row["score"] == row["max_score"] == sum(c.points for c in load_assignment("attention_scoring").checks)
@@ -611,9 +612,10 @@ def test_the_template_scores_zero_and_says_the_stubs_are_there(scoring_graded_ro
     assert [e["kind"] for e in row["errors"]] == []
 
 
-def test_the_reports_draw_the_students_heatmaps(scoring_graded_out):
-    report = (scoring_graded_out / "book_style" / "report.html").read_text()
-    assert report.count("<svg") >= 3 and "NaN or inf" not in report
+@pytest.mark.parametrize("name", ["book_style", "current_edition"])
+def test_the_reports_draw_the_students_heatmaps(scoring_graded_out, name):
+    report = (scoring_graded_out / name / "report.html").read_text()
+    assert report.count("<svg") >= 3 and "NaN or inf" not in report and "no usable output" not in report
 
 
 def test_the_cli_grades_the_solution_on_public_inputs(scoring, tmp_path):

@@ -1,12 +1,17 @@
 """CI reporters: junit.xml as JUnit consumers read it, the step summary, gradebook notes, and nothing graded."""
 
+import argparse
 import csv
 import io
 import json
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from junitparser import Error, Failure, JUnitXml
 from lxml import etree
 
@@ -128,3 +133,106 @@ def test_the_new_exit_code_is_documented_everywhere(capsys):
     assert cli.main(["--help"]) == cli.EXIT_OK
     assert f"{code} --fail-under and nothing was graded" in capsys.readouterr().out
     assert f"`{code}` `--fail-under`" in (REPO / "README.md").read_text()
+
+
+# --------------------------------------------------------------------------- the files a CI system reads
+
+def tracked_files(*suffixes: str) -> list[Path]:
+    listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    return [REPO / name for name in listed if name.endswith(suffixes)]
+
+
+def check_jsonschema(*argv: str) -> subprocess.CompletedProcess:
+    """The validator as a CI would run it: check-jsonschema's own command, offline."""
+    command = shutil.which("check-jsonschema", path=str(Path(sys.executable).parent)) or "check-jsonschema"
+    return subprocess.run([command, "--no-cache", *argv], capture_output=True, text=True, timeout=120)
+
+
+def test_every_yaml_file_parses():
+    files = tracked_files(".yml", ".yaml")
+    assert {f.name for f in files} >= {"grade-class.yml", "grade-student-repo.yml", "instructor-sanity.yml"}
+    for path in files:
+        assert yaml.safe_load(path.read_text(encoding="utf-8")) is not None, path
+
+
+def test_every_workflow_is_valid_by_githubs_workflow_schema(tmp_path):
+    workflows = [p for p in tracked_files(".yml", ".yaml") if "examples/ci" in p.as_posix() or "/.github/" in p.as_posix()]
+    assert len(workflows) == 3
+    done = check_jsonschema("--builtin-schema", "vendor.github-workflows", *map(str, workflows))
+    assert done.returncode == 0, done.stdout + done.stderr
+    # The validator refuses what GitHub refuses: the step name that broke grade-class.yml, and an unknown key.
+    broken = tmp_path / "broken.yml"
+    broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+                      "      - name: Fetch (data only: nothing runs)\n        run: true\n")
+    assert check_jsonschema("--builtin-schema", "vendor.github-workflows", str(broken)).returncode != 0
+    broken.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    stepz: []\n")
+    assert check_jsonschema("--builtin-schema", "vendor.github-workflows", str(broken)).returncode != 0
+
+
+# --------------------------------------------------------------------------- what a failing run says
+
+def test_the_step_summary_says_where_the_points_went():
+    rows = [submission_row("ann", statuses=("passed", "failed", "errored")),
+            submission_row("ben", statuses=("failed", "failed", "passed")),
+            submission_row("cat", statuses=("passed", "passed", "passed"))]
+    reviewed = submission_row("dan", statuses=("passed", "passed", "passed"))
+    reviewed["exercises"][1]["written_answers"] = [{"tag": "answer:ex2", "exercise": "ex2", "status": "answered",
+                                                    "review": {"points": 0.5, "max_points": 2.0, "comment": ""}}]
+    reviewed["score"], reviewed["max_score"] = 6.5, 8.0
+    assert gradebook.lost_points(rows[0]) == "4 points lost: ex1.b -3, ex2.a -1"
+    assert gradebook.lost_points(rows[1]) == "5 points lost: ex1 -5 (every check)"
+    assert gradebook.lost_points(rows[2]) == ""
+    assert gradebook.lost_points(reviewed) == "1.5 points lost: answer:ex2 -1.5"
+    summary = gradebook.markdown_summary([*rows, reviewed])
+    notes = {re.match(r"\| (\w+)", l).group(1): l.rsplit("|", 2)[-2].strip().replace("\\", "")
+             for l in summary.splitlines()[2:]}
+    assert notes == {"ann": "4 points lost: ex1.b -3, ex2.a -1", "ben": "5 points lost: ex1 -5 (every check)",
+                     "cat": "", "dan": "1.5 points lost: answer:ex2 -1.5"}
+
+
+def test_the_step_summary_names_what_went_wrong_and_where_the_points_went(rows):
+    line = gradebook.markdown_summary(rows).splitlines()[3].replace("\\", "")  # ben: an upgrade note, 4 points lost
+    assert "Old notebook format: The notebook was in nbformat 3 and was upgraded.; 4 points lost: ex1.b -3, ex2.a -1" \
+        in line
+
+
+def fail_under_args(bar: float | None, paths=("class",)) -> argparse.Namespace:
+    return argparse.Namespace(fail_under=bar, paths=[Path(p) for p in paths])
+
+
+def test_fail_under_says_who_fell_below_and_by_how_much(capsys):
+    rows = [submission_row("ann", statuses=("passed", "passed", "passed")),
+            submission_row("ben", statuses=("passed", "failed", "passed")),
+            submission_row("cat", statuses=("failed", "failed", "errored"))]
+    assert cli._exit_code(rows, fail_under_args(4.5)) == cli.EXIT_BELOW
+    assert capsys.readouterr().err == ("grader: 2 of 3 submissions scored under --fail-under 4.5:\n"
+                                       "  ben: 3 / 6, 1.5 under\n"
+                                       "  cat: 0 / 6, 4.5 under\n")
+    assert cli._exit_code(rows, fail_under_args(3)) == cli.EXIT_BELOW
+    assert capsys.readouterr().err == "grader: 1 of 3 submissions scored under --fail-under 3:\n  cat: 0 / 6, 3 under\n"
+    assert cli._exit_code(rows, fail_under_args(0)) == cli.EXIT_OK and capsys.readouterr().err == ""
+    # A submission that could not be graded still exits 3, and the ones under the bar are still named.
+    rows[2]["errors"] = [{"kind": "invalid-notebook", "message": UNREADABLE}]
+    assert cli._exit_code(rows, fail_under_args(4.5)) == cli.EXIT_UNGRADABLE
+    assert "cat: 0 / 6, 4.5 under" in capsys.readouterr().err
+
+
+def test_an_empty_folder_needs_no_assignment_and_exits_as_nothing_graded(tmp_path, capsys):
+    empty, out = tmp_path / "empty", tmp_path / "out"
+    empty.mkdir()
+    code = cli.main(["grade", str(empty), "--out", str(out), "--public", "--quiet", "--fail-under", "10",
+                     "--summary-md", str(out / "summary.md"), "--junit", str(out / "junit.xml")])
+    assert code == cli.EXIT_NOTHING_GRADED
+    assert capsys.readouterr().err == f"grader: nothing was graded: no notebook (.ipynb) under {empty}.\n"
+    assert "No submission was graded" in (out / "summary.md").read_text()
+    validate((out / "junit.xml").read_text())
+    assert (out / "gradebook.csv").read_text(encoding="utf-8-sig").startswith("submission,")
+    assert cli.main(["grade", str(empty), "--out", str(out), "--public", "--quiet"]) == cli.EXIT_OK
+    assert "nothing was graded" in capsys.readouterr().err
+    # With a roster, everyone on it is said to have no submission, in the LMS file's words too.
+    roster = tmp_path / "roster.csv"
+    roster.write_text("submission,student_id,name\nann.ipynb,S1,Ann\n", encoding="utf-8")
+    assert cli.main(["grade", str(empty), "--out", str(out), "--public", "--quiet", "--roster", str(roster),
+                     "--gradebook-format", "canvas", "--gradebook-column", "Pooling (7)"]) == cli.EXIT_OK
+    assert "Students on the roster with no submission (1): Ann (S1)" in capsys.readouterr().err
+    assert (out / "gradebook-canvas.csv").read_text(encoding="utf-8-sig").splitlines()[0].endswith(",Pooling (7)")

@@ -325,3 +325,46 @@ def test_the_command_ends_fast_but_only_after_its_exit_handlers_ran(tmp_path):
     if cgroup_manager() is not None:
         assert made, "the run made its cgroups"
         assert not glob.glob(f"/sys/fs/cgroup/**/{pattern}", recursive=True), "and its exit handler removed them"
+
+
+HOSTILE_CHECKS = """
+from pathlib import Path
+Path({marker!r}).write_text("imported")
+raise SystemExit("imported")
+"""
+
+
+def test_a_notebook_naming_a_path_or_another_assignment_is_reported_and_the_class_graded(tmp_path, capsys):
+    """Without --assignment (the README's class and CI commands): a notebook's metadata naming a folder that
+    holds a checks.py never gets it imported, and neither it nor a notebook of another assignment stops the class."""
+    marker = tmp_path / "IMPORTED"
+    evil = tmp_path / "evil"
+    evil.mkdir()
+    (evil / "checks.py").write_text(HOSTILE_CHECKS.format(marker=str(marker)))
+    (evil / "__init__.py").write_text(HOSTILE_CHECKS.format(marker=str(marker)))
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("ann", "ben"):
+        nbformat.write(build_notebook(SOLUTION), folder / f"{name}.ipynb")
+    for name, named in (("mal", str(evil)), ("rel", "../evil"), ("dot", "evil.checks"), ("sco", "attention_scoring")):
+        nb = build_notebook(SOLUTION)
+        nb.metadata["grader"] = {"assignment": named}
+        nbformat.write(nb, folder / f"{name}.ipynb")
+    out = tmp_path / "out"
+    code = cli.main(["grade", str(folder), "--out", str(out), "--public", "--quiet", "--jobs", "2", *ONLY_EX4])
+    assert not marker.exists()
+    assert code == cli.EXIT_UNGRADABLE  # graded, but some submissions could not be
+    rows = {name: json.loads((out / name / "result.json").read_text()) for name in
+            ("ann", "ben", "mal", "rel", "dot", "sco")}
+    for name in ("ann", "ben"):
+        assert rows[name]["assignment"] == "attention_pooling" and rows[name]["score"] == 6 and not rows[name]["errors"]
+    for name in ("mal", "rel", "dot"):
+        [error] = rows[name]["errors"]
+        assert error["kind"] == "wrong-assignment" and rows[name]["score"] == 0
+        assert "which is not the name of an installed assignment" in error["message"]
+    assert repr(str(evil)) in rows["mal"]["errors"][0]["message"]
+    assert rows["sco"]["errors"][0]["message"] == (
+        "This notebook names assignment attention_scoring in its metadata, but this run grades attention_pooling, so "
+        "it was not graded: hand in the notebook of attention_pooling (an instructor grades this one with "
+        "--assignment attention_scoring).")
+    assert "This notebook is for another assignment" in (out / "gradebook.csv").read_text(encoding="utf-8-sig")

@@ -236,8 +236,9 @@ def test_an_assignment_that_cannot_be_inferred_is_said_clearly(tmp_path, monkeyp
     with pytest.raises(AssignmentUnknown) as unknown:
         infer_assignment([plain])
     assert unknown.value.candidates == ("one", "two") and "--assignment" in str(unknown.value)
-    with pytest.raises(AssignmentUnknown, match="different assignments"):
+    with pytest.raises(AssignmentUnknown, match="different assignments in their metadata equally often") as tie:
         infer_assignment([notebook_naming(tmp_path / "b.ipynb", "one"), notebook_naming(tmp_path / "c.ipynb", "two")])
+    assert tie.value.candidates == ("one", "two") and "one ×1, two ×1" in str(tie.value)
     assert cli.main(["grade", str(plain), "--out", str(tmp_path / "out"), "--public"]) == cli.EXIT_USAGE
     assert "--assignment" in capsys.readouterr().err and not (tmp_path / "out").exists()
 
@@ -308,3 +309,58 @@ def test_the_engine_names_no_assignment():
     engine = Path(cli.__file__).parent
     naming = [str(p.relative_to(engine)) for p in engine.rglob("*.py") if "attention_pooling" in p.read_text()]
     assert naming == []
+
+
+def test_the_assignment_most_notebooks_name_is_graded_and_one_odd_notebook_stops_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(installed, "installed_assignments", lambda: ["one", "two"])
+    notebooks = [notebook_naming(tmp_path / f"{i}.ipynb", name) for i, name in enumerate(["one", "one", "two", None])]
+    assert infer_assignment(notebooks) == "one"
+
+
+@pytest.mark.parametrize("name", ["../elsewhere", "/tmp/evil", "assignments/one", "one.checks", "one/", " one",
+                                  "One", "ｏｎｅ", "one\x00", "__init__", ".", ""])
+def test_metadata_selects_only_an_installed_assignment_by_its_exact_name(tmp_path, monkeypatch, name):
+    """A path, a dotted or padded name, a look-alike: none selects anything, however the folders are named."""
+    monkeypatch.setattr(installed, "installed_assignments", lambda: ["one", "two"])
+    assert not installed.is_installed(name)
+    notebooks = [notebook_naming(tmp_path / "a.ipynb", name), notebook_naming(tmp_path / "b.ipynb", "two")]
+    assert infer_assignment(notebooks) == "two"
+
+
+def test_an_installed_folder_whose_name_is_no_identifier_is_no_assignment(tmp_path, monkeypatch):
+    for folder in ("good_one", "not-an-identifier", "dotted.name"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "checks.py").write_text("")
+    monkeypatch.setattr(installed, "ASSIGNMENTS_DIR", tmp_path)
+    assert installed.installed_assignments() == ["good_one"]
+
+
+def test_a_notebook_of_another_assignment_says_which_and_what_to_do(monkeypatch):
+    monkeypatch.setattr(installed, "installed_assignments", lambda: ["one", "two"])
+    assert installed.wrong_assignment(None, "one") is None and installed.wrong_assignment("one", "one") is None
+    assert installed.wrong_assignment("two", "one") == (
+        "This notebook names assignment two in its metadata, but this run grades one, so it was not graded: hand "
+        "in the notebook of one (an instructor grades this one with --assignment two).")
+    assert installed.wrong_assignment("/tmp/evil", "one") == (
+        "This notebook names '/tmp/evil' as its assignment in its metadata, which is not the name of an installed "
+        "assignment (installed: one, two), so it was not graded: hand in the notebook of one, made from its "
+        "template.")
+    long = installed.wrong_assignment("x" * 500, "one")
+    assert "x" * 79 + "…" in long and "x" * 80 not in long
+
+
+def test_an_installed_name_never_means_a_folder_of_that_name_in_the_current_directory(tmp_path, monkeypatch):
+    """The name a notebook selects (or a command line gives) loads the installed assignment, even from a folder
+    where a student's folder of that name holds a checks.py; a folder path still names a folder."""
+    marker = tmp_path / "IMPORTED"
+    impostor = tmp_path / "attention_pooling"
+    impostor.mkdir()
+    (impostor / "checks.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\n")
+    monkeypatch.chdir(tmp_path)
+    assert installed.assignment_dir("attention_pooling") == installed.ASSIGNMENTS_DIR / "attention_pooling"
+    assert cli._assignment_dir("attention_pooling") == installed.ASSIGNMENTS_DIR / "attention_pooling"
+    assert installed.assignment_dir(str(impostor)) == impostor and installed.assignment_dir("./attention_pooling") \
+        == Path("attention_pooling")
+    assert assignment_module.load_assignment("attention_pooling", check_references=False).root == \
+        (installed.ASSIGNMENTS_DIR / "attention_pooling").resolve()
+    assert not marker.exists()

@@ -129,6 +129,9 @@ def test_a_negative_width_counts_as_its_absolute_value_and_a_constant_earns_noth
     constant = [outcome(best[i // 2] if i % 2 == 0 else 0.0) for i in range(len(calls))]
     verdict = check.judge(calls, constant)
     assert math.isclose(verdict.fraction, 2 / 3) and "not a width" in verdict.message
-    fixed = [outcome(best[i // 2] if i % 2 == 0 else 1e-3) for i in range(len(calls))]
+    floor = [outcome(best[i // 2] if i % 2 == 0 else 1e-3) for i in range(len(calls))]
+    verdict = check.judge(calls, floor)  # a descent clamped at a floor: the collapse asked for, not a fixed answer
+    assert verdict.fraction == 1.0 and "on every data set" not in verdict.message
+    fixed = [outcome(best[i // 2] if i % 2 == 0 else 1.0) for i in range(len(calls))]  # never moved from the start
     verdict = check.judge(calls, fixed)
     assert math.isclose(verdict.fraction, 2 / 3) and "on every data set" in verdict.message

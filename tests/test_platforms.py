@@ -8,6 +8,8 @@ The documented formats (checked field by field below):
 - PrairieLearn, docs/externalGrading.md: gradable (bool); score in [0, 1] when gradable;
   format_errors (a string or a list of strings) when not; tests with name, description,
   points, max_points, message, output; at most 1 MB.
+Both are written down as JSON Schemas in tests/data (from the documentation, see tests/data/README.md) and every
+results file of these tests is validated against them; so is the example question's info.json.
 """
 
 import json
@@ -19,6 +21,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from grader.model import GradeError
@@ -37,11 +40,26 @@ PL_TOP = {"gradable", "score", "format_errors", "message", "output", "images", "
 PL_TEST = {"name", "description", "points", "max_points", "message", "output", "images"}
 
 
+DATA = Path(__file__).parent / "data"
+
+
+def validator(name: str) -> jsonschema.Draft202012Validator:
+    schema = json.loads((DATA / name).read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+GRADESCOPE_SCHEMA = validator("gradescope-results.schema.json")
+PRAIRIELEARN_SCHEMA = validator("prairielearn-results.schema.json")
+INFO_QUESTION_SCHEMA = validator("prairielearn-info-question.schema.json")
+
+
 def number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def check_gradescope(results: dict) -> dict:
+    GRADESCOPE_SCHEMA.validate(results)
     assert set(results) <= GS_TOP, set(results) - GS_TOP
     assert number(results["score"]) and number(results["execution_time"]) and isinstance(results["output"], str)
     assert results.get("stdout_visibility", "visible") in GS_VISIBILITY
@@ -56,6 +74,7 @@ def check_gradescope(results: dict) -> dict:
 
 
 def check_prairielearn(results: dict) -> dict:
+    PRAIRIELEARN_SCHEMA.validate(results)
     assert set(results) <= PL_TOP, set(results) - PL_TOP
     assert isinstance(results["gradable"], bool)
     if results["gradable"]:
@@ -95,6 +114,43 @@ def test_prairielearn_results_of_a_gradable_submission():
     results = check_prairielearn(prairielearn_results(row))
     assert results["score"] == pytest.approx(row["score"] / row["max_score"])
     assert "(and 2 more)" in results["message"]  # gradable: the cell errors are a message, not format errors
+
+
+def test_prairielearn_gets_a_message_about_the_run_whatever_happened():
+    """The top-level message is what <pl-external-grader-results> shows above the tests: the score, every note
+    (an informational one too) and where the points went; a full score still says its score."""
+    upgraded = GradeError("notebook-upgraded", "The notebook was in nbformat 3 and was upgraded.")
+    row = submission_row("ann", errors=[upgraded], statuses=("passed", "failed", "passed"))
+    assert check_prairielearn(prairielearn_results(row))["message"] == (
+        "Score: 3 / 6\nOld notebook format: The notebook was in nbformat 3 and was upgraded.\n"
+        "3 points lost: ex1.b -3")
+    full = check_prairielearn(prairielearn_results(submission_row("ben", statuses=("passed",) * 3)))
+    assert full["message"] == "Score: 6 / 6" and "output" not in full
+
+
+def test_the_schemas_refuse_what_the_platforms_do_not_document():
+    """The schemas are no formality: a field the platform does not document, a wrong type, a missing score."""
+    gradescope = gradescope_results(submission_row("ann"))
+    assert GRADESCOPE_SCHEMA.is_valid(gradescope)
+    for broken in ({**gradescope, "scroe": 1}, {**gradescope, "stdout_visibility": "sometimes"},
+                   {**gradescope, "tests": [{**gradescope["tests"][0], "status": "errored"}]},
+                   {"output": "no score anywhere", "tests": [{"name": "x"}]}):
+        assert not GRADESCOPE_SCHEMA.is_valid(broken), broken
+    prairielearn = prairielearn_results(submission_row("ann"))
+    assert PRAIRIELEARN_SCHEMA.is_valid(prairielearn)
+    for broken in ({**prairielearn, "score": 1.5}, {"gradable": False}, {"gradable": True},
+                   {**prairielearn, "tests": [{"name": "x", "point": 1}]}, {**prairielearn, "feedback": ""}):
+        assert not PRAIRIELEARN_SCHEMA.is_valid(broken), broken
+
+
+def test_the_example_prairielearn_question_is_valid_by_prairielearns_fields():
+    info = json.loads((REPO / "examples/prairielearn/question/info.json").read_text())
+    INFO_QUESTION_SCHEMA.validate(info)
+    assert info["gradingMethod"] == "External" and info["type"] == "v3"
+    for broken in ({**info, "externalGradingOptions": {**info["externalGradingOptions"], "timeout": 900}},
+                   {**info, "externalGradingOptions": {**info["externalGradingOptions"], "entryPoint": "x"}},
+                   {key: value for key, value in info.items() if key != "uuid"}, {**info, "grading": "External"}):
+        assert not INFO_QUESTION_SCHEMA.is_valid(broken)
 
 
 @pytest.mark.parametrize("kind", ["invalid-notebook", "invalid-upload", "worker-failed"])
@@ -157,6 +213,30 @@ def run_autograder(autograder_zip: Path, root: Path, upload: list[Path]) -> dict
     return check_gradescope(json.loads((root / "results" / "results.json").read_text()))
 
 
+def test_setup_sh_installs_from_wherever_the_zip_is_unpacked(autograder_zip, tmp_path):
+    """setup.sh installs from its own folder (Gradescope's /autograder/source, or anywhere else): run here with
+    apt-get and the project's install.sh stood in for, it installs from the folder it was unpacked into."""
+    source = tmp_path / "unpacked" / "source"
+    with zipfile.ZipFile(autograder_zip) as archive:
+        archive.extract("setup.sh", source)
+    (source / "setup.sh").chmod(0o755)
+    (source / "install.sh").write_text('#!/bin/sh\npwd > "$(dirname "$0")/installed-from"\n')
+    (source / "install.sh").chmod(0o755)
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    (stubs / "apt-get").write_text('#!/bin/sh\necho "apt-get $*" >> "%s"\n' % (tmp_path / "apt.log"))
+    (stubs / "apt-get").chmod(0o755)
+    done = subprocess.run(["bash", "setup.sh"], cwd=source, env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert (source / "installed-from").read_text().strip() == str(source.resolve())
+    assert "install -y -qq python3 python3-venv bubblewrap" in (tmp_path / "apt.log").read_text()
+    elsewhere = subprocess.run([str(source / "setup.sh")], cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                               env={**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"})
+    assert elsewhere.returncode == 0, elsewhere.stderr  # started from another folder: the same install
+    assert "/autograder" not in (source / "setup.sh").read_text().replace("/autograder/source on Gradescope", "")
+
+
 def test_run_autograder_grades_the_one_notebook(autograder_zip, tmp_path):
     results = run_autograder(autograder_zip, tmp_path, [EXAMPLES / "bob_partial.ipynb"])
     scores = {t["name"].split(":")[0] + ":" + t["number"]: t["score"] for t in results["tests"]}
@@ -201,6 +281,7 @@ def prairielearn_job(root: Path, upload: list[Path]) -> dict:
 def test_prairielearn_grades_the_one_notebook(tmp_path):
     results = prairielearn_job(tmp_path, [EXAMPLES / "bob_partial.ipynb"])
     assert results["gradable"] is True and results["score"] == pytest.approx(4 / 6)
+    assert results["message"].startswith("Score: 4 / 6\n") and "2 points lost" in results["message"]
     assert {t["name"].split(":")[0] for t in results["tests"]} == {"ex4"}
 
 
@@ -229,6 +310,27 @@ def test_the_example_prairielearn_question_runs_the_entry_point_within_its_timeo
     assert args.budget < options["timeout"] <= 600  # the grader, not PrairieLearn's kill, writes the result
     shared = options["serverFilesCourse"][0].rstrip("/")
     assert args.secret_file.is_relative_to(Path("/grade/serverFilesCourse") / shared)
+
+
+# The elements of examples/prairielearn/question/question.html, with the attributes PrairieLearn documents for
+# them (docs/elements/pl-file-upload.md and the others: these take none).
+PL_ELEMENTS = {"pl-question-panel": set(), "pl-submission-panel": set(), "pl-external-grader-results": set(),
+               "pl-file-preview": set(),
+               "pl-file-upload": {"file-names", "file-patterns", "optional-file-names",
+                                  "optional-file-patterns"}}
+
+
+def test_the_example_prairielearn_question_html_uses_documented_elements_and_asks_for_the_template():
+    from lxml import etree
+
+    html = (REPO / "examples/prairielearn/question/question.html").read_text()
+    root = etree.fromstring(f"<question>{html}</question>")  # well-formed: every element closed
+    elements = [e for e in root.iter() if e.tag.startswith("pl-")]
+    assert {e.tag for e in elements} == set(PL_ELEMENTS)
+    for element in elements:
+        assert set(element.attrib) <= PL_ELEMENTS[element.tag], element.tag
+    upload = root.find(".//pl-file-upload")
+    assert upload.get("file-names") == "attention_pooling.ipynb"  # the template, as grade_upload asks for it
 
 
 def test_an_upload_counts_its_notebooks_not_checkpoints_or_macos_resource_forks(tmp_path):

@@ -457,13 +457,27 @@ def tiny_width_cases(rng):
 
 
 UNDERFLOW_NAN = Misconception(
-    "exp without max-subtraction", "At a tiny width every exp(-||q-k||^2 / (2 sigma^2)) underflows to 0, and 0/0 gives "
-    "NaN. Subtract each row's largest logit before exp, or simply use torch.softmax, which does that for you.",
-    recognise=NAN_WHERE_FINITE)
+    "exp without max-subtraction", "NaN where the weights are finite: at a tiny width every exp(-||q-k||^2 / "
+    "(2 sigma^2)) underflows to 0, so whatever is computed from those exponentials (their sum as a divisor, or their "
+    "log passed on to a softmax) gives 0/0 or -inf - (-inf), NaN. Pass the logits -||q-k||^2 / (2 sigma^2) "
+    "themselves to torch.softmax, which subtracts each row's largest before exp.", recognise=NAN_WHERE_FINITE)
 OVERFLOW_NAN = Misconception(
-    "exp without max-subtraction", "At sigma = 0.01 the logits q.k / sigma^2 reach 10^4: exp overflows to inf, and "
-    "inf/inf gives NaN. Subtract each row's largest logit before exp, or simply use torch.softmax, which does that "
-    "for you.", recognise=NAN_WHERE_FINITE)
+    "exp without max-subtraction", "NaN where the weights are finite: at sigma = 0.01 the logits q.k / sigma^2 reach "
+    "10^4, where exp overflows to inf, so whatever is computed from those exponentials (their sum as a divisor, or "
+    "their log passed on to a softmax) gives inf/inf or inf - inf, NaN. Pass the logits q.k / sigma^2 themselves to "
+    "torch.softmax, which subtracts each row's largest before exp.", recognise=NAN_WHERE_FINITE)
+
+
+# Shown on any failure of a check at sigma = 0.01, where NaN is one failure among others: they say what the check
+# asks, not why yours failed (the misconception above says that when it is what happened).
+GAUSSIAN_STABLE_HINT = (
+    "This check calls gaussian_attention at sigma = 0.01 and 0.02, where exp of the logits underflows to 0 unless "
+    "each row's largest logit is subtracted first (torch.softmax does that). If the check above, at ordinary widths, "
+    "fails too, fix that first: the same mistake shows here.")
+DOT_STABLE_HINT = (
+    "This check calls dot_product_attention at sigma = 0.01 and 0.02, where exp of the logits overflows to inf unless "
+    "each row's largest logit is subtracted first (torch.softmax does that). If the check above, at ordinary widths, "
+    "fails too, fix that first: the same mistake shows here.")
 
 
 def _attention_variant(logits_of, dim=1):
@@ -525,7 +539,7 @@ gaussian_stable_check = ValueCheck(
     points=1, accepted=accepted("gaussian_attention"),
     function="gaussian_attention", cases=tiny_width_cases, expected=ref.gaussian_attention,
     rtol=1e-3, atol=1e-9, scale=lambda *args: 1.0, misconceptions=(UNDERFLOW_NAN,), read=READ_SPHERE,
-    hint="Compute the weights with a softmax (log-sum-exp), not exp(...) / sum(exp(...)).")
+    hint=GAUSSIAN_STABLE_HINT)
 
 # Margins on 200 fresh secrets: worst accepted 9.9e-5 (float32 and sigma^2 + 1e-5), misconception: NaN; no input
 #   within 10x of the rtol.
@@ -534,7 +548,7 @@ dot_product_stable_check = ValueCheck(
     points=1, accepted=accepted("dot_product_attention"),
     function="dot_product_attention", cases=tiny_width_cases, expected=ref.dot_product_attention,
     rtol=1e-3, atol=1e-9, scale=lambda *args: 1.0, misconceptions=(OVERFLOW_NAN,), read=READ_SPHERE,
-    hint="q.k / sigma^2 reaches 10^4 at sigma = 0.01: exp overflows to inf and inf/inf is NaN; use torch.softmax.")
+    hint=DOT_STABLE_HINT)
 
 
 # --------------------------------------------------------------------------- Exercise 4

@@ -31,22 +31,21 @@ FIT_HALF_GAP = 0.15
 COLLAPSE_SHARE = 0.5  # without leave-one-out the width must end below this share of the leave-one-out width
 
 FIT_WIDTH_DIAGNOSES = {  # in order of priority: the first finding present is the one reported
-    "nan": "A returned width was NaN or infinite. Likely causes: sigma crossed 0 or grew without bound during the "
-           "descent; optimising log sigma (sigma = exp(log_sigma)) keeps it positive, and a smaller learning rate "
-           "keeps the steps stable.",
+    "nan": "A returned width was NaN or infinite: sigma crossed 0 or grew without bound during the descent. Optimising "
+           "log sigma (sigma = exp(log_sigma)) keeps it positive, and a smaller learning rate keeps the steps stable.",
     "log-sigma": "Your widths are negative, and read as log sigma they behave exactly as widths should (exp of the "
                  "leave-one-out one reaches the best loss, exp of the other has collapsed): it looks like log sigma "
                  "was returned instead of sigma (return exp(log_sigma)).",
-    "ignores-flag": "Both settings returned the same width. Likely causes: fit_width ignores its leave_one_out flag "
-                    "(use train_loss when it is False and loo_loss when it is True), or your loo_loss computes the "
-                    "same as your train_loss (see the loo_loss check).",
+    "ignores-flag": "Both settings returned the same width: either fit_width ignores its leave_one_out flag (use "
+                    "train_loss when it is False and loo_loss when it is True), or your loo_loss computes the same as "
+                    "your train_loss (see the loo_loss check).",
     "loo-collapsed": "With leave_one_out=True your width ended under a quarter of the leave-one-out optimum, where "
-                     "minimising the self-included loss would take it. Likely cause: the loss you minimise still lets "
-                     "each point predict itself (see the loo_loss check); a learning rate that overshoots can do the "
-                     "same.",
-    "constant": "fit_width returned exactly the same width on different data sets. A width learned from the data "
-                "differs from one data set to the next, so a fixed value earns no credit (if you clamp sigma at a "
-                "floor, stop the descent before it reaches it).",
+                     "minimising the self-included loss would take it: either the loss you minimise still lets each "
+                     "point predict itself (see the loo_loss check), or a learning rate that overshoots took it there.",
+    "constant": "fit_width returned exactly the same width on different data sets, where the width it should learn "
+                "differs from one data set to the next, so that fixed value earns no credit. A width that collapses "
+                "towards 0 without leave-one-out (to a floor you clamp it at, say) is not this: that is the expected "
+                "collapse.",
 }
 
 
@@ -103,6 +102,10 @@ def _judge_collapse(data: FitDataSet, width, outcome, row, notes) -> float:
         notes.append(_("without leave-one-out, fit_width returned 0, which is not a width (the kernel divides by "
                        "sigma^2); return the width the descent reached."))
         return 0.0
+    if width < 0:
+        notes.append(_("without leave-one-out your width is negative (%(width)s); only sigma^2 enters the kernel, so "
+                       "it was judged as %(positive)s (return abs(sigma), or optimise log sigma).",
+                       width=f"{width:.4g}", positive=f"{-width:.4g}"))
     if abs(width) < COLLAPSE_SHARE * data.reference_sigma:
         return 1.0
     notes.append(_("without leave-one-out your width moved from 1 to %(width)s, not below %(share)s of the "
@@ -143,7 +146,10 @@ def fit_width_verdict(data: FitWidthData, outcomes) -> Verdict:
         rows.append(row)
     for key, scores in (("student_sigma", loo_scores), ("student_sigma_without_loo", collapse_scores)):
         widths = [r.get(key) for r in rows]
-        if len(widths) > 1 and widths[0] not in (None, 0) and all(w == widths[0] for w in widths):
+        # Without leave-one-out the width collapses: a descent clamped at a floor returns that floor everywhere, and
+        # that is the collapse asked for. A constant is a fixed answer where the widths should differ.
+        collapsed = key == "student_sigma_without_loo" and all(score == 1.0 for score in scores)
+        if len(widths) > 1 and widths[0] not in (None, 0) and all(w == widths[0] for w in widths) and not collapsed:
             scores[:] = [0.0] * len(scores)
             findings.add("constant")
             notes.append(_("%(setting)s, fit_width returned %(width)s on every data set.", width=f"{widths[0]:.4g}",
@@ -206,10 +212,10 @@ def exponent_verdict(data: ExponentData, outcomes) -> Verdict:
 
 STUDY_LOSS_GAP = 0.01  # the student's width may cost at most 1% of leave-one-out loss
 STUDY_SLOPE_GAP = 0.08  # |student slope - reference slope| on the same data sets
-STUDY_WIDTHS_TOO_SMALL = ("On most data sets your width is under half the leave-one-out optimum. Likely causes: the "
-                          "width is chosen by the self-included (training) loss, which always prefers the smallest "
-                          "width tried; or your search range does not reach the optimum (the widths then pile up at "
-                          "one end of it).")
+STUDY_WIDTHS_TOO_SMALL = ("On most data sets your width is under half the leave-one-out optimum: either the width "
+                          "is chosen by the self-included (training) loss, which always prefers the smallest width "
+                          "tried, or your search range does not reach the optimum (the widths then pile up at one end "
+                          "of it).")
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,7 +238,7 @@ class StudyData:
 
 
 def study_verdict(data: StudyData, outcomes) -> Verdict:
-    losses_ok, rows, by_dim = [], [], {}
+    losses_ok, rows, by_dim, unusable, negative = [], [], {}, [], 0
     for data_set, outcome in zip(data.data_sets, outcomes):
         d, n, best_sigma, best = data_set.d, data_set.n, data_set.reference_sigma, data_set.reference_loss
         row = {"d": d, "n": n, "reference_sigma": best_sigma, "reference_loss": best}
@@ -243,10 +249,12 @@ def study_verdict(data: StudyData, outcomes) -> Verdict:
             row["gap"] = relative_gap(row["student_loss"], best)
             losses_ok.append(row["gap"] <= STUDY_LOSS_GAP)
             by_dim.setdefault(d, []).append((n, abs(width), best_sigma))
+            negative += width < 0
         else:
             row["error"] = outcome.describe_failure("loo_optimal_width") if outcome.status != "ok" else \
                 _("not a finite width")
             losses_ok.append(False)
+            unusable.append(row["error"])
         rows.append(row)
     slopes = {}
     theory = dict(zip(data.dims, data.theory))
@@ -268,13 +276,19 @@ def study_verdict(data: StudyData, outcomes) -> Verdict:
         message = _("Your widths reach the best leave-one-out loss within %(gap)s on all %(count)s data sets, and "
                     "shrink at the reference's rate.", gap=f"{STUDY_LOSS_GAP:.0%}", count=len(rows))
     else:
-        bad = sum(not ok for ok in losses_ok)
+        bad = sum(not ok for ok in losses_ok) - len(unusable)  # widths returned, and judged: the others are said apart
         parts = [_("%(bad)s of %(count)s widths cost more than %(gap)s of leave-one-out loss.", bad=bad,
                    count=len(rows), gap=f"{STUDY_LOSS_GAP:.0%}")] if bad else []
+        if unusable:
+            parts.append(_("%(bad)s of %(count)s calls returned no usable width (the first: %(error)s).",
+                           bad=len(unusable), count=len(rows), error=unusable[0]))
         parts += [_("In d=%(d)s your widths shrink like n^%(student)s, the reference's like n^%(reference)s.", d=d,
                     student=f"{s['student']:.3f}", reference=f"{s['reference']:.3f}")
                   for d, s in slopes.items() if abs(s["student"] - s["reference"]) > STUDY_SLOPE_GAP]
         message = join_sentences(parts) or _("Some data sets could not be judged.")
+    if negative:
+        message = join_sentences([message, _("%(count)s of your widths are negative; only sigma^2 enters the kernel, so "
+                                             "each was judged as its absolute value.", count=negative)])
     return Verdict(float(fraction), message, diagnosis, details)
 
 

@@ -31,7 +31,8 @@ def assignment_texts(assignment) -> set[str]:
         texts |= {exercise.title, exercise.read}
     for check in assignment.checks:
         texts |= {check.title, check.hint, check.read}
-        texts |= {m.explanation for m in getattr(check, "misconceptions", ())}
+        # a combination's words are its components' (and the engine's AT_ONCE, in the engine's catalog)
+        texts |= {text for m in getattr(check, "misconceptions", ()) for text in m.components or (m.explanation,)}
     for figure in assignment.figures:
         texts |= {figure.title, figure.caption}
     texts |= set(DIAGNOSES)

@@ -41,12 +41,12 @@ from pathlib import Path
 import numpy as np
 
 from grader.assignment import Assignment, Exercise
-from grader.checks import Call, Case, Construct, CustomCheck, Misconception, ValueCheck
+from grader.checks import Call, Case, CustomCheck, Misconception, ValueCheck, pairs
 from grader.curves import ComputedCurve
 from grader.i18n import N_, Message
 from reference import attention_scoring as ref
 
-from . import variants as v
+from . import constructs, variants as v
 from . import verdicts
 from .figures import FIGURES
 
@@ -59,7 +59,11 @@ READ_PARAMETRIC = ("The older edition's Section 10.2.4 (Parametric Attention Poo
                    "Section 11.2.3 (Adapting Attention Pooling)")
 
 RTOL, ATOL = 2e-5, 1e-12
-DROPOUT = 0.2  # in every constructor call: the grader probes in eval mode, where dropout does nothing
+
+
+def with_pairs(singles, settings, compose, meaningless):
+    """The check's misconceptions one at a time, then every meaningful two together (each named in the diagnosis)."""
+    return tuple(singles) + pairs([(settings[m.name], m) for m in singles if m.name in settings], compose, meaningless)
 
 
 def unit_scale(*args, **kwargs) -> float:
@@ -135,14 +139,14 @@ masked_softmax_check = ValueCheck(
     scale=unit_scale, accepted=v.MASKED_SOFTMAX_ACCEPTED, read=READ_MASK,
     hint="Keep positions j < valid_len (per sequence for a 1-D valid_lens, per query for a 2-D one), give the others "
          "-1e6, then softmax over the last axis.",
-    misconceptions=(
+    misconceptions=with_pairs((
         Misconception("masked with 0", ZERO_MASK, v.softmax_zero_mask),
         Misconception("softmax over queries", OVER_QUERIES_SCORES, v.softmax_over_queries),
         Misconception("one position too many", "One position too many is kept: position j counts when j < valid_len, "
                       "not j <= valid_len (positions start at 0).", v.softmax_one_too_many),
         Misconception("lengths ignored", "The valid lengths are not used: positions past them still take weight.",
                       v.softmax_ignores_lengths),
-    ))
+    ), v.MASKED_SOFTMAX_SETTINGS, v.softmax_masked_with, ()))
 
 
 # --------------------------------------------------------------------------- Exercise 2: dot product and general
@@ -162,7 +166,7 @@ def dot_cases(rng):
     for batch, queries, keys, d, kind in DOT_DESIGNS:
         q, k, values, lengths = attention_inputs(rng, batch, queries, keys, d, d, 3, kind)
         cases.append(Case(lengths_label(DOT_LABELS, lengths, d=d, queries=queries, keys=keys),
-                          (q, k, values, lengths), construct=Construct(init_args=(DROPOUT,))))
+                          (q, k, values, lengths), construct=constructs.dot_product()))
     return cases
 
 
@@ -189,8 +193,7 @@ def general_cases(rng):
     cases = []
     for batch, queries, keys, query_size, key_size, kind in GENERAL_DESIGNS:
         q, k, values, lengths = attention_inputs(rng, batch, queries, keys, query_size, key_size, 2, kind)
-        construct = Construct(init_args=(query_size, key_size, DROPOUT),
-                              params={"W_a.weight": linear_weight(rng, query_size, key_size)})
+        construct = constructs.general(query_size, key_size, {"W_a.weight": linear_weight(rng, query_size, key_size)})
         cases.append(Case(lengths_label(GENERAL_LABELS, lengths, query_size=query_size, key_size=key_size),
                           (q, k, values, lengths), construct=construct))
     return cases
@@ -232,7 +235,7 @@ def additive_cases(rng):
         cases.append(Case(lengths_label(ADDITIVE_LABELS, lengths, query_size=query_size, key_size=key_size,
                                         hiddens=hiddens),
                           (q, k, values, lengths),
-                          construct=Construct(init_args=(key_size, query_size, hiddens, DROPOUT), params=params)))
+                          construct=constructs.additive(key_size, query_size, hiddens, params)))
     return cases
 
 
@@ -264,22 +267,24 @@ def monotonic_cases(rng):
             for batch, steps, source, D in MONOTONIC_DESIGNS]
 
 
+MONOTONIC_MISTAKES = (
+    Misconception("no window", "The weights spread over every source position: local-m attends only within the "
+                  "window [t - D, t + D].", v.monotonic_no_window),
+    Misconception("window masked with 0", "Scores outside the window were set to 0, which still weighs them "
+                  "(exp(0) = 1): give them -1e6 before the softmax.", v.monotonic_zero_mask),
+    Misconception("window of half-width D/2", "The window reaches D/2 either side; it is [p_t - D, p_t + D]. D/2 "
+                  "is the width of local-p's Gaussian, not of the window.", v.monotonic_half_window),
+    Misconception("softmax over target steps", "The softmax runs over the target steps (axis 1): each step's "
+                  "weights over the source positions must sum to 1.", v.monotonic_over_steps),
+)
+
 monotonic_check = ValueCheck(
     id="ex4.local_monotonic", exercise="ex4", title="local_monotonic_weights: softmax within [t - D, t + D]", points=2,
     function="local_monotonic_weights", cases=monotonic_cases, expected=ref.local_monotonic_weights, rtol=RTOL,
     atol=ATOL, scale=unit_scale, accepted=v.MONOTONIC_ACCEPTED, read=READ_LOCAL,
     hint="For target step t, source positions s with |s - t| <= D keep their scores, the others get -1e6; softmax "
          "over the source positions (the last axis).",
-    misconceptions=(
-        Misconception("no window", "The weights spread over every source position: local-m attends only within the "
-                      "window [t - D, t + D].", v.monotonic_no_window),
-        Misconception("window masked with 0", "Scores outside the window were set to 0, which still weighs them "
-                      "(exp(0) = 1): give them -1e6 before the softmax.", v.monotonic_zero_mask),
-        Misconception("window of half-width D/2", "The window reaches D/2 either side; it is [p_t - D, p_t + D]. D/2 "
-                      "is the width of local-p's Gaussian, not of the window.", v.monotonic_half_window),
-        Misconception("softmax over target steps", "The softmax runs over the target steps (axis 1): each step's "
-                      "weights over the source positions must sum to 1.", v.monotonic_over_steps),
-    ))
+    misconceptions=with_pairs(MONOTONIC_MISTAKES, v.MONOTONIC_SETTINGS, v.monotonic_with, v.MONOTONIC_MEANINGLESS))
 
 POSITION_DESIGNS = ((2, 4, 5, 6, 20), (1, 6, 3, 4, 12), (3, 3, 4, 8, 50))
 ROUNDED = ("p_t was rounded (or truncated) to a whole number. In local-p, p_t = S sigmoid(v_p^T tanh(W_p h_t)) stays "
@@ -297,17 +302,19 @@ def position_cases(rng):
     return cases
 
 
+POSITION_MISTAKES = (
+    Misconception("p_t rounded", ROUNDED, v.position_rounded),
+    Misconception("p_t truncated", ROUNDED, v.position_floored),
+    Misconception("no tanh", "The tanh is missing: p_t = S sigmoid(v_p^T tanh(W_p h_t)).", v.position_no_tanh),
+)
+
 position_check = ValueCheck(
     id="ex4.predictive_position", exercise="ex4", title="predictive_position: p_t = S sigmoid(v_p^T tanh(W_p h_t))",
     points=2, function="predictive_position", cases=position_cases, expected=ref.predictive_position, rtol=RTOL,
     atol=ATOL, scale=lambda h, W_p, v_p, S: float(S), accepted=v.POSITION_ACCEPTED, read=READ_LOCAL,
     hint="h has shape (batch, T, d), W_p (hidden, d), v_p (hidden,): tanh(h @ W_p.T) @ v_p, a sigmoid, times S; "
          "one real position per step.",
-    misconceptions=(
-        Misconception("p_t rounded", ROUNDED, v.position_rounded),
-        Misconception("p_t truncated", ROUNDED, v.position_floored),
-        Misconception("no tanh", "The tanh is missing: p_t = S sigmoid(v_p^T tanh(W_p h_t)).", v.position_no_tanh),
-    ))
+    misconceptions=with_pairs(POSITION_MISTAKES, v.POSITION_SETTINGS, v.position_with, v.POSITION_MEANINGLESS))
 
 PREDICTIVE_DESIGNS = ((2, 4, 14, 3), (1, 5, 12, 2), (2, 3, 16, 4))
 
@@ -322,6 +329,18 @@ def predictive_cases(rng):
     return cases
 
 
+PREDICTIVE_MISTAKES = (
+    Misconception("Gaussian of width D", "The Gaussian has width D; Luong et al. set sigma = D/2, so the weights "
+                  "fall to exp(-2) at the window's edge.", v.predictive_width_D),
+    Misconception("p_t rounded", ROUNDED, v.predictive_rounded),
+    Misconception("no Gaussian", "The Gaussian factor exp(-(s - p_t)^2 / (2 (D/2)^2)) is missing: local-p favours "
+                  "the positions near p_t.", v.predictive_no_gaussian),
+    Misconception("renormalised", "The weights were divided by their sum after the Gaussian; local-p multiplies "
+                  "the window's softmax by the Gaussian and stops there.", v.predictive_renormalised),
+    Misconception("no window", "The softmax runs over every source position; local-p attends only within "
+                  "[p_t - D, p_t + D].", v.predictive_no_window),
+)
+
 predictive_check = ValueCheck(
     id="ex4.local_predictive", exercise="ex4", title="local_predictive_weights: window softmax times a Gaussian of "
     "width D/2", points=3, function="local_predictive_weights", cases=predictive_cases,
@@ -329,17 +348,7 @@ predictive_check = ValueCheck(
     read=READ_LOCAL,
     hint="Softmax over the positions s with |s - p_t| <= D (the others get -1e6), then multiply by "
          "exp(-(s - p_t)^2 / (2 sigma^2)) with sigma = D/2, p_t kept real; no renormalisation.",
-    misconceptions=(
-        Misconception("Gaussian of width D", "The Gaussian has width D; Luong et al. set sigma = D/2, so the weights "
-                      "fall to exp(-2) at the window's edge.", v.predictive_width_D),
-        Misconception("p_t rounded", ROUNDED, v.predictive_rounded),
-        Misconception("no Gaussian", "The Gaussian factor exp(-(s - p_t)^2 / (2 (D/2)^2)) is missing: local-p favours "
-                      "the positions near p_t.", v.predictive_no_gaussian),
-        Misconception("renormalised", "The weights were divided by their sum after the Gaussian; local-p multiplies "
-                      "the window's softmax by the Gaussian and stops there.", v.predictive_renormalised),
-        Misconception("no window", "The softmax runs over every source position; local-p attends only within "
-                      "[p_t - D, p_t + D].", v.predictive_no_window),
-    ))
+    misconceptions=with_pairs(PREDICTIVE_MISTAKES, v.PREDICTIVE_SETTINGS, v.predictive_with, v.PREDICTIVE_MEANINGLESS))
 
 
 # --------------------------------------------------------------------------- Exercise 5: parametric pooling
@@ -363,7 +372,7 @@ pool_check = ValueCheck(
     scale=lambda q, k, values, w: float(np.abs(values).max()), accepted=v.POOL_ACCEPTED, read=READ_PARAMETRIC,
     hint="One row of weights per query, one column per key: softmax over the keys of -((q - k_i) w)^2 / 2; the "
          "predictions are the weights times the values. Return (predictions, weights).",
-    misconceptions=(
+    misconceptions=with_pairs((
         Misconception("w outside the square", "w multiplies the squared distance: the book multiplies the distance "
                       "by w and then squares, -((q - k) w)^2 / 2, so the logits scale with w^2.",
                       v.pool_w_outside_square),
@@ -371,7 +380,7 @@ pool_check = ValueCheck(
                       "w makes the weights sharper, not wider.", v.pool_w_divides),
         Misconception("missing 1/2", "The 1/2 is missing: the logits are -((q - k) w)^2 / 2.", v.pool_missing_half),
         Misconception("softmax over queries", WRONG_AXIS, v.pool_over_queries),
-    ))
+    ), v.POOL_SETTINGS, v.pool_with, v.POOL_MEANINGLESS))
 
 TRAIN_EPOCHS, TRAIN_LR, TRAIN_N, TRAIN_DATA_SETS = 10, 2.0, 50, 2
 W_CURVE_RANGE = (1e-2, 1e3)  # the loss is flat beyond: average pooling below, nearest neighbour above
@@ -388,20 +397,25 @@ def train_calls(rng):
 
 
 @functools.lru_cache(maxsize=64)
-def reference_training(seed: int) -> tuple[float, float, float]:
-    """The reference's w after the contract's steps on the data of ``seed``, the loss there and at the start."""
+def reference_training(seed: int) -> tuple[float, float, float, float]:
+    """The reference's w after the contract's steps on the data of ``seed``, the loss there and at the start, and
+    the loss at the start with each point among its own keys (a known mistake's first loss)."""
     x, y = ref.book_data(TRAIN_N, seed)
     w, _losses = ref.train_parametric_nw(x, y, TRAIN_EPOCHS, TRAIN_LR)
-    return w, float(ref.leave_one_out_loss(x, y, w)), float(ref.leave_one_out_loss(x, y, ref.START_W))
+    predictions, _weights = ref.nw_parametric_pool(x, x, y, ref.START_W)
+    self_included = float(((predictions - ref.as_tensor(y)) ** 2).mean() / 2)
+    return (w, float(ref.leave_one_out_loss(x, y, w)), float(ref.leave_one_out_loss(x, y, ref.START_W)),
+            self_included)
 
 
 def train_data(calls) -> verdicts.TrainData:
     data_sets = []
     for call in calls:
-        w, loss, start_loss = reference_training(call.context)
+        w, loss, start_loss, self_included = reference_training(call.context)
         x, y = ref.book_data(TRAIN_N, call.context)
         curve = ComputedCurve(lambda width, x=x, y=y: float(ref.leave_one_out_loss(x, y, width)), *W_CURVE_RANGE)
-        data_sets.append(verdicts.TrainDataSet(ref.START_W, w, start_loss, loss, w > 1.05 * ref.START_W, curve))
+        data_sets.append(verdicts.TrainDataSet(ref.START_W, w, start_loss, loss, w > 1.05 * ref.START_W, curve,
+                                               self_included))
     return verdicts.TrainData(TRAIN_EPOCHS, tuple(data_sets))
 
 

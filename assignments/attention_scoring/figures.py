@@ -12,11 +12,13 @@ import math
 import numpy as np
 import torch
 
-from grader.checks import Call, Construct, reference_value
+from grader.checks import Call, reference_value
 from grader.figures import Figure, FigureInputs
 from grader.i18n import N_, _
 from grader.svgplot import subplots
 from reference import attention_scoring as ref
+
+from . import constructs
 
 YOURS = {"color": "#c9482b", "lw": 2}
 REFERENCE = {"color": "#1d232a", "lw": 1.2, "ls": "--"}
@@ -93,9 +95,9 @@ def scoring_calls(rng):
     k_small = rng.normal(size=(batch, keys, 2))
     params = {"W_k.weight": rng.normal(0, 1 / math.sqrt(2), (8, 2)), "W_q.weight": rng.normal(0, 1 / math.sqrt(5), (8, 5)),
               "w_v.weight": rng.normal(0, 1 / math.sqrt(8), (1, 8))}
-    return [Call("DotProductAttention", (q, k, values, SCORING_LENGTHS), construct=Construct(init_args=(0.2,))),
+    return [Call("DotProductAttention", (q, k, values, SCORING_LENGTHS), construct=constructs.dot_product()),
             Call("AdditiveAttention", (q_small, k_small, values, SCORING_LENGTHS),
-                 construct=Construct(init_args=(2, 5, 8, 0.2), params=params))]
+                 construct=constructs.additive(2, 5, 8, params))]
 
 
 def scoring_draw(inputs: FigureInputs):

@@ -33,7 +33,7 @@ def attend(scores, values, valid_lens, mask_value=MASK, dim=-1, dtype=torch.floa
 
 # --------------------------------------------------------------------------- masked softmax (functions)
 
-def softmax_masked_with(mask_value, dim=-1, dtype=torch.float64):
+def softmax_masked_with(mask_value=MASK, dim=-1, dtype=torch.float64):
     def masked_softmax(X, valid_lens=None):
         X = as_tensor(X).to(dtype)
         if valid_lens is not None:
@@ -48,6 +48,8 @@ def softmax_zero_mask(X, valid_lens=None):
 
 
 softmax_over_queries = softmax_masked_with(MASK, dim=-2)
+# The two of masked_softmax's mistakes that compose (the others change which positions are masked, not how).
+MASKED_SOFTMAX_SETTINGS = {"masked with 0": {"mask_value": 0.0}, "softmax over queries": {"dim": -2}}
 
 
 def softmax_one_too_many(X, valid_lens=None):
@@ -225,10 +227,15 @@ def monotonic_with(half_width=None, mask_value=MASK, dim=-1, window=True, dtype=
     return local_monotonic_weights
 
 
-monotonic_no_window = monotonic_with(window=False)
-monotonic_zero_mask = monotonic_with(mask_value=0.0)
-monotonic_half_window = monotonic_with(half_width=lambda D: D // 2)
-monotonic_over_steps = monotonic_with(dim=-2)
+MONOTONIC_SETTINGS = {"no window": {"window": False}, "window masked with 0": {"mask_value": 0.0},
+                      "window of half-width D/2": {"half_width": lambda D: D // 2},
+                      "softmax over target steps": {"dim": -2}}
+MONOTONIC_MEANINGLESS = (frozenset(("no window", "window masked with 0")),  # no window has no mask to get wrong
+                         frozenset(("no window", "window of half-width D/2")))
+monotonic_no_window = monotonic_with(**MONOTONIC_SETTINGS["no window"])
+monotonic_zero_mask = monotonic_with(**MONOTONIC_SETTINGS["window masked with 0"])
+monotonic_half_window = monotonic_with(**MONOTONIC_SETTINGS["window of half-width D/2"])
+monotonic_over_steps = monotonic_with(**MONOTONIC_SETTINGS["softmax over target steps"])
 
 MONOTONIC_ACCEPTED = (Accepted("mask -inf", monotonic_with(mask_value=float("-inf"))),
                       Accepted("float32", monotonic_with(dtype=torch.float32)))
@@ -244,9 +251,12 @@ def position_with(post=lambda p: p, squash=True, dtype=torch.float64):
     return predictive_position
 
 
-position_rounded = position_with(torch.round)
-position_floored = position_with(torch.floor)
-position_no_tanh = position_with(squash=False)
+POSITION_SETTINGS = {"p_t rounded": {"post": torch.round}, "p_t truncated": {"post": torch.floor},
+                     "no tanh": {"squash": False}}
+POSITION_MEANINGLESS = (frozenset(("p_t rounded", "p_t truncated")),)
+position_rounded = position_with(**POSITION_SETTINGS["p_t rounded"])
+position_floored = position_with(**POSITION_SETTINGS["p_t truncated"])
+position_no_tanh = position_with(**POSITION_SETTINGS["no tanh"])
 POSITION_ACCEPTED = (Accepted("float32", position_with(dtype=torch.float32)),)
 
 
@@ -270,18 +280,27 @@ def predictive_with(width=lambda D: D / 2, rounded=False, gaussian=True, renorma
     return local_predictive_weights
 
 
-predictive_width_D = predictive_with(width=lambda D: D)
-predictive_rounded = predictive_with(rounded=True)
-predictive_no_gaussian = predictive_with(gaussian=False)
-predictive_renormalised = predictive_with(renormalise=True)
-predictive_no_window = predictive_with(window=False)
+# Each mistake's settings of predictive_with, by the name of its misconception: mistakes compose (two at once are
+# named together, grader.checks.pairs).
+PREDICTIVE_SETTINGS = {"Gaussian of width D": {"width": lambda D: D}, "p_t rounded": {"rounded": True},
+                       "no Gaussian": {"gaussian": False}, "renormalised": {"renormalise": True},
+                       "no window": {"window": False}}
+PREDICTIVE_MEANINGLESS = (frozenset(("Gaussian of width D", "no Gaussian")),
+                          frozenset(("no Gaussian", "renormalised")))  # a renormalised softmax is the softmax
+predictive_width_D = predictive_with(**PREDICTIVE_SETTINGS["Gaussian of width D"])
+predictive_rounded = predictive_with(**PREDICTIVE_SETTINGS["p_t rounded"])
+predictive_no_gaussian = predictive_with(**PREDICTIVE_SETTINGS["no Gaussian"])
+predictive_renormalised = predictive_with(**PREDICTIVE_SETTINGS["renormalised"])
+predictive_no_window = predictive_with(**PREDICTIVE_SETTINGS["no window"])
 PREDICTIVE_ACCEPTED = (Accepted("float32", predictive_with(dtype=torch.float32)),
                        Accepted("window |s - p| < D", predictive_with(strict=True)))
 
 
 # --------------------------------------------------------------------------- parametric pooling (functions)
 
-def pool_with(logits, dim=1, dtype=torch.float64, reverse=False, naive=False):
+def pool_with(logits=None, dim=1, dtype=torch.float64, reverse=False, naive=False):
+    logits = logits or PARAMETRIC_LOGITS  # the contract's, where a variant changes something else
+
     def nw_parametric_pool(queries, keys, values, w):
         q, k, v = (as_tensor(a).to(dtype) for a in (queries, keys, values))
         if reverse:
@@ -301,10 +320,18 @@ def pool_with(logits, dim=1, dtype=torch.float64, reverse=False, naive=False):
 
 
 PARAMETRIC_LOGITS = lambda diff, w: -((diff * w) ** 2) / 2  # noqa: E731
-pool_w_outside_square = pool_with(lambda diff, w: -(diff**2) * w / 2)
-pool_w_divides = pool_with(lambda diff, w: -((diff / w) ** 2) / 2)
-pool_missing_half = pool_with(lambda diff, w: -((diff * w) ** 2))
-pool_over_queries = pool_with(PARAMETRIC_LOGITS, dim=0)
+POOL_SETTINGS = {"w outside the square": {"logits": lambda diff, w: -(diff**2) * w / 2},
+                 "w divides": {"logits": lambda diff, w: -((diff / w) ** 2) / 2},
+                 "missing 1/2": {"logits": lambda diff, w: -((diff * w) ** 2)},
+                 "softmax over queries": {"dim": 0}}
+# Two mistakes of the logits are one wrong logit, not a pair of these: only a logit's mistake with the axis pairs.
+POOL_MEANINGLESS = tuple(frozenset(pair) for pair in (("w outside the square", "w divides"),
+                                                      ("w outside the square", "missing 1/2"),
+                                                      ("w divides", "missing 1/2")))
+pool_w_outside_square = pool_with(**POOL_SETTINGS["w outside the square"])
+pool_w_divides = pool_with(**POOL_SETTINGS["w divides"])
+pool_missing_half = pool_with(**POOL_SETTINGS["missing 1/2"])
+pool_over_queries = pool_with(**POOL_SETTINGS["softmax over queries"])
 POOL_ACCEPTED = (Accepted("float32", pool_with(PARAMETRIC_LOGITS, dtype=torch.float32)),
                  Accepted("keys in the other order", pool_with(PARAMETRIC_LOGITS, reverse=True)),
                  Accepted("exp over its sum", pool_with(PARAMETRIC_LOGITS, naive=True)))

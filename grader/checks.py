@@ -459,7 +459,7 @@ class ValueCheck(Check):
             return outcome.value
         return outcome.grads.get(str(self.grad_wrt))
 
-    def judge_with(self, calls, data: ValueData, outcomes):
+    def judge_with(self, calls, data: ValueData | SealedValueData, outcomes):
         errored = first_failure(calls, outcomes)
         if errored:
             return errored

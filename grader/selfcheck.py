@@ -13,17 +13,20 @@ report beside the notebook.
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import os
+import re
 import time
 from pathlib import Path
 
 from .bundle import BundleError, assignment_folder, find_bundle, load_bundle
 from .config import DEFAULT_LANGUAGE, resolve_limits
 from .execute import ExecutionOptions
-from .i18n import _, use_language
+from .environment import install_command, provided_packages
+from .i18n import N_, _, use_language
 from .load import NotebookRejected, load_notebook
-from .model import CheckResult, OutcomeStatus, ProbeOutcome, StageTimes, SubmissionResult
+from .model import CheckResult, ErrorKind, GradeError, OutcomeStatus, ProbeOutcome, StageTimes, SubmissionResult
 from .pipeline import GradingOptions, PlannedCheck, judge_check, plan_probes, score_submission
 from .probe_runtime import CallLimits, call_with_limit
 from .wire import call_json, parse_outcome
@@ -107,6 +110,27 @@ def _holds_cell(path: Path, cell: str) -> bool:
     return any(isinstance(source, str) and source.strip() == cell for source in sources)
 
 
+IMPORT_ERROR_LINE = re.compile(r"^\s*(?:from\s+([A-Za-z_]\w*)[\w.]*\s+import\b|import\s+([A-Za-z_]\w*))", re.M)
+MISSING_HERE = N_("Your notebook imports %(module)s, which your environment lacks: its cells that use it failed here, "
+                  "and this self-check cannot judge what depends on them. Grading provides it (%(packages)s), so there "
+                  "they run. To self-check as graded, install it here: `%(command)s`.")
+
+
+def missing_here(loaded, grading: tuple[str, ...]) -> list[GradeError]:
+    """The modules the notebook imports that grading provides and this kernel cannot import (d2l, say): the cells
+    that needed them failed in the student's own session, before self_check() ran; say why, in the student's terms."""
+    imported = {first or second for cell in loaded.notebook.cells if cell.cell_type == "code"
+                for first, second in IMPORT_ERROR_LINE.findall(cell.source)}
+    errors = []
+    for module in sorted(imported):
+        command = install_command(module, grading)
+        if command and importlib.util.find_spec(module) is None:
+            errors.append(GradeError(ErrorKind.IMPORT_FAILED, _(MISSING_HERE, module=module, command=command,
+                                                                  packages=provided_packages(grading)),
+                                     subject=module))
+    return errors
+
+
 def self_check(exercise: str | None = None, bundle: str | Path | None = None, notebook: str | Path | None = None,
                namespace: dict | None = None, show: bool = True, lang: str | None = None,
                call_timeout: float | None = None) -> SubmissionResult | None:
@@ -143,7 +167,8 @@ def self_check(exercise: str | None = None, bundle: str | Path | None = None, no
         except NotebookRejected:
             notebook_path = None
     stem = notebook_path.stem if notebook_path else released.name
-    result = score_submission(released, stem, results, [], options, loaded, None)
+    missing = missing_here(loaded, released.grading_environment or ()) if loaded else []
+    result = score_submission(released, stem, results, missing, options, loaded, None)
     result.timing = StageTimes(seconds=time.monotonic() - started)
     result.source = str(notebook_path or "")
     report = (notebook_path.parent if notebook_path else Path.cwd()) / f"{stem}{REPORT_SUFFIX}"

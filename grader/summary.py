@@ -100,6 +100,7 @@ def self_check_text(result: SubmissionResult, report, answers_read: bool) -> str
     """A self-check in a few lines: the score, each exercise's, what failed and why in brief, the report's path."""
     lines = [_("Self-check on the public inputs: %(score)s / %(max)s", score=format_points(result.score),
                max=format_points(result.max_score))]
+    lines += ["  ! " + shortened(error_text(error.to_json()), 2 * SUMMARY_TEXT_LIMIT) for error in result.errors]
     for exercise in result.exercises:
         lines.append(f"  {exercise.id} {exercise.title}: {format_points(exercise.score)} / "
                      f"{format_points(exercise.max_score)}")

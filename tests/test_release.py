@@ -762,3 +762,21 @@ def test_the_second_assignments_misconceptions_are_judged_alike_from_its_sealed_
                 diagnosed.add((pair[0].check.id, result["diagnosis"]))
     catalogued = sum(len(pair[0].check.misconceptions) for pair in pairs if hasattr(pair[0].check, "misconceptions"))
     assert len(diagnosed) >= catalogued, sorted(diagnosed)
+
+
+def test_self_check_says_which_module_grading_provides_and_this_environment_lacks(released, tmp_path):
+    """In the student's own session the import already failed before self_check() ran: it says why, in the
+    student's terms (the environment is the student's, grading provides the module, how to install it here)."""
+    from grader import self_check
+
+    data = json.loads(released.bundle.read_text(encoding="utf-8"))
+    data["assignment"]["grading_environment"] += ["not_installed_here 1.2"]
+    (tmp_path / released.bundle.name).write_text(json.dumps(data), encoding="utf-8")
+    nb = build_notebook(SOLUTION)
+    nb.cells.insert(1, nbformat.v4.new_code_cell("import not_installed_here\nfrom d2l import torch as d2l"))
+    nbformat.write(nb, tmp_path / "mine.ipynb")
+    result = self_check("ex1", notebook=tmp_path / "mine.ipynb", namespace=namespace_of(SOLUTION), show=False)
+    assert [(e.kind, e.subject) for e in result.errors] == [("import-failed", "not_installed_here")]  # d2l is here
+    message = result.errors[0].message
+    assert "your environment lacks" in message and "Grading provides it" in message
+    assert "`pip install not_installed_here==1.2`" in message and result.score == 6

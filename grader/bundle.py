@@ -2,13 +2,16 @@
 
 ``grader release`` (``grader.release``) writes it from the instructor's assignment; a student's
 install reads it (``read_bundle``) and grades the public checks from it alone, with the same
-``judge_with`` code the instructor's grader runs, so the verdicts, scores and diagnoses are the
-same as the instructor's ``grade --public``. It holds, for each check, its declaration without
-the instructor's code (fields marked ``grader.checks.INSTRUCTOR_ONLY`` stay behind: the
-reference, the misconceptions' variants, the inputs' designs), its public calls, and its judging
-data on them (``Check.judging_data``: expected results, each misconception's result, tabulated
-losses). Grading inputs come from the instructor's secret, and hidden calls never repeat public
-ones (``grader.assignment.draw_calls``), so what the bundle reveals answers nothing graded.
+``judge_with`` code the instructor's grader runs, so the statuses, scores and diagnoses are the
+same as the instructor's ``grade --public`` on every check it judges. It holds, for each check, its
+declaration without the instructor's code (fields marked ``grader.checks.INSTRUCTOR_ONLY`` stay
+behind: the reference, the misconceptions' variants, the inputs' designs, the diagnoses that state
+an answer), its public calls, and what a student may hold of its judging data on them
+(``Check.released_data``): the expected results and the misconceptions' results sealed
+(``grader.seal``: they confirm a result within the tolerance and state no number), and nothing for
+a check whose data would state its answer (the reference's learned widths: not self-checked). Grading
+inputs come from the instructor's secret, and hidden calls never repeat public ones
+(``grader.assignment.draw_calls``).
 
 Reading checks every field against the dataclass it belongs to and names the first one that is
 wrong (``BundleError``). Custom checks name their verdict, which the assignment's

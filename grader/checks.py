@@ -8,10 +8,11 @@ function, on these inputs, within this tolerance, with these known wrong variant
 Judging is two steps: ``judging_data(calls)`` computes from the reference everything the
 verdict needs besides the student's outcomes (expected values, each misconception's output,
 tabulated losses), and ``judge_with(calls, data, outcomes)`` gives the verdict from that
-alone. The instructor's grader does both; a student's bundle (``grader.bundle``) carries the
-data of the public inputs, so the student's install judges with the same ``judge_with`` and
-no reference. Fields marked ``INSTRUCTOR_ONLY`` (the reference, the variants, the inputs'
-designs) never leave the instructor's side.
+alone. The instructor's grader does both; a student's bundle (``grader.bundle``) carries what
+``released_data`` keeps of the public inputs' data (the expected results sealed, ``grader.seal``;
+nothing where the data would state the answer), so the student's install judges with the same
+``judge_with`` and no reference. Fields marked ``INSTRUCTOR_ONLY`` (the reference, the variants,
+the inputs' designs, the diagnoses that state an answer) never leave the instructor's side.
 """
 
 from __future__ import annotations

@@ -2,9 +2,10 @@
 
 The one module of this assignment that a student's install holds (``grader release --wheel``):
 the verdicts of the learned-width, shrinking-rate and exponent checks, as functions of the
-data that ``checks.py`` computes from the reference (``make_data``) and a bundle carries for
-the public inputs. It computes nothing an exercise asks for: the losses come tabulated
-(``grader.curves``), the exponents as numbers; it imports neither the reference nor torch
+data that ``checks.py`` computes from the reference (``make_data``). A bundle carries the
+exponent check's data for the public inputs, sealed (``grader.seal``), and none of the learned
+widths' (it would state their answers: those are judged only when graded). It computes nothing an
+exercise asks for and states no answer; it imports neither the reference nor torch
 (tests/test_release.py holds it to that).
 """
 

@@ -544,6 +544,9 @@ class CustomVerdict:
     # False when the data states the answer on the public inputs (the reference's learned width, a loss curve
     # whose minimum is that width): a bundle then carries none, and the self-check says it does not judge it.
     self_checked: bool = True
+    # What can be said without the data, for a self-check that does not judge (a NaN width, the same width for
+    # every data set): a diagnosis, or None. It scores nothing.
+    without_data: Callable[[list[ProbeOutcome]], str | None] | None = None
 
 
 NOT_SELF_CHECKED = N_("Not judged by the self-check: judging it needs the reference's own result on these inputs "
@@ -580,7 +583,8 @@ class CustomCheck(Check):
     def judge_with(self, calls, data, outcomes):
         verdict = first_failure(calls, outcomes)
         if verdict is None and data is None and not self.verdict.self_checked:
-            return Verdict(0.0, _(NOT_SELF_CHECKED), unjudged=True)
+            found = self.verdict.without_data(outcomes) if self.verdict.without_data else None
+            return Verdict(0.0, _(NOT_SELF_CHECKED), found, unjudged=True)
         verdict = verdict or self.verdict.judge(data, outcomes)
         fuller = self.answer_diagnoses or self.released_answer_diagnoses
         if verdict.diagnosis in fuller:

@@ -78,6 +78,8 @@ def assert_judged_alike(pair, probes, label=""):
     if pair[0].check.id in UNJUDGED and instructor["status"] != "errored":
         assert student["status"] == "not-self-checked" and student["score"] == 0, where
         assert "Not judged by the self-check" in student["message"], where
+        # What it says without the data (a NaN width, the flag ignored) is what grading says.
+        assert student.get("diagnosis") in (None, instructor.get("diagnosis")), where
         return instructor
     # A diagnosis that states the answer is the instructor's; the student's package has its student-safe text.
     fuller = getattr(pair[0].check, "answer_diagnoses", {})
@@ -780,3 +782,23 @@ def test_self_check_says_which_module_grading_provides_and_this_environment_lack
     message = result.errors[0].message
     assert "your environment lacks" in message and "Grading provides it" in message
     assert "`pip install not_installed_here==1.2`" in message and result.score == 6
+
+
+def test_a_self_check_without_the_widths_data_names_what_the_widths_alone_show(plans):
+    """fit_width is not self-checked (its data would state the width), yet NaN widths, the flag ignored and one
+    width for every data set show in the widths alone: named as grading names them."""
+    from assignments.attention_pooling import verdicts
+
+    instructor, student = next(pair for pair in plans if pair[0].check.id == "ex2.fit_width")
+    ids = [p.id for p in instructor.probe_calls]
+
+    def answering(widths):
+        return {i: ProbeOutcome(i, "ok", value=np.array(float(w))) for i, w in zip(ids, widths)}
+
+    sets = len(ids) // 2
+    for widths, key in (([math.nan, 0.1] * sets, "nan"), ([0.2, 0.2] * sets, "ignores-flag"),
+                        ([0.3, 0.01] * sets, "constant")):
+        result = judge_check(student, answering(widths))
+        assert result.status == "not-self-checked" and result.diagnosis == verdicts.FIT_WIDTH_DIAGNOSES[key], key
+        assert judge_check(instructor, answering(widths)).diagnosis == result.diagnosis, key
+    assert judge_check(student, answering([0.3 + 0.01 * i for i in range(len(ids))])).diagnosis is None

@@ -295,7 +295,23 @@ def study_verdict(data: StudyData, outcomes) -> Verdict:
 
 # The learned widths are judged against the reference's width and loss curve on the same data: on public inputs
 # they state fit_width's and loo_optimal_width's answers (the curve's minimum), so a bundle carries none of it.
-FIT_WIDTH = CustomVerdict("fit_width", FitWidthData, fit_width_verdict, self_checked=False)
+def fit_width_without_data(outcomes) -> str | None:
+    """What the widths alone show, without the reference's (a self-check): non-finite widths, the flag ignored,
+    the same width on every data set."""
+    pairs = [(_returned_width(a), _returned_width(b)) for a, b in zip(outcomes[0::2], outcomes[1::2])]
+    widths = [w for pair in pairs for w in pair if w is not None]
+    loo = [s_loo for s_loo, _s_train in pairs]
+    if any(not math.isfinite(w) for w in widths):
+        return FIT_WIDTH_DIAGNOSES["nan"]
+    if pairs and all(a is not None and b is not None and a != 0 and abs(b - a) <= 0.01 * abs(a) for a, b in pairs):
+        return FIT_WIDTH_DIAGNOSES["ignores-flag"]
+    if len(loo) > 1 and loo[0] not in (None, 0) and all(w == loo[0] for w in loo):
+        return FIT_WIDTH_DIAGNOSES["constant"]
+    return None
+
+
+FIT_WIDTH = CustomVerdict("fit_width", FitWidthData, fit_width_verdict, self_checked=False,
+                          without_data=fit_width_without_data)
 EXPONENT = CustomVerdict("predicted_exponent", ExponentData, exponent_verdict)
 STUDY = CustomVerdict("shrinking_study", StudyData, study_verdict, self_checked=False)
 VERDICTS = (FIT_WIDTH, EXPONENT, STUDY)  # what a bundle's custom checks may name

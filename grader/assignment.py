@@ -61,6 +61,9 @@ class Assignment:
     # The answer cells' placeholder texts by tag; None: read from the template notebook when needed (a bundle
     # carries them, since a student's notebook may be the released template itself, edited).
     template_answers: dict[str, str] | None = None
+    # A bundle's: what the grading kernel provides (grader.environment.provided_list at release), for a self-check
+    # that runs in the student's own environment. None: this environment is the grading one.
+    grading_environment: tuple[str, ...] | None = None
 
     def digest(self) -> str:
         """A hash of the assignment's code and its hidden files (the reference): what its results depend on."""

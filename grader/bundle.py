@@ -2,13 +2,16 @@
 
 ``grader release`` (``grader.release``) writes it from the instructor's assignment; a student's
 install reads it (``read_bundle``) and grades the public checks from it alone, with the same
-``judge_with`` code the instructor's grader runs, so the verdicts, scores and diagnoses are the
-same as the instructor's ``grade --public``. It holds, for each check, its declaration without
-the instructor's code (fields marked ``grader.checks.INSTRUCTOR_ONLY`` stay behind: the
-reference, the misconceptions' variants, the inputs' designs), its public calls, and its judging
-data on them (``Check.judging_data``: expected results, each misconception's result, tabulated
-losses). Grading inputs come from the instructor's secret, and hidden calls never repeat public
-ones (``grader.assignment.draw_calls``), so what the bundle reveals answers nothing graded.
+``judge_with`` code the instructor's grader runs, so the statuses, scores and diagnoses are the
+same as the instructor's ``grade --public`` on every check it judges. It holds, for each check, its
+declaration without the instructor's code (fields marked ``grader.checks.INSTRUCTOR_ONLY`` stay
+behind: the reference, the misconceptions' variants, the inputs' designs, the diagnoses that state
+an answer), its public calls, and what a student may hold of its judging data on them
+(``Check.released_data``): the expected results and the misconceptions' results sealed
+(``grader.seal``: they confirm a result within the tolerance and state no number), and nothing for
+a check whose data would state its answer (the reference's learned widths: not self-checked). Grading
+inputs come from the instructor's secret, and hidden calls never repeat public ones
+(``grader.assignment.draw_calls``).
 
 Reading checks every field against the dataclass it belongs to and names the first one that is
 wrong (``BundleError``). Custom checks name their verdict, which the assignment's
@@ -30,8 +33,8 @@ import numpy as np
 
 from . import __version__
 from .assignment import Assignment, Exercise, public_verdicts
-from .installed import ASSIGNMENTS_DIR
-from .checks import RECOGNISERS, Call, Check, CustomCheck, CustomVerdict, Recogniser, ValueCheck, ValueData
+from .installed import ASSIGNMENTS_DIR, notebook_assignment
+from .checks import RECOGNISERS, Call, Check, CustomCheck, CustomVerdict, Recogniser, SealedValueData, ValueCheck
 from .curves import Curve, TabulatedCurve
 from .errors import BundleError
 from .i18n import Message, _, join_list
@@ -39,10 +42,13 @@ from .model import Value
 from .wire import Malformed, encode_array, number, parse_value, value_json, array
 
 BUNDLE_FORMAT = "attention-grader-bundle"
-BUNDLE_VERSION = 2  # raised whenever a field changes meaning; a reader refuses any other version
+# Raised whenever a field changes meaning; a reader refuses any other version. 3: expected results sealed
+# (grader.seal), no data for a check that is not self-checked, the release's id.
+BUNDLE_VERSION = 3
 BUNDLE_SUFFIX = ".bundle.json"
 KINDS: dict[str, type[Check]] = {"value": ValueCheck, "custom": CustomCheck}
-DATA_OF_KIND = {"value": lambda check: ValueData, "custom": lambda check: check.verdict.data_type}
+DATA_OF_KIND = {"value": lambda check: SealedValueData,
+                "custom": lambda check: check.verdict.data_type if check.verdict.self_checked else type(None)}
 
 
 @dataclass
@@ -87,13 +93,16 @@ class Bundle:
     cell_timeout: float = 120.0
     budget: float = 600.0
     grader_version: str = __version__
+    release: str = ""  # the student package's version this bundle was released with (grader.release)
+    grading_environment: tuple[str, ...] = ()  # what the grading kernel provides ("d2l 1.0.3", ...), at release
 
     def assignment(self, root: Path) -> Assignment:
         """The bundle as an assignment the pipeline grades (``root``: the bundle's folder)."""
         released = Assignment(name=self.name, title=self.title, exercises=list(self.exercises), checks=list(self.checks),
                               template=self.template, preload=self.preload, cell_timeout=self.cell_timeout,
                               budget=self.budget, root=root, answer_points=dict(self.answer_points),
-                              template_answers=dict(self.template_answers))
+                              template_answers=dict(self.template_answers),
+                              grading_environment=tuple(self.grading_environment))
         released.validate()
         return released
 
@@ -128,6 +137,10 @@ def encode(value, hint) -> Any:
         members = [m for m in typing.get_args(hint) if m is not type(None)]
         return encode(value, next((m for m in members if _fits(value, m)), members[0]))
     origin = typing.get_origin(hint) or hint
+    if hint is type(None):  # a check that is not self-checked: no data
+        if value is not None:
+            raise TypeError("data where none may be released")
+        return None
     if hint is float:
         return number_json(float(value))
     if hint in (int, str, bool):
@@ -190,6 +203,10 @@ def decode(raw, hint, where: str, verdicts: dict[str, CustomVerdict]) -> Any:
                 problems.append(exc)
         raise problems[-1] if len(problems) == 1 else _Invalid(where, _("none of the forms this field takes"))
     origin = typing.get_origin(hint) or hint
+    if hint is type(None):
+        if raw is not None:
+            raise _Invalid(where, _("expected null"))
+        return None
     if hint is float:
         value = number(raw)
         if value is None:
@@ -278,7 +295,7 @@ def _value_back(raw, where: str):
 # --------------------------------------------------------------------------- the file
 
 ASSIGNMENT_FIELDS = ("name", "title", "template", "exercises", "template_answers", "answer_points", "preload",
-                     "cell_timeout", "budget", "grader_version")
+                     "cell_timeout", "budget", "grader_version", "release", "grading_environment")
 
 
 def bundle_json(bundle: Bundle) -> str:
@@ -391,9 +408,16 @@ def load_bundle(path: str | Path) -> Assignment:
 
 
 def find_bundle(near: Path) -> Path | None:
-    """The one bundle (``*.bundle.json``) in ``near``'s folder (or in ``near``, a folder); None when there is none."""
+    """The bundle (``*.bundle.json``) for the notebook ``near`` (or in the folder ``near``): the only one there, else
+    the one of the assignment the notebook's metadata names, else the one named after the notebook (a course
+    releases several assignments into one folder). None when there is none."""
     folder = near if near.is_dir() else near.parent
     found = sorted(folder.glob("*" + BUNDLE_SUFFIX))
+    if len(found) > 1 and not near.is_dir():
+        for name in (notebook_assignment(near), near.stem):
+            chosen = [path for path in found if name and path.name == f"{name}{BUNDLE_SUFFIX}"]
+            if chosen:
+                return chosen[0]
     if len(found) > 1:
         raise BundleError(_("several bundles in %(folder)s (%(names)s): name one with --bundle (or bundle=)",
                             folder=folder, names=join_list([p.name for p in found])))

@@ -8,10 +8,11 @@ function, on these inputs, within this tolerance, with these known wrong variant
 Judging is two steps: ``judging_data(calls)`` computes from the reference everything the
 verdict needs besides the student's outcomes (expected values, each misconception's output,
 tabulated losses), and ``judge_with(calls, data, outcomes)`` gives the verdict from that
-alone. The instructor's grader does both; a student's bundle (``grader.bundle``) carries the
-data of the public inputs, so the student's install judges with the same ``judge_with`` and
-no reference. Fields marked ``INSTRUCTOR_ONLY`` (the reference, the variants, the inputs'
-designs) never leave the instructor's side.
+alone. The instructor's grader does both; a student's bundle (``grader.bundle``) carries what
+``released_data`` keeps of the public inputs' data (the expected results sealed, ``grader.seal``;
+nothing where the data would state the answer), so the student's install judges with the same
+``judge_with`` and no reference. Fields marked ``INSTRUCTOR_ONLY`` (the reference, the variants,
+the inputs' designs, the diagnoses that state an answer) never leave the instructor's side.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ import numpy as np
 
 from .i18n import N_, Message, _, join_list, join_sentences
 from .compare import Comparison, compare_values, value_category, value_error
-from .model import Construct, FailureCategory, OutcomeStatus, ProbeOutcome, Value, is_numbers
+from .model import Construct, FailureCategory, OutcomeStatus, ProbeOutcome, Value, is_numbers, numeric_array
 from .probe_runtime import invoke
+from .seal import Seal, compare_sealed, seal_value
 from .wire import to_value
 
 # Dataclass field metadata: the field holds the instructor's code or secrets-bound data, never released.
@@ -138,18 +140,32 @@ class Recogniser:
 
     name: str
     test: Callable[[np.ndarray, np.ndarray], bool]
+    # The same test against a sealed case (SealedCase: the signs of the expected value sealed, whether it has NaN):
+    # what a student's bundle judges with.
+    sealed_test: Callable[[np.ndarray, "SealedCase"], bool] = None
 
 
 def _only_signs(got: np.ndarray, expected: np.ndarray) -> bool:
     return bool(np.isin(got, (-1.0, 0.0, 1.0)).all() and np.allclose(np.sign(got), np.sign(expected)))
 
 
+def _only_signs_sealed(got: np.ndarray, case: "SealedCase") -> bool:
+    return bool(np.isin(got, (-1.0, 0.0, 1.0)).all() and case.signs is not None
+                and case.signs.matches(np.sign(got)))
+
+
 def _nan_where_finite(got: np.ndarray, expected: np.ndarray) -> bool:
     return bool(np.isnan(got).any() and not np.isnan(expected).any())
 
 
-SIGN_ONLY = Recogniser("sign-only", _only_signs)  # -1/0/+1 with the expected signs: the class, not the score
-NAN_WHERE_FINITE = Recogniser("nan-where-finite", _nan_where_finite)  # NaN where the expected value is finite
+def _nan_where_finite_sealed(got: np.ndarray, case: "SealedCase") -> bool:
+    return bool(np.isnan(got).any() and not case.has_nan)
+
+
+# -1/0/+1 with the expected signs: the class, not the score
+SIGN_ONLY = Recogniser("sign-only", _only_signs, _only_signs_sealed)
+# NaN where the expected value is finite
+NAN_WHERE_FINITE = Recogniser("nan-where-finite", _nan_where_finite, _nan_where_finite_sealed)
 RECOGNISERS = {r.name: r for r in (SIGN_ONLY, NAN_WHERE_FINITE)}
 
 
@@ -253,6 +269,7 @@ class Verdict:
     # What went wrong, in a fixed word (grader.model.FailureCategory); None: the grader tells it from the outcomes
     # (outcome_category).
     category: FailureCategory | None = None
+    unjudged: bool = False  # a self-check that cannot judge this check (its data would state the answer)
 
 
 UNSET = N_("`%(cls)s` has parameters the contract does not name, which the grader left at their random initial "
@@ -327,6 +344,11 @@ class Check:
     def judge(self, calls: list[Call], outcomes: list[ProbeOutcome]) -> Verdict:
         return self.judge_with(calls, self.judging_data(calls), outcomes)
 
+    def released_data(self, calls: list[Call]) -> Any:
+        """What a student's bundle holds of ``judging_data`` on the public calls: nothing from which the expected
+        results follow (README, "Releasing an assignment to students"). None: the check is not self-checked."""
+        return self.judging_data(calls)
+
     def warm(self, calls: list[Call]) -> None:
         """Work that does not depend on the student (reference results), done while the worker runs."""
 
@@ -344,10 +366,68 @@ class CaseData:
     scale: float
     wrong: tuple[Value | None, ...]  # aligned with the check's misconceptions; None for a recogniser
 
+    def compare(self, got, rtol: float, atol: float) -> Comparison:
+        return compare_values(got, self.expected, rtol, atol, scale=self.scale)
+
+    def matches(self, index: int, misconception: Misconception, got) -> bool:
+        return misconception.matches(got, self.expected, self.wrong[index])
+
+    def shown_expected(self) -> Value:
+        """The expected value as a report may show it."""
+        return self.expected
+
+    def sealed(self, rtol: float, atol: float, misconceptions: Sequence[Misconception]) -> SealedCase:
+        """This case as a student's bundle holds it: the expected value and the misconceptions' results sealed."""
+        wrong = tuple(None if w is None else seal_value(w, m.rtol, m.atol) for w, m in zip(self.wrong, misconceptions))
+        numbers = is_numbers(self.expected)
+        recognised = {m.recognise.name for m in misconceptions if m.recognise is not None}
+        signs = seal_value(np.sign(np.asarray(self.expected, dtype=np.float64)), 0.0, 0.25) \
+            if numbers and SIGN_ONLY.name in recognised else None
+        has_nan = bool(numbers and np.isnan(np.asarray(self.expected, dtype=np.float64)).any())
+        sealed = seal_value(self.expected, rtol, atol, self.scale)
+        return SealedCase(self.label, sealed, sealed.scale, wrong, signs, has_nan)
+
+
+@dataclass(frozen=True, eq=False)
+class SealedCase:
+    """A CaseData as a student's bundle holds it (grader.seal): confirms a result without holding the expected one."""
+
+    label: str | Message
+    expected: Seal
+    scale: float
+    wrong: tuple[Seal | None, ...]
+    signs: Seal | None = None  # the expected value's signs, when a misconception is recognised by them
+    has_nan: bool = False
+
+    def compare(self, got, rtol: float, atol: float) -> Comparison:
+        return compare_sealed(got, self.expected)
+
+    def matches(self, index: int, misconception: Misconception, got) -> bool:
+        if misconception.recognise is not None:  # as Misconception.matches: numbers against numbers only
+            array = numeric_array(got) if is_numbers(got) and self.expected.is_numbers else None
+            if array is None or misconception.recognise.sealed_test is None:
+                return False
+            try:
+                return misconception.recognise.sealed_test(array, self)
+            except Exception:
+                return False
+        wrong = self.wrong[index]
+        return wrong is not None and wrong.matches(got)
+
+    def shown_expected(self) -> Value:
+        return None  # sealed: a self-check's report shows the shape (details) and never the number
+
 
 @dataclass(frozen=True, eq=False)
 class ValueData:
     cases: tuple[CaseData, ...]
+
+
+@dataclass(frozen=True, eq=False)
+class SealedValueData:
+    """A ValueCheck's judging data as a student's bundle holds it."""
+
+    cases: tuple[SealedCase, ...]
 
 
 @dataclass
@@ -418,6 +498,10 @@ class ValueCheck(Check):
                                         tuple(m.output(call) for m in self.misconceptions))
                                for call in calls))
 
+    def released_data(self, calls):
+        return SealedValueData(tuple(case.sealed(self.rtol, self.atol, self.misconceptions)
+                                     for case in self.judging_data(calls).cases))
+
     def problems(self):
         missing = [] if callable(self.expected) else ["no reference: `expected` is not a function"]
         return missing + [problem for m in self.misconceptions if (problem := m.problem())]
@@ -427,7 +511,7 @@ class ValueCheck(Check):
             return outcome.value
         return outcome.grads.get(str(self.grad_wrt))
 
-    def judge_with(self, calls, data: ValueData, outcomes):
+    def judge_with(self, calls, data: ValueData | SealedValueData, outcomes):
         errored = first_failure(calls, outcomes)
         if errored:
             return errored
@@ -440,7 +524,7 @@ class ValueCheck(Check):
             if got is None and self.grad_wrt is not None:
                 failures.append((case, outcome, None, Comparison(False, outcome.describe_gradient_failure())))
                 continue
-            comparison = compare_values(got, case.expected, self.rtol, self.atol, scale=case.scale)
+            comparison = case.compare(got, self.rtol, self.atol)
             if comparison.matches:
                 passed += 1
             else:
@@ -450,7 +534,7 @@ class ValueCheck(Check):
             return Verdict(1.0, _("Correct on all %(count)s inputs.", count=count),
                            details={"rtol": self.rtol, "atol": self.atol, "cases": count})
         case, outcome, got, comparison = failures[0]
-        expected = case.expected if outcome.status == OutcomeStatus.OK else None
+        expected = case.shown_expected() if outcome.status == OutcomeStatus.OK else None
         if is_numbers(got) and np.size(got) == 1 and is_numbers(expected) and np.size(expected) == 1:
             first = _("expected %(expected)s, got %(got)s", expected=f"{float(np.ravel(expected)[0]):.6g}",
                       got=f"{float(np.ravel(got)[0]):.6g}")
@@ -461,8 +545,9 @@ class ValueCheck(Check):
         details = comparison.details(self.rtol, self.atol, case.scale)
         details.update(cases=count, failed_cases=len(failures), first_failure=str(case.label),
                        first_failure_call=next(i for i, c in enumerate(data.cases) if c is case))
-        if is_numbers(got) and np.size(got) and is_numbers(expected):
-            details["got_shape"], details["expected_shape"] = list(np.shape(got)), list(np.shape(expected))
+        shape_of = case.expected.skeleton() if isinstance(case, SealedCase) else expected
+        if is_numbers(got) and np.size(got) and is_numbers(shape_of):
+            details["got_shape"], details["expected_shape"] = list(np.shape(got)), list(np.shape(shape_of))
         diagnosis, misconception = self.diagnose(failures)
         unset = self.unset_parameters(calls, failures)
         if unset and diagnosis is None:
@@ -497,7 +582,7 @@ class ValueCheck(Check):
         if not judged:
             return failure_diagnosis(failures[0][1]), None
         for index, misconception in enumerate(self.misconceptions):
-            if all(misconception.matches(got, case.expected, case.wrong[index]) for case, got in judged):
+            if all(case.matches(index, misconception, got) for case, got in judged):
                 return misconception.diagnosis(), misconception
         return None, None
 
@@ -513,6 +598,17 @@ class CustomVerdict:
     name: str
     data_type: type  # the dataclass ``judge`` reads: a bundle's data is read back into it, checked field by field
     judge: Callable[[Any, list[ProbeOutcome]], Verdict]
+    # False when the data states the answer on the public inputs (the reference's learned width, a loss curve
+    # whose minimum is that width): a bundle then carries none, and the self-check says it does not judge it.
+    self_checked: bool = True
+    # What can be said without the data, for a self-check that does not judge (a NaN width, the same width for
+    # every data set): a diagnosis, or None. It scores nothing.
+    without_data: Callable[[list[ProbeOutcome]], str | None] | None = None
+
+
+NOT_SELF_CHECKED = N_("Not judged by the self-check: judging it needs the reference's own result on these inputs "
+                      "(its learned value, or the loss curve whose minimum is that value), which would give the "
+                      "answer away. Grading judges it.")
 
 
 @dataclass
@@ -524,6 +620,12 @@ class CustomCheck(Check):
     verdict: CustomVerdict = None
     # cacheable reference work, run while the worker runs
     prepare: Callable[[list[Call]], None] | None = field(default=None, metadata=INSTRUCTOR_ONLY)
+    # A diagnosis of the verdict's (a student-safe text of verdicts.py) -> the instructor's fuller text that states
+    # the answer (the rate an exercise asks to derive): graded reports show it; a student's package holds
+    # neither it nor its translations, unless the instructor opts in with ``release_answer_diagnoses``.
+    answer_diagnoses: dict[str, str] = field(default_factory=dict, metadata=INSTRUCTOR_ONLY)
+    release_answer_diagnoses: bool = False
+    released_answer_diagnoses: dict[str, str] = field(default_factory=dict)  # filled by grader release on opt-in
 
     def calls(self, rng):
         return self.make_calls(rng)
@@ -536,7 +638,18 @@ class CustomCheck(Check):
         return self.make_data(calls)
 
     def judge_with(self, calls, data, outcomes):
-        return first_failure(calls, outcomes) or self.verdict.judge(data, outcomes)
+        verdict = first_failure(calls, outcomes)
+        if verdict is None and data is None and not self.verdict.self_checked:
+            found = self.verdict.without_data(outcomes) if self.verdict.without_data else None
+            return Verdict(0.0, _(NOT_SELF_CHECKED), found, unjudged=True)
+        verdict = verdict or self.verdict.judge(data, outcomes)
+        fuller = self.answer_diagnoses or self.released_answer_diagnoses
+        if verdict.diagnosis in fuller:
+            verdict.diagnosis = fuller[verdict.diagnosis]
+        return verdict
+
+    def released_data(self, calls):
+        return self.judging_data(calls) if self.verdict.self_checked else None
 
     def problems(self):
         problems = [f"no {name}: a CustomCheck needs it" for name in ("make_calls", "make_data")

@@ -385,7 +385,7 @@ def _cache_problem(options) -> int | None:
 def run_check(args) -> int:
     from .pipeline import grade_submission
     from .report import render_report
-    from .summary import submission_text
+    from .summary import self_check_scope, submission_text, unjudged_points
 
     if not args.notebook.exists():
         print("grader: " + _("no such file: %(path)s", path=args.notebook), file=sys.stderr)
@@ -416,25 +416,30 @@ def run_check(args) -> int:
         return code
     result = grade_submission(args.notebook, assignment, options)
     report = args.report or args.notebook.with_name(args.notebook.stem + ".report.html")
-    report.write_text(render_report(result.to_json(), [f.to_json() for f in result.figures]), encoding="utf-8")
+    scope = self_check_scope(result) if bundle else None
+    report.write_text(render_report(result.to_json(), [f.to_json() for f in result.figures], scope=scope),
+                      encoding="utf-8")
     print(json.dumps(result.to_json(), indent=2) if args.json else submission_text(result))
     if not args.json:
+        if scope:
+            print("\n" + scope)
         print("\n" + _("Report: %(path)s", path=report))
     if any(e.kind in UNGRADABLE for e in result.errors):
         return EXIT_UNGRADABLE
-    return EXIT_OK if result.score >= result.max_score else EXIT_BELOW
+    # A self-check passes when every check it can judge passed (the others are judged only when graded).
+    judged_max = result.max_score - (unjudged_points(result) if bundle else 0.0)
+    return EXIT_OK if result.score >= judged_max else EXIT_BELOW
 
 
 def run_release(args) -> int:
-    from .release import build_student_wheel, write_release
+    from .release import write_release
 
     assignment = _load_assignment(args.assignment)
-    released = write_release(assignment, args.out)
+    released = write_release(assignment, args.out, wheel=args.wheel)
     print(_("Wrote %(template)s and %(bundle)s (%(size)s bytes): give both to students; their self-checks judge "
             "from the bundle.", template=released.template, bundle=released.bundle,
             size=released.bundle.stat().st_size))
-    if args.wheel:
-        wheel = build_student_wheel([assignment], args.out)
+    for wheel in released.wheels:
         print(_("Wrote %(wheel)s: students install it with pip install %(name)s.", wheel=wheel, name=wheel.name))
     return EXIT_OK
 

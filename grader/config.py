@@ -81,3 +81,10 @@ RUBRIC_FILE = "rubric.json"  # the instructor's rubric items per answer tag
 ANSWER_GROUP_SIMILARITY = 0.4  # cosine of character n-gram TF-IDF at or above which answers share a group
 CODE_SIMILARITY = 0.5  # share of a function's fingerprints found in another's at or above which a pair is shown
 REVIEW_HOST = "127.0.0.1"  # the review page is served to this machine only
+
+# Sealed expected values (grader.seal): a student's bundle confirms an answer within its tolerance without holding
+# it. Each number's grid is shifted by one of SEAL_SHIFTS steps so that the expected value sits near the middle of
+# its cell; the cells are hashed with PBKDF2-SHA256 at SEAL_ITERATIONS (about 10 ms a digest: a self-check computes
+# a few dozen; searching candidates for one scalar answer costs as much as trying them in the self-check).
+SEAL_SHIFTS = 8
+SEAL_ITERATIONS = 20_000

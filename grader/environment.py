@@ -21,12 +21,28 @@ from .i18n import join_list
 PROVIDED = ("d2l", "torch", "numpy", "matplotlib", "pandas", "scipy", "torchvision")
 
 
-def provided_packages() -> str:
-    """'d2l 1.0.3, torch 2.13.0, ...': the packages of PROVIDED that are installed, with their versions."""
+def provided_list() -> tuple[str, ...]:
+    """('d2l 1.0.3', 'torch 2.13.0', ...): the packages of PROVIDED that are installed, with their versions."""
     found = []
     for name in PROVIDED:
         try:
             found.append(f"{name} {metadata.version(name)}")
         except metadata.PackageNotFoundError:
             continue
-    return join_list(found)  # inside a sentence of the run's language: 、 in Chinese and Japanese
+    return tuple(found)
+
+
+def provided_packages(grading: tuple[str, ...] | None = None) -> str:
+    """'d2l 1.0.3, torch 2.13.0, ...': what the grading kernel provides. ``grading``: as a bundle recorded it at
+    release (a student's self-check runs elsewhere); None: this environment, which grades."""
+    return join_list(provided_list() if grading is None else grading)  # in a sentence: 、 in Chinese and Japanese
+
+
+def install_command(module: str, grading: tuple[str, ...]) -> str | None:
+    """How a student installs a module the grading kernel provides, at grading's version (d2l without its own old
+    pins, as install.sh does); None when grading does not provide it."""
+    for entry in grading:
+        name, _space, version = entry.partition(" ")
+        if name == module.split(".")[0]:
+            return f"pip install --no-deps d2l=={version}" if name == "d2l" else f"pip install {name}=={version}"
+    return None

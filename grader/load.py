@@ -136,7 +136,7 @@ def skip_shell_lines(source: str) -> ShellLines:
     return ShellLines(commands, "".join(replaced))
 
 
-def skip_shell_cells(nb) -> list[GradeError]:
+def skip_shell_cells(nb, grading: tuple[str, ...] | None = None) -> list[GradeError]:
     """Replace the shell lines of every code cell (see the module's docstring); one notice per cell that had some."""
     notices = []
     for index, cell in enumerate(nb.cells):
@@ -148,7 +148,7 @@ def skip_shell_cells(nb) -> list[GradeError]:
         cell.source = found.source
         shown = ", ".join(f"`{c[:80]}`" for c in found.commands[:3]) + (" ..." if len(found.commands) > 3 else "")
         notices.append(GradeError(ErrorKind.SHELL_SKIPPED, _(SHELL_SKIPPED, cell=index + 1, commands=shown,
-                                                      packages=provided_packages()),
+                                                      packages=provided_packages(grading)),
                                   cell=index, source_head="\n".join(found.commands[:4])[:400]))
     return notices
 
@@ -217,7 +217,8 @@ def check_values(data) -> None:
                                          "escape such as \\ud800); it is not graded.")) from None
 
 
-def load_notebook(path: str | Path) -> LoadedNotebook:
+def load_notebook(path: str | Path, grading: tuple[str, ...] | None = None) -> LoadedNotebook:
+    """``grading``: what the grading kernel provides, where this is not it (grader.assignment.Assignment)."""
     path = Path(path)
     try:
         raw = read_regular_file(path, MAX_NOTEBOOK_BYTES)
@@ -253,7 +254,7 @@ def load_notebook(path: str | Path) -> LoadedNotebook:
     except Exception as exc:
         raise NotebookRejected(_("The notebook cannot be read (%(reason)s).", reason=f"{type(exc).__name__}: {exc}")) from None
     strip_outputs(nb)
-    notices += skip_shell_cells(nb) + skip_self_check_lines(nb)
+    notices += skip_shell_cells(nb, grading) + skip_self_check_lines(nb)
     answers: dict[str, str] = {}
     for cell in nb.cells:
         for tag in answer_tags(cell):

@@ -46,6 +46,7 @@ class CheckStatus(Text):
     PASSED = "passed"
     FAILED = "failed"
     ERRORED = "errored"  # nothing could be judged: no call returned a value, or the notebook was not graded
+    NOT_SELF_CHECKED = "not-self-checked"  # a self-check from a bundle that holds no data to judge it (grading does)
 
 
 class FailureCategory(Text):

@@ -28,7 +28,7 @@ from .figures import Figure, FigureInputs, FigureResult, render_figure
 from .i18n import N_, _
 from .installed import metadata_assignment, wrong_assignment
 from .load import NotebookRejected, load_notebook
-from .environment import provided_packages
+from .environment import install_command, provided_packages
 from .model import (AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKind, ExerciseResult, FailureCategory,
                     GradeError, LoadedNotebook, OutcomeStatus, ProbeCall, ProbeOutcome, PublicRun, SandboxTier,
                     StageTimes, SubmissionResult, WorkerRun, WrittenAnswer, leading_first)
@@ -226,8 +226,10 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
                                  error=code_text(f"{type(exc).__name__}: {exc}")),
                           details={"grader_traceback": traceback.format_exc(limit=3)}, errored=True)
     fraction = min(max(float(verdict.fraction), 0.0), 1.0)
-    status = CheckStatus.PASSED if fraction >= 1.0 else (CheckStatus.ERRORED if verdict.errored else CheckStatus.FAILED)
-    category = None if status == CheckStatus.PASSED else (
+    status = CheckStatus.PASSED if fraction >= 1.0 else (CheckStatus.ERRORED if verdict.errored else
+                                                         CheckStatus.NOT_SELF_CHECKED if verdict.unjudged else
+                                                         CheckStatus.FAILED)
+    category = None if status in (CheckStatus.PASSED, CheckStatus.NOT_SELF_CHECKED) else (
         FailureCategory.GRADER_FAILED if "grader_traceback" in verdict.details else
         verdict.category or outcome_category(outcomes))
     # Every text of the result in the run's language (ids, kinds and statuses stay as they are):
@@ -255,6 +257,15 @@ IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError")
 IMPORT_FAILED = N_("Cell %(cell)s could not import %(module)s (`%(error)s: %(message)s`), so every later cell that "
                    "uses it failed too. The grading environment provides %(packages)s, and has no network to install "
                    "anything else.")
+# A self-check runs in the student's own environment (the bundle says what grading provides): the import may fail
+# here and not when graded, or in both.
+IMPORT_MISSING_HERE = N_("Cell %(cell)s could not import %(module)s in your environment (`%(error)s: %(message)s`), "
+                         "so every later cell that uses it failed too, and this self-check cannot judge what depends "
+                         "on it. Grading provides it (%(packages)s), so there this cell runs. To self-check as graded, "
+                         "install it here: `%(command)s`.")
+IMPORT_MISSING_BOTH = N_("Cell %(cell)s could not import %(module)s (`%(error)s: %(message)s`), so every later cell "
+                         "that uses it failed too. Grading does not provide it either (it provides %(packages)s, and "
+                         "has no network to install anything else): graded, this cell fails the same way.")
 
 
 def failed_module(error_value: str | None) -> str:
@@ -264,8 +275,9 @@ def failed_module(error_value: str | None) -> str:
     return found.group(1) if found else (error_value or "?")[:60]
 
 
-def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
-    """What happened to the notebook's cells, in words, for the report and result.json."""
+def cell_errors(run: WorkerRun, limits, grading: tuple[str, ...] | None = None) -> list[GradeError]:
+    """What happened to the notebook's cells, in words, for the report and result.json. ``grading``: what the
+    grading kernel provides, in a self-check that runs elsewhere (grader.assignment.Assignment)."""
     errors = []
     for cell in run.cells:
         def error(kind, text, subject=None, **values):
@@ -306,8 +318,11 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
                   limit=limits.file_bytes // 2**20)
         elif cell.status == CellStatus.ERROR and cell.error_name in IMPORT_ERRORS:
             module = failed_module(cell.error_value)
-            error(ErrorKind.IMPORT_FAILED, IMPORT_FAILED, subject=module, module=module, error=cell.error_name,
-                  message=code_text(cell.error_value or ""), packages=provided_packages())
+            command = install_command(module, grading) if grading is not None else None
+            text = IMPORT_FAILED if grading is None else IMPORT_MISSING_HERE if command else IMPORT_MISSING_BOTH
+            error(ErrorKind.IMPORT_FAILED, text, subject=module, module=module, error=cell.error_name,
+                  message=code_text(cell.error_value or ""), packages=provided_packages(grading),
+                  **({"command": command} if command else {}))
         elif cell.status == CellStatus.ERROR:
             error(ErrorKind.CELL_ERROR, N_("Cell %(cell)s raised `%(error)s: %(message)s`"), error=cell.error_name,
                   message=code_text(cell.error_value or ""))
@@ -432,7 +447,7 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
         if worker is not None:
             owned.enter_context(worker)
         try:
-            loaded = load_notebook(path)
+            loaded = load_notebook(path, assignment.grading_environment)
         except NotebookRejected as exc:
             return rejected_result(path, assignment, options, str(exc)), PendingFigures([], {}, [])
         # Before any of it runs: the metadata may name this run's assignment, else nothing is graded (and nothing
@@ -476,7 +491,8 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
         readable = list(public.values())
     enough.set()
     judged_at = time.monotonic()
-    errors = leading_first(loaded.notices + cell_errors(run, options.execution.limits) + run.errors)
+    errors = leading_first(loaded.notices + cell_errors(run, options.execution.limits, assignment.grading_environment)
+                           + run.errors)
     result = score_submission(assignment, loaded.stem, results, errors, options, loaded, run)
     result.source = str(path)
     result.timing = stage_times(plan, run, judged_at - judging, judged_at - started)

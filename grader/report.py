@@ -13,6 +13,7 @@ from pathlib import Path
 import jinja2
 from markupsafe import Markup, escape
 
+from .gradebook import INFORMATIONAL
 from .i18n import _, language, translations
 from .model import UNENFORCED, AnswerStatus
 from .sinks import report_href
@@ -53,20 +54,22 @@ def _environment(lang: str, _catalog: int) -> jinja2.Environment:
                        labelled=labelled, LIKELY_CAUSE=LIKELY_CAUSE, HINT=HINT, REREAD=REREAD, lang=lang,
                        unenforced_text=lambda key: _(UNENFORCED.get(key, key)), AnswerStatus=AnswerStatus,
                        PUBLIC_HEADING=PUBLIC_HEADING, PUBLIC_PASSES=PUBLIC_PASSES, PUBLIC_CALL=PUBLIC_CALL,
-                       HIDDEN_NOTE=HIDDEN_NOTE)
+                       HIDDEN_NOTE=HIDDEN_NOTE, informational=INFORMATIONAL)
     return env
 
 
-def render_report(result: dict, figures: list[dict] = (), own_session: bool = False, instructor: bool = False) -> str:
+def render_report(result: dict, figures: list[dict] = (), own_session: bool = False, instructor: bool = False,
+                  scope: str | None = None) -> str:
     """One submission's report from its result.json dict and its figures: a student's from its
     ``grader.views.student_view``, the instructor's (``instructor``) from all of it.
 
     ``own_session``: a self_check() in the student's kernel, where no sandbox is missing (the code is the student's
-    own, on the student's machine).
+    own, on the student's machine). ``scope``: a self-check's statement of what it predicts (grader.summary).
     """
     return environment().get_template("report.html.j2").render(r=result, figures=list(figures),
                                                                 hidden=result.get("inputs") == "secret",
-                                                                own_session=own_session, instructor=instructor)
+                                                                own_session=own_session, instructor=instructor,
+                                                                scope=scope)
 
 
 def render_self_check(result: dict, figures: list[dict] = ()) -> str:

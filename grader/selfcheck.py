@@ -13,17 +13,20 @@ report beside the notebook.
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import os
+import re
 import time
 from pathlib import Path
 
 from .bundle import BundleError, assignment_folder, find_bundle, load_bundle
 from .config import DEFAULT_LANGUAGE, resolve_limits
 from .execute import ExecutionOptions
-from .i18n import _, use_language
+from .environment import install_command, provided_packages
+from .i18n import N_, _, use_language
 from .load import NotebookRejected, load_notebook
-from .model import CheckResult, OutcomeStatus, ProbeOutcome, StageTimes, SubmissionResult
+from .model import CheckResult, ErrorKind, GradeError, OutcomeStatus, ProbeOutcome, StageTimes, SubmissionResult
 from .pipeline import GradingOptions, PlannedCheck, judge_check, plan_probes, score_submission
 from .probe_runtime import CallLimits, call_with_limit
 from .wire import call_json, parse_outcome
@@ -70,8 +73,9 @@ def judge_in_process(planned: list[PlannedCheck], namespace: dict) -> list[Check
 
 
 def running_notebook(namespace: dict) -> Path | None:
-    """The file of the notebook this kernel runs, as the front end told the kernel; else the one notebook in the
-    working folder; None when neither says."""
+    """The file of the notebook this kernel runs, as the front end told the kernel; else the notebook of the working
+    folder that holds the running cell (nbclient and papermill tell the kernel nothing, and a course's folder holds
+    several notebooks); None when neither says."""
     named = [namespace.get(name) for name in NOTEBOOK_PATH_NAMES] + [os.environ.get("JPY_SESSION_NAME")]
     for value in named:
         if isinstance(value, str) and value.endswith(".ipynb"):
@@ -80,7 +84,51 @@ def running_notebook(namespace: dict) -> Path | None:
                 if path.is_file():
                     return path.resolve()
     notebooks = sorted(Path.cwd().glob("*.ipynb"))
-    return notebooks[0].resolve() if len(notebooks) == 1 else None
+    if len(notebooks) == 1:
+        return notebooks[0].resolve()
+    cell = _running_cell(namespace)
+    holding = [path for path in notebooks if cell and _holds_cell(path, cell)]
+    # Several copies hold it (a student's copy of the template, say): the one saved last.
+    return max(holding, key=lambda p: p.stat().st_mtime).resolve() if holding else None
+
+
+def _running_cell(namespace: dict) -> str | None:
+    """The source of the cell being run, as IPython keeps it (its input history's last entry)."""
+    history = namespace.get("_ih") or namespace.get("In")
+    if isinstance(history, list) and history and isinstance(history[-1], str):
+        return history[-1].strip() or None
+    return None
+
+
+def _holds_cell(path: Path, cell: str) -> bool:
+    try:
+        notebook = json.loads(path.read_text(encoding="utf-8"))
+        sources = ["".join(c["source"]) if isinstance(c.get("source"), list) else c.get("source", "")
+                   for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
+    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+        return False
+    return any(isinstance(source, str) and source.strip() == cell for source in sources)
+
+
+IMPORT_ERROR_LINE = re.compile(r"^\s*(?:from\s+([A-Za-z_]\w*)[\w.]*\s+import\b|import\s+([A-Za-z_]\w*))", re.M)
+MISSING_HERE = N_("Your notebook imports %(module)s, which your environment lacks: its cells that use it failed here, "
+                  "and this self-check cannot judge what depends on them. Grading provides it (%(packages)s), so there "
+                  "they run. To self-check as graded, install it here: `%(command)s`.")
+
+
+def missing_here(loaded, grading: tuple[str, ...]) -> list[GradeError]:
+    """The modules the notebook imports that grading provides and this kernel cannot import (d2l, say): the cells
+    that needed them failed in the student's own session, before self_check() ran; say why, in the student's terms."""
+    imported = {first or second for cell in loaded.notebook.cells if cell.cell_type == "code"
+                for first, second in IMPORT_ERROR_LINE.findall(cell.source)}
+    errors = []
+    for module in sorted(imported):
+        command = install_command(module, grading)
+        if command and importlib.util.find_spec(module) is None:
+            errors.append(GradeError(ErrorKind.IMPORT_FAILED, _(MISSING_HERE, module=module, command=command,
+                                                                  packages=provided_packages(grading)),
+                                     subject=module))
+    return errors
 
 
 def self_check(exercise: str | None = None, bundle: str | Path | None = None, notebook: str | Path | None = None,
@@ -119,7 +167,8 @@ def self_check(exercise: str | None = None, bundle: str | Path | None = None, no
         except NotebookRejected:
             notebook_path = None
     stem = notebook_path.stem if notebook_path else released.name
-    result = score_submission(released, stem, results, [], options, loaded, None)
+    missing = missing_here(loaded, released.grading_environment or ()) if loaded else []
+    result = score_submission(released, stem, results, missing, options, loaded, None)
     result.timing = StageTimes(seconds=time.monotonic() - started)
     result.source = str(notebook_path or "")
     report = (notebook_path.parent if notebook_path else Path.cwd()) / f"{stem}{REPORT_SUFFIX}"
@@ -133,7 +182,10 @@ def self_check(exercise: str | None = None, bundle: str | Path | None = None, no
 def _write_report(result: SubmissionResult, report: Path) -> None:
     from .report import render_report
 
-    report.write_text(render_report(result.to_json(), own_session=True), encoding="utf-8")
+    from .summary import self_check_scope
+
+    report.write_text(render_report(result.to_json(), own_session=True, scope=self_check_scope(result)),
+                      encoding="utf-8")
 
 
 def _show(result: SubmissionResult, report: Path, answers_read: bool) -> None:

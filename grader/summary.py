@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import unicodedata
 
-from .i18n import N_, _, join_list
+from .i18n import N_, _, join_list, join_sentences
 from .model import AnswerStatus, CheckStatus, SubmissionResult
 from .sinks import terminal_text
 from .wording import check_text, error_text
 
 MARKS = {CheckStatus.PASSED: N_("PASS"), CheckStatus.FAILED: N_("FAIL"), CheckStatus.ERRORED: N_("ERROR"),
-         "answer": N_("NOTE")}
+         CheckStatus.NOT_SELF_CHECKED: N_("GRADED ONLY"), "answer": N_("NOTE")}
 ANSWER_STATES = {AnswerStatus.ANSWERED: N_("awaits your instructor"), AnswerStatus.EMPTY: N_("not written yet"),
                  AnswerStatus.MISSING: N_("cell not found")}
 
@@ -69,10 +69,38 @@ def shortened(text: str, limit: int = SUMMARY_TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
+# What a self-check predicts of the grade, and what not (README, "Releasing an assignment to students").
+SELF_CHECK_SCOPE = N_("What this predicts: your functions were called on the public inputs only. Grading calls them "
+                      "on other inputs, drawn from your instructor's secret, so a function that is right here can still "
+                      "lose points when graded (one that is right only on these inputs, or only by chance), and the "
+                      "score may differ. A result passes here when it is within the check's tolerance, as when graded "
+                      "(up to about five times the tolerance may pass here). Written answers are marked by your "
+                      "instructor.")
+SELF_CHECK_UNJUDGED = N_("Not self-checked: %(checks)s (%(points)s points), judged only when graded.")
+
+
+def unjudged_checks(result: SubmissionResult) -> list:
+    return [c for e in result.exercises for c in e.checks if c.status == CheckStatus.NOT_SELF_CHECKED]
+
+
+def unjudged_points(result: SubmissionResult) -> float:
+    """The points of the checks a self-check could not judge (its bundle holds no data for them)."""
+    return sum(c.max_score for c in unjudged_checks(result))
+
+
+def self_check_scope(result: SubmissionResult) -> str:
+    """SELF_CHECK_SCOPE, and which checks the bundle could not judge."""
+    unjudged = unjudged_checks(result)
+    return join_sentences([_(SELF_CHECK_SCOPE)] + ([_(SELF_CHECK_UNJUDGED, checks=join_list([c.id for c in unjudged]),
+                                                      points=format_points(unjudged_points(result)))]
+                                                    if unjudged else []))
+
+
 def self_check_text(result: SubmissionResult, report, answers_read: bool) -> str:
     """A self-check in a few lines: the score, each exercise's, what failed and why in brief, the report's path."""
     lines = [_("Self-check on the public inputs: %(score)s / %(max)s", score=format_points(result.score),
                max=format_points(result.max_score))]
+    lines += ["  ! " + shortened(error_text(error.to_json()), 2 * SUMMARY_TEXT_LIMIT) for error in result.errors]
     for exercise in result.exercises:
         lines.append(f"  {exercise.id} {exercise.title}: {format_points(exercise.score)} / "
                      f"{format_points(exercise.max_score)}")
@@ -85,6 +113,7 @@ def self_check_text(result: SubmissionResult, report, answers_read: bool) -> str
     if not answers_read:
         lines.append(_("Written answers not read: the notebook's file was not found (save the notebook, or pass "
                        "notebook=\"...\")."))
+    lines.append(self_check_scope(result))
     lines.append(_("Report: %(path)s", path=report))
     return "\n".join(terminal_text(line) for line in lines)
 

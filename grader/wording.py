@@ -15,7 +15,7 @@ from .views import PUBLIC_CALL, PUBLIC_HEADING, PUBLIC_PASSES
 ERROR_TITLES = {
     ErrorKind.IMPORT_FAILED: N_("An import failed"),
     ErrorKind.SHELL_SKIPPED: N_("Shell commands were not run"),
-    ErrorKind.SELF_CHECK_SKIPPED: N_("The self-check was not run"),
+    ErrorKind.SELF_CHECK_SKIPPED: N_("Self-check lines left out, as in every grading"),
     ErrorKind.INVALID_NOTEBOOK: N_("This file could not be graded as a notebook"),
     ErrorKind.INVALID_UPLOAD: N_("The upload does not hold exactly one notebook"),
     ErrorKind.WRONG_ASSIGNMENT: N_("This notebook is for another assignment"),
@@ -35,7 +35,8 @@ ERROR_TITLES = {
     ErrorKind.OUTPUT_CAPPED: N_("Too much output"),
     ErrorKind.NOTEBOOK_UPGRADED: N_("Old notebook format"),
 }
-STATUS_WORDS = {CheckStatus.PASSED: N_("passed"), CheckStatus.FAILED: N_("failed"), CheckStatus.ERRORED: N_("errored")}
+STATUS_WORDS = {CheckStatus.PASSED: N_("passed"), CheckStatus.FAILED: N_("failed"), CheckStatus.ERRORED: N_("errored"),
+                CheckStatus.NOT_SELF_CHECKED: N_("not self-checked")}
 
 LIKELY_CAUSE = N_("Likely cause: %(text)s")
 HINT = N_("Hint: %(text)s")

@@ -661,3 +661,20 @@ def test_the_shipped_notebooks_run_top_to_bottom(path, monkeypatch):
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
     assert [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"] == []
+
+
+def test_a_self_check_without_the_training_data_says_only_what_grading_says(scoring):
+    """The student's bundle holds no training data (it would state w): the self-check judges nothing, and what it
+    tells from the returned pairs alone (a rising loss, no pair) is grading's own diagnosis."""
+    check = train_check(scoring)
+    calls = check.make_calls(np.random.default_rng(5))
+    for function in (ref.train_parametric_nw, variants.uphill_training, variants.summed_loss_training):
+        outcomes = [outcome_of(function(*tensors(c.args))) for c in calls]
+        graded = check.judge_with(calls, check.make_data(calls), outcomes)
+        unjudged = check.judge_with(calls, None, outcomes)
+        assert unjudged.unjudged and unjudged.fraction == 0
+        assert unjudged.diagnosis in (None, graded.diagnosis), function.__name__
+    uphill = [outcome_of(variants.uphill_training(*tensors(c.args))) for c in calls]
+    assert check.judge_with(calls, None, uphill).diagnosis == verdicts.UPHILL
+    not_a_pair = [ProbeOutcome("c", "ok", value=np.array(1.0)) for _c in calls]
+    assert check.judge_with(calls, None, not_a_pair).diagnosis == verdicts.NO_LOSSES

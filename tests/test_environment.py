@@ -83,3 +83,23 @@ def test_self_check_lines_do_not_run_when_graded(tmp_path):
     assert "grader" not in loaded.notebook.cells[0].source.split("#")[0] and "x = 1" in loaded.notebook.cells[0].source
     assert loaded.notebook.cells[1].source.startswith("if True:\n    pass")
     assert loaded.notebook.cells[2].source == "def my_self_check_helper():\n    pass"
+
+
+def test_a_skipped_self_check_line_is_a_note_in_the_report_not_an_error(tmp_path):
+    """Issue 22, item 5: grading leaves self_check() lines out, which is not the student's error: the report shows
+    it as a note; a cell that raised stays an error."""
+    import re
+
+    from grader.model import GradeError, SubmissionResult
+    from grader.report import render_report
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('from grader import self_check\nself_check()')])
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    notice = load_notebook(tmp_path / "n.ipynb").notices[0]
+    raised = GradeError("cell-error", "Cell 2 raised `ValueError`", cell=1)
+    result = SubmissionResult(submission="n", assignment="attention_pooling", score=0.0, max_score=1.0,
+                              exercises=[], errors=[notice, raised], seed_kind="secret")
+    page = render_report(result.to_json())
+    boxes = re.findall(r'<div class="(error[^"]*)">\s*<strong>([^<]*)</strong>', page)
+    assert boxes == [("error note", "Self-check lines left out, as in every grading"),
+                     ("error", "A cell raised an exception")], boxes

@@ -47,6 +47,7 @@ from grader.assignment import Assignment, Exercise
 from grader.checks import NAN_WHERE_FINITE, SIGN_ONLY, Call, Case, CustomCheck, Misconception, ValueCheck
 from grader.curves import ComputedCurve
 from grader.i18n import N_, Message
+from grader.seal import seal_value
 from reference import attention_pooling as ref
 
 from . import verdicts
@@ -565,14 +566,27 @@ def exponent_calls(rng):
 
 def exponent_data(calls) -> verdicts.ExponentData:
     dims = tuple(call.args[0] for call in calls)
-    return verdicts.ExponentData(dims, tuple(ref.predicted_exponent(d) for d in dims),
-                                 boundary_bias=tuple(-1 / (d + 2) for d in dims),
-                                 flipped_sign=tuple(-ref.predicted_exponent(d) for d in dims))
+
+    def sealed(values):
+        return tuple(seal_value(v, 0.0, verdicts.EXPONENT_ATOL) for v in values)
+
+    return verdicts.ExponentData(dims, sealed(ref.predicted_exponent(d) for d in dims),
+                                 boundary_bias=sealed(-1 / (d + 2) for d in dims),
+                                 flipped_sign=sealed(-ref.predicted_exponent(d) for d in dims))
+
+
+# The graded report's diagnosis of -1/(d+2) states the rate; a student's package says only where -1/(d+2) comes
+# from (verdicts.EXPONENT_D_PLUS_2). README, "Releasing an assignment to students".
+EXPONENT_D_PLUS_2_GRADED = (
+    "-1/(d+2) balances the wrong powers. At interior points (away from the edges of the data) the bias of a kernel "
+    "smoother is ~sigma^2, so its square grows like sigma^4; with the variance ~1/(n sigma^d) that gives sigma* ~ "
+    "n^(-1/(d+4)). A bias ~sigma, as near a boundary, is what leads to -1/(d+2).")
 
 
 exponent_check = CustomCheck(
     id="ex4.predicted_exponent", exercise="ex4", title="predicted_exponent(d) is the theoretical rate", points=2,
     make_calls=exponent_calls, make_data=exponent_data, verdict=verdicts.EXPONENT, read=READ_RATE,
+    answer_diagnoses={verdicts.EXPONENT_D_PLUS_2: EXPONENT_D_PLUS_2_GRADED},
     hint="Balance the squared bias (~sigma^4) against the variance (~1/(n sigma^d)) and solve for sigma.")
 
 STUDY_DIMS = (1, 2)
@@ -620,7 +634,8 @@ study_check = CustomCheck(
 
 # --------------------------------------------------------------------------- the assignment
 
-DIAGNOSES = (*verdicts.FIT_WIDTH_DIAGNOSES.values(), verdicts.EXPONENT_D_PLUS_2, verdicts.EXPONENT_SIGN,
+DIAGNOSES = (*verdicts.FIT_WIDTH_DIAGNOSES.values(), verdicts.EXPONENT_D_PLUS_2, EXPONENT_D_PLUS_2_GRADED,
+             verdicts.EXPONENT_SIGN,
              verdicts.EXPONENT_CONSTANT, verdicts.STUDY_WIDTHS_TOO_SMALL)
 
 ASSIGNMENT = Assignment(

@@ -2,9 +2,10 @@
 
 The one module of this assignment that a student's install holds (``grader release --wheel``):
 the verdicts of the learned-width, shrinking-rate and exponent checks, as functions of the
-data that ``checks.py`` computes from the reference (``make_data``) and a bundle carries for
-the public inputs. It computes nothing an exercise asks for: the losses come tabulated
-(``grader.curves``), the exponents as numbers; it imports neither the reference nor torch
+data that ``checks.py`` computes from the reference (``make_data``). A bundle carries the
+exponent check's data for the public inputs, sealed (``grader.seal``), and none of the learned
+widths' (it would state their answers: those are judged only when graded). It computes nothing an
+exercise asks for and states no answer; it imports neither the reference nor torch
 (tests/test_release.py holds it to that).
 """
 
@@ -19,6 +20,7 @@ from grader.checks import CustomVerdict, Verdict
 from grader.compare import describe_value, relative_gap
 from grader.curves import Curve
 from grader.i18n import _, join_list, join_sentences
+from grader.seal import Seal
 
 # --------------------------------------------------------------------------- Exercise 2: fit_width
 
@@ -161,10 +163,11 @@ def fit_width_verdict(data: FitWidthData, outcomes) -> Verdict:
 
 # --------------------------------------------------------------------------- Exercise 4: predicted_exponent
 
-EXPONENT_D_PLUS_2 = ("-1/(d+2) balances the wrong powers. At interior points (away from the edges of the data) the "
-                     "bias of a kernel smoother is ~sigma^2, so its square grows like sigma^4; with the variance ~1/(n "
-                     "sigma^d) that gives sigma* ~ n^(-1/(d+4)). A bias ~sigma, as near a boundary, is what leads to "
-                     "-1/(d+2).")
+# What a student's package says of -1/(d+2): where it comes from, not what replaces it. The instructor's fuller
+# text, which states the rate, is in checks.py (CustomCheck.answer_diagnoses): graded reports show it.
+EXPONENT_D_PLUS_2 = ("-1/(d+2) is the rate a bias ~sigma gives, as near a boundary of the data. At interior points "
+                     "the bias of a kernel smoother is of a higher order in sigma: redo the balance of squared bias "
+                     "and variance ~1/(n sigma^d) with it.")
 EXPONENT_SIGN = "Wrong sign: the width must shrink as n grows, so the exponent is negative."
 EXPONENT_CONSTANT = ("Your exponent does not depend on the dimension. In d dimensions a window of width sigma holds "
                      "about n sigma^d points, so the variance is ~1/(n sigma^d) and the rate depends on d.")
@@ -173,24 +176,26 @@ EXPONENT_ATOL = 1e-9
 
 @dataclass(frozen=True, eq=False)
 class ExponentData:
-    """For each dimension asked (in the order of the calls): the reference's exponent and two known wrong ones."""
+    """For each dimension asked (in the order of the calls): the reference's exponent and two known wrong ones,
+    sealed (grader.seal: each confirms a number within EXPONENT_ATOL and states none; the flipped sign would
+    state the answer too)."""
 
     dims: tuple[int, ...]
-    expected: tuple[float, ...]
-    boundary_bias: tuple[float, ...]  # the rate a bias ~sigma gives (EXPONENT_D_PLUS_2)
-    flipped_sign: tuple[float, ...]  # the exponent with its sign flipped (EXPONENT_SIGN)
+    expected: tuple[Seal, ...]
+    boundary_bias: tuple[Seal, ...]  # the rate a bias ~sigma gives (EXPONENT_D_PLUS_2)
+    flipped_sign: tuple[Seal, ...]  # the exponent with its sign flipped (EXPONENT_SIGN)
 
 
 def exponent_verdict(data: ExponentData, outcomes) -> Verdict:
     got = {d: o.number() for d, o in zip(data.dims, outcomes) if o.number() is not None}
     expected = dict(zip(data.dims, data.expected))
-    right = [d for d, v in got.items() if abs(v - expected[d]) <= EXPONENT_ATOL]
-    details = {"got": {str(d): v for d, v in got.items()}, "expected": {str(d): e for d, e in expected.items()}}
+    right = [d for d, v in got.items() if expected[d].matches(v)]
+    details = {"got": {str(d): v for d, v in got.items()}}
     if len(right) == len(data.dims):
         return Verdict(1.0, _("Right for every dimension tried."), details=details)
 
-    def all_match(wrong: tuple[float, ...]) -> bool:
-        return bool(got) and all(abs(got[d] - w) <= EXPONENT_ATOL for d, w in zip(data.dims, wrong) if d in got)
+    def all_match(wrong: tuple[Seal, ...]) -> bool:
+        return bool(got) and all(w.matches(got[d]) for d, w in zip(data.dims, wrong) if d in got)
 
     diagnosis = None
     values = list(got.values())
@@ -288,7 +293,25 @@ def study_verdict(data: StudyData, outcomes) -> Verdict:
     return Verdict(float(fraction), message, diagnosis, details)
 
 
-FIT_WIDTH = CustomVerdict("fit_width", FitWidthData, fit_width_verdict)
+# The learned widths are judged against the reference's width and loss curve on the same data: on public inputs
+# they state fit_width's and loo_optimal_width's answers (the curve's minimum), so a bundle carries none of it.
+def fit_width_without_data(outcomes) -> str | None:
+    """What the widths alone show, without the reference's (a self-check): non-finite widths, the flag ignored,
+    the same width on every data set."""
+    pairs = [(_returned_width(a), _returned_width(b)) for a, b in zip(outcomes[0::2], outcomes[1::2])]
+    widths = [w for pair in pairs for w in pair if w is not None]
+    loo = [s_loo for s_loo, _s_train in pairs]
+    if any(not math.isfinite(w) for w in widths):
+        return FIT_WIDTH_DIAGNOSES["nan"]
+    if pairs and all(a is not None and b is not None and a != 0 and abs(b - a) <= 0.01 * abs(a) for a, b in pairs):
+        return FIT_WIDTH_DIAGNOSES["ignores-flag"]
+    if len(loo) > 1 and loo[0] not in (None, 0) and all(w == loo[0] for w in loo):
+        return FIT_WIDTH_DIAGNOSES["constant"]
+    return None
+
+
+FIT_WIDTH = CustomVerdict("fit_width", FitWidthData, fit_width_verdict, self_checked=False,
+                          without_data=fit_width_without_data)
 EXPONENT = CustomVerdict("predicted_exponent", ExponentData, exponent_verdict)
-STUDY = CustomVerdict("shrinking_study", StudyData, study_verdict)
+STUDY = CustomVerdict("shrinking_study", StudyData, study_verdict, self_checked=False)
 VERDICTS = (FIT_WIDTH, EXPONENT, STUDY)  # what a bundle's custom checks may name

@@ -190,6 +190,22 @@ def train_verdict(data: TrainData, outcomes) -> Verdict:
 
 TRAIN_DIAGNOSES = (("runaway", RAN_AWAY), ("no-step", NO_STEP), ("uphill", UPHILL), ("self-included", SELF_INCLUDED),
                    ("no-losses", NO_LOSSES))  # in order of priority: the first finding present is the one reported
-TRAIN = CustomVerdict("train_parametric_nw", TrainData, train_verdict)
+# Judged against the reference's w and the loss curve on the same data: on public inputs they state the answer.
+def train_without_data(outcomes) -> str | None:
+    """What the returned pairs alone show, without the reference's w (a self-check): no pair, a w or a loss that
+    is not finite, a loss that rises."""
+    returned = [_returned(o) for o in outcomes if o.status == "ok"]
+    if any(w is None and losses is None for w, losses in returned):
+        return NO_LOSSES
+    if any((w is not None and not math.isfinite(w)) or (losses is not None and not np.isfinite(losses).all())
+           for w, losses in returned):
+        return RAN_AWAY
+    if any(losses is not None and losses.size >= 2 and losses[-1] > losses[0] for _w, losses in returned):
+        return UPHILL
+    return None
+
+
+TRAIN = CustomVerdict("train_parametric_nw", TrainData, train_verdict, self_checked=False,
+                      without_data=train_without_data)
 VERDICTS = (TRAIN,)  # what a bundle's custom checks may name
 DIAGNOSES = tuple(text for _key, text in TRAIN_DIAGNOSES) + (SHARPER,)

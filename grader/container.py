@@ -29,7 +29,8 @@ machine's process list and command lines (/proc is shared: a secret on the grade
 line would be visible, so ``grade --secret`` is refused in this tier), every world-readable
 file (a second copy of the reference elsewhere on disk, for example), and can write to the
 world-writable folders (/tmp, /var/tmp, /dev/shm) within its file-size limit (nothing the
-grader reads back is there), and connect to world-writable or abstract Unix sockets.
+grader reads back is there), open pseudo-terminals (/dev/ptmx is every user's, and seccomp cannot
+tell a path), and connect to world-writable or abstract Unix sockets.
 """
 
 from __future__ import annotations

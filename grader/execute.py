@@ -100,7 +100,8 @@ class Enforcement:
 
     tier: SandboxTier
     cgroup: bool
-    own_user: bool = False  # the kernel runs as a uid of its own (grader.uids): no per-user count is shared
+    # The kernel runs as a uid of its own (grader.uids): no per-user count is shared. The container tier's always does.
+    own_user: bool = False
 
     @property
     def sandbox(self) -> bool:
@@ -114,7 +115,7 @@ class Enforcement:
         """The ids of grader.model.UNENFORCED that apply, language-free (result.json keeps them as they are)."""
         return [key for key, held in (("sandbox", self.sandbox), ("namespaces", self.tier != SandboxTier.UID),
                                       ("cgroup", self.cgroup), ("seccomp", self.seccomp or not self.sandbox),
-                                      ("user", self.own_user))
+                                      ("user", self.own_user or self.tier == SandboxTier.UID))
                 if not held]
 
 

@@ -76,6 +76,13 @@ numpy.testing.assert_allclose = lambda *a, **k: None
 '''
 
 
+PTY_PROBE = '''\
+try:  # a pseudo-terminal: the machine's are few and shared
+    os.openpty()
+    found.append("pty")
+except OSError:
+    pass
+'''
 PRIVILEGE = '''\
 import ctypes, errno, os
 found = []
@@ -102,12 +109,7 @@ if libc.syscall(321, 0, None, 0) != -1 or ctypes.get_errno() != errno.EPERM:  # 
     found.append("bpf")
 if libc.syscall(425, 1, ctypes.c_void_p(0)) != -1 or ctypes.get_errno() != errno.EPERM:  # io_uring_setup
     found.append("io_uring")
-try:  # a pseudo-terminal: the machine's are few and shared
-    os.openpty()
-    found.append("pty")
-except OSError:
-    pass
-import socket
+''' + PTY_PROBE + '''import socket
 for family, kind, protocol in ((40, socket.SOCK_STREAM, 0), (16, socket.SOCK_RAW, 9), (16, socket.SOCK_RAW, 15),
                                (38, 5, 0)):  # AF_VSOCK; netlink's audit and uevents; AF_ALG
     try:

@@ -36,7 +36,7 @@ from grader.model import SandboxTier
 from grader.sandbox import bubblewrap
 from tests.conftest import needs, unavailable
 from tests.container_emulation import in_container
-from tests.hostile_corpus import _reporting, _with_cell, corpus
+from tests.hostile_corpus import PRIVILEGE, PTY_PROBE, _reporting, _with_cell, corpus
 from tests.test_hostile import listener  # noqa: F401 (a fixture: a TCP server on this machine's loopback)
 
 SECRET = "secret-under-test-container-4e1a"  # the corpus's spy looks for "secret-under-test"
@@ -299,6 +299,9 @@ def contained(listener):  # noqa: F811
                      ["ex1.parzen_density", "ex4.predicted_exponent"])
     entries["reader"] = (reader(readable), set(), [])
     entries["signaller"] = (_reporting(SIGNALLER, "found"), set(), [])
+    # Pseudo-terminals: /dev/ptmx is open to every user and no seccomp rule can tell its path, so the container tier
+    # does not refuse them (the README says so); the namespaces tier does (test_hostile). Everything else holds.
+    entries["privilege"] = (_reporting(PRIVILEGE.replace(PTY_PROBE, ""), "found"), set(), [])
     nbformat.write(build_notebook(SOLUTION), subs / "right.ipynb")
     for name in ENTRIES:
         nbformat.write(entries[name][0], subs / f"{name}.ipynb")

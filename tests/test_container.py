@@ -102,9 +102,10 @@ def test_the_best_tier_the_choice_accepts_is_taken_or_none_is_refused(monkeypatc
 
 
 def test_the_container_tier_is_reported_as_missing_namespaces():
-    assert Enforcement(SandboxTier.UID, cgroup=True).missing() == ["namespaces"]
-    assert Enforcement(SandboxTier.NONE, cgroup=True).missing() == ["sandbox"]
-    assert Enforcement(SandboxTier.NAMESPACES, cgroup=True).missing() == []
+    assert Enforcement(SandboxTier.UID, cgroup=True).missing() == ["namespaces"]  # its kernel's uid is its own
+    assert Enforcement(SandboxTier.NONE, cgroup=True).missing() == ["sandbox", "user"]
+    assert Enforcement(SandboxTier.NAMESPACES, cgroup=True, own_user=True).missing() == []  # root's bubblewrap
+    assert Enforcement(SandboxTier.NAMESPACES, cgroup=True).missing() == ["user"]  # a user's bubblewrap
 
 
 def test_protect_closes_everything_but_the_way_to_the_interpreter(tmp_path):

@@ -26,6 +26,7 @@ from grader.compare import value_category
 from grader.model import CheckStatus, Construct, FailureCategory
 from grader.pipeline import GradingOptions, draw_submission_plan
 from grader.views import HIDDEN_FAILURES, PUBLIC_HEADING, student_view
+import reference.attention_pooling as reference
 from tests.conftest import SECRET
 
 DIGEST = '''\
@@ -135,8 +136,8 @@ def call_secrets(check, calls) -> set[str]:
     if isinstance(check, ValueCheck):
         for case in check.judging_data(calls).cases:
             found |= {r for v in numbers(case.expected) for r in renderings(v)}
-    elif check.id == "ex4.predicted_exponent":
-        found |= {r for v in check.judging_data(calls).expected for r in renderings(v)}
+    elif check.id == "ex4.predicted_exponent":  # its judging data is sealed: the answers come from the reference
+        found |= {r for call in calls for r in renderings(reference.predicted_exponent(call.args[0]))}
     return found
 
 

@@ -4,7 +4,7 @@ Kept import-light on purpose: the sandboxed worker imports ``grader.worker`` and
 pull in the judging side (assignments, reference solutions) with it.
 """
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401 (the package's public version)
 
 
 def self_check(exercise=None, **kwargs):

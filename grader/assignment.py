@@ -78,9 +78,6 @@ class Assignment:
     def exercise(self, exercise_id: str) -> Exercise:
         return next(e for e in self.exercises if e.id == exercise_id)
 
-    def checks_for(self, exercise_id: str) -> list[Check]:
-        return [c for c in self.checks if c.exercise == exercise_id]
-
     def settings(self) -> dict[str, Any]:
         """The limits this assignment sets, by grader.sandbox.Limits field (what grader.config.resolve_limits takes)."""
         return {**self.limits, **{name: value for name, value in (("cell_timeout", self.cell_timeout),

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
+from .version import __version__
 from .assignment import Assignment, Exercise, public_verdicts
 from .installed import ASSIGNMENTS_DIR, notebook_assignment
 from .checks import RECOGNISERS, Call, Check, CustomCheck, CustomVerdict, Recogniser, SealedValueData, ValueCheck

@@ -17,13 +17,6 @@ from .i18n import _
 from .model import FailureCategory, is_numbers, numeric_array
 
 
-def as_array(value) -> np.ndarray:
-    """A reference result (tensor, array, float) as a float64 ndarray."""
-    if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
-    return np.asarray(value, dtype=np.float64)
-
-
 @dataclass
 class Comparison:
     matches: bool

@@ -259,4 +259,4 @@ def load_notebook(path: str | Path, grading: tuple[str, ...] | None = None) -> L
     for cell in nb.cells:
         for tag in answer_tags(cell):
             answers[tag] = (answers.get(tag, "") + "\n\n" + cell.source).strip()
-    return LoadedNotebook(stem=path.stem, source_path=str(path), notebook=nb, answers=answers, notices=notices)
+    return LoadedNotebook(stem=path.stem, notebook=nb, answers=answers, notices=notices)

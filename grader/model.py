@@ -198,7 +198,6 @@ class LoadedNotebook:
     """A validated nbformat-4 notebook, its code cells and its tagged answer cells."""
 
     stem: str
-    source_path: str
     notebook: Any  # nbformat.NotebookNode
     answers: dict[str, str]  # answer tag -> markdown text
     notices: list[GradeError] = field(default_factory=list)  # what loading changed: format upgrade, skipped shell lines

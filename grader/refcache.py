@@ -187,7 +187,7 @@ _stores_lock = threading.Lock()
 
 def reference_store(assignment_digest: str, seed_material: str, cache_root: Path | None) -> ReferenceStore:
     """The store for these keys: one object per folder per process (so its memory and locks are shared)."""
-    from . import __version__
+    from .version import __version__
 
     folder = base = None
     if cache_root is not None:
@@ -239,13 +239,6 @@ class ReferenceMemo:
         store, ledger = _current.get()
         key, storable = self.key(args, kwargs)
         return store.get_or_compute(key, lambda: self.function(*args, **kwargs), ledger, storable)
-
-    def cache_clear(self) -> None:
-        """As lru_cache's: forget the in-memory results (the files stay)."""
-        for store in [_MEMORY_ONLY, *_stores.values()]:
-            with store.guard:
-                for key in [k for k in store.memory if k.startswith(f"{self.name}-")]:
-                    del store.memory[key]
 
 
 def adopt_memoised(package: str) -> list[str]:

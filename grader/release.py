@@ -30,7 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
+from .version import __version__
 from .assignment import VERDICTS_MODULE, Assignment
 from .bundle import BUNDLE_SUFFIX, Bundle, BundledCheck, bundle_json, write_bundle
 from .checks import CustomCheck

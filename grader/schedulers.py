@@ -211,7 +211,7 @@ def assignment_reference(assignment: Assignment) -> str:
 
 def grade_remote(job: RemoteJob) -> GradedSubmission:
     """On a Dask worker: the same sandboxed grading as a local batch, figures drawn, returned as plain data."""
-    from . import __version__
+    from .version import __version__
 
     assignment = load_assignment(job.assignment)
     if assignment.digest() != job.assignment_digest or __version__ != job.grader_version:
@@ -257,7 +257,7 @@ class DaskScheduler:
         self.futures: list = []
 
     def job(self, item: BatchItem) -> RemoteJob | None:
-        from . import __version__
+        from .version import __version__
 
         try:
             notebook = read_regular_file(item.notebook, MAX_NOTEBOOK_BYTES)

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from .model import OUTCOME_STATUSES, CellRun, ProbeCall, ProbeOutcome, Value, is_numbers
+from .model import OUTCOME_STATUSES, CellRun, CellStatus, ProbeCall, ProbeOutcome, Value, is_numbers
 from .probe_runtime import WIRE, Unreadable, encode_value
 
 # The worker's job folder (grader.execute writes the first two, grader.worker the others); kept here, not in
@@ -30,7 +30,7 @@ SETTINGS_NAME, JOB_NAME, RESULT_NAME, LOG_NAME = "settings.json", "job.json", "w
 NOTEBOOK_NAME = "submission.ipynb"  # in the worker's job folder, beside JOB_NAME (the calls)
 PROTOCOL_PREFIX = "protocol:"  # a cell record's error_value when the kernel broke the protocol
 OUTCOME_MIME = "application/vnd.attention-grader.outcome+json"
-CELL_STATUSES = ("ok", "error", "timeout", "kernel-died")
+CELL_STATUSES = frozenset(CellStatus)
 MAX_TEXT = WIRE["max_text"]
 MAX_ELEMENTS = WIRE["max_elements"]
 NON_FINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}

@@ -8,7 +8,7 @@ run is in that run's language. A label is a whole message with its value in it
 
 from __future__ import annotations
 
-from .i18n import N_, _, join_list
+from .i18n import N_, _
 from .model import CheckStatus, ErrorKind
 from .views import PUBLIC_CALL, PUBLIC_HEADING, PUBLIC_PASSES
 
@@ -46,11 +46,6 @@ ERROR_LINE = N_("%(title)s: %(text)s")
 
 def error_title(kind: str) -> str:
     return _(ERROR_TITLES[kind]) if kind in ERROR_TITLES else kind
-
-
-def error_kinds(errors: list[dict], leave_out: tuple[str, ...] = (ErrorKind.CELL_ERROR,)) -> str:
-    """The kinds of a submission's errors, each once, in words: a gradebook or overview note."""
-    return join_list(sorted({error_title(e["kind"]) for e in errors if e["kind"] not in leave_out}))
 
 
 def error_text(error: dict) -> str:

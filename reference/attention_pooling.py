@@ -81,14 +81,6 @@ def epanechikov_kernel(x):
     return torch.clamp(1 - x.abs(), min=0)
 
 
-KERNELS = {
-    "gaussian": gaussian_kernel,
-    "boxcar": boxcar_kernel,
-    "constant": constant_kernel,
-    "epanechikov": epanechikov_kernel,
-}
-
-
 # --------------------------------------------------------------------------- data
 
 def book_regression_data(n: int = 40, seed: int = 0):

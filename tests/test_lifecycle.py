@@ -321,7 +321,7 @@ def assignment():
 
 
 def test_a_given_worker_is_cleaned_up_when_loading_the_notebook_raises(monkeypatch, tmp_path, assignment):
-    def broken(path):
+    def broken(path, *args):
         raise OSError("disk gone")
 
     monkeypatch.setattr(pipeline, "load_notebook", broken)

@@ -8,12 +8,10 @@ it (and refuses when no uid can be changed), and a grader killed with SIGKILL le
 and no process of a notebook behind, in every tier.
 """
 
-import ctypes
 import json
 import os
 import shutil
 import signal
-import socket
 import stat
 import subprocess
 import sys

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from assignments.attention_pooling.build_notebooks import STUBS, build_notebook
-from grader import cli
 from grader.checks import Call, ValueCheck, call_text
 from grader.compare import value_category
 from grader.model import CheckStatus, Construct, FailureCategory

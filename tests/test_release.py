@@ -20,7 +20,6 @@ import re
 import shutil
 import subprocess
 import sys
-import sysconfig
 import tokenize
 from pathlib import Path
 
@@ -30,7 +29,7 @@ import pytest
 
 from assignments.attention_pooling.build_notebooks import DATA, SOLUTION, STUBS, build_notebook, example_submissions
 from grader.assignment import VERDICTS_MAY_IMPORT, AssignmentError, draw_calls, module_imports, same_call
-from grader.bundle import DATA_OF_KIND, BundleError, bundle_json, encode, parse_bundle
+from grader.bundle import BundleError, bundle_json, parse_bundle
 from grader.checks import Call, Check
 from grader.model import ProbeOutcome
 from grader.pipeline import GradingOptions, grade_submission, judge_check, plan_probes

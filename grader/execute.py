@@ -137,7 +137,7 @@ def enforcement(options: ExecutionOptions) -> Enforcement:
     """What a run with these options will have here (the CLI says it before grading starts)."""
     tier = options.tier()
     return Enforcement(tier=tier, cgroup=options.cgroups and cgroup_manager() is not None,
-                       own_user=tier == SandboxTier.UID or tier == SandboxTier.NAMESPACES and started_by_root())
+                       own_user=tier == SandboxTier.NAMESPACES and started_by_root())  # the uid tier's always is
 
 
 def shared_memory_root() -> str | None:

@@ -143,7 +143,7 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
         # Every shard knows the whole class, in order: grader merge puts the rows back in this order.
         write_atomic(out_dir / SHARD_FILE, json.dumps({"shard": str(shard), "assignment": assignment.name,
                                                        "submissions": [names[nb] for nb in notebooks]}, indent=2))
-    hide = class_folders(notebooks, out_dir)
+    hide = class_folders(paths, out_dir)
     if shard is not None:
         notebooks = [nb for nb in notebooks if shard.holds(names[nb])]
     results: dict[Path, dict] = {}

@@ -28,7 +28,7 @@ import nbformat
 
 from .cgroups import CgroupManager, JobCgroup
 from .errors import SandboxUnavailable, WorkerCrashed
-from .files import FileTooLarge, class_folders, find_notebooks, read_regular_file
+from .files import FileTooLarge, class_folders, read_regular_file
 from .i18n import N_, _
 from .model import ErrorKind, GradeError, OutcomeStatus, ProbeCall, SandboxTier, WorkerPhases, WorkerRun
 from . import uids
@@ -340,7 +340,7 @@ def start_early_worker(paths: list[str | Path], assignment_dir: Path, options: E
     and the class's folders; grade_batch uses it only if that also hides everything the assignment asks, and
     its limits are the run's.
     """
-    hide = [assignment_dir, Path.home(), *class_folders(find_notebooks(paths), out_dir)]
+    hide = [assignment_dir, Path.home(), *class_folders(paths, out_dir)]
     return WorkerProcess(options, [], hide)
 
 

@@ -231,11 +231,11 @@ def test_a_dask_worker_hides_what_a_local_batch_hides(small_class, tmp_path, mon
     """The class's folders and the output travel with each task: a worker sharing the client's disk hides them."""
     from grader import pipeline, schedulers
     from grader.assignment import load_assignment
-    from grader.files import class_folders, find_notebooks
+    from grader.files import class_folders
 
     assignment = load_assignment("attention_pooling")
     options = pipeline.GradingOptions(secret=SECRET, exercises=("ex1",))
-    hide = class_folders(find_notebooks([small_class]), tmp_path / "out")
+    hide = class_folders([small_class], tmp_path / "out")
     scheduler = object.__new__(schedulers.DaskScheduler)  # no cluster needed to make a task
     scheduler.assignment, scheduler.options, scheduler.hide = assignment, options, hide
     notebook = small_class / "ann.ipynb"
@@ -270,3 +270,22 @@ def test_a_figure_drawn_from_results_alone_waits_while_its_exercise_is_silent(as
     assert [f.waiting for f in draw_figures(figures, {}, errored, silent_exercises(checks, errored))] == [True]
     judged = [CheckResult(checks[0].check.id, "", "failed", 0.0, 1.0, ""), *errored[1:]]
     assert silent_exercises(checks, judged) == frozenset()
+
+
+def test_a_class_of_a_folder_per_student_is_one_folder_to_hide(tmp_path):
+    """Each worker's start checks every path it hides: a path per student made a batch's cost grow with the square
+    of its size. The folders given are hidden whole (every notebook under them with them), the outermost only."""
+    from grader.files import class_folders, find_notebooks
+
+    klass = tmp_path / "class"
+    for i in range(50):
+        (klass / f"student{i}").mkdir(parents=True)
+        (klass / f"student{i}" / "attention_pooling.ipynb").write_text("{}")
+    loose = tmp_path / "late" / "attention_pooling.ipynb"
+    loose.parent.mkdir()
+    loose.write_text("{}")
+    given = [klass, klass / "student3" / "attention_pooling.ipynb", loose]
+    assert class_folders(given, klass / "out") == [klass, loose.parent]  # the output inside the class: covered
+    hide = class_folders(given, tmp_path / "grades")
+    assert hide == [klass, tmp_path / "grades", loose.parent]
+    assert all(any(folder in notebook.parents for folder in hide) for notebook in find_notebooks(given))

@@ -154,9 +154,11 @@ class PeakMemory:
 def timed(command: list[str], env: dict[str, str], exits: tuple[int, ...] = (0, 1)) -> dict:
     """Wall clock, CPU seconds (the process and every child it waited for) and peak memory of one command;
     ``exits``: the exit codes that are not a failure (1: a submission below full marks)."""
+    accounting = CpuAccounting()
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=accounting.join)
     memory = PeakMemory(process.pid)
     _, stderr = process.communicate()
     seconds = time.perf_counter() - started
@@ -164,8 +166,42 @@ def timed(command: list[str], env: dict[str, str], exits: tuple[int, ...] = (0, 
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if process.returncode not in exits or "Traceback" in stderr:
         raise SystemExit(f"{' '.join(command[:4])}...: exit {process.returncode}\n{stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    cpu = accounting.close()
+    if cpu is None:
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {"seconds": seconds, "cpu": cpu, "peaks": peaks}
+
+
+class CpuAccounting:
+    """CPU seconds of a command and every process it starts, from a cgroup v1 cpuacct group of its own (the
+    grader's kernels join cgroups of the memory, pids and cpu controllers, not this one). The children's rusage
+    misses processes their parents never wait for (a sandbox's own init reaps the kernel): CPU seconds read
+    that way were a quarter of the truth. None where cpuacct is not mounted writable (the caller uses rusage)."""
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct")
+
+    def __init__(self):
+        self.folder = self.ROOT / f"bench-{os.getpid()}-{time.monotonic_ns()}"
+        try:
+            self.folder.mkdir()
+        except OSError:
+            self.folder = None
+
+    def join(self) -> None:  # in the child, between fork and exec
+        if self.folder is not None:
+            (self.folder / "cgroup.procs").write_text(str(os.getpid()))
+
+    def close(self) -> float | None:
+        if self.folder is None:
+            return None
+        seconds = int((self.folder / "cpuacct.usage").read_text()) / 1e9
+        for _ in range(50):  # the group is removed once its last process has exited
+            try:
+                self.folder.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+        return seconds
 
 
 def main() -> None:

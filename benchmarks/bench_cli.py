@@ -7,9 +7,10 @@ grader  `python -m grader.cli grade PATH --out DIR --secret S --force --quiet --
         reports and gradebooks written. The on-disk reference cache is warm (filled once before
         the rounds), as from a course's second run with the same secret.
 floor   one cold Python process that, for each notebook in turn, starts a bare kernel with
-        nbclient (no sandbox, no worker), runs the notebook, then makes in that same kernel the
-        same probe calls on the same inputs as the grader's checks (with the grader's probe
-        runtime, grouped per function as the worker groups them). The figures' calls are the
+        nbclient (no sandbox, no worker; a new kernel per notebook, as the grader's), runs the
+        notebook, then makes in that same kernel the same probe calls on the same inputs as the
+        grader's checks (floor_calls: the public calls, then the hidden ones, as the worker makes
+        them; with the grader's probe runtime, grouped per function). The figures' calls are the
         grader's own extra and are not in the floor. Kernels single-threaded on both sides.
 
 Cases: the untouched template (fixed overhead, target grader <= 1.3x floor) and a class of
@@ -88,6 +89,17 @@ def build_inputs(folder: Path, class_size: int) -> tuple[Path, Path, Path]:
     return template, klass, warm_reference_cache(folder)
 
 
+def floor_calls(assignment, options) -> list:
+    """The probe calls the grader's checks make in a submission's kernel, in the worker's order: with a secret,
+    each check's calls on its public inputs (what a student is shown), then those on the hidden ones; without,
+    the public ones. Not the figures' own calls: drawing is the grader's extra, not the floor's."""
+    from dataclasses import replace
+
+    from grader.pipeline import draw_submission_plan
+
+    return draw_submission_plan(assignment, replace(options, figures=False)).sent
+
+
 def warm_reference_cache(folder: Path) -> Path:
     """The grader's on-disk reference cache, FOLDER/cache (the benchmarks' GRADER_CACHE_DIR), filled as a second
     run with SECRET finds it; and the checks' probe calls, written to FOLDER/calls.json for the floor."""
@@ -100,8 +112,8 @@ def warm_reference_cache(folder: Path) -> Path:
     assignment = load_assignment("attention_pooling")
     options = GradingOptions(secret=SECRET, disk_cache=True, cache_dir=folder / "cache")
     calls = folder / "calls.json"
+    calls.write_text(json.dumps(job_calls(floor_calls(assignment, options))))
     planned = plan_probes(assignment, options)
-    calls.write_text(json.dumps(job_calls([call for plan in planned for call in plan.probe_calls])))
     with refcache.using(options.reference_store(assignment), None):
         for plan in planned:
             plan.check.warm(plan.calls)

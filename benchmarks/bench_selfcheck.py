@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cli import REPO, SINGLE_THREADED, timed  # noqa: E402
+from bench_cli import REPO, SINGLE_THREADED, floor_calls, timed  # noqa: E402
 
 
 def build_inputs(folder: Path) -> tuple[dict[str, Path], Path]:
@@ -39,7 +39,7 @@ def build_inputs(folder: Path) -> tuple[dict[str, Path], Path]:
     from grader.assignment import load_assignment
     from grader.bundle import load_bundle
     from grader.execute import job_calls
-    from grader.pipeline import GradingOptions, plan_probes
+    from grader.pipeline import GradingOptions
     from grader.release import write_release
 
     released = write_release(load_assignment("attention_pooling"), folder / "release")
@@ -47,9 +47,8 @@ def build_inputs(folder: Path) -> tuple[dict[str, Path], Path]:
     correct.parent.mkdir()
     nbformat.write(build_notebook(SOLUTION), correct)
     shutil.copy(released.bundle, correct.parent / released.bundle.name)
-    planned = plan_probes(load_bundle(released.bundle), GradingOptions(secret=None))
     calls = folder / "calls.json"
-    calls.write_text(json.dumps(job_calls([call for plan in planned for call in plan.probe_calls])))
+    calls.write_text(json.dumps(job_calls(floor_calls(load_bundle(released.bundle), GradingOptions(secret=None)))))
     return {"template": released.template, "correct": correct}, calls
 
 

@@ -289,3 +289,31 @@ def test_a_class_of_a_folder_per_student_is_one_folder_to_hide(tmp_path):
     hide = class_folders(given, tmp_path / "grades")
     assert hide == [klass, tmp_path / "grades", loose.parent]
     assert all(any(folder in notebook.parents for folder in hide) for notebook in find_notebooks(given))
+
+
+def test_a_dask_worker_checks_the_reference_through_the_runs_cache(tmp_path, monkeypatch):
+    """A worker's first task checks the reference on the public inputs as the CLI does, with the run's cache in
+    use: read from there once a run has kept it (each worker computed it again, its first task's extra cost)."""
+    from grader import pipeline, schedulers
+    from grader.assignment import load_assignment
+
+    assignment = load_assignment("attention_pooling", check_references=False)
+    options = pipeline.GradingOptions(secret=SECRET, exercises=("ex1",), disk_cache=True, cache_dir=tmp_path / "cache")
+    scheduler = object.__new__(schedulers.DaskScheduler)  # no cluster needed to make a task
+    scheduler.assignment, scheduler.options, scheduler.hide = assignment, options, []
+    notebook = tmp_path / "ann.ipynb"
+    nbformat.write(build_notebook(SOLUTION), notebook)
+    job = scheduler.job(schedulers.BatchItem(notebook, "ann", "key"))
+    monkeypatch.setattr(assignment, "_references_checked", False, raising=False)  # as in a new worker process
+
+    class Started(Exception):
+        pass
+
+    def start_worker(*args):
+        raise Started
+
+    monkeypatch.setattr(pipeline, "start_worker", start_worker)
+    with pytest.raises(Started):
+        schedulers.grade_remote(job)
+    public = options.reference_store(assignment, public=True).folder
+    assert public is not None and public.is_dir() and any(public.iterdir())

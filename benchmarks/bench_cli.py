@@ -199,14 +199,23 @@ class CpuAccounting:
         except OSError:
             self.folder = None
 
-    def join(self) -> None:  # in the child, between fork and exec
+    def join(self) -> None:
+        """The calling process joins (as a preexec_fn: the child, between fork and exec); what it starts after, too."""
         if self.folder is not None:
             (self.folder / "cgroup.procs").write_text(str(os.getpid()))
+
+    def leave(self) -> None:
+        """The calling process back in the root group (what it started stays)."""
+        if self.folder is not None:
+            (self.ROOT / "cgroup.procs").write_text(str(os.getpid()))
+
+    def usage(self) -> float | None:
+        return int((self.folder / "cpuacct.usage").read_text()) / 1e9 if self.folder is not None else None
 
     def close(self) -> float | None:
         if self.folder is None:
             return None
-        seconds = int((self.folder / "cpuacct.usage").read_text()) / 1e9
+        seconds = self.usage()
         for _ in range(50):  # the group is removed once its last process has exited
             try:
                 self.folder.rmdir()

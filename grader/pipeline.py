@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import refcache
-from .assignment import Assignment, draw_calls, public_calls, public_material, rng_for
+from .assignment import Assignment, draw_calls, figure_material, public_calls, public_material, rng_for
 from .checks import Call, Check, Verdict, call_text, outcome_category
 from .execute import ExecutionOptions, WorkerProcess
 from .figures import Figure, FigureInputs, FigureResult, render_figure
@@ -103,7 +103,7 @@ def plan_figures(assignment: Assignment, options: GradingOptions) -> list[Planne
     for figure in assignment.figures:
         if options.exercises and figure.exercise not in options.exercises:
             continue
-        calls = figure.make_calls(rng_for(f"figures:{assignment.public_seed}", figure.id))
+        calls = figure.make_calls(rng_for(figure_material(assignment), figure.id))
         planned.append(PlannedFigure(figure, calls, probe_calls(f"figure:{figure.id}", calls, options)))
     return planned
 

@@ -1,6 +1,6 @@
 """An assignment's texts for translation: what its catalogs must hold, and its ``locale/messages.pot``.
 
-    python -m grader.kit catalog assignments/attention_scoring      # writes its locale/messages.pot
+    python -m grader.kit catalog FOLDER      # writes FOLDER/locale/messages.pot
 
 Two kinds of text reach a reader. Strings the assignment's modules mark with ``_()`` or ``N_()`` (input labels,
 a verdict's sentences) are extracted as pybabel extracts them. The declarations' plain strings (titles, hints,

@@ -397,19 +397,20 @@ def not_run(check: Check) -> CheckResult:
                        message=_("Not checked: the notebook could not be graded (see the errors above)."))
 
 
-_TEMPLATE_ANSWERS: dict[str, dict[str, str]] = {}
+_TEMPLATE_ANSWERS: dict[Path, dict[str, str]] = {}
 
 
 def template_answer_texts(assignment: Assignment) -> dict[str, str]:
     """The answer cells' placeholder text in the template: an unchanged placeholder is an empty answer."""
     if assignment.template_answers is not None:
         return assignment.template_answers
-    if assignment.name not in _TEMPLATE_ANSWERS:
+    template = assignment.root / assignment.template  # by file: two folders may declare one name (a copy, a draft)
+    if template not in _TEMPLATE_ANSWERS:
         try:
-            _TEMPLATE_ANSWERS[assignment.name] = load_notebook(assignment.root / assignment.template).answers
+            _TEMPLATE_ANSWERS[template] = load_notebook(template).answers
         except (NotebookRejected, OSError):
-            _TEMPLATE_ANSWERS[assignment.name] = {}
-    return _TEMPLATE_ANSWERS[assignment.name]
+            _TEMPLATE_ANSWERS[template] = {}
+    return _TEMPLATE_ANSWERS[template]
 
 
 # --------------------------------------------------------------------------- the whole run

@@ -94,6 +94,22 @@ def test_a_reference_loaded_by_file_is_one_module():
         load_reference(KIT / "reference" / "absent.py")
 
 
+def test_a_gradescope_zip_carries_a_reference_kept_beside_the_folder(example, tmp_path):
+    """Unpacked, the zip's copy of the assignment loads: its reference sits where its checks look for it."""
+    import zipfile
+
+    from grader.platforms import build_gradescope_zip
+
+    names = build_gradescope_zip(tmp_path / "autograder.zip", example, SECRET, [])
+    assert {"assignments/masked_weights/checks.py", "assignments/reference/masked_weights.py"} <= set(names)
+    assert not [n for n in names if n.startswith("tests/") or "solution" in n]
+    with zipfile.ZipFile(tmp_path / "autograder.zip") as archive:
+        archive.extractall(tmp_path / "unpacked")
+    assignments = tmp_path / "unpacked" / "assignments"
+    unpacked = (assignments / "masked_weights").rename(assignments / f"zip_{tmp_path.name}")  # modules are cached by it
+    assert load_assignment(unpacked).hidden_paths == (assignments / "reference",)
+
+
 # --------------------------------------------------------------------------- bad plug-ins, refused at load
 
 def copy_of_example(tmp_path: Path, checks_suffix: str = "") -> Path:
@@ -159,7 +175,10 @@ def test_a_template_lacking_a_contract_function_is_refused(tmp_path):
     assert "softmax_rows" in problems_of(error)["template"] and "does not define" in problems_of(error)["template"]
 
 
-def test_a_template_that_names_another_assignment_or_lacks_its_answer_cells_is_refused(tmp_path):
+def test_a_template_that_names_another_assignment_or_lacks_its_answer_cells_is_refused(example, tmp_path):
+    from grader.assignment import declared_assignment
+    from grader.pipeline import template_answer_texts
+
     folder = copy_of_example(tmp_path)
     template = nbformat.read(folder / "masked_weights.ipynb", as_version=4)
     template.metadata["grader"] = {"assignment": "attention_pooling"}
@@ -168,6 +187,8 @@ def test_a_template_that_names_another_assignment_or_lacks_its_answer_cells_is_r
     error = refused(folder)
     assert [p.subject for p in error.problems] == ["template", "template"]
     assert "answer:ex1" in str(error) and "'attention_pooling'" in str(error)
+    # what the copy's template says is its own, though it declares the example's name
+    assert template_answer_texts(example) and template_answer_texts(declared_assignment(folder)) == {}
 
 
 def test_a_checks_module_that_fails_to_import_is_refused_naming_its_folder(tmp_path):

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from assignments.attention_pooling.build_notebooks import SOLUTION, STUBS, build_notebook
-from grader import cli
+from grader import cli, commands
 from grader.assignment import load_assignment
 from grader.execute import ExecutionOptions
 from grader.pipeline import GradingOptions, grade_submission
@@ -269,7 +269,7 @@ def test_the_first_students_cells_run_while_the_assignment_is_imported(tmp_path,
     path.parent.mkdir()
     nbformat.write(build_notebook(SOLUTION), path)
     early, pool_started = [], []
-    start_early, start_pooled, load = execute.start_early_worker, schedulers.start_worker, cli._load_assignment
+    start_early, start_pooled, load = execute.start_early_worker, schedulers.start_worker, commands.load_assignment
     monkeypatch.setattr(execute, "start_early_worker", lambda *args: early.append(start_early(*args)) or early[-1])
     monkeypatch.setattr(schedulers, "start_worker", lambda *args: pool_started.append(1) or start_pooled(*args))
 
@@ -280,7 +280,7 @@ def test_the_first_students_cells_run_while_the_assignment_is_imported(tmp_path,
             time.sleep(0.05)
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "_load_assignment", load_once_a_cell_has_run)
+    monkeypatch.setattr(commands, "load_assignment", load_once_a_cell_has_run)
     out = tmp_path / "out"
     assert cli.main(["grade", str(path.parent), "--out", str(out), "--secret", "s3", "--quiet", *ONLY_EX4]) == \
         cli.EXIT_OK

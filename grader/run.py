@@ -86,10 +86,11 @@ class ThreadDrawer:
 # --------------------------------------------------------------------------- reference warm-up
 
 class WarmUps:
-    """The threads computing reference results while workers run; each stops after its current step when asked."""
+    """The threads computing reference results while workers run; each stops after its current step when its
+    submission's judging is done (its ``enough``), or when the run ends."""
 
     def __init__(self):
-        self.threads: set[threading.Thread] = set()
+        self.threads: dict[threading.Thread, threading.Event] = {}
         self.lock = threading.Lock()
 
     def start(self, plan: SubmissionPlan, store: ReferenceStore, ledger: ReferenceLedger,
@@ -98,13 +99,17 @@ class WarmUps:
 
         thread = threading.Thread(target=warm, args=(plan, store, ledger, enough), daemon=True, name="warm-up")
         with self.lock:
-            self.threads.add(thread)
+            self.threads = {t: e for t, e in self.threads.items() if t.is_alive()}  # the finished ones go
+            self.threads[thread] = enough
         thread.start()
 
     def join(self) -> None:
-        """Wait for each: a warm-up thread left inside torch when the interpreter exits aborts the process."""
+        """Stop each after its current step, and wait for it: a warm-up thread left inside torch when the
+        interpreter exits aborts the process (C++ terminate)."""
         with self.lock:
-            threads, self.threads = list(self.threads), set()
+            threads, self.threads = self.threads, {}
+        for enough in threads.values():
+            enough.set()
         for thread in threads:
             thread.join()
 

@@ -306,9 +306,10 @@ def test_the_likely_first_notebook_is_the_batchs_first_unless_it_may_be_skipped(
     assert likely_first([tmp_path], out, shard=shard) == tmp_path / "b.ipynb"
 
 
-def test_the_command_ends_fast_but_only_after_its_exit_handlers_ran(tmp_path):
+def test_the_command_ends_fast_but_only_after_its_run_has_ended(tmp_path):
     """`python -m grader.cli` (and the `grader` script) skip the interpreter's finalisation (0.3 s with torch
-    loaded) but not what exiting must do: the run's cgroups are removed by an exit handler, the code is kept."""
+    loaded) but not what exiting must do: the run's cgroups are removed when its grader.run.Run ends, before the
+    process does, and the exit code is kept."""
     import glob
 
     from grader.execute import cgroup_manager
@@ -328,7 +329,7 @@ def test_the_command_ends_fast_but_only_after_its_exit_handlers_ran(tmp_path):
     assert (tmp_path / "o" / "s" / "result.json").is_file() and (tmp_path / "o" / "gradebook.csv").is_file()
     if available(cgroup_manager() is not None, "this process cannot make cgroups here"):
         assert made, "the run made its cgroups"
-        assert not glob.glob(f"/sys/fs/cgroup/**/{pattern}", recursive=True), "and its exit handler removed them"
+        assert not glob.glob(f"/sys/fs/cgroup/**/{pattern}", recursive=True), "and the run's end removed them"
 
 
 HOSTILE_CHECKS = """

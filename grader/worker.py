@@ -118,6 +118,8 @@ class CappedOutputClient(NotebookClient):
         context = self.km.context
         try:
             self.running.close()  # setup_kernel's exit: the kernel shut down, the client's channels stopped
+            if self.km is not None and self.km.has_kernel:  # a start that failed before setup_kernel's yield
+                run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:
             pass
         context.destroy(linger=0)

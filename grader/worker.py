@@ -345,8 +345,9 @@ class Worker:
         for output in self.client.nb.cells[self.slot].outputs:
             data = output.get("data") if output.get("output_type") in ("display_data", "execute_result") else None
             raw = data.get(OUTCOME_MIME) if isinstance(data, dict) else None
-            if isinstance(raw, dict) and raw.get("id") in wanted and raw["id"] not in found:
-                found[raw["id"]] = checked_outcome(raw)
+            call_id = raw.get("id") if isinstance(raw, dict) else None
+            if isinstance(call_id, str) and call_id in wanted and call_id not in found:  # a list id is unhashable
+                found[call_id] = checked_outcome(raw)
         return found
 
     def probe(self, nb, job: dict) -> None:

@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 import grader.execute as execute
@@ -192,6 +193,22 @@ def test_error_outputs_count_against_the_output_cap_and_the_error_is_kept():
     assert 0 in client.truncated, "a huge error message is output like any other"
     errors = [o for o in outs if o.output_type == "error"]
     assert len(errors) == 1 and errors[0].ename == "ValueError" and len(errors[0].evalue) <= 500
+
+
+def test_what_a_kernel_displays_is_checked_first_one_wins_and_nothing_crashes_the_worker(tmp_path):
+    """A hostile kernel's outputs of our MIME type: an id that is no string (a list is unhashable), a value whose
+    shape lies about its bytes, then the right answer too late; and outcomes for calls this execution did not
+    make. The worker keeps the first outcome of each of its calls, as checked, and finishes."""
+    from grader.wireformat import encode_value
+
+    good = {"id": CALLS[0].id, "status": "ok", "value": encode_value(-0.2)}
+    lying = {**good, "value": {**encode_value(np.zeros(2)), "shape": [3]}}
+    displays = ({"id": [CALLS[0].id], "status": "ok"}, {**good, "id": "other#0"}, "not an object", lying, good)
+    result = run_worker(tmp_path, ["a = 1"], FakeKernels(displays=displays), CALLS)
+    assert result["finished"] and set(result["probes"]) == {CALLS[0].id}
+    assert result["probes"][CALLS[0].id] == {"status": "invalid", "reason": {"code": "malformed-value"}}
+    alone = run_worker(tmp_path, ["a = 1"], FakeKernels(displays=(good,)), CALLS)["probes"][CALLS[0].id]
+    assert alone["status"] == "ok" and alone["value"] == good["value"]
 
 
 def iopub(msg_type: str, content: dict) -> dict:

@@ -256,16 +256,23 @@ def main() -> None:
             cases["class"] = {"grader --jobs 1": grader([klass], 1), "grader --jobs 2": grader([klass], 2),
                               "floor": floor(notebooks)}
         timed(floor([template]), env)  # the file cache warm for both sides
-        runs: dict[tuple[str, str], list[dict]] = {}
-        loads = [os.getloadavg()[0]]
-        for round_number in range(args.rounds):
-            for case, sides in cases.items():
-                order = list(sides) if round_number % 2 == 0 else list(reversed(sides))
-                for side in order:
-                    runs.setdefault((case, side), []).append(timed(sides[side], env))
-            loads.append(os.getloadavg()[0])
-            print(f"round {round_number + 1}/{args.rounds} done (load average {loads[-1]:.1f})", file=sys.stderr)
+        runs, loads = alternate(cases, args.rounds, env)
         report(runs, cases, args, len(notebooks), loads, tmp / "out" / "2")
+
+
+def alternate(cases: dict[str, dict[str, list[str]]], rounds: int, env: dict[str, str]):
+    """Each case's sides (commands) timed in turn, the order flipped every round so that machine noise hits all
+    of them: {(case, side): [timed(...) per round]}, and the load averages before and after each round."""
+    runs: dict[tuple[str, str], list[dict]] = {}
+    loads = [os.getloadavg()[0]]
+    for round_number in range(rounds):
+        for case, sides in cases.items():
+            order = list(sides) if round_number % 2 == 0 else list(reversed(sides))
+            for side in order:
+                runs.setdefault((case, side), []).append(timed(sides[side], env))
+        loads.append(os.getloadavg()[0])
+        print(f"round {round_number + 1}/{rounds} done (load average {loads[-1]:.1f})", file=sys.stderr)
+    return runs, loads
 
 
 def report(runs, cases, args, class_size: int, loads: list[float], out: Path) -> None:

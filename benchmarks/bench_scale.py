@@ -43,8 +43,6 @@ BLOCK = 10
 def mix() -> dict[str, object]:
     """The ten submissions of a block: name -> notebook (or a file's text)."""
     sys.path.insert(0, str(REPO))
-    import nbformat
-
     from assignments.attention_pooling.build_notebooks import SOLUTION, build_notebook
     from tests.hostile_corpus import corpus
     from tests.learner_notebooks import LEARNERS
@@ -67,24 +65,17 @@ def mix() -> dict[str, object]:
 
 def write_class(folder: Path, size: int, variants: dict[str, object], seed: int = 26) -> Path:
     """``size`` submissions (a multiple of the block), each block the same ten in a seeded order; and a roster."""
-    import nbformat
+    from tests.hostile_corpus import write_entry
 
     folder.mkdir(parents=True)
     rng = random.Random(seed)
     names = []
-    for block in range(size // BLOCK):
+    for _block in range(size // BLOCK):
         order = list(variants)
         rng.shuffle(order)
         for kind in order:
             name = f"s{len(names):04d}_{kind}"
-            content = variants[kind]
-            path = folder / f"{name}.ipynb"
-            if isinstance(content, bytes):
-                path.write_bytes(content)
-            elif isinstance(content, str):
-                path.write_text(content)
-            else:
-                nbformat.write(content, path)
+            write_entry(folder / f"{name}.ipynb", variants[kind])
             names.append(name)
     roster = folder.parent / f"roster-{size}.csv"
     write_roster(roster, names)

@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cli import REPO, SINGLE_THREADED, floor_calls, timed  # noqa: E402
+from bench_cli import REPO, SINGLE_THREADED, alternate, floor_calls, timed  # noqa: E402
 
 
 def build_inputs(folder: Path) -> tuple[dict[str, Path], Path]:
@@ -65,15 +65,7 @@ def main() -> None:
                                   str(path)]}
                  for name, path in notebooks.items()}
         timed(cases["template"]["floor"], env)  # the file cache warm for both sides
-        runs: dict[tuple[str, str], list[dict]] = {}
-        loads = [os.getloadavg()[0]]
-        for round_number in range(args.rounds):
-            for case, sides in cases.items():
-                order = list(sides) if round_number % 2 == 0 else list(reversed(sides))
-                for side in order:
-                    runs.setdefault((case, side), []).append(timed(sides[side], env))
-            loads.append(os.getloadavg()[0])
-            print(f"round {round_number + 1}/{args.rounds} done (load average {loads[-1]:.1f})", file=sys.stderr)
+        runs, loads = alternate(cases, args.rounds, env)
 
     def median(case, side, key="seconds") -> float:
         return statistics.median(run[key] for run in runs[(case, side)])

@@ -73,13 +73,20 @@ class FigureSpec:
 RC = {"svg.fonttype": "none", "svg.hashsalt": "grader", "text.usetex": False, "font.size": 9,
       "figure.dpi": 100, "axes.spines.top": False, "axes.spines.right": False,
       "axes.formatter.use_mathtext": False, "xtick.minor.visible": False, "ytick.minor.visible": False}
+TICKS = 5  # intervals at most on a linear axis
 
 
 def configure() -> None:
+    import logging
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     matplotlib.rcParams.update(RC)
+    # The fonts named are all the languages' (figure_fonts): the reader's browser has some this machine may lack.
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font")
 
 
 def resolve(value, axes: list, returned: list):
@@ -96,40 +103,55 @@ def resolve(value, axes: list, returned: list):
     return value
 
 
-def plain_log_labels(ax) -> None:
-    """Log axes labelled 0.1, 1, 10 in plain text (matplotlib's default is mathtext, 10^-1 typeset)."""
-    from matplotlib.ticker import LogFormatter, NullFormatter, NullLocator
+def cheap_ticks(ax) -> None:
+    """Log axes labelled 0.1, 1, 10 in plain text (matplotlib's default is mathtext, 10^-1 typeset), without
+    minor ticks; linear axes with at most 6 ticks (matplotlib's default fits up to 9 in a wide plot): every tick
+    is several artists, measured for the layout and drawn."""
+    from matplotlib.ticker import AutoLocator, MaxNLocator, NullFormatter, NullLocator, StrMethodFormatter
 
     for axis in (ax.xaxis, ax.yaxis):
         if axis.get_scale() == "log":
-            axis.set_major_formatter(LogFormatter(labelOnlyBase=True))
+            axis.set_major_formatter(StrMethodFormatter("{x:g}"))  # 0.01, 1, 100, 1e+04
             axis.set_minor_locator(NullLocator())
             axis.set_minor_formatter(NullFormatter())
+        elif type(axis.get_major_locator()) is AutoLocator:
+            axis.set_major_locator(MaxNLocator(nbins=TICKS, steps=[1, 2, 2.5, 5, 10]))
+
+
+def replay(spec: FigureSpec):
+    """The matplotlib Figure the spec's calls make, laid out (constrained layout: no text leaves the figure or
+    lands on another axes' text), not yet written. Call it within ``fonts_context``."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=spec.figsize, layout="constrained")
+    axes = list(fig.subplots(spec.rows, spec.cols, squeeze=False).ravel())
+    returned: list = []
+    for call in spec.calls:
+        if call.method.startswith("_"):
+            raise ValueError(f"not a plotting call: {call.method}")
+        target = fig if call.target == FIGURE else axes[call.index]
+        returned.append(getattr(target, call.method)(*resolve(call.args, axes, returned),
+                                                     **resolve(call.kwargs, axes, returned)))
+    for ax in axes:
+        cheap_ticks(ax)
+    return fig
+
+
+def fonts_context(fonts: tuple[str, ...]):
+    """matplotlib falls back along font.family glyph by glyph (>= 3.6) when it measures text, and writes the
+    same list into the SVG's font-family, so the reader's browser picks the same faces in the same order."""
+    import matplotlib
+
+    return matplotlib.rc_context({"font.family": list(fonts)})
 
 
 def render_svg(spec: FigureSpec, fonts: tuple[str, ...], name: str) -> str:
     """The figure as an SVG element to inline in HTML, its ids prefixed by ``name``'s (unique in the page)."""
-    import matplotlib
     from matplotlib.backends.backend_svg import FigureCanvasSVG
-    from matplotlib.figure import Figure
 
-    # matplotlib falls back along font.family glyph by glyph (>= 3.6) and writes the same list into the SVG's
-    # font-family, so the reader's browser picks the same faces in the same order.
-    with matplotlib.rc_context({"font.family": list(fonts)}):
-        fig = Figure(figsize=spec.figsize, layout="constrained")
-        axes = list(fig.subplots(spec.rows, spec.cols, squeeze=False).ravel())
-        returned: list = []
-        for call in spec.calls:
-            if call.method.startswith("_"):
-                raise ValueError(f"not a plotting call: {call.method}")
-            target = fig if call.target == FIGURE else axes[call.index]
-            args = resolve(call.args, axes, returned)
-            kwargs = resolve(call.kwargs, axes, returned)
-            returned.append(getattr(target, call.method)(*args, **kwargs))
-        for ax in axes:
-            plain_log_labels(ax)
+    with fonts_context(fonts):
         buffer = io.StringIO()
-        FigureCanvasSVG(fig).print_svg(buffer, metadata={"Date": None})
+        FigureCanvasSVG(replay(spec)).print_svg(buffer, metadata={"Date": None})
     svg = buffer.getvalue()
     return prefixed_ids(svg[svg.index("<svg"):], svg_id_prefix(name))  # no XML prologue: inlined in HTML
 

@@ -208,10 +208,26 @@ def close_drawer() -> None:
 atexit.register(close_drawer)
 
 
+_HERE_LOCK = threading.Lock()  # rcParams are process-wide: one figure at a time when drawn in this process
+_CONFIGURED = False
+
+
+def draw_here(spec: FigureSpec, fonts: tuple[str, ...], name: str) -> str:
+    global _CONFIGURED
+    with _HERE_LOCK:
+        if not _CONFIGURED:
+            configure()
+            _CONFIGURED = True
+        return render_svg(spec, fonts, name)
+
+
 def draw(spec: FigureSpec, fonts: tuple[str, ...], name: str) -> str:
     """The figure's SVG, drawn in the drawing process. A drawing process that died (killed, out of memory) is
-    replaced for the next figure; this one's error is the caller's to report."""
+    replaced for the next figure; this one's error is the caller's to report. A daemonic process (a Dask
+    worker's, by default) may not start one: it draws in its own process."""
     global _POOL
+    if multiprocessing.current_process().daemon:
+        return draw_here(spec, fonts, name)
     pool = drawer()
     try:
         return pool.submit(render_svg, spec, fonts, name).result()

@@ -252,6 +252,15 @@ def test_a_drawing_process_that_dies_is_replaced():
     assert drawing.drawer().submit(os.getpid).result() != first
 
 
+def test_a_daemonic_process_draws_in_its_own_process(monkeypatch):
+    """A Dask worker (daemonic by default) may not start a drawing process: it draws the figure itself."""
+    import multiprocessing
+
+    monkeypatch.setitem(multiprocessing.current_process()._config, "daemon", True)
+    monkeypatch.setattr(drawing, "drawer", lambda: pytest.fail("a daemonic process started a drawing process"))
+    assert parsed(drawing.draw(every_kind()["lines"].spec, FONTS, "here"))
+
+
 def test_grading_a_correct_notebook_draws_every_figure_in_the_drawing_process(tmp_path):
     """The grader's own process never imports matplotlib: its drawing process does."""
     scoring = tmp_path / "scoring.ipynb"

@@ -282,3 +282,14 @@ def test_grading_a_correct_notebook_draws_every_figure_in_the_drawing_process(tm
     for name, figures in report["drawn"].items():
         assert len(figures) >= 3, name
         assert all(svg and error is None and not waiting for _id, svg, error, waiting in figures), figures
+
+
+def test_the_command_line_draws_the_figures_and_exits(tmp_path):
+    """The CLI joins its threads before it exits: the drawing process's pool must be shut down first."""
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, "-m", "grader.cli", "grade", str(ROOT / "examples/submissions/alice_correct.ipynb"),
+                           "--out", str(out), "--secret", "figures-test", "--quiet"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (figures,) = out.glob("*/figures.json")
+    assert all(f["svg"] for f in json.loads(figures.read_text())) and len(json.loads(figures.read_text())) == 4

@@ -3,13 +3,14 @@
 # rest, so grades are reproducible), the book's package d2l for students' notebooks, and
 # bubblewrap, the sandbox, where apt-get can install it.
 #   ./install.sh          the grader
-#   ./install.sh --test   the grader, pytest, and what the tests need (bubblewrap, chromium and CJK fonts for the
+#   ./install.sh --test   the grader, pytest, and what the tests need (bubblewrap, libseccomp2 to check the
+#                         seccomp filter's syscall numbers, chromium and CJK fonts for the
 #                         reports in a real browser, gettext for msgfmt --check on the catalogs)
 set -euo pipefail
 cd "$(dirname "$0")"
 extras="kernel" packages="bubblewrap"
 if [ "${1:-}" = "--test" ]; then
-  extras="kernel,test" packages="bubblewrap chromium fonts-noto-cjk gettext"
+  extras="kernel,test" packages="bubblewrap chromium fonts-noto-cjk gettext libseccomp2"
 fi
 missing=""
 for pkg in $packages; do dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"; done

@@ -26,6 +26,7 @@ from .execute import WorkerProcess
 from .pipeline import GradingOptions, hidden_paths
 from .report import render_index, render_report
 from .reviews import apply_reviews
+from .views import student_view
 from .schedulers import BatchItem, open_scheduler
 
 KEY_FILE = ".grading-key"
@@ -84,8 +85,12 @@ def write_submission(out_dir: Path, name: str, graded: GradedSubmission, key: st
     return data
 
 
+STUDENT_REPORT, INSTRUCTOR_REPORT = "report.html", "instructor.html"
+
+
 def publish_submission(out_dir: Path, graded: dict, reviews: dict, answer_points: dict[str, float]) -> dict:
-    """result.json and report.html: the grading with the instructor's reviews merged in."""
+    """result.json and the instructor's report (everything), and the student's report (grader.views): the grading
+    with the instructor's reviews merged in."""
     started = time.monotonic()
     folder = out_dir / graded["submission"]
     final = apply_reviews(graded, reviews, answer_points)
@@ -93,7 +98,8 @@ def publish_submission(out_dir: Path, graded: dict, reviews: dict, answer_points
         figures = json.loads((folder / FIGURES_FILE).read_text())
     except (OSError, ValueError):
         figures = []
-    write_atomic(folder / "report.html", render_report(final, figures))
+    write_atomic(folder / STUDENT_REPORT, render_report(student_view(final), figures))
+    write_atomic(folder / INSTRUCTOR_REPORT, render_report(final, figures, instructor=True))
     final.setdefault("timing", {})["report"] = round(time.monotonic() - started, 3)
     write_atomic(folder / "result.json", json.dumps(final, indent=2))
     return final

@@ -79,14 +79,7 @@ class JobCgroup:
                 Path(self.folders[0], "cgroup.kill").write_text("1")
             except OSError:
                 pass
-        deadline = time.monotonic() + wait
-        while (pids := self.processes()) and time.monotonic() < deadline:
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            time.sleep(0.02)
+        kill_until_gone(self.processes, wait)
 
     def remove(self) -> None:
         self.kill_all()
@@ -100,6 +93,19 @@ class JobCgroup:
                 except OSError:
                     time.sleep(0.05)
         weigh_parent(self)
+
+
+def kill_until_gone(find, wait: float) -> None:
+    """SIGKILL what ``find()`` lists until it lists nothing (a fork bomb keeps forking for a moment) or ``wait``
+    seconds have passed."""
+    deadline = time.monotonic() + wait
+    while (pids := find()) and time.monotonic() < deadline:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(0.02)
 
 
 def weigh_parent(job: JobCgroup) -> None:

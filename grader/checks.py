@@ -22,8 +22,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from .i18n import N_, Message, _, join_list, join_sentences
-from .compare import Comparison, compare_values, value_error
-from .model import Construct, OutcomeStatus, ProbeOutcome, Value, is_numbers
+from .compare import Comparison, compare_values, value_category, value_error
+from .model import Construct, FailureCategory, OutcomeStatus, ProbeOutcome, Value, is_numbers
 from .probe_runtime import invoke
 from .wire import to_value
 
@@ -56,6 +56,35 @@ def call_fields(call: Call) -> dict:
 
     return call_json(ProbeCall("", call.function, tuple(call.args), call.grad_wrt, 0.0, dict(call.kwargs),
                                call.construct))
+
+
+def value_text(value) -> str:
+    """A call's argument as code a student can read (long arrays summarised by NumPy)."""
+    if isinstance(value, np.ndarray):
+        body = " ".join(np.array2string(value, separator=", ", threshold=24, edgeitems=3, precision=6).split())
+        return f"array({body}" + ("" if value.dtype == np.float64 else f", dtype={value.dtype}") + ")"
+    if isinstance(value, tuple):
+        return "(" + ", ".join(map(value_text, value)) + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, list):
+        return "[" + ", ".join(map(value_text, value)) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k!r}: {value_text(v)}" for k, v in value.items()) + "}"
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def call_text(call: Call) -> str:
+    """The call as the grader made it, written as code: ``f(array([...]), 0.5)``; an object built first is written
+    ``Cls(...)`` with the parameters it was given, then called (or its method)."""
+    arguments = ", ".join([*map(value_text, call.args), *(f"{k}={value_text(v)}" for k, v in call.kwargs.items())])
+    if call.construct is None:
+        return f"{call.function}({arguments})"
+    built = call.construct
+    init = ", ".join([*map(value_text, built.init_args),
+                      *(f"{k}={value_text(v)}" for k, v in built.init_kwargs.items())])
+    lines = [f"obj = {call.function}({init})"]
+    lines += [f"obj.{name} = {value_text(v)}" for name, v in built.params.items()]
+    lines.append(f"obj({arguments})" if built.method == "forward" else f"obj.{built.method}({arguments})")
+    return "\n".join(lines)
 
 
 def reference_fields(call: Call) -> dict:
@@ -217,10 +246,13 @@ MAX_REDRAWS = 40
 @dataclass
 class Verdict:
     fraction: float  # of the check's points earned, 0..1
-    message: str
-    diagnosis: str | None = None
+    message: str  # free text, numbers and all: on hidden inputs, the instructor's only (grader.views)
+    diagnosis: str | None = None  # a fixed text (a msgid), never formatted with values: students see it on hidden inputs
     details: dict = field(default_factory=dict)
     errored: bool = False  # nothing could be judged: every call failed to produce a value
+    # What went wrong, in a fixed word (grader.model.FailureCategory); None: the grader tells it from the outcomes
+    # (outcome_category).
+    category: FailureCategory | None = None
 
 
 UNSET = N_("`%(cls)s` has parameters the contract does not name, which the grader left at their random initial "
@@ -241,13 +273,32 @@ def failure_diagnosis(outcome: ProbeOutcome) -> str | None:
     return None
 
 
+FAILED_STATUS = {OutcomeStatus.ERROR: FailureCategory.RAISED, OutcomeStatus.MISSING: FailureCategory.MISSING,
+                 OutcomeStatus.TIMEOUT: FailureCategory.TIMED_OUT, OutcomeStatus.KERNEL_DIED: FailureCategory.KERNEL_DIED,
+                 OutcomeStatus.INVALID: FailureCategory.UNREADABLE, OutcomeStatus.NOT_RUN: FailureCategory.NOT_RUN}
+
+
+def outcome_category(outcomes: Sequence[ProbeOutcome]) -> FailureCategory:
+    """A failed check's category from its outcomes alone (a custom check's verdict names none): the first call
+    that returned nothing, else NaN or inf in what came back, else a wrong value."""
+    for outcome in outcomes:
+        if outcome.status != OutcomeStatus.OK:
+            return FAILED_STATUS.get(outcome.status, FailureCategory.UNREADABLE)
+    for outcome in outcomes:
+        array = outcome.array()
+        if array is not None and array.dtype.kind == "f" and not np.isfinite(array).all():
+            return FailureCategory.NOT_FINITE
+    return FailureCategory.WRONG_VALUE
+
+
 def first_failure(calls: Sequence[Call], outcomes: Sequence[ProbeOutcome]) -> Verdict | None:
     """An errored Verdict when no call returned a value, else None."""
     if any(o.status == OutcomeStatus.OK for o in outcomes):
         return None
     outcome = outcomes[0]
     return Verdict(0.0, outcome.describe_failure(calls[0].function), failure_diagnosis(outcome),
-                   {"traceback": outcome.traceback} if outcome.traceback else {}, errored=True)
+                   {"traceback": outcome.traceback} if outcome.traceback else {}, errored=True,
+                   category=outcome_category(outcomes[:1]))
 
 
 @dataclass
@@ -408,7 +459,8 @@ class ValueCheck(Check):
         message = _("Wrong on %(wrong)s of %(count)s inputs (first: %(first)s).", wrong=len(failures), count=count,
                     first=first)
         details = comparison.details(self.rtol, self.atol, case.scale)
-        details.update(cases=count, failed_cases=len(failures), first_failure=str(case.label))
+        details.update(cases=count, failed_cases=len(failures), first_failure=str(case.label),
+                       first_failure_call=next(i for i, c in enumerate(data.cases) if c is case))
         if is_numbers(got) and np.size(got) and is_numbers(expected):
             details["got_shape"], details["expected_shape"] = list(np.shape(got)), list(np.shape(expected))
         diagnosis, misconception = self.diagnose(failures)
@@ -419,7 +471,12 @@ class ValueCheck(Check):
             message = join_sentences([message, unset])
         judged = sum(failure[2] is not None for failure in failures)
         credit = misconception.credit * judged if misconception else 0.0
-        return Verdict((passed + credit) / count, message, diagnosis, details)
+        if outcome.status != OutcomeStatus.OK:
+            category = outcome_category([outcome])
+        else:
+            category = FailureCategory.NO_GRADIENT if got is None and self.grad_wrt is not None else \
+                value_category(got, case.expected)
+        return Verdict((passed + credit) / count, message, diagnosis, details, category=category)
 
     def unset_parameters(self, calls, failures) -> str | None:
         """What a failing object's own parameters, which no call set, mean for its results (None: it has none)."""

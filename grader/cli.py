@@ -16,7 +16,8 @@ Exit codes:
        assignment that cannot be used or cannot be inferred): nobody was graded
     3  some submission could not be graded at all (not a notebook, a notebook of another assignment, the worker
        failed); the others were
-    4  --sandbox require, and bubblewrap does not work on this machine
+    4  no sandbox tier works here and the command requires one (--sandbox require, namespaces or uid; the
+       platforms' run commands unless --sandbox off)
     5  grade --fail-under, and nothing was graded (no notebook under the paths given)
 """
 
@@ -35,8 +36,8 @@ from pathlib import Path
 # nbclient, the assignment) is imported by the commands that grade, so `grader merge` and
 # `--help` start at once (measure with `python -X importtime -m grader.cli --help`).
 from .i18n import LANGUAGES, N_, _, join_list, translations, use_language
-from .config import DEFAULT_LANGUAGE, DEFAULT_SANDBOX, ENGINE_LIMITS
-from .errors import AssignmentInvalid, AssignmentUnknown
+from .config import DEFAULT_LANGUAGE, DEFAULT_SANDBOX, ENGINE_LIMITS, SANDBOX_CHOICES
+from .errors import AssignmentInvalid, AssignmentUnknown, SandboxUnavailable
 from .model import UNENFORCED, UNGRADABLE
 from .roster import LMS_PROFILES
 from .sandbox import GIB, Limits
@@ -59,7 +60,12 @@ def _limits(args, assignment=None) -> Limits:
 def _execution_options(args, assignment=None):
     from .execute import ExecutionOptions
 
-    return ExecutionOptions(_limits(args, assignment), args.sandbox, keep_scratch=args.keep_scratch)
+    # What the kernel must not reach besides the assignment and the class: the secret's file, the results' folder.
+    private = [Path(os.path.abspath(args.secret_file))] if getattr(args, "secret_file", None) else []
+    if getattr(args, "results", None):
+        private.append(Path(os.path.abspath(args.results)).parent)
+    return ExecutionOptions(_limits(args, assignment), args.sandbox, keep_scratch=args.keep_scratch,
+                            private=tuple(private))
 
 
 def _grading_options(args, secret: str | None, execution):
@@ -122,8 +128,10 @@ RUN_OPTIONS: list[tuple[str, dict]] = [
         "assignment name or folder (default: the installed assignment most notebooks name in their metadata, else "
         "the only one installed; a notebook naming another is reported, not graded)"))),
     ("--exercise", dict(action="append", dest="exercises", metavar="ID", help=N_("grade only this exercise (repeatable)"))),
-    ("--sandbox", dict(choices=("auto", "require", "off"), default=DEFAULT_SANDBOX, help=N_(
-        "bubblewrap isolation: auto uses it when it works (default), require refuses to run without it"))),
+    ("--sandbox", dict(choices=SANDBOX_CHOICES, default=DEFAULT_SANDBOX, help=N_(
+        "the kernel's isolation: auto takes the best that works here, bubblewrap's namespaces, else (root in a "
+        "container) a uid of its own, else none (the platforms' run commands refuse none); require refuses to run "
+        "without one of the two; namespaces or uid, only that one; off, none"))),
     # Limits default to None, "not said": the assignment's setting applies, else the engine's (grader.config).
     ("--cell-timeout", dict(type=float, default=None, metavar="S", help=N_(
         "seconds per notebook cell (default: the assignment's, else %(engine)s)"), engine=ENGINE_LIMITS.cell_timeout)),
@@ -331,17 +339,25 @@ def language_asked(argv: list[str]) -> str:
     return os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE)
 
 
-def _sandbox_notice(execution) -> int | None:
-    """Before grading: refuse --sandbox require without a sandbox; say loudly what is not enforced here."""
+def _sandbox_notice(execution, secret_on_command_line: bool = False) -> int | None:
+    """Before grading: refuse a required sandbox that does not work here; say loudly what is not enforced here."""
     from .errors import SandboxUnavailable
     from .execute import enforcement
+    from .model import SandboxTier
 
     try:
         held = enforcement(execution)
     except SandboxUnavailable:
-        print("grader: " + _("--sandbox require, but bubblewrap (bwrap) is missing or cannot create namespaces here."),
-              file=sys.stderr)
+        print("grader: " + _("--sandbox %(choice)s, but no such sandbox works here: bubblewrap (bwrap) is missing or "
+                             "cannot create namespaces (a container's default profile forbids them), and the container "
+                             "tier needs the grader to run as root, able to change uid, with a Python every user can "
+                             "read. Refusing to grade; --sandbox off grades without a sandbox, at your own risk.",
+                             choice=execution.sandbox), file=sys.stderr)
         return EXIT_NO_SANDBOX
+    if held.tier == SandboxTier.UID and secret_on_command_line:
+        print("grader: " + _("in the container tier the kernel can read every process's command line: give the secret "
+                             "in GRADER_SECRET or a file, not with --secret."), file=sys.stderr)
+        return EXIT_USAGE
     if not held.sandbox:
         print(_("WARNING: running WITHOUT a sandbox: bubblewrap is not available, so student code can reach the "
                 "network and this machine's files. Install bubblewrap (apt-get install bubblewrap)."), file=sys.stderr)
@@ -469,7 +485,7 @@ def run_grade(args) -> int:
     if args.assignment is None:  # no notebook under the paths (_infer_assignment): no assignment is needed
         return _finish_grade(args, [], None)
     execution = _execution_options(args)
-    code = _sandbox_notice(execution)
+    code = _sandbox_notice(execution, secret_on_command_line=bool(args.secret) and not args.public)
     if code is not None:
         return code
     # The first kernel starts while this process imports the rest of the grader and the assignment (torch and
@@ -581,7 +597,9 @@ def _print_class(out: Path, rows: list[dict]) -> None:
     from .gradebook import exercise_ids
     from .summary import score_table
 
-    print(score_table(rows, exercise_ids(rows)))
+    from .views import student_view
+
+    print(score_table([student_view(row) for row in rows], exercise_ids(rows)))  # a CI log a student may read
     print("\n" + _("Class overview: %(index)s   Reports: %(reports)s   Gradebook: %(gradebook)s",
                    index=out / "index.html", reports=f"{out}/<submission>/report.html", gradebook=out / "gradebook.csv"))
 
@@ -629,8 +647,12 @@ def run_merge(args) -> int:
 
 
 def _write_platform_files(args, rows: list[dict], write_atomic) -> None:
+    """The files a student sees (on a platform, in CI): rendered from the students' views (grader.views)."""
     from .gradebook import junit_xml, markdown_summary
     from .platforms import gradescope_results, prairielearn_results
+    from .views import student_view
+
+    rows = [student_view(row) for row in rows]
 
     if args.gradescope:
         _write_per_submission(args.gradescope, rows, gradescope_results, write_atomic)
@@ -696,10 +718,14 @@ def run_platform(args) -> int:
         return _no_secret()
     assignment = _load_assignment(args.assignment)
     options = _grading_options(args, secret, _execution_options(args, assignment))
+    if options.execution.sandbox == "auto":  # a platform grades strangers' code: a sandbox or nothing, unless "off"
+        options.execution.sandbox = "require"
     code = _cache_problem(options) or _sandbox_notice(options.execution)  # on the platform's log: the instructor's
     if code is not None:
         return code
-    result = grade_upload(args.submission_dir, assignment, options).to_json()
+    from .views import student_view
+
+    result = student_view(grade_upload(args.submission_dir, assignment, options).to_json())  # for the student
     if args.command == "gradescope":
         results = gradescope_results(result, args.test_visibility)
     else:
@@ -741,6 +767,9 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, AssignmentUnknown, AssignmentInvalid) as exc:  # invalid: found at load, none graded
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except SandboxUnavailable as exc:  # the container tier could not close a path to the kernel: no kernel started
+        print(f"grader: {exc}", file=sys.stderr)
+        return EXIT_NO_SANDBOX
     except KeyboardInterrupt:
         print("grader: " + _("interrupted; finished submissions are saved, run again to resume."), file=sys.stderr)
         return 130

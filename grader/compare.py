@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .i18n import _
-from .model import is_numbers, numeric_array
+from .model import FailureCategory, is_numbers, numeric_array
 
 
 def as_array(value) -> np.ndarray:
@@ -134,6 +134,41 @@ def compare_values(got, expected, rtol: float, atol: float, worst: int = 3, scal
         return Comparison(bool(same), "" if same else _("returned %(got)s where %(expected)s was expected",
                                                        got=describe_value(got), expected=describe_value(expected)))
     raise TypeError(f"an expected value of type {type(expected).__name__}")
+
+
+def value_category(got, expected) -> FailureCategory:
+    """What kind of wrong ``got`` is against ``expected`` (known not to match), in a fixed word; of a structure's
+    items that differ, the gravest difference (_CATEGORY_ORDER)."""
+    if got is None and expected is not None:
+        return FailureCategory.RETURNED_NONE
+    if is_numbers(expected):
+        array = numeric_array(got)
+        if array is None:
+            return FailureCategory.WRONG_TYPE
+        expected = np.asarray(expected, dtype=np.float64)
+        if array.shape != expected.shape and np.squeeze(array).shape != np.squeeze(expected).shape:
+            return FailureCategory.WRONG_SHAPE
+        if (~np.isfinite(array)).any() and np.isfinite(expected).all():
+            return FailureCategory.NOT_FINITE
+        return FailureCategory.WRONG_VALUE
+    if isinstance(expected, (tuple, list)):
+        if not isinstance(got, (tuple, list)) or len(got) != len(expected):
+            return FailureCategory.WRONG_TYPE
+        return min((value_category(g, e) for g, e in zip(got, expected) if not _same(g, e)),
+                   key=_CATEGORY_ORDER.index, default=FailureCategory.WRONG_VALUE)
+    return FailureCategory.WRONG_TYPE
+
+
+# Which difference a structure's category names when its items differ in several ways: the first in this order.
+_CATEGORY_ORDER = (FailureCategory.RETURNED_NONE, FailureCategory.WRONG_TYPE, FailureCategory.WRONG_SHAPE,
+                   FailureCategory.NOT_FINITE, FailureCategory.WRONG_VALUE)
+
+
+def _same(got, expected) -> bool:
+    try:
+        return compare_values(got, expected, 0.0, 0.0).matches
+    except TypeError:
+        return False
 
 
 def value_error(got, expected, scale: float = 0.0) -> float:

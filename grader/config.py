@@ -21,9 +21,16 @@ from .sandbox import GIB, Limits
 
 ENGINE_LIMITS = Limits()
 LIMIT_NAMES = frozenset(f.name for f in fields(Limits))
-DEFAULT_SANDBOX = "auto"  # bubblewrap when it works (grader.execute.ExecutionOptions)
+DEFAULT_SANDBOX = "auto"  # the best tier that works here (grader.execute.SANDBOX_TIERS)
+SANDBOX_CHOICES = ("auto", "require", "namespaces", "uid", "off")  # --sandbox, as grader.execute reads them
 DEFAULT_LANGUAGE = "en"
 ASSIGNMENT_METADATA_KEY = "grader"  # a notebook's metadata["grader"]["assignment"], written by the template
+# Root's sandboxes each run their kernel as a uid of its own from here (grader.uids): systemd's "unused" range
+# between its container uids and the foreign range (docs/UIDS-GIDS.md), clear of accounts and of /etc/subuid's.
+SANDBOX_UIDS = range(1_879_048_192, 2_147_352_576)
+# Where the user namespace maps only 65536 uids (rootless container runtimes): the top of the 16-bit range, below
+# nobody (65534).
+SANDBOX_UIDS_16BIT = range(40_000, 65_534)
 
 
 def unknown_limits(settings: Mapping[str, Any]) -> list[str]:

@@ -25,14 +25,15 @@ from pathlib import Path
 from typing import Callable
 
 import nbformat
-import psutil
 
 from .cgroups import CgroupManager, JobCgroup
 from .errors import SandboxUnavailable, WorkerCrashed
 from .files import FileTooLarge, class_folders, find_notebooks, read_regular_file
 from .i18n import N_, _
-from .model import ErrorKind, GradeError, OutcomeStatus, ProbeCall, WorkerPhases, WorkerRun
-from .sandbox import SWEEP_VARIABLE, Limits, SandboxPlan, bubblewrap, covered_inside_shown, make_plan
+from .model import ErrorKind, GradeError, OutcomeStatus, ProbeCall, SandboxTier, WorkerPhases, WorkerRun
+from . import uids
+from .sandbox import (SWEEP_VARIABLE, Limits, SandboxPlan, bubblewrap, covered_inside_shown, die_with_parent,
+                      grader_paths, make_plan, python_prefixes, started_by_root)
 from .seccomp import architecture
 from .wire import JOB_NAME, NOTEBOOK_NAME, RESULT_NAME, SETTINGS_NAME, call_json, number, parse_cell, parse_outcome
 
@@ -52,36 +53,69 @@ CRASH_MESSAGES = {
 }
 
 
+# --sandbox (grader.config.SANDBOX_CHOICES): which tiers (grader.model.SandboxTier) each choice accepts, best first.
+# auto falls back to none (a laptop, a student's self-check); the platforms' entry points and the CI examples refuse
+# that (grader.cli).
+SANDBOX_TIERS = {
+    "auto": (SandboxTier.NAMESPACES, SandboxTier.UID, SandboxTier.NONE),
+    "require": (SandboxTier.NAMESPACES, SandboxTier.UID),
+    "namespaces": (SandboxTier.NAMESPACES,),
+    "uid": (SandboxTier.UID,),
+    "off": (SandboxTier.NONE,),
+}
+
+
+def tier_available(tier: SandboxTier) -> bool:
+    if tier == SandboxTier.NAMESPACES:
+        return bubblewrap() is not None
+    if tier == SandboxTier.UID:
+        from .container import available
+
+        return available()
+    return True
+
+
 @dataclass
 class ExecutionOptions:
     limits: Limits = field(default_factory=Limits)
-    sandbox: str = "auto"  # auto: bubblewrap when it works; require: fail without it; off
+    sandbox: str = "auto"  # a key of SANDBOX_TIERS
     scratch_root: Path | None = None
     keep_scratch: bool = False
     cgroups: bool = True  # whole-tree limits when this machine lets the grader make cgroups
+    # What the kernel must not reach besides the assignment and the class (the secret file, the results folder):
+    # the namespaces tier never shows them; the container tier takes others' access away from them.
+    private: tuple[Path, ...] = ()
 
-    def use_bubblewrap(self) -> bool:
-        if self.sandbox == "off":
-            return False
-        if bubblewrap():
-            return True
-        if self.sandbox == "require":
-            raise SandboxUnavailable()
-        return False
+    def tier(self) -> SandboxTier:
+        """The best tier this choice accepts that works here; SandboxUnavailable if none does."""
+        for tier in SANDBOX_TIERS[self.sandbox]:
+            if tier_available(tier):
+                return tier
+        raise SandboxUnavailable()
 
 
 @dataclass(frozen=True)
 class Enforcement:
     """Which protections a run really has on this machine: said on the command line and in every report."""
 
-    sandbox: bool
+    tier: SandboxTier
     cgroup: bool
-    seccomp: bool
+    own_user: bool = False  # the kernel runs as a uid of its own (grader.uids): no per-user count is shared
+
+    @property
+    def sandbox(self) -> bool:
+        return self.tier != SandboxTier.NONE
+
+    @property
+    def seccomp(self) -> bool:
+        return self.sandbox and architecture() is not None
 
     def missing(self) -> list[str]:
         """The ids of grader.model.UNENFORCED that apply, language-free (result.json keeps them as they are)."""
-        return [key for key, held in (("sandbox", self.sandbox), ("cgroup", self.cgroup),
-                                      ("seccomp", self.seccomp or not self.sandbox)) if not held]
+        return [key for key, held in (("sandbox", self.sandbox), ("namespaces", self.tier != SandboxTier.UID),
+                                      ("cgroup", self.cgroup), ("seccomp", self.seccomp or not self.sandbox),
+                                      ("user", self.own_user))
+                if not held]
 
 
 _cgroup_manager: list = []  # [CgroupManager | None], detected once per process
@@ -100,13 +134,14 @@ def cgroup_manager() -> CgroupManager | None:
 
 def enforcement(options: ExecutionOptions) -> Enforcement:
     """What a run with these options will have here (the CLI says it before grading starts)."""
-    sandboxed = options.use_bubblewrap()
-    return Enforcement(sandbox=sandboxed, cgroup=options.cgroups and cgroup_manager() is not None,
-                       seccomp=sandboxed and architecture() is not None)
+    tier = options.tier()
+    return Enforcement(tier=tier, cgroup=options.cgroups and cgroup_manager() is not None,
+                       own_user=tier == SandboxTier.UID or tier == SandboxTier.NAMESPACES and started_by_root())
 
 
 def shared_memory_root() -> str | None:
-    """/dev/shm for the kernel's socket folder: what the kernel writes there is memory, charged to its cgroup."""
+    """/dev/shm for the container tier's kernel folder: what the kernel writes there is memory, charged to its
+    cgroup."""
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
@@ -119,11 +154,14 @@ class WorkerProcess:
 
     def __init__(self, options: ExecutionOptions, preload: list[str], hidden: list[Path]):
         self.options = options
-        self.sandboxed = options.use_bubblewrap()
+        self.tier = options.tier()
+        self.sandboxed = self.tier == SandboxTier.NAMESPACES  # bubblewrap's (the container tier has no plan)
+        self.reaper: subprocess.Popen | None = None
         self.process: subprocess.Popen | None = None
         self.source: Path | None = None  # the notebook file handed over by begin (resolved), None before
         self.begun: float | None = None  # when: the submission's budget counts from then
         self.cgroup: JobCgroup | None = None
+        self.uid: int | None = None  # the kernel's own uid where root starts it (grader.uids), released at cleanup
         self.log = None
         self.cleaned = False
         self.job_dir = Path(tempfile.mkdtemp(prefix="nbjob-", dir=options.scratch_root))  # 0700: ours alone
@@ -136,12 +174,22 @@ class WorkerProcess:
 
     def start(self, preload: list[str], hidden: list[Path]) -> None:
         limits = self.options.limits
-        self.runtime_dir = Path(tempfile.mkdtemp(prefix="k-", dir=shared_memory_root() if self.sandboxed else
-                                                 self.job_dir))
+        # The connection file (and, without a sandbox, the sockets); bubblewrap's kernel has its sockets in its
+        # sandbox. The container tier's kernel, of another uid, cannot reach the job folder (0700): its folder is
+        # its own, apart.
+        self.runtime_dir = Path(tempfile.mkdtemp(prefix="k-", dir=shared_memory_root()
+                                                 if self.tier == SandboxTier.UID else self.job_dir))
         self.sweep_tag = secrets.token_hex(8)
         plan: SandboxPlan | None = None
         if self.sandboxed:
-            plan = make_plan(bubblewrap(), self.runtime_dir, self.job_dir / "etc", limits, hidden)
+            self.uid = uids.allocate() if started_by_root() else None
+            plan = make_plan(bubblewrap(), self.runtime_dir, self.job_dir / "etc", limits, hidden, self.uid)
+        elif self.tier == SandboxTier.UID:
+            self.start_container_tier(hidden)
+        elif self.tier == SandboxTier.NONE:  # its processes are found by their tag, the grader dead or alive
+            from .container import start_reaper
+
+            self.reaper = start_reaper(tag=self.sweep_tag)
         self.covered = set(plan.hidden) if plan else set()
         manager = cgroup_manager() if self.options.cgroups else None
         if manager:
@@ -151,7 +199,8 @@ class WorkerProcess:
                 self.cgroup = None
         settings = {"limits": asdict(limits), "preload": preload, "plan": plan.to_json() if plan else None,
                     "cgroup": self.cgroup.to_json() if self.cgroup else None, "runtime_dir": str(self.runtime_dir),
-                    "sweep_tag": self.sweep_tag}
+                    "sweep_tag": self.sweep_tag,
+                    "kernel_uid": self.uid if self.tier == SandboxTier.UID else None}
         (self.job_dir / SETTINGS_NAME).write_text(json.dumps(settings))
         self.log = open(self.job_dir / "worker.log", "wb")
         # The worker gets no secret and no token of the grader's: it needs only to find Python.
@@ -161,6 +210,20 @@ class WorkerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "grader.worker", str(self.job_dir)], stdin=subprocess.PIPE, stdout=self.log,
             stderr=subprocess.STDOUT, env=env, cwd=self.job_dir, start_new_session=True, preexec_fn=die_with_parent)
+
+    def start_container_tier(self, hidden: list[Path]) -> None:
+        """The container tier's setup: a uid of the kernel's own, a reaper for it, and nothing of the grader's
+        within that uid's reach (or SandboxUnavailable: no kernel is started)."""
+        from . import container
+
+        packages = grader_paths()
+        exposed = container.protect([*hidden, *self.options.private, *packages, *container.checkout_of(packages)],
+                                    keep=python_prefixes())
+        if exposed:
+            raise SandboxUnavailable("the container tier cannot take others' access away from "
+                                     + ", ".join(map(str, exposed)))
+        self.uid = uids.allocate()
+        self.reaper = container.start_reaper(self.uid)
 
     def begin(self, notebook, source: Path | None = None) -> None:
         """Hand the worker its notebook: the cells start now (``source``: the file it came from, resolved)."""
@@ -205,7 +268,7 @@ class WorkerProcess:
                     "graded.", budget=f"{limits.budget:g}")))
         finally:
             self.stop()
-        run = read_worker_result(self.job_dir / RESULT_NAME, calls, self.sandboxed, errors,
+        run = read_worker_result(self.job_dir / RESULT_NAME, calls, self.tier, errors,
                                  self.process.returncode, time.monotonic() - self.begun)
         run.unenforced = self.enforcement.missing()
         return run
@@ -218,12 +281,15 @@ class WorkerProcess:
 
     def hides(self, paths: list[Path]) -> bool:
         """Whether this worker's sandbox keeps ``paths`` out of sight (it was started before they were all known)."""
+        if self.tier == SandboxTier.UID:  # protected when the worker started; later paths are protected now
+            from .container import protect
+
+            return not protect(paths, keep=python_prefixes())
         return not self.sandboxed or covered_inside_shown(paths) <= self.covered
 
     @property
     def enforcement(self) -> Enforcement:
-        return Enforcement(sandbox=self.sandboxed, cgroup=self.cgroup is not None,
-                           seccomp=self.sandboxed and architecture() is not None)
+        return Enforcement(tier=self.tier, cgroup=self.cgroup is not None, own_user=self.uid is not None)
 
     def __enter__(self) -> "WorkerProcess":
         return self
@@ -243,8 +309,10 @@ class WorkerProcess:
         # whatever else there is; without either, the sweep finds the kernel's processes by tag.
         if self.cgroup is not None:
             self.cgroup.kill_all()
-        if not self.sandboxed and self.process is not None:
-            kill_tagged_processes(self.sweep_tag)
+        if self.reaper is not None:  # the container tier: every process of the kernel's uid; none: of its tag
+            from .container import stop_reaper
+
+            stop_reaper(self.reaper)
         if self.log is not None and not self.log.closed:
             self.log.close()
 
@@ -256,6 +324,8 @@ class WorkerProcess:
         self.stop()
         if self.cgroup is not None:
             self.cgroup.remove()
+        if self.uid is not None:  # stop() has killed everything that ran as it
+            uids.release(self.uid)
         if not self.options.keep_scratch:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             shutil.rmtree(self.job_dir, ignore_errors=True)
@@ -291,27 +361,6 @@ def job_calls(calls: list[ProbeCall]) -> list[dict]:
     return [call_json(c) for c in calls]
 
 
-def die_with_parent() -> None:
-    """In the worker, between fork and exec: killed when the grader dies (a lost Dask worker, kill -9), and with it
-    its kernel (bubblewrap's --die-with-parent); otherwise it would grade on for no one."""
-    import ctypes
-
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-def kill_tagged_processes(tag: str) -> None:
-    """Without a PID namespace, find the job's processes (the kernel runs in its own session) by their tag."""
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if proc.pid != os.getpid() and proc.environ().get(SWEEP_VARIABLE) == tag:
-                proc.kill()
-        except (psutil.Error, OSError):
-            continue
-
-
 def worker_report(path: Path, returncode: int | None, out_of_time: bool) -> dict:
     """The worker's saved result if it is a finished run; else WorkerCrashed, with what it had saved.
 
@@ -337,7 +386,7 @@ def worker_report(path: Path, returncode: int | None, out_of_time: bool) -> dict
     return loaded
 
 
-def read_worker_result(path: Path, calls: list[ProbeCall], sandboxed: bool, errors: list[GradeError],
+def read_worker_result(path: Path, calls: list[ProbeCall], tier: SandboxTier, errors: list[GradeError],
                        returncode: int | None, seconds: float) -> WorkerRun:
     """What the worker did, as a WorkerRun; a crash is a worker-failed error on the submission (which the CLI's
     exit code reports), with whatever the worker had saved graded."""
@@ -356,6 +405,7 @@ def read_worker_result(path: Path, calls: list[ProbeCall], sandboxed: bool, erro
             errors.append(GradeError(kind, _(WORKER_ERRORS[kind]),
                                      cell=error.get("cell") if isinstance(error.get("cell"), int) else None))
     phases = raw.get("phases") if isinstance(raw.get("phases"), dict) else {}
-    return WorkerRun(cells=cells, probes=probes, errors=errors, sandboxed=sandboxed, seconds=seconds,
+    return WorkerRun(cells=cells, probes=probes, errors=errors, sandboxed=tier != SandboxTier.NONE, tier=tier,
+                     seconds=seconds,
                      phases=WorkerPhases(**{name: number(phases.get(name)) or 0.0 for name in ("kernel_start", "cells",
                                                                                               "probes")}))

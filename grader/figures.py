@@ -2,9 +2,10 @@
 
 An assignment declares Figures. A figure's calls are drawn from the assignment's *public*
 figure seed, never from the secret, so a figure cannot show a hidden input; its draw
-function may also read the check results (e.g. the widths a study found). A draw function
-calls matplotlib's API on the axes of ``subplots`` below, which records the calls as plain
-data; grader.drawing replays them with matplotlib in a drawing process, to inline SVG.
+function may also read the results of the checks it names in ``reads`` (e.g. the widths a
+study found): on hidden inputs, those checks judged on their public calls, made for it. A draw
+function calls matplotlib's API on the axes of ``subplots`` below, which records the calls as
+plain data; grader.drawing replays them with matplotlib in a drawing process, to inline SVG.
 """
 
 from __future__ import annotations
@@ -109,6 +110,10 @@ class Figure:
     make_calls: Callable[[np.random.Generator], list[Call]] = lambda rng: []
     draw: Callable[[FigureInputs], RecordingFigure] = None
     prepare: Callable[[list[Call]], None] | None = None  # cacheable reference work, run while the worker runs
+    # The checks whose results ``draw`` reads (FigureInputs.checks). In a run on hidden inputs, their public calls
+    # are made too and the figure gets those judged: a hidden check's details (its reference widths, its data
+    # sets) would show what a student may not see.
+    reads: tuple[str, ...] = ()
 
 
 @dataclass

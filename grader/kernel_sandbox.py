@@ -2,9 +2,13 @@
 
 The worker (trusted, outside) drives nbclient as usual; only the kernel process is launched
 inside bubblewrap, by ``SandboxProvisioner.launch_kernel``. The two talk over ZeroMQ IPC
-sockets in a folder bound into the sandbox at the same path (the sandbox has no network, so
-TCP on its loopback would reach nothing). Every inbound message is size-capped
-(``zmq.MAXMSGSIZE``), so a kernel cannot make the worker hold more than that.
+sockets (the sandbox has no network, so TCP on its loopback would reach nothing). The kernel
+makes them in its own size-capped tmpfs (``grader.sandbox.SANDBOX_RUNTIME``), where it also finds
+its connection file, bound read-only; nothing of the host is writable to it. The worker reaches
+that folder through ``/proc/<the sandbox's first process>/root``, opened once bubblewrap has built
+the sandbox (the connection file seen there is the worker's own) and held as a file descriptor, so
+the path stays the sandbox's even if that process id is reused. Every inbound message is
+size-capped (``zmq.MAXMSGSIZE``), so a kernel cannot make the worker hold more than that.
 
 Registered as the ``grader-sandbox`` entry point of ``jupyter_client.kernel_provisioners``
 (pyproject.toml), which is how jupyter_client finds provisioners.
@@ -12,10 +16,14 @@ Registered as the ``grader-sandbox`` entry point of ``jupyter_client.kernel_prov
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import select
 import shutil
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,12 +36,12 @@ from jupyter_client.provisioning import LocalProvisioner
 
 from . import seccomp
 from .cgroups import JobCgroup
-from .sandbox import (SWEEP_VARIABLE, Limits, SandboxPlan, apply_rlimits, bwrap_arguments, kernel_environment,
-                      unsandboxed_environment)
+from .sandbox import (CONNECTION_FILE, SANDBOX_RUNTIME, SWEEP_VARIABLE, Limits, SandboxPlan, apply_rlimits,
+                      bwrap_arguments, die_with_parent, kernel_environment, unsandboxed_environment)
 
 PROVISIONER_NAME = "grader-sandbox"
 MAX_MESSAGE_BYTES = 256 * 2**20  # one message from the kernel; probe results are the largest
-CONNECTION_FILE = "kernel.json"
+SANDBOX_SETUP_SECONDS = 60  # for bubblewrap to build the sandbox (milliseconds, unless the machine is swamped)
 
 
 @dataclass
@@ -46,6 +54,7 @@ class KernelLaunch:
     plan: SandboxPlan | None = None  # None: no bubblewrap, the kernel runs on the host
     cgroup: JobCgroup | None = None
     sweep_tag: str = ""  # without a sandbox: marks the kernel's processes, so that strays can be found
+    kernel_uid: int | None = None  # the container tier (grader.container): the uid the kernel runs as, on the host
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -56,7 +65,10 @@ class SandboxedKernelManager(AsyncKernelManager):
     def __init__(self, launch: KernelLaunch, **kwargs: Any):
         context = zmq.asyncio.Context()
         context.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # applies to every socket made from it
-        super().__init__(kernel_name="python3", transport="ipc", ip=str(launch.runtime_dir / "kernel"),
+        # The connection file says where the kernel makes its sockets, as the kernel sees it; the worker's own
+        # path to them is known once the sandbox is built (SandboxProvisioner.launch_kernel).
+        sockets = (SANDBOX_RUNTIME if launch.plan else launch.runtime_dir) / "kernel"
+        super().__init__(kernel_name="python3", transport="ipc", ip=str(sockets),
                          connection_file=str(launch.runtime_dir / CONNECTION_FILE), context=context, **kwargs)
         self.launch = launch
 
@@ -70,27 +82,46 @@ class SandboxedKernelManager(AsyncKernelManager):
 class SandboxProvisioner(LocalProvisioner):
     """Launches the kernel command wrapped in bubblewrap, in the submission's cgroup, with rlimits."""
 
+    sockets_fd: int | None = None  # the sandbox's socket folder, held open (an O_PATH descriptor)
+
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         launch: KernelLaunch = self.parent.launch
-        # A restarted kernel finds nothing a previous one left (only the connection file is kept).
-        for entry in launch.runtime_dir.iterdir():
-            if entry.name != CONNECTION_FILE:
-                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        if not launch.plan:  # a restarted kernel finds nothing a previous one left (only the connection file is kept)
+            for entry in launch.runtime_dir.iterdir():
+                if entry.name != CONNECTION_FILE:
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
         kwargs = await super().pre_launch(**kwargs)
-        if launch.plan and launch.plan.uid is not None:  # the kernel's uid must read the key and make its sockets
-            os.chown(launch.runtime_dir, launch.plan.uid, launch.plan.uid)
+        if launch.plan and launch.plan.uid is not None:  # the kernel's uid must read the key (bound read-only)
             os.chown(launch.runtime_dir / CONNECTION_FILE, launch.plan.uid, launch.plan.uid)
+        elif launch.kernel_uid is not None:  # the container tier: the kernel reads the key and makes its sockets
+            os.chown(launch.runtime_dir, launch.kernel_uid, launch.kernel_uid)
+            os.chown(launch.runtime_dir / CONNECTION_FILE, launch.kernel_uid, launch.kernel_uid)
         return kwargs
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):
         launch: KernelLaunch = self.parent.launch
         fds: list[int] = []
+        info_read = None
+        drop = None
         if launch.plan:
             filter_fd = seccomp.filter_fd() if launch.plan.seccomp else None
-            fds = [filter_fd] if filter_fd is not None else []
-            argv = [*bwrap_arguments(launch.plan, filter_fd), *cmd]
+            info_read, info_write = os.pipe()
+            fds = [info_write] + ([filter_fd] if filter_fd is not None else [])
+            own_file = str(launch.runtime_dir / CONNECTION_FILE)
+            inside = [str(SANDBOX_RUNTIME / CONNECTION_FILE) if arg == own_file else arg for arg in cmd]
+            argv = [*bwrap_arguments(launch.plan, filter_fd, info_write), *inside]
             env = kernel_environment()
             cwd = launch.runtime_dir
+        elif launch.kernel_uid is not None:  # the container tier: home and temporary files in its own folder
+            from .container import DropPrivileges
+
+            home = launch.runtime_dir / "home"
+            home.mkdir(mode=0o700, exist_ok=True)
+            argv, env, cwd = cmd, unsandboxed_environment(home), home
+            for folder in (home, home.parent / "tmp"):
+                os.chown(folder, launch.kernel_uid, launch.kernel_uid)
+                folder.chmod(0o700)
+            drop = DropPrivileges(launch.kernel_uid)
         else:
             home = launch.runtime_dir.parent / "kernel-home"
             home.mkdir(exist_ok=True)
@@ -98,11 +129,20 @@ class SandboxProvisioner(LocalProvisioner):
             env[SWEEP_VARIABLE] = launch.sweep_tag
         limits, cgroup = launch.limits, launch.cgroup
 
-        def enter_limits() -> None:  # between fork and exec: only plain writes and setrlimit
+        # RLIMIT_NPROC counts a uid's processes, here or in a user namespace (grader.sandbox): on root's start the
+        # kernel's uid is its own (bubblewrap's or the container tier's); a user's bubblewrap sets it inside its
+        # namespace (set here, it would bound every sandbox's processes together); without a sandbox only where no
+        # cgroup counts the tree.
+        nproc = launch.plan.uid is not None if launch.plan else (drop is not None or cgroup is None)
+
+        def enter_limits() -> None:  # between fork and exec: plain writes, setrlimit, prctl and the uid change
             if cgroup is not None:
                 cgroup.join()
-            # RLIMIT_NPROC counts a uid's processes machine-wide: only where no cgroup counts the tree.
-            apply_rlimits(limits, nproc=cgroup is None)
+            apply_rlimits(limits, nproc=nproc)
+            if drop is not None:
+                drop()  # sets the parent-death signal itself, after the uid change that would clear it
+            elif not launch.plan:
+                die_with_parent()  # bubblewrap has --die-with-parent; a bare kernel ends with its worker too
 
         with open(launch.log_path, "ab") as log:
             try:
@@ -118,4 +158,61 @@ class SandboxProvisioner(LocalProvisioner):
         except OSError:
             self.pgid = None
         self.cwd = str(cwd)
+        if info_read is not None:
+            self.sockets_fd = await sandbox_sockets(self.process, info_read, launch.runtime_dir / CONNECTION_FILE)
+            # From now on the worker connects through the held folder. The manager rewrites its own connection file
+            # with this path; the kernel's bound copy of the file it replaces keeps the path inside.
+            self.connection_info = {**self.connection_info, "ip": f"/proc/{os.getpid()}/fd/{self.sockets_fd}/kernel"}
         return self.connection_info
+
+    async def cleanup(self, restart: bool = False) -> None:
+        await super().cleanup(restart)
+        if self.sockets_fd is not None:
+            os.close(self.sockets_fd)
+            self.sockets_fd = None
+
+
+async def sandbox_sockets(process: subprocess.Popen, info_read: int, own_file: Path) -> int:
+    """The sandbox's socket folder as an O_PATH descriptor, once bubblewrap has built the sandbox.
+
+    bubblewrap writes its first process's id to ``info_read`` before that process has built the sandbox; the
+    folder is taken only once the connection file seen in it through /proc is the worker's own (same inode):
+    before that the path may name the host's folders. Raises OSError if bubblewrap ends or stalls first.
+    """
+    deadline = time.monotonic() + SANDBOX_SETUP_SECONDS
+    data, child = b"", None
+    try:
+        while child is None and time.monotonic() < deadline:  # bubblewrap writes it at once (one JSON object)
+            if select.select([info_read], [], [], 0.05)[0]:
+                chunk = os.read(info_read, 4096)
+                if not chunk:
+                    break
+                data += chunk
+                try:
+                    child = int(json.loads(data)["child-pid"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # not all of it yet
+            elif process.poll() is not None:
+                break
+    finally:
+        os.close(info_read)
+    if child is None:
+        raise OSError(f"bubblewrap did not start the sandbox (exit code {process.poll()})")
+    own = os.stat(own_file)
+    while time.monotonic() < deadline:
+        try:
+            folder = os.open(f"/proc/{child}/root{SANDBOX_RUNTIME}", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            folder = None
+        if folder is not None:
+            try:
+                seen = os.stat(CONNECTION_FILE, dir_fd=folder, follow_symlinks=False)
+                if (seen.st_dev, seen.st_ino) == (own.st_dev, own.st_ino):
+                    return folder
+            except OSError:
+                pass
+            os.close(folder)
+        if process.poll() is not None:
+            raise OSError(f"bubblewrap ended before the kernel started (exit code {process.returncode})")
+        await asyncio.sleep(0.005)
+    raise OSError(f"bubblewrap did not build the sandbox within {SANDBOX_SETUP_SECONDS} s")

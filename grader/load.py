@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 import tokenize
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,7 @@ SELF_CHECK_SKIPPED = N_("Cell %(cell)s: `%(line)s` not run. self_check() is for 
                         "grader itself checks the notebook.")
 
 MAX_NOTEBOOK_BYTES = 50 * 1024 * 1024
+MAX_NESTING = 100  # lists and objects inside each other; what Jupyter writes stays under 20
 FILE_KINDS = (N_("symbolic link"), N_("FIFO"), N_("device"), N_("socket"), N_("folder"), N_("special file"))  # files.file_kind
 
 
@@ -171,6 +173,50 @@ def skip_self_check_lines(nb) -> list[GradeError]:
     return notices
 
 
+def parse_json(text: str):
+    """The file's JSON, or NotebookRejected saying why not: whatever the text, nothing else is raised."""
+    try:
+        data = json.loads(text)
+    except RecursionError:  # the parser's own recursion: nested deeper than Python's recursion limit
+        raise NotebookRejected(_(TOO_DEEP, limit=MAX_NESTING)) from None
+    except json.JSONDecodeError as exc:
+        raise NotebookRejected(_("The file is not valid notebook JSON (%(reason)s at line %(line)s, column %(column)s); "
+                                 "it may be truncated or edited by hand.", reason=exc.msg, line=exc.lineno,
+                                 column=exc.colno)) from None
+    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise NotebookRejected(_("The notebook holds a number of more than %(limit)s digits; Jupyter never writes "
+                                 "one, so the notebook is not graded.", limit=sys.get_int_max_str_digits())) from None
+    check_values(data)
+    return data
+
+
+TOO_DEEP = N_("The notebook nests lists or objects more than %(limit)s levels deep; Jupyter never writes that, so the "
+              "notebook is not graded.")
+
+
+def check_values(data) -> None:
+    """Refuse what parses but would break a later stage: nesting deep enough for a recursive reader (nbformat's
+    validator, the JSON writers) to overflow, and text that is not Unicode (a lone surrogate escape like \\ud800,
+    which no UTF-8 file can hold, so the notebook could not be handed to its worker)."""
+    stack = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth >= MAX_NESTING:
+                raise NotebookRejected(_(TOO_DEEP, limit=MAX_NESTING))
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    stack.append((key, depth + 1))
+                stack.append((item, depth + 1))
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise NotebookRejected(_("The notebook holds text that is not valid Unicode (an unpaired surrogate "
+                                         "escape such as \\ud800); it is not graded.")) from None
+
+
 def load_notebook(path: str | Path) -> LoadedNotebook:
     path = Path(path)
     try:
@@ -187,19 +233,16 @@ def load_notebook(path: str | Path) -> LoadedNotebook:
     if not raw:
         raise NotebookRejected(_("The file is empty: it holds no notebook."))
     try:
-        data = json.loads(raw.decode("utf-8"))
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise NotebookRejected(_("The file is not text (not UTF-8): it is not a Jupyter notebook.")) from None
-    except json.JSONDecodeError as exc:
-        raise NotebookRejected(_("The file is not valid notebook JSON (%(reason)s at line %(line)s, column %(column)s); "
-                                 "it may be truncated or edited by hand.", reason=exc.msg, line=exc.lineno,
-                                 column=exc.colno)) from None
+    data = parse_json(text)
     if not isinstance(data, dict) or "cells" not in data and "worksheets" not in data:
         raise NotebookRejected(_("The file is JSON but not a Jupyter notebook (it has no cells)."))
     notices = []
     try:
         original = data.get("nbformat")
-        nb = nbformat.reads(raw.decode("utf-8"), as_version=4)
+        nb = nbformat.reads(text, as_version=4)
         if original != 4:
             notices.append(GradeError(ErrorKind.NOTEBOOK_UPGRADED, _("The notebook was in nbformat %(version)s and was upgraded "
                                                              "to nbformat 4.", version=original)))

@@ -48,6 +48,28 @@ class CheckStatus(Text):
     ERRORED = "errored"  # nothing could be judged: no call returned a value, or the notebook was not graded
 
 
+class FailureCategory(Text):
+    """What went wrong in a failed check, in a fixed word: all a student learns of a call on hidden inputs.
+
+    A category is chosen by the grader from the outcome's status and the comparison's kind; it holds no number,
+    name or text that the student's code or the hidden inputs could have put there (grader.views).
+    """
+
+    WRONG_VALUE = "wrong-value"
+    WRONG_SHAPE = "wrong-shape"
+    WRONG_TYPE = "wrong-type"  # a structure or kind of value other than the one expected
+    RETURNED_NONE = "returned-none"
+    NOT_FINITE = "not-finite"  # NaN or inf where the expected value is finite
+    RAISED = "raised"
+    MISSING = "missing"
+    TIMED_OUT = "timed-out"
+    KERNEL_DIED = "kernel-died"
+    UNREADABLE = "unreadable"
+    NO_GRADIENT = "no-gradient"
+    NOT_RUN = "not-run"
+    GRADER_FAILED = "grader-failed"
+
+
 class OutcomeStatus(Text):
     """What one probed call came to (ProbeOutcome.status)."""
 
@@ -104,11 +126,31 @@ class ErrorKind(Text):
 UNGRADABLE = frozenset({ErrorKind.INVALID_NOTEBOOK, ErrorKind.INVALID_UPLOAD, ErrorKind.WRONG_ASSIGNMENT,
                         ErrorKind.WORKER_FAILED, ErrorKind.GRADER_FAILED, ErrorKind.KERNEL_UNRECOVERABLE})
 
+class SandboxTier(Text):
+    """How the kernel was isolated (``grader.execute.ExecutionOptions.tier`` picks it; result.json keeps it).
+
+    NAMESPACES: bubblewrap, an allow-list view of the system in its own namespaces (grader.sandbox).
+    UID: a container's tier where no namespace can be made: the kernel under a uid of its own with no
+    capability, the grader's files out of its reach by their permissions, seccomp (grader.container).
+    NONE: the kernel ran as the grader's user, with rlimits only.
+    """
+
+    NAMESPACES = "namespaces"
+    UID = "uid"
+    NONE = "none"
+
+
 UNENFORCED = {  # protection id -> what its absence means, for the CLI and every report
     "sandbox": N_("no sandbox: the notebook's code could read this machine's files and reach the network"),
+    "namespaces": N_("no namespaces (the container tier): the notebook's code ran under a user of its own, with no "
+                     "privilege, no network and none of the grader's files, but it could list this machine's "
+                     "processes, read its world-readable files and write to its shared temporary folders"),
     "cgroup": N_("no cgroup: memory and process limits held per process, not for the notebook and everything it "
                  "started, and CPU was not shared equally between submissions"),
     "seccomp": N_("no seccomp filter for this processor: the sandbox did not refuse dangerous system calls"),
+    "user": N_("no user of its own: the notebook's code ran as the grader's user, so the operating system's per-user "
+               "counts (queued signals, file and event watches, pipe buffers; without a sandbox, processes too) were "
+               "shared with the submissions graded at the same time, and one of them could make this one fail"),
 }
 
 
@@ -330,6 +372,7 @@ class WorkerRun:
     errors: list[GradeError]
     sandboxed: bool
     seconds: float
+    tier: SandboxTier = SandboxTier.NONE
     unenforced: list[str] = field(default_factory=list)  # grader.execute.UNENFORCED ids: protections missing here
     phases: WorkerPhases = field(default_factory=WorkerPhases)
 
@@ -365,6 +408,23 @@ class StageTimes:
 
 
 @dataclass
+class PublicRun:
+    """A failed check made again on its public inputs (which a student's bundle holds anyway): what a student
+    is shown in full of a check on hidden inputs, so that the failure can be acted on (grader.views)."""
+
+    status: CheckStatus
+    score: float  # of the check's points, had the public inputs been graded
+    message: str
+    call: str = ""  # the public call shown: the first that failed, written as code with its arguments
+    diagnosis: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)  # the comparison's table and tolerance, as a check's
+    traceback: str | None = None  # the student's own frames of that call's exception
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v not in (None, {}, "")}
+
+
+@dataclass
 class CheckResult:
     id: str
     title: str
@@ -377,6 +437,8 @@ class CheckResult:
     read: str | None = None  # where in the textbook section to re-read
     details: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0  # the kernel's time in this check's probe calls (JUnit's testcase time)
+    category: FailureCategory | None = None  # what went wrong, in a fixed word (None: passed)
+    public: PublicRun | None = None  # a failed check on hidden inputs, made again on the public ones
 
     @property
     def passed(self) -> bool:
@@ -386,11 +448,13 @@ class CheckResult:
         data = {"id": self.id, "passed": self.passed, "score": self.score, "max_score": self.max_score,
                 "message": self.message, "title": self.title, "status": self.status,
                 "seconds": round(self.seconds, 3)}
-        for key in ("diagnosis", "hint", "read"):
+        for key in ("diagnosis", "hint", "read", "category"):
             if getattr(self, key):
                 data[key] = getattr(self, key)
         if self.details:
             data["details"] = self.details
+        if self.public is not None:
+            data["public"] = self.public.to_json()
         return data
 
 
@@ -420,6 +484,7 @@ class SubmissionResult:
     errors: list[GradeError]
     seed_kind: str  # public | secret
     sandboxed: bool = False
+    sandbox_tier: SandboxTier = SandboxTier.NONE
     unenforced: list[str] = field(default_factory=list)
     cells: list[CellRun] = field(default_factory=list)
     timing: StageTimes = field(default_factory=StageTimes)
@@ -442,6 +507,7 @@ class SubmissionResult:
             "format_version": RESULT_FORMAT_VERSION,
             "inputs": self.seed_kind,
             "sandboxed": self.sandboxed,
+            "sandbox_tier": str(self.sandbox_tier),
             "unenforced": list(self.unenforced),
             "cells": [asdict(c) for c in self.cells],
             "timing": self.timing.to_json(),

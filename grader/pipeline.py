@@ -21,17 +21,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import refcache
-from .assignment import Assignment, draw_calls, public_material, rng_for
-from .checks import Call, Check, Verdict
+from .assignment import Assignment, draw_calls, public_calls, public_material, rng_for
+from .checks import Call, Check, Verdict, call_text, outcome_category
 from .execute import ExecutionOptions, WorkerProcess
 from .figures import Figure, FigureInputs, FigureResult, render_figure
 from .i18n import N_, _
 from .installed import metadata_assignment, wrong_assignment
 from .load import NotebookRejected, load_notebook
 from .environment import provided_packages
-from .model import (AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKind, ExerciseResult, GradeError,
-                    LoadedNotebook, OutcomeStatus, ProbeCall, ProbeOutcome, StageTimes, SubmissionResult, WorkerRun,
-                    WrittenAnswer, leading_first)
+from .model import (AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKind, ExerciseResult, FailureCategory,
+                    GradeError, LoadedNotebook, OutcomeStatus, ProbeCall, ProbeOutcome, PublicRun, SandboxTier,
+                    StageTimes, SubmissionResult, WorkerRun, WrittenAnswer, leading_first)
 from .reasons import code_text, explain
 from .wire import PROTOCOL_PREFIX, call_json
 from .wire import call_identity as wire_identity
@@ -137,8 +137,13 @@ class SubmissionPlan:
 
     checks: list[PlannedCheck]
     figures: list[PlannedFigure]
-    sent: list[ProbeCall]  # in the checks' order, then the figures' own calls
+    sent: list[ProbeCall]  # the checks' calls (on hidden inputs: their public ones), the figures' own, the hidden ones
     reused: dict[str, str]  # figure call id -> the identical check call whose outcome it shares
+    # On hidden inputs: each check's calls on its public inputs, made before any hidden one, so that a student
+    # sees a failure in full on inputs that are no secret (grader.views). Before, not after: a kernel that has seen
+    # the hidden inputs could repeat them in anything it says, and a re-run in a fresh kernel would cost the
+    # notebook's cells again.
+    public: dict[str, PlannedCheck] = field(default_factory=dict)
 
     def share_reused(self, probes: dict[str, ProbeOutcome]) -> None:
         for figure_call, check_call in self.reused.items():
@@ -163,16 +168,23 @@ def plan_submission(assignment: Assignment, options: GradingOptions) -> Submissi
 
 def draw_submission_plan(assignment: Assignment, options: GradingOptions) -> SubmissionPlan:
     checks, figures = plan_probes(assignment, options), plan_figures(assignment, options)
-    sent = [call for plan in checks for call in plan.probe_calls]
-    by_identity = {call_identity(call): call.id for call in sent}
-    reused = {}
+    public = {} if options.secret is None else {  # drawn already: a hidden plan is checked against them
+        plan.check.id: PlannedCheck(plan.check, calls, probe_calls(f"public:{plan.check.id}", calls, options))
+        for plan in checks for calls in [public_calls(assignment, plan.check)]}
+    # Every call on public inputs (the checks' and the figures') is made before the first one on hidden inputs:
+    # what the kernel says on public inputs, which a student sees in full, cannot repeat a hidden one it has
+    # not yet been given. A figure call identical to one of them shares its outcome.
+    first = [call for plan in checks for call in (public[plan.check.id] if public else plan).probe_calls]
+    hidden = [call for plan in checks for call in plan.probe_calls] if public else []
+    by_identity = {call_identity(call): call.id for call in first}
+    reused, own = {}, []
     for plan in figures:
         for call in plan.probe_calls:
             if call_identity(call) in by_identity:
                 reused[call.id] = by_identity[call_identity(call)]
             else:
-                sent.append(call)
-    return SubmissionPlan(checks, figures, sent, reused)
+                own.append(call)
+    return SubmissionPlan(checks, figures, [*first, *own, *hidden], reused, public)
 
 
 @dataclass
@@ -215,6 +227,9 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
                           details={"grader_traceback": traceback.format_exc(limit=3)}, errored=True)
     fraction = min(max(float(verdict.fraction), 0.0), 1.0)
     status = CheckStatus.PASSED if fraction >= 1.0 else (CheckStatus.ERRORED if verdict.errored else CheckStatus.FAILED)
+    category = None if status == CheckStatus.PASSED else (
+        FailureCategory.GRADER_FAILED if "grader_traceback" in verdict.details else
+        verdict.category or outcome_category(outcomes))
     # Every text of the result in the run's language (ids, kinds and statuses stay as they are):
     # result.json, the gradebooks and the LMS formats all read these.
     return CheckResult(id=check.id, title=_(check.title), status=status, score=round(check.points * fraction, 4),
@@ -222,7 +237,18 @@ def judge_check(planned: PlannedCheck, probes: dict[str, ProbeOutcome]) -> Check
                        diagnosis=_(verdict.diagnosis) if verdict.diagnosis else None,
                        hint=None if status == CheckStatus.PASSED else (_(check.hint) or None),
                        read=None if status == CheckStatus.PASSED else (_(check.read) or None), details=verdict.details,
-                       seconds=sum(o.seconds or 0.0 for o in outcomes))
+                       seconds=sum(o.seconds or 0.0 for o in outcomes), category=category)
+
+
+def public_run(planned: PlannedCheck, result: CheckResult, probes: dict[str, ProbeOutcome]) -> PublicRun:
+    """A check's judgement on its public calls, with the call a student is shown (the first that failed)."""
+    outcomes = [probes[call.id] for call in planned.probe_calls]
+    index = result.details.get("first_failure_call")
+    if not isinstance(index, int) or not 0 <= index < len(outcomes):
+        index = next((i for i, o in enumerate(outcomes) if o.status != OutcomeStatus.OK), 0)
+    details = {k: v for k, v in result.details.items() if k != "traceback"}
+    return PublicRun(result.status, result.score, result.message, call_text(planned.calls[index]) if outcomes else "",
+                     result.diagnosis, details, outcomes[index].traceback if outcomes else None)
 
 
 IMPORT_ERRORS = ("ModuleNotFoundError", "ImportError")
@@ -294,41 +320,6 @@ def cell_errors(run: WorkerRun, limits) -> list[GradeError]:
     return errors
 
 
-HIDDEN_MESSAGE = N_("(not shown: the message of a call on hidden inputs could repeat those inputs)")
-# A NameError after a failed import is most likely that import's name: the student is sent to the import error.
-HIDDEN_AFTER_IMPORT = N_("(not shown; a failed import is reported above, and it leaves its name undefined)")
-
-
-def redacted_traceback(traceback_text: str | None, error_type: str | None) -> str | None:
-    """The frames (the student's own file names, lines and code) without the exception's message."""
-    if not traceback_text:
-        return None
-    frames = []
-    for line in traceback_text.splitlines():
-        if not line.startswith("  "):  # the exception part starts at the first unindented line
-            break
-        frames.append(line)
-    return "\n".join([*frames, f"{error_type or 'Exception'}: {_(HIDDEN_MESSAGE)}"])
-
-
-def redact_hidden_failures(planned: list[PlannedCheck], run: WorkerRun) -> None:
-    """What a student's code says on hidden inputs (exception messages, autograd errors) can carry those
-    inputs: the report keeps the kind of failure and where it happened, not the words."""
-    import_failed = any(error.kind == ErrorKind.IMPORT_FAILED for error in run.errors)
-    for plan in planned:
-        for call in plan.probe_calls:
-            outcome = run.probes[call.id]
-            # An empty message repeats nothing: redacting it would put "(not shown: ...)" after a bare raise.
-            if outcome.error_message and outcome.error_message.strip() and outcome.status == OutcomeStatus.ERROR:
-                outcome.error_message = _(HIDDEN_AFTER_IMPORT if import_failed and outcome.error_type == "NameError"
-                                          else HIDDEN_MESSAGE)
-            outcome.traceback = redacted_traceback(outcome.traceback, outcome.error_type)
-            if outcome.grad_error and outcome.grad_error.startswith("backward() failed"):
-                outcome.grad_error = "backward() failed: " + _(HIDDEN_MESSAGE)
-            if outcome.grad_reason and outcome.grad_reason.get("code") == "backward-failed":
-                outcome.grad_reason = {"code": "backward-failed", "error": _(HIDDEN_MESSAGE)}
-
-
 # --------------------------------------------------------------------------- score
 
 def markdown_as_text(markdown: str) -> str:
@@ -381,7 +372,8 @@ def score_submission(assignment: Assignment, stem: str, results: list[CheckResul
     return SubmissionResult(
         submission=stem, assignment=assignment.name, score=round(sum(e.score for e in exercises), 4),
         max_score=float(sum(e.max_score for e in exercises)), exercises=exercises, errors=errors,
-        seed_kind=options.seed_kind, sandboxed=bool(run and run.sandboxed), cells=run.cells if run else [],
+        seed_kind=options.seed_kind, sandboxed=bool(run and run.sandboxed),
+        sandbox_tier=run.tier if run else SandboxTier.NONE, cells=run.cells if run else [],
         unenforced=list(run.unenforced) if run else [])
 
 
@@ -466,21 +458,30 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
             enough.set()  # the warm-up stops too
             raise
     plan.share_reused(run.probes)
-    if options.secret is not None:
-        redact_hidden_failures(plan.checks, run)
     judging = time.monotonic()
     # Judging asks for the reference results it needs (a result being warmed is waited for, never computed
     # twice); a check none of whose calls returned a value needs none, so nothing else is waited for.
     with refcache.using(store, ledger):
         results = [judge_check(check, run.probes) for check in plan.checks]
+    readable = results  # what the figures may read of the checks
+    if plan.public:
+        # The public inputs' reference results were computed (or read from the cache) by the start-up's check.
+        wanted = {r.id for r in results if not r.passed} | {c for p in plan.figures for c in p.figure.reads}
+        with refcache.using(options.reference_store(assignment, public=True), ledger):
+            public = {check: judge_check(planned, run.probes) for check, planned in plan.public.items()
+                      if check in wanted}
+        for result in results:
+            if not result.passed:
+                result.public = public_run(plan.public[result.id], public[result.id], run.probes)
+        readable = list(public.values())
     enough.set()
-    judged = time.monotonic()
+    judged_at = time.monotonic()
     errors = leading_first(loaded.notices + cell_errors(run, options.execution.limits) + run.errors)
     result = score_submission(assignment, loaded.stem, results, errors, options, loaded, run)
     result.source = str(path)
-    result.timing = stage_times(plan, run, judged - judging, judged - started)
+    result.timing = stage_times(plan, run, judged_at - judging, judged_at - started)
     record_reference(result.timing, ledger)
-    return result, PendingFigures(plan.figures, run.probes, results, store, ledger,
+    return result, PendingFigures(plan.figures, run.probes, readable, store, ledger,
                                   silent_exercises(plan.checks, results))
 
 
@@ -490,7 +491,8 @@ def stage_times(plan: SubmissionPlan, run: WorkerRun, judging: float, seconds: f
 
     return StageTimes(
         seconds=seconds, kernel_start=run.phases.kernel_start, cells=run.phases.cells, probes=run.phases.probes,
-        check_probes={p.check.id: kernel_seconds(p.probe_calls) for p in plan.checks},
+        check_probes={p.check.id: kernel_seconds([*p.probe_calls, *(plan.public[p.check.id].probe_calls
+                                                                     if plan.public else [])]) for p in plan.checks},
         figure_probes={p.figure.id: kernel_seconds([c for c in p.probe_calls if c.id not in plan.reused])
                        for p in plan.figures},
         figure_calls_reused=len(plan.reused), judging=judging)

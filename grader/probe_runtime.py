@@ -187,9 +187,32 @@ def has_arrays(nodes):
 # --------------------------------------------------------------------------- calls
 
 
+def _library_roots():
+    """Where installed code lives (the interpreter's, site-packages, the grader's own package): not the student's."""
+    import os
+
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix}
+    roots |= {entry for entry in sys.path if entry and os.path.isabs(entry) and entry != os.getcwd()}
+    grader = sys.modules.get("grader")
+    if grader is not None and getattr(grader, "__file__", None):
+        roots.add(os.path.dirname(grader.__file__))
+    return tuple(os.path.join(os.path.realpath(root), "") for root in roots)
+
+
+def _student_frame(frame, roots) -> bool:
+    import os
+
+    name = frame.filename
+    if name.startswith("<"):  # <probe>, <frozen ...>, <string>; a cell of an old IPython is <ipython-input-...>
+        return name.startswith("<ipython-input")
+    return not os.path.join(os.path.realpath(name), "").startswith(roots)
+
+
 def _short_traceback(exc):
-    frames = traceback.extract_tb(exc.__traceback__)[1:]  # drop this module's own frame
-    frames = [f for f in frames if f.filename != "<probe>"] or frames
+    """The student's own frames of the exception (the cells' code), then the exception: no library's or the
+    grader's frames, whose file names would show the grader's install."""
+    roots = _library_roots()
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _student_frame(f, roots)]
     text = "".join(traceback.format_list(frames[-6:])) + "".join(traceback.format_exception_only(type(exc), exc))
     return text[-MAX_TRACEBACK_CHARS:]
 

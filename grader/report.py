@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 from .i18n import _, language, translations
 from .model import UNENFORCED, AnswerStatus
 from .sinks import report_href
+from .views import HIDDEN_NOTE, PUBLIC_CALL, PUBLIC_HEADING, PUBLIC_PASSES
 from .wording import HINT, LIKELY_CAUSE, REREAD, STATUS_WORDS, error_title
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"  # package data: a non-editable install has it
@@ -50,19 +51,22 @@ def _environment(lang: str, _catalog: int) -> jinja2.Environment:
     env.filters["code_spans"] = code_spans
     env.globals.update(error_title=error_title, status_word=lambda status: _(STATUS_WORDS.get(status, status)),
                        labelled=labelled, LIKELY_CAUSE=LIKELY_CAUSE, HINT=HINT, REREAD=REREAD, lang=lang,
-                       unenforced_text=lambda key: _(UNENFORCED.get(key, key)), AnswerStatus=AnswerStatus)
+                       unenforced_text=lambda key: _(UNENFORCED.get(key, key)), AnswerStatus=AnswerStatus,
+                       PUBLIC_HEADING=PUBLIC_HEADING, PUBLIC_PASSES=PUBLIC_PASSES, PUBLIC_CALL=PUBLIC_CALL,
+                       HIDDEN_NOTE=HIDDEN_NOTE)
     return env
 
 
-def render_report(result: dict, figures: list[dict] = (), own_session: bool = False) -> str:
-    """One submission's report from its result.json dict and its figures.
+def render_report(result: dict, figures: list[dict] = (), own_session: bool = False, instructor: bool = False) -> str:
+    """One submission's report from its result.json dict and its figures: a student's from its
+    ``grader.views.student_view``, the instructor's (``instructor``) from all of it.
 
     ``own_session``: a self_check() in the student's kernel, where no sandbox is missing (the code is the student's
     own, on the student's machine).
     """
     return environment().get_template("report.html.j2").render(r=result, figures=list(figures),
                                                                 hidden=result.get("inputs") == "secret",
-                                                                own_session=own_session)
+                                                                own_session=own_session, instructor=instructor)
 
 
 def render_self_check(result: dict, figures: list[dict] = ()) -> str:

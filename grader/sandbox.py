@@ -4,14 +4,22 @@ The kernel is the only untrusted process. It sees an allow-list of the system, r
 ``/usr`` (and the merged-/usr links), the few files of ``/etc`` a Python process reads, the
 interpreter's prefixes minus anything of the grader's (this package, the reference, the
 assignments) that sits inside them; plus its own empty, size-capped ``/tmp``, ``/dev/shm`` and
-home, and the folder of its IPC sockets. No network, its own PID, IPC and UTS namespaces,
-a new session (no TIOCSTI), a seccomp filter (``grader.seccomp``), no_new_privs, and no
-capabilities: started by root, bubblewrap keeps only what ``setpriv`` needs to become an
-unprivileged uid and then drops that too; started by a user, it runs in a user namespace
+home, and the folder of its IPC sockets (``SANDBOX_RUNTIME``, a small tmpfs of its own; the worker
+reaches the sockets through ``/proc``, see ``grader.kernel_sandbox``). Nothing else is writable: the
+sandbox's root and ``/dev`` are remounted read-only once built. No network, its own PID, IPC and UTS
+namespaces, a new session (no TIOCSTI), a seccomp filter (``grader.seccomp``), no_new_privs, and no
+capabilities: started by root, bubblewrap keeps only what ``setpriv`` needs to become a uid of the
+kernel's own (``grader.uids``) and then drops that too; started by a user, it runs in a user namespace
 with every capability dropped and further user namespaces disabled.
 
 Whole-tree limits (memory including tmpfs, processes, CPU share) come from a cgroup
-(``grader.cgroups``) when one can be made; the per-process rlimits are always set too.
+(``grader.cgroups``) when one can be made; the per-process rlimits are always set too. The process
+limit (RLIMIT_NPROC) counts a uid's processes, so it is set where that count is the submission's
+alone: for root's start, on the kernel's own uid; in a user namespace, inside it (Linux >= 5.14 counts
+per namespace and uid, and checks the parent's count against the limit its creator had, which is left
+as the grader's own). Only the kernel sharing the grader's uid (a user's start, or no sandbox) shares
+the kernel's other per-user counts (signals queued, inotify and epoll watches, pipe buffers): the
+result says so (``user`` in grader.model.UNENFORCED).
 """
 
 from __future__ import annotations
@@ -25,12 +33,19 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-GIB, MIB = 2**30, 2**20
+GIB, MIB, PAGE = 2**30, 2**20, 4096
 
 SANDBOX_USER = "student"
 SANDBOX_HOME = Path("/home") / SANDBOX_USER
 SANDBOX_HOSTNAME = "notebook"
-NOBODY = 65534  # the uid and gid a root-started sandbox drops to
+NOBODY = 65534  # the unprivileged uid of bubblewrap's probe (a graded kernel gets a uid of its own: grader.uids)
+SANDBOX_RUNTIME = Path("/run/jupyter")  # inside: the kernel's connection file (read-only) and its IPC sockets
+RUNTIME_BYTES = 4 * MIB  # its tmpfs: sockets take no space, so anything written there is the notebook's, capped
+CONNECTION_FILE = "kernel.json"
+# Sets the process limit inside the sandbox's user namespace, then becomes the kernel: -I -S, nothing imported
+# from the environment or site-packages.
+NPROC_LAUNCHER = ("import os, resource, sys; n = int(sys.argv[1]); resource.setrlimit(resource.RLIMIT_NPROC, (n, n)); "
+                  "os.execv(sys.argv[2], sys.argv[2:])")
 # What a Python kernel needs of /etc; everything else there (shadow, ssh keys, the grader's config) stays out.
 ETC_ALLOWED = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives", "fonts", "mime.types",
                "nsswitch.conf", "host.conf", "gai.conf", "timezone", "matplotlibrc")
@@ -46,7 +61,7 @@ class Limits:
     memory_bytes: int = 4 * GIB  # whole tree with a cgroup (tmpfs included), else address space per process
     cpu_seconds: int = 1800  # CPU time per process
     file_bytes: int = 512 * MIB  # largest file the student's code may write
-    processes: int = 256  # whole tree with a cgroup, else RLIMIT_NPROC (which binds only non-root uids)
+    processes: int = 256  # whole tree with a cgroup, and RLIMIT_NPROC on the kernel's own uid or user namespace
     tmpfs_bytes: int = 1 * GIB  # each of /tmp, /dev/shm and the home folder inside the sandbox
     cell_timeout: float = 120.0
     call_timeout: float = 20.0
@@ -70,6 +85,19 @@ def apply_rlimits(limits: Limits, nproc: bool) -> None:
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
 
 
+def die_with_parent() -> None:
+    """Between fork and exec: SIGKILL when the parent dies. The worker ends with the grader (a lost Dask worker,
+    kill -9), and the kernel with the worker (bubblewrap's --die-with-parent, or this); otherwise it would grade on
+    for no one."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def started_by_root() -> bool:
     return os.geteuid() == 0
 
@@ -79,12 +107,13 @@ class SandboxPlan:
     """What one kernel's sandbox is made of; plain data, so the worker process can be handed it as JSON."""
 
     bwrap: str
-    runtime_dir: str  # the kernel's IPC sockets and connection file: bound read-write at the same path
+    runtime_dir: str  # the worker's folder holding the connection file, bound read-only into SANDBOX_RUNTIME
     etc_dir: str  # passwd, group and hosts written for the sandbox
     read_only: tuple[str, ...]  # bound read-only at the same path
     hidden: tuple[str, ...]  # inside a read-only tree, yet never visible: covered by an empty tmpfs or /dev/null
     tmpfs_bytes: int
-    uid: int | None  # root start: the unprivileged uid to become; None: a user namespace as the caller
+    uid: int | None  # root start: the kernel's own unprivileged uid to become; None: a user namespace as the caller
+    processes: int = 0  # in a user namespace: RLIMIT_NPROC set inside it (0: none)
     seccomp: bool = True
 
     def to_json(self) -> dict:
@@ -103,8 +132,11 @@ def _directories_for(destinations: list[str]) -> list[str]:
     return sorted(folders, key=lambda p: (p.count("/"), p))
 
 
-def bwrap_arguments(plan: SandboxPlan, seccomp_fd: int | None) -> list[str]:
-    """bwrap's options for ``plan``, up to and including the ``--`` before the command."""
+def bwrap_arguments(plan: SandboxPlan, seccomp_fd: int | None, info_fd: int | None = None) -> list[str]:
+    """bwrap's options for ``plan``, up to the command: after them comes the kernel's command line.
+
+    ``info_fd``: where bubblewrap writes the sandbox's first process id (its mounts are reached through /proc).
+    """
     args = [plan.bwrap, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
             "--hostname", SANDBOX_HOSTNAME, "--die-with-parent", "--new-session"]
     system = []
@@ -118,9 +150,11 @@ def bwrap_arguments(plan: SandboxPlan, seccomp_fd: int | None) -> list[str]:
     binds = ["/usr", *system, *etc, *plan.read_only]
     written = {f"/etc/{name}": str(Path(plan.etc_dir) / name) for name in ("passwd", "group", "hosts")}
     scratch = ("/tmp", "/dev/shm", str(SANDBOX_HOME))  # empty, size-capped, world-writable (the uid inside owns no mount)
-    folders = _directories_for([*binds, *written, plan.runtime_dir, *scratch])
+    folders = _directories_for([*binds, *written, str(SANDBOX_RUNTIME), *scratch])
     inside_scratch = [f for f in folders if any(f == t or Path(t) in Path(f).parents for t in scratch)]
-    args += ["--proc", "/proc", "--dev", "/dev"]
+    # /dev/pts is covered: bubblewrap's devpts draws on the machine's pseudo-terminals (3072 of them here, shared by
+    # everyone) and a notebook needs none; without it, /dev/ptmx leads nowhere.
+    args += ["--proc", "/proc", "--dev", "/dev", "--perms", "0555", "--size", str(PAGE), "--tmpfs", "/dev/pts"]
     for folder in (f for f in folders if f not in inside_scratch):
         args += ["--perms", "0755", "--dir", folder]
     for path in scratch:  # before the binds: a prefix under /tmp (a checkout there) is bound on top, not hidden
@@ -133,11 +167,19 @@ def bwrap_arguments(plan: SandboxPlan, seccomp_fd: int | None) -> list[str]:
         args += ["--ro-bind", source, dest]
     for path in sorted(plan.hidden, key=lambda p: p.count("/")):
         args += ["--tmpfs", path] if Path(path).is_dir() else ["--ro-bind", "/dev/null", path]
-    args += ["--bind", plan.runtime_dir, plan.runtime_dir, "--chdir", str(SANDBOX_HOME)]
+    args += ["--perms", "1777", "--size", str(RUNTIME_BYTES), "--tmpfs", str(SANDBOX_RUNTIME),
+             "--ro-bind", str(Path(plan.runtime_dir) / CONNECTION_FILE), str(SANDBOX_RUNTIME / CONNECTION_FILE)]
+    # Built: the root (its mount points, folders bubblewrap made) and /dev become read-only; only the capped
+    # tmpfs mounted on them stay writable (as a user's bubblewrap, the root's tmpfs is the user's and uncapped).
+    args += ["--remount-ro", "/", "--remount-ro", "/dev", "--chdir", str(SANDBOX_HOME)]
     if seccomp_fd is not None:
         args += ["--seccomp", str(seccomp_fd)]
+    if info_fd is not None:
+        args += ["--info-fd", str(info_fd)]
     if plan.uid is None:
         args += ["--unshare-user", "--disable-userns", "--cap-drop", "ALL", "--"]
+        if plan.processes:
+            args += [sys.executable, "-I", "-S", "-c", NPROC_LAUNCHER, str(plan.processes)]
     else:
         # Root's bubblewrap keeps only what setpriv needs; setpriv then becomes the unprivileged
         # uid, which clears the permitted set, and empties the bounding and inheritable sets.
@@ -201,15 +243,20 @@ def covered_inside_shown(paths: list[Path]) -> set[str]:
     return {str(p) for p in candidates if any(p == s or s in p.parents for s in shown) and p != Path("/usr")}
 
 
-def make_plan(bwrap_path: str, runtime_dir: Path, etc_dir: Path, limits: Limits, hide: list[Path]) -> SandboxPlan:
-    """The allow-list for this machine: the Python prefixes are the only trees outside /usr that are shown."""
+def make_plan(bwrap_path: str, runtime_dir: Path, etc_dir: Path, limits: Limits, hide: list[Path],
+              uid: int | None = None) -> SandboxPlan:
+    """The allow-list for this machine: the Python prefixes are the only trees outside /usr that are shown.
+
+    ``uid``: for root's start, the unprivileged uid the kernel becomes (its own: grader.uids); a user's start
+    ignores it and runs the kernel as itself in a user namespace.
+    """
     read_only = shown_prefixes()
     hidden = sorted(covered_inside_shown([*hide, *grader_paths()]))
-    uid = NOBODY if started_by_root() else None
-    write_sandbox_etc(etc_dir, NOBODY if uid is not None else os.getuid())
+    uid = (NOBODY if uid is None else uid) if started_by_root() else None
+    write_sandbox_etc(etc_dir, uid if uid is not None else os.getuid())
     return SandboxPlan(bwrap=bwrap_path, runtime_dir=str(runtime_dir), etc_dir=str(etc_dir),
                        read_only=tuple(map(str, read_only)), hidden=tuple(hidden), tmpfs_bytes=limits.tmpfs_bytes,
-                       uid=uid)
+                       uid=uid, processes=limits.processes if uid is None else 0)
 
 
 @functools.lru_cache(maxsize=1)
@@ -223,6 +270,7 @@ def bubblewrap() -> str | None:
     with tempfile.TemporaryDirectory(prefix="grader-probe-") as tmp:
         runtime, etc = Path(tmp, "run"), Path(tmp, "etc")
         runtime.mkdir()
+        (runtime / CONNECTION_FILE).write_text("{}")
         plan = make_plan(path, runtime, etc, Limits(), [])
         try:
             probe = subprocess.run([*bwrap_arguments(plan, None), "/usr/bin/true"], capture_output=True, timeout=20)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .i18n import N_, _, join_list
 from .model import CheckStatus, ErrorKind
+from .views import PUBLIC_CALL, PUBLIC_HEADING, PUBLIC_PASSES
 
 ERROR_TITLES = {
     ErrorKind.IMPORT_FAILED: N_("An import failed"),
@@ -57,10 +58,24 @@ def error_text(error: dict) -> str:
 
 
 def check_text(check: dict) -> str:
-    """A check of result.json as text (message, likely cause, hint), for outputs without HTML."""
+    """A check of result.json (or of a student's view of it, grader.views) as text (message, likely cause, hint,
+    and the check made again on its public inputs), for outputs without HTML."""
     lines = [check["message"]]
     if check.get("diagnosis"):
         lines.append(_(LIKELY_CAUSE, text=check["diagnosis"]))
     if check.get("hint") and not check["passed"]:
         lines.append(_(HINT, text=check["hint"]))
+    public = check.get("public") if not check["passed"] else None
+    if public:
+        lines.append(_(PUBLIC_HEADING))
+        if public.get("status") == CheckStatus.PASSED:
+            lines.append(_(PUBLIC_PASSES))
+        else:
+            if public.get("call"):
+                lines.append(_(PUBLIC_CALL, call=public["call"]))
+            lines.append(public["message"])
+            if public.get("diagnosis"):
+                lines.append(_(LIKELY_CAUSE, text=public["diagnosis"]))
+            if public.get("traceback"):
+                lines.append(public["traceback"].rstrip())
     return "\n".join(lines)

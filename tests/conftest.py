@@ -1,6 +1,13 @@
-"""Shared fixtures: the engine tests' notebooks are graded once per session, in one parallel batch."""
+"""Shared fixtures: the engine tests' notebooks are graded once per session, in one parallel batch.
+
+Tests that need what not every machine has (bubblewrap, root, cgroups, an unprivileged uid to become) say so
+with ``needs(...)`` (a mark) or ``unavailable(...)`` (in a test or fixture): skipped where it is missing, but
+FAILED under ``GRADER_STRICT_SANDBOX=1``, which ``.ci/run`` sets, so that CI never passes a sandbox it did
+not test.
+"""
 
 import os
+from typing import Callable, NoReturn
 
 import nbformat
 import pytest
@@ -16,6 +23,65 @@ from tests.submissions import notebooks
 torch.set_num_threads(1)
 
 SECRET = "test-secret-7f3a"
+STRICT_VARIABLE = "GRADER_STRICT_SANDBOX"
+
+
+def strict() -> bool:
+    """Whether a missing sandbox (or privilege, or cgroup) fails the tests that need it, instead of skipping them."""
+    return os.environ.get(STRICT_VARIABLE, "") not in ("", "0")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """This test cannot run here for want of ``reason``: skipped, or failed under the strict switch."""
+    if strict():
+        pytest.fail(f"{reason} ({STRICT_VARIABLE} is set: the sandbox must be tested here)", pytrace=False)
+    pytest.skip(reason)
+
+
+def available(condition: bool, reason: str) -> bool:
+    """``condition``, for a test that checks more where it holds; False fails under the strict switch."""
+    if not condition and strict():
+        unavailable(reason)
+    return condition
+
+
+def needs(condition: Callable[[], bool], reason: str) -> pytest.MarkDecorator:
+    """A mark (on a test, a class, or a module's ``pytestmark``): ``condition()`` is evaluated when the test is
+    set up, before its fixtures, and a false one is ``unavailable(reason)``."""
+    return pytest.mark.needs(condition, reason)
+
+
+def bubblewrap_works() -> bool:
+    from grader.sandbox import bubblewrap
+
+    return bubblewrap() is not None
+
+
+def is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def cgroups_writable() -> bool:
+    from grader.execute import cgroup_manager
+
+    return cgroup_manager() is not None
+
+
+NEEDS_BUBBLEWRAP = needs(bubblewrap_works, "bubblewrap cannot build the sandbox here (./install.sh --test installs it)")
+NEEDS_ROOT = needs(is_root, "needs root (to make cgroups and to become other users)")
+NEEDS_CGROUPS = needs(cgroups_writable, "this process cannot make cgroups here")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "needs(condition, reason): skipped without it; failed under "
+                                       f"{STRICT_VARIABLE}=1 (tests/conftest.py)")
+
+
+def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs"):
+        condition, reason = mark.args
+        if not condition():
+            unavailable(reason)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -100,6 +100,21 @@ if libc.ptrace(0, 0, None, None) == 0:  # PTRACE_TRACEME
     found.append("ptrace")
 if libc.syscall(321, 0, None, 0) != -1 or ctypes.get_errno() != errno.EPERM:  # bpf on x86_64
     found.append("bpf")
+if libc.syscall(425, 1, ctypes.c_void_p(0)) != -1 or ctypes.get_errno() != errno.EPERM:  # io_uring_setup
+    found.append("io_uring")
+try:  # a pseudo-terminal: the machine's are few and shared
+    os.openpty()
+    found.append("pty")
+except OSError:
+    pass
+import socket
+for family, kind, protocol in ((40, socket.SOCK_STREAM, 0), (16, socket.SOCK_RAW, 9), (16, socket.SOCK_RAW, 15),
+                               (38, 5, 0)):  # AF_VSOCK; netlink's audit and uevents; AF_ALG
+    try:
+        socket.socket(family, kind, protocol).close()
+        found.append(f"socket family {family}")
+    except OSError:
+        pass
 '''
 
 VISIBLE = '''\
@@ -132,7 +147,7 @@ for _ in range(900):  # deep enough to hurt a recursive reader, shallow enough t
     DEEP = [DEEP]
 threading.Thread(target=_forge, daemon=True).start()
 import glob, os
-for folder in glob.glob("/dev/shm/*"):  # the socket folder: plant what a naive reader would trust
+for folder in glob.glob("/dev/shm/*") + ["/run/jupyter"]:  # the socket folder: plant what a naive reader would trust
     for name in ("worker-result.json", "job.json"):
         try:
             os.mkfifo(os.path.join(folder, name))
@@ -180,6 +195,42 @@ if words[0] == "refused":  # the child hit the process limit: say so as the cell
     raise OSError(int(words[1]), f"{os.strerror(int(words[1]))} after {words[2]} processes")
 '''
 
+HOLD_PROCESSES = 236  # with the kernel's own threads, under the default limit of 256; with a neighbour's, over it
+PROCESS_HOLDER = f'''\
+import subprocess, time
+held = []
+try:
+    for _ in range({HOLD_PROCESSES}):  # processes that stay while this cell, and a neighbour's grading, go on
+        held.append(subprocess.Popen(["sleep", "{MARKER_SLEEP}"]))
+except OSError:
+    pass
+time.sleep(12)
+'''
+
+WRITE_EVERYWHERE = '''\
+import os
+found = []
+block = b"x" * 2**20
+# The socket folder (its own 4 MiB tmpfs), the sandbox's root and /dev (read-only once built), the shown trees.
+for folder in ["/run/jupyter", "/", "/dev", "/home", "/run", "/etc", "/usr", os.path.dirname(os.__file__)]:
+    written = 0
+    path = os.path.join(folder, "fill")
+    try:
+        with open(path, "wb") as f:
+            for _ in range(64):
+                f.write(block)
+                f.flush()
+                written += 1
+    except OSError:
+        pass
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+    if written > 8:
+        found.append(folder)
+'''
+
 CPU_HOGS = f'''\
 import subprocess, sys
 for _ in range(8):  # busy processes, each in a session of its own, left running
@@ -190,7 +241,7 @@ for _ in range(8):  # busy processes, each in a session of its own, left running
 DISK_FILL = '''\
 import glob, os
 block = b"x" * 2**20
-for folder in glob.glob("/dev/shm/*") + ["/home/student"]:
+for folder in glob.glob("/dev/shm/*") + ["/home/student", "/run/jupyter"]:
     try:
         with open(os.path.join(folder, "fill"), "wb") as f:
             for _ in range(1500):
@@ -255,6 +306,7 @@ def corpus(reference_paths: list[str], socket_targets: list[tuple[str, int]], wr
         "not_a_notebook": (b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4, {"invalid-notebook"}, ["not text"]),
         "python_file": ("def predicted_exponent(d):\n    return -1 / (d + 4)\n", {"invalid-notebook"}, ["not valid notebook JSON"]),
         "empty_file": ("", {"invalid-notebook"}, ["empty"]),
+        "deep_json": ('{"cells": ' + "[" * 100_000 + "]" * 100_000 + "}", {"invalid-notebook"}, ["levels deep"]),
         "nbformat3": (__import__("json").dumps(nb3), {"notebook-upgraded"}, ["nbformat 3"]),
         "huge_image": (big_image, set(), []),
         "privilege": (_reporting(PRIVILEGE, "found"), set(), []),
@@ -267,7 +319,10 @@ def corpus(reference_paths: list[str], socket_targets: list[tuple[str, int]], wr
         "disk_fill": (_with_cell(DISK_FILL), set(), []),
         "fork_bomb": (_with_cell(FORK_BOMB), {"process-limit"}, ["processes"]),
         "cpu_hogs": (_with_cell(CPU_HOGS), set(), []),
-        "exfiltration": (build_notebook(exfiltrating_functions()), set(), ["not shown"]),
+        "process_holder": (_with_cell(PROCESS_HOLDER), set(), []),
+        "write_everywhere": (_reporting(WRITE_EVERYWHERE, "found"), set(), []),
+        "exfiltration": (build_notebook(exfiltrating_functions()), set(),
+                         ["On the hidden inputs your function raised an exception."]),
     }
 
 
@@ -287,3 +342,40 @@ def special_files(solution_path: str) -> dict:
 AWKWARD_NAMES = ["alice/x.ipynb", "mallory/alice__x.ipynb", "index.html.ipynb", "gradebook.csv.ipynb", "...ipynb",
                  "=HYPERLINK(\"evil.example\",\"x\").ipynb", "+cmd|calc.ipynb", "javascript:alert(1).ipynb",
                  "\x1b[31mred\x07.ipynb", "pipe|and\nnewline.ipynb", "学生 张三.ipynb"]
+
+
+def malformed_notebooks() -> dict[str, str]:
+    """name -> a file's text that parses as far as some stage and must then be an invalid notebook, said in words:
+    nesting deep enough to overflow a recursive reader, numbers too long to convert, text no UTF-8 file holds,
+    and wrong types where nbformat expects others."""
+    import json
+
+    notebook = json.loads(nbformat.writes(build_notebook(SOLUTION)))
+
+    def changed(change) -> str:
+        copy = json.loads(json.dumps(notebook))
+        change(copy)
+        return json.dumps(copy)
+
+    def deep(levels: int):
+        return json.loads("[" * levels + "]" * levels)
+
+    return {
+        "deep_cells": '{"cells": ' + "[" * 100_000 + "]" * 100_000 + ', "metadata": {}, "nbformat": 4}',
+        "deep_metadata": changed(lambda nb: nb["metadata"].update(x=deep(500))),  # parses; nbformat would overflow
+        "deep_objects": '{"cells": [], "metadata": ' + '{"a": ' * 5000 + "1" + "}" * 5000 + "}",
+        "long_number": json.dumps(notebook).replace('"nbformat": 4', '"nbformat": ' + "9" * 5000),
+        "long_number_in_metadata": json.dumps(notebook).replace('"metadata": {', '"metadata": {"n": ' + "1" * 5000 + ", ", 1),
+        "lone_surrogate_in_source": changed(lambda nb: nb["cells"][1].update(source="x = '\ud800'")),
+        "lone_surrogate_in_key": changed(lambda nb: nb["metadata"].update({"\udfff": 1})),
+        "nbformat_as_text": changed(lambda nb: nb.update(nbformat="4")),
+        "nbformat_as_float": changed(lambda nb: nb.update(nbformat=4.0)),
+        "nbformat_5": changed(lambda nb: nb.update(nbformat=5)),
+        "metadata_as_list": changed(lambda nb: nb.update(metadata=[])),
+        "cells_as_object": changed(lambda nb: nb.update(cells={"a": 1})),
+        "source_with_a_number": changed(lambda nb: nb["cells"][1].update(source=["x = 1\n", 2])),
+        "tags_as_object": changed(lambda nb: nb["cells"][1]["metadata"].update(tags={"answer:ex1": 1})),
+        "nbformat3_bad_worksheets": json.dumps({"nbformat": 3, "nbformat_minor": 0, "worksheets": "x"}),
+        "nbformat3_input_a_number": json.dumps({"nbformat": 3, "nbformat_minor": 0, "worksheets": [
+            {"cells": [{"cell_type": "code", "input": 5}]}]}),
+    }

@@ -201,6 +201,7 @@ def test_the_gradescope_zip_keeps_only_the_options_given():
 def test_an_early_worker_started_under_other_limits_or_on_another_notebook_is_not_used(tmp_path):
     worker = execute.WorkerProcess.__new__(execute.WorkerProcess)  # its state only: no process is started
     worker.options, worker.sandboxed, worker.source = execute.ExecutionOptions(resolve_limits()), False, None
+    worker.tier = execute.SandboxTier.NONE
     first = tmp_path / "first.ipynb"
     assert worker.suits(execute.ExecutionOptions(resolve_limits()), [], first)
     assert not worker.suits(execute.ExecutionOptions(resolve_limits({"cell_timeout": 1})), [], first)

@@ -690,33 +690,6 @@ def test_help_headings_end_with_the_languages_colon(lang, command, capsys, monke
     assert not re.search(r"[\u3040-\u30ff\u3400-\u9fff]:\s*$", shown, re.M), shown
 
 
-def test_a_bare_raise_on_hidden_inputs_is_not_followed_by_a_redaction_note():
-    """Only a message can repeat hidden inputs: an empty one stays empty (the report then says just the kind)."""
-    from grader.model import OutcomeStatus, ProbeCall, ProbeOutcome, WorkerRun
-    from grader.pipeline import HIDDEN_MESSAGE, PlannedCheck, redact_hidden_failures
-
-    calls = [ProbeCall("c#0", "f", ()), ProbeCall("c#1", "f", ())]
-    run = WorkerRun(cells=[], errors=[], sandboxed=True, seconds=0.0, probes={
-        "c#0": ProbeOutcome("c#0", OutcomeStatus.ERROR, error_type="NotImplementedError", error_message=""),
-        "c#1": ProbeOutcome("c#1", OutcomeStatus.ERROR, error_type="ValueError", error_message="x = [0.25, 0.5]")})
-    redact_hidden_failures([PlannedCheck(check=None, calls=[], probe_calls=calls)], run)
-    assert run.probes["c#0"].error_message == ""
-    assert run.probes["c#1"].error_message == HIDDEN_MESSAGE  # the inputs in the message are not shown
-
-
-def test_a_name_left_undefined_by_a_failed_import_points_to_the_import():
-    from grader.model import ErrorKind, GradeError, OutcomeStatus, ProbeCall, ProbeOutcome, WorkerRun
-    from grader.pipeline import HIDDEN_AFTER_IMPORT, PlannedCheck, redact_hidden_failures
-
-    call = ProbeCall("c#0", "f", ())
-    run = WorkerRun(cells=[], sandboxed=True, seconds=0.0,
-                    errors=[GradeError(ErrorKind.IMPORT_FAILED, "Cell 1 could not import torch", cell=1)],
-                    probes={"c#0": ProbeOutcome("c#0", OutcomeStatus.ERROR, error_type="NameError",
-                                                error_message="name 'torch' is not defined")})
-    redact_hidden_failures([PlannedCheck(check=None, calls=[], probe_calls=[call])], run)
-    assert run.probes["c#0"].error_message == HIDDEN_AFTER_IMPORT  # still not the message itself
-
-
 @pytest.mark.parametrize("lang", ["zh", "ja"])
 def test_a_count_of_more_errors_follows_its_note_as_the_language_writes_it(lang):
     from grader.gradebook import error_notes

@@ -18,7 +18,7 @@ import grader.pipeline as pipeline
 from grader.assignment import load_assignment
 from grader.errors import GraderError, SandboxUnavailable, WireFormatError, WorkerCrashed
 from grader.execute import ExecutionOptions, WorkerProcess, read_worker_result, worker_report
-from grader.model import UNGRADABLE, CellStatus, ErrorKind, GradeError, OutcomeStatus, ProbeCall
+from grader.model import UNGRADABLE, CellStatus, ErrorKind, GradeError, OutcomeStatus, ProbeCall, SandboxTier
 from grader.sandbox import Limits
 from grader.wire import JOB_NAME, RESULT_NAME, SETTINGS_NAME
 from grader.worker import CappedOutputClient, Reply, Worker, raised
@@ -120,7 +120,7 @@ def test_a_kernel_that_cannot_be_restarted_ends_the_run_as_unrecoverable(tmp_pat
     assert statuses(result) == [CellStatus.KERNEL_DIED]
     assert result["errors"] == [{"kind": ErrorKind.KERNEL_UNRECOVERABLE, "cell": 0}]
     assert result["finished"] is True and kernels.all_stopped
-    run = read_worker_result(tmp_path / RESULT_NAME, CALLS, False, [], 0, 1.0)
+    run = read_worker_result(tmp_path / RESULT_NAME, CALLS, SandboxTier.NONE, [], 0, 1.0)
     assert [e.kind for e in run.errors] == [ErrorKind.KERNEL_UNRECOVERABLE]
     assert ErrorKind.KERNEL_UNRECOVERABLE in UNGRADABLE
     assert run.probes[CALLS[0].id].status == OutcomeStatus.NOT_RUN
@@ -132,7 +132,7 @@ def test_a_kernel_that_never_starts_leaves_an_unfinished_run_and_is_stopped(tmp_
         run_worker(tmp_path, ["a = 1"], kernels)
     assert json.loads((tmp_path / RESULT_NAME).read_text())["finished"] is False
     assert kernels.all_stopped
-    run = read_worker_result(tmp_path / RESULT_NAME, CALLS, False, [], 1, 1.0)
+    run = read_worker_result(tmp_path / RESULT_NAME, CALLS, SandboxTier.NONE, [], 1, 1.0)
     assert [e.kind for e in run.errors] == [ErrorKind.WORKER_FAILED]
 
 
@@ -215,7 +215,7 @@ def test_a_crashed_worker_is_a_worker_failure_never_a_clean_run(tmp_path, saved,
     with pytest.raises(WorkerCrashed) as crash:
         worker_report(path, returncode, out_of_time=False)
     assert crash.value.reason == reason and crash.value.returncode == returncode
-    run = read_worker_result(path, CALLS, False, [], returncode, 1.0)
+    run = read_worker_result(path, CALLS, SandboxTier.NONE, [], returncode, 1.0)
     assert [e.kind for e in run.errors] == [ErrorKind.WORKER_FAILED]
     assert ErrorKind.WORKER_FAILED in UNGRADABLE  # so `grade` exits 3
     assert run.probes[CALLS[0].id].status == OutcomeStatus.NOT_RUN
@@ -224,26 +224,26 @@ def test_a_crashed_worker_is_a_worker_failure_never_a_clean_run(tmp_path, saved,
 def test_what_a_crashed_worker_saved_is_still_graded(tmp_path):
     path = write_result(tmp_path, {"cells": [{"index": 0, "status": "error", "seconds": 1, "error_name": "E"}],
                                    "probes": {}, "errors": [], "finished": False})
-    run = read_worker_result(path, CALLS, False, [], -9, 1.0)
+    run = read_worker_result(path, CALLS, SandboxTier.NONE, [], -9, 1.0)
     assert [c.status for c in run.cells] == [CellStatus.ERROR]
 
 
 def test_a_worker_stopped_at_its_budget_is_out_of_time_not_crashed(tmp_path):
     path = write_result(tmp_path, {"cells": [], "probes": {}, "errors": [], "finished": False})
     budget = GradeError(ErrorKind.BUDGET_EXCEEDED, "out of time")
-    run = read_worker_result(path, CALLS, False, [budget], -9, 1.0)
+    run = read_worker_result(path, CALLS, SandboxTier.NONE, [budget], -9, 1.0)
     assert [e.kind for e in run.errors] == [ErrorKind.BUDGET_EXCEEDED]
 
 
 def test_a_finished_worker_reads_back_clean(tmp_path):
     path = write_result(tmp_path, {"cells": [], "probes": {}, "errors": [], "finished": True})
-    assert read_worker_result(path, CALLS, False, [], 0, 1.0).errors == []
+    assert read_worker_result(path, CALLS, SandboxTier.NONE, [], 0, 1.0).errors == []
 
 
 def test_foreign_error_kinds_from_the_worker_are_ignored(tmp_path):
     path = write_result(tmp_path, {"cells": [], "probes": {}, "finished": True,
                                    "errors": [{"kind": ["unhashable"]}, {"kind": "grader-failed"}]})
-    assert read_worker_result(path, CALLS, False, [], 0, 1.0).errors == []
+    assert read_worker_result(path, CALLS, SandboxTier.NONE, [], 0, 1.0).errors == []
 
 
 @pytest.fixture

@@ -337,10 +337,10 @@ def test_copying_the_bundle_scores_on_public_inputs_and_nothing_on_the_secret(as
 
 
 def test_importing_the_reference_scores_nothing_when_graded(assignment, tmp_path):
-    from grader.sandbox import bubblewrap
+    from tests.conftest import bubblewrap_works, unavailable
 
-    if not bubblewrap():
-        pytest.skip("the reference is hidden by the sandbox, which cannot run here")
+    if not bubblewrap_works():
+        unavailable("the reference is hidden by the sandbox, which cannot run here")
     path = tmp_path / "sneaky.ipynb"
     nbformat.write(build_notebook(STUBS, extra_cells={"ex1": ["from reference.attention_pooling import *"]}), path)
     result = grade_submission(path, assignment, GradingOptions(secret=SECRET, exercises=("ex1", "ex4")))

@@ -3,7 +3,10 @@
 import errno
 import json
 import os
+import socket
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +15,9 @@ from grader import seccomp
 from grader.cgroups import CgroupManager, JobCgroup
 from grader.files import (FileTooLarge, NotRegularFile, find_notebooks, read_regular_file, safe_name,
                           submission_names)
-from grader.sandbox import Limits, SandboxPlan, bwrap_arguments
+from grader.sandbox import (CONNECTION_FILE, NPROC_LAUNCHER, RUNTIME_BYTES, SANDBOX_RUNTIME, Limits, SandboxPlan,
+                            bwrap_arguments)
+from tests.conftest import unavailable
 
 
 # --------------------------------------------------------------------------- seccomp
@@ -50,6 +55,56 @@ def test_the_filter_refuses_escapes_and_allows_ordinary_calls(arch):
         if ordinary not in arch.numbers.values():
             assert run_filter(program, ordinary, arch.audit_arch) == allow
     assert run_filter(program, 0, 0x40000003) == eperm  # another ABI (i386) is refused whole
+
+
+@pytest.mark.parametrize("arch", [seccomp.X86_64, seccomp.AARCH64], ids=["x86_64", "aarch64"])
+def test_io_uring_is_refused_and_sockets_are_an_allow_list_of_families(arch):
+    program = seccomp.compiled(arch)
+    eperm, allow = seccomp.RET_ERRNO | errno.EPERM, seccomp.RET_ALLOW
+    for name in ("io_uring_setup", "io_uring_enter", "io_uring_register"):
+        assert run_filter(program, arch.numbers[name], arch.audit_arch) == eperm, name
+    for call in ("socket", "socketpair"):
+        number = arch.numbers[call]
+        for family in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6):
+            assert run_filter(program, number, arch.audit_arch, (family, socket.SOCK_STREAM, 0, 0, 0, 0)) == allow
+        no_family = seccomp.RET_ERRNO | errno.EAFNOSUPPORT
+        refused = [family for family in range(64) if family not in (socket.AF_UNIX, socket.AF_INET, socket.AF_INET6,
+                                                                    socket.AF_NETLINK)]
+        assert 40 in refused and socket.AF_PACKET in refused and 38 in refused  # 40: AF_VSOCK, 38: AF_ALG
+        for family in refused:
+            assert run_filter(program, number, arch.audit_arch, (family, 1, 0, 0, 0, 0)) == no_family, (call, family)
+        # netlink only to list the sandbox's own interfaces (NETLINK_ROUTE, 0): not audit (9), uevents (15), ...
+        assert run_filter(program, number, arch.audit_arch, (socket.AF_NETLINK, socket.SOCK_RAW, 0, 0, 0, 0)) == allow
+        for protocol in range(1, 32):
+            assert run_filter(program, number, arch.audit_arch, (socket.AF_NETLINK, socket.SOCK_RAW, protocol, 0, 0,
+                                                                 0)) == no_family, protocol
+        # the kernel reads the family as an int: high bits set above AF_UNIX are still AF_UNIX, and allowed
+        assert run_filter(program, number, arch.audit_arch, ((1 << 32) | socket.AF_UNIX, 1, 0, 0, 0, 0)) == allow
+
+
+def libseccomp():
+    """The system's libseccomp (Debian's libseccomp2, installed by ./install.sh --test), or None."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("seccomp")
+    if not name:
+        return None
+    resolve = ctypes.CDLL(name).seccomp_syscall_resolve_name_arch
+    resolve.argtypes, resolve.restype = [ctypes.c_uint32, ctypes.c_char_p], ctypes.c_int
+    return lambda arch, syscall: resolve(arch.audit_arch, syscall.encode())  # SCMP_ARCH_* are the AUDIT_ARCH_*
+
+
+@pytest.mark.parametrize("arch", [seccomp.X86_64, seccomp.AARCH64], ids=["x86_64", "aarch64"])
+def test_the_hand_typed_syscall_numbers_are_libseccomps(arch):
+    resolve = libseccomp()
+    if resolve is None:
+        unavailable("libseccomp is not installed (./install.sh --test installs it)")
+    for name, number in arch.numbers.items():
+        assert resolve(arch, name) == number, name
+    for name in seccomp.DENIED:  # a denied call left out of an architecture's table must not exist there
+        if name not in arch.numbers:
+            assert resolve(arch, name) < 0, f"{name} exists on this architecture but the filter does not refuse it"
 
 
 def test_x32_numbers_are_refused_on_x86_64():
@@ -170,10 +225,10 @@ def test_oom_kills_are_read_from_either_version(tmp_path):
 
 # --------------------------------------------------------------------------- bwrap's arguments
 
-def plan(uid, prefix="/opt/py"):
-    return SandboxPlan(bwrap="/usr/bin/bwrap", runtime_dir="/dev/shm/k-1", etc_dir="/tmp/job/etc",
+def plan(uid, prefix="/opt/py", processes=0):
+    return SandboxPlan(bwrap="/usr/bin/bwrap", runtime_dir="/tmp/job/k-1", etc_dir="/tmp/job/etc",
                        read_only=(prefix,), hidden=(f"{prefix}/lib/site-packages/reference",),
-                       tmpfs_bytes=Limits().tmpfs_bytes, uid=uid)
+                       tmpfs_bytes=Limits().tmpfs_bytes, uid=uid, processes=processes)
 
 
 def test_root_drops_to_an_unprivileged_uid_and_a_user_gets_a_user_namespace():
@@ -200,3 +255,54 @@ def test_the_view_is_an_allow_list_with_hidden_packages_covered_after_their_tree
         i = next(i for i, a in enumerate(args) if a == path and args[i - 1] == "--tmpfs")
         assert args[i - 3] == "--size" and i < tree  # a prefix under /tmp (a checkout there) stays shown
     assert not any("shadow" in a for a in args)
+
+
+def test_nothing_of_the_host_is_writable_and_the_socket_folder_is_a_capped_tmpfs():
+    for args in (bwrap_arguments(plan(70001), None, info_fd=7), bwrap_arguments(plan(None, processes=256), None, 7)):
+        assert "--bind" not in args and "--dev-bind" not in args  # only read-only binds of the host
+        runtime = args.index(str(SANDBOX_RUNTIME))
+        assert args[runtime - 1] == "--tmpfs" and args[runtime - 3:runtime - 1] == ["--size", str(RUNTIME_BYTES)]
+        assert RUNTIME_BYTES <= 16 * 2**20
+        connection = args.index(str(SANDBOX_RUNTIME / CONNECTION_FILE))
+        assert args[connection - 2:connection] == ["--ro-bind", f"/tmp/job/k-1/{CONNECTION_FILE}"]
+        # every mount is made before the root and /dev become read-only
+        last_mount = max(i for i, a in enumerate(args) if a in ("--tmpfs", "--ro-bind", "--dir", "--symlink"))
+        remounts = [i for i, a in enumerate(args) if a == "--remount-ro"]
+        assert [args[i + 1] for i in remounts] == ["/", "/dev"] and min(remounts) > last_mount
+        assert args[args.index("--info-fd") + 1] == "7"
+        pts = args.index("/dev/pts")  # no pseudo-terminal: the machine's few are shared by everyone
+        assert args[pts - 1] == "--tmpfs" and pts > args.index("--dev")
+
+
+def test_a_user_namespace_sets_the_process_limit_inside_it_and_root_gives_the_kernel_its_uid():
+    as_user = bwrap_arguments(plan(None, processes=256), None)
+    after = as_user[as_user.index("--") + 1:]
+    assert after[:4] == [sys.executable, "-I", "-S", "-c"] and after[5] == "256"
+    assert "RLIMIT_NPROC" in after[4] and "execv" in after[4]
+    as_root = bwrap_arguments(plan(70001), None)
+    assert "--reuid=70001" in as_root and NPROC_LAUNCHER not in as_root  # root: the rlimit is set on the own uid
+
+
+def test_the_launcher_sets_the_limit_and_becomes_the_command():
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", NPROC_LAUNCHER, "77", sys.executable, "-c",
+                           "import resource; print(resource.getrlimit(resource.RLIMIT_NPROC))"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "(77, 77)", done.stderr
+
+
+def test_each_kernel_gets_a_uid_of_its_own_from_the_reserved_range(monkeypatch):
+    from grader import uids
+    from grader.config import SANDBOX_UIDS
+
+    taken = [uids.allocate() for _ in range(20)]
+    try:
+        assert len(set(taken)) == 20 and all(uid in SANDBOX_UIDS and uid != 65534 for uid in taken)
+        assert not any(uids.in_use(uid) for uid in taken)  # no account, no process has them
+        assert uids.in_use(0) and uids.in_use(os.getuid())
+        # a uid an account or some process has is never handed out: here, every draw lands on one
+        monkeypatch.setattr(uids, "in_use", lambda uid: True)
+        with pytest.raises(OSError):
+            uids.allocate()
+    finally:
+        for uid in taken:
+            uids.release(uid)

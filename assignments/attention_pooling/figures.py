@@ -206,5 +206,5 @@ FIGURES = [
            ex3_calls, ex3_draw),
     Figure("ex4.shrinking_rate", "ex4", "How your width shrinks with n",
            "The grader's study: your loo_optimal_width and the reference's on the same data sets, log-log.",
-           lambda rng: [], ex4_draw),
+           lambda rng: [], ex4_draw, reads=("ex4.shrinking_study",)),
 ]

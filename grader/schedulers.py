@@ -6,8 +6,9 @@ gradebooks and reports do not depend on where the grading ran. A backend is chos
 ``open_scheduler`` from the registry ``SCHEDULERS``:
 
 - ``local``: ``jobs`` threads, each driving one sandboxed worker; one spare worker warms up
-  (kernel started, imports done) for the next submission; figures are drawn by one drawing
-  thread while the grading threads go on with the next submissions.
+  (kernel started, imports done) for the next submission; one drawing thread records each
+  submission's figures and has the run's drawing process (``grader.drawing``, matplotlib) draw
+  them, while the grading threads go on with the next submissions.
 - ``dask``: ``--scheduler ADDRESS``. Each submission is one task that runs the same
   sandboxed grading on the Dask worker's machine (``grade_remote``) and returns plain data.
   A worker lost mid-task has its task rerun elsewhere by Dask; a task whose workers keep

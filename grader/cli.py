@@ -789,8 +789,6 @@ def run() -> None:
     import threading
 
     code = main()
-    if "grader.drawing" in sys.modules:  # its pool's manager thread ends only when the pool is shut down
-        sys.modules["grader.drawing"].close_drawer()
     for thread in threading.enumerate():
         if thread is not threading.current_thread() and not thread.daemon:
             thread.join()

@@ -203,10 +203,24 @@ def inside(inner, outer, slack: float = 0.5) -> bool:
             and inner.y1 <= outer.y1 + slack)
 
 
-def laid_out(fig, texts: list, renderer) -> bool:
-    """Whether every text drawn outside its axes (titles, labels, tick labels) is in the figure, off the other axes,
-    and clear of the other such texts (but for tick labels of one axes among themselves: the locator's business,
-    not the layout's). The texts drawn inside their axes (legends, notes) are the axes' own."""
+def line_box(x: float, y: float, width: float, height: float, descent: float, angle: float):
+    """The box of one line of text drawn at (x, y) (its baseline's start, y up) turned by ``angle`` degrees."""
+    from matplotlib.transforms import Bbox
+
+    turn = math.radians(angle)
+    cos, sin = math.cos(turn), math.sin(turn)
+    corners = [(0.0, -descent), (width, -descent), (width, height - descent), (0.0, height - descent)]
+    xs = [x + a * cos - b * sin for a, b in corners]
+    ys = [y + a * sin + b * cos for a, b in corners]
+    return Bbox.from_extents(min(xs), min(ys), max(xs), max(ys))
+
+
+def laid_out(fig, drawn: list) -> bool:
+    """Whether every line of text drawn outside its axes (titles, labels, tick labels) is in the figure, off the
+    other axes, and clear of the other such lines (but for tick labels of one axes among themselves: the locator's
+    business, not the layout's). The text drawn inside its axes (legends, notes) is the axes' own. ``drawn``: (the
+    Text or None, the line's box) as the renderer drew them; a text of several lines is drawn line by line with no
+    Text (matplotlib's doing), and its lines are checked against every axes."""
     from matplotlib.transforms import Bbox
 
     page = Bbox.from_bounds(0, 0, fig.bbox.width, fig.bbox.height)
@@ -215,14 +229,13 @@ def laid_out(fig, texts: list, renderer) -> bool:
     ticks = {id(label) for ax in fig.axes for axis in (ax.xaxis, ax.yaxis) for tick in axis.majorTicks
              for label in (tick.label1, tick.label2)}
     outside = []
-    for text in texts:
-        box = text.get_window_extent(renderer)
-        owner = owners.get(id(text.axes))
+    for text, box in drawn:
+        owner = owners.get(id(text.axes)) if text is not None else None
         if owner is not None and inside(box, areas[owner]):
             continue
         if not inside(box, page) or any(overlap(box, area) for index, area in enumerate(areas) if index != owner):
             return False
-        outside.append((owner, id(text) in ticks, box))
+        outside.append((owner, text is not None and id(text) in ticks, box))
     for i, (owner, tick, box) in enumerate(outside):
         for other_owner, other_tick, other in outside[i + 1:]:
             if not (tick and other_tick and owner == other_owner) and overlap(box, other):
@@ -267,15 +280,20 @@ class Painter:
         """The figure as an SVG element to inline in HTML, its ids prefixed by ``name``'s (unique in the page),
         naming ``fonts`` for the reader's browser."""
         started = time.process_time()
+        svg, _figure = self.render(spec, fonts, name)
+        return DrawnFigure(svg, time.process_time() - started)
+
+    def render(self, spec: FigureSpec, fonts: tuple[str, ...], name: str):
+        """``draw``'s SVG, and the matplotlib Figure it drew."""
         measured = self.measured(fonts)
         with self.context(measured):
-            svg = self.laid_out_svg(spec, measured, name)
+            svg, figure = self.laid_out_svg(spec, measured, name)
         svg = svg[svg.index("<svg"):]  # no XML prologue: inlined in HTML
         if measured != fonts:
             svg = svg.replace(f"font-family: {css_families(measured)}", f"font-family: {css_families(fonts)}")
-        return DrawnFigure(prefixed_ids(svg, svg_id_prefix(name)), time.process_time() - started)
+        return prefixed_ids(svg, svg_id_prefix(name)), figure
 
-    def laid_out_svg(self, spec: FigureSpec, fonts: tuple[str, ...], name: str) -> str:
+    def laid_out_svg(self, spec: FigureSpec, fonts: tuple[str, ...], name: str):
         key = (name, fonts, spec.rows, spec.cols, tuple(spec.figsize))
         kept = self.layouts.get(key)
         if kept is not None:
@@ -285,7 +303,7 @@ class Painter:
                     ax.set_position(position)
                 svg, fits = self.write(fig, check=True)
                 if fits:
-                    return svg
+                    return svg, fig
             self.relaid += 1
         import matplotlib
 
@@ -294,7 +312,7 @@ class Painter:
             fig = replay(spec, layout="constrained")
             svg, _fits = self.write(fig, check=False)
         self.layouts[key] = [ax.get_position(original=True).frozen() for ax in fig.axes]
-        return svg
+        return svg, fig
 
     def write(self, fig, check: bool) -> tuple[str, bool]:
         """The figure's SVG (matplotlib's FigureCanvasSVG.print_svg, with a renderer that keeps the text extents
@@ -310,7 +328,7 @@ class Painter:
         renderer = MixedModeRenderer(fig, width, height, image_dpi, svg_renderer)
         fig.draw(renderer)
         renderer.finalize()
-        fits = laid_out(fig, list(dict.fromkeys(svg_renderer.texts)), renderer) if check else True
+        fits = laid_out(fig, svg_renderer.drawn) if check else True
         return buffer.getvalue(), fits
 
     def renderer(self, width: float, height: float, buffer, image_dpi: float):
@@ -321,11 +339,13 @@ class Painter:
         class Renderer(RendererSVG):
             def __init__(self):
                 super().__init__(width, height, buffer, image_dpi=image_dpi, metadata={"Date": None})
-                self.texts: list = []
+                self.drawn: list = []  # (the Text, or None for a line of several, the line's box): for laid_out
 
             def draw_text(self, gc, x, y, s, prop, angle, ismath=False, mtext=None):
-                if mtext is not None:
-                    self.texts.append(mtext)
+                w, h, d = self.get_text_width_height_descent(s, prop, ismath)
+                _w, lp_h, lp_d = self.get_text_width_height_descent("lp", prop, False)  # a line's least, as in Text
+                # y: down from the top here
+                self.drawn.append((mtext, line_box(x, height - y, w, max(h, lp_h), max(d, lp_d), angle)))
                 super().draw_text(gc, x, y, s, prop, angle, ismath, mtext)
 
             def get_text_width_height_descent(self, s, prop, ismath):
@@ -457,8 +477,7 @@ class DrawingProcess:
     of the DrawnFigure, which fails with FigureNotDrawn; a drawing process that died (killed, out of memory) fails
     the figures it had, and the next figure starts a new one. ``close`` lets it finish what it was sent."""
 
-    def __init__(self, warm_fonts: tuple[str, ...] = ("DejaVu Sans",), niceness: int = 10,
-                 close_timeout: float = 30.0):
+    def __init__(self, warm_fonts: tuple[str, ...], niceness: int, close_timeout: float = 30.0):
         self.warm_fonts, self.niceness, self.close_timeout = tuple(warm_fonts), niceness, close_timeout
         self.child: Child | None = None
         self.ids = itertools.count()

@@ -125,6 +125,7 @@ class FigureResult:
     svg: str | None = None
     error: str | None = None
     waiting: bool = False  # none of the student's functions in it returned a value yet
+    cpu_seconds: float = 0.0  # the drawing's CPU time, in the drawing process (not in to_json: not the report's)
 
     def to_json(self) -> dict:
         return {"id": self.id, "exercise": self.exercise, "title": self.title, "caption": self.caption,
@@ -144,8 +145,14 @@ def figure_fonts(lang: str) -> tuple[str, ...]:
     return (LATIN_FONT, *sorted(CJK_FONTS.values(), key=lambda font: font != CJK_FONTS.get(lang)))
 
 
-def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:
-    """Draw one figure; a figure that fails to draw is reported, never raised.
+def render_figure(figure: Figure, inputs: FigureInputs, drawer) -> FigureResult:
+    """Draw one figure and wait for it (see ``submit_figure``)."""
+    return submit_figure(figure, inputs, drawer)()
+
+
+def submit_figure(figure: Figure, inputs: FigureInputs, drawer) -> Callable[[], FigureResult]:
+    """Record one figure and hand it to ``drawer`` (a grader.drawing.DrawingProcess, or a Painter drawing here);
+    the function returned waits for it. A figure that fails to draw is reported, never raised.
 
     A figure none of whose calls returned a value is not drawn: it would show only the
     reference's answers, which teach nothing to a student who has not written the function.
@@ -153,11 +160,21 @@ def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:
     result = FigureResult(figure.id, figure.exercise, _(figure.title), _(figure.caption))
     if inputs.outcomes and not any(o.status == OutcomeStatus.OK for o in inputs.outcomes):
         result.waiting = True
-        return result
+        return lambda: result
     try:
         spec = figure.draw(inputs).spec
         # The figure's id prefixes the SVG's ids: a report inlines several figures in one page.
-        result.svg = drawing.draw(spec, figure_fonts(language()), figure.id)
+        drawn = drawer.submit(spec, figure_fonts(language()), figure.id)
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
-    return result
+        return lambda: result
+
+    def wait() -> FigureResult:
+        try:
+            done = drawn.result()
+            result.svg, result.cpu_seconds = done.svg, done.cpu_seconds
+        except Exception as exc:
+            result.error = str(exc) if isinstance(exc, drawing.FigureNotDrawn) else f"{type(exc).__name__}: {exc}"
+        return result
+
+    return wait

@@ -20,12 +20,13 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import refcache
+from . import drawing, refcache
+from .config import DRAWING_NICENESS
 from .assignment import Assignment, draw_calls, public_calls, public_material, rng_for
 from .checks import Call, Check, Verdict, call_text, outcome_category
 from .execute import ExecutionOptions, WorkerProcess
-from .figures import Figure, FigureInputs, FigureResult, render_figure
-from .i18n import N_, _
+from .figures import Figure, FigureInputs, FigureResult, figure_fonts, submit_figure
+from .i18n import N_, _, language
 from .installed import metadata_assignment, wrong_assignment
 from .load import NotebookRejected, load_notebook
 from .environment import install_command, provided_packages
@@ -109,15 +110,18 @@ def plan_figures(assignment: Assignment, options: GradingOptions) -> list[Planne
 
 
 def draw_figures(planned: list[PlannedFigure], probes: dict[str, ProbeOutcome], results: list[CheckResult],
-                 silent: frozenset[str] = frozenset()) -> list[FigureResult]:
+                 drawer, silent: frozenset[str] = frozenset()) -> list[FigureResult]:
     """``silent``: exercises none of whose functions returned a value. A figure of its own calls waits when
-    none of them returned one (render_figure); a figure drawn from the checks' results alone waits when its
-    exercise is silent: it could show only the reference."""
+    none of them returned one (submit_figure); a figure drawn from the checks' results alone waits when its
+    exercise is silent: it could show only the reference. Every figure is handed to ``drawer`` before the first is
+    waited for: the drawing process draws one while the next is recorded."""
     checks = {r.id: r for r in results}
-    return [FigureResult(p.figure.id, p.figure.exercise, p.figure.title, p.figure.caption, waiting=True)
-            if not p.probe_calls and p.figure.exercise in silent else
-            render_figure(p.figure, FigureInputs(p.calls, [probes[c.id] for c in p.probe_calls], checks))
-            for p in planned]
+    waits = [(lambda p=p: FigureResult(p.figure.id, p.figure.exercise, p.figure.title, p.figure.caption,
+                                       waiting=True))
+             if not p.probe_calls and p.figure.exercise in silent else
+             submit_figure(p.figure, FigureInputs(p.calls, [probes[c.id] for c in p.probe_calls], checks), drawer)
+             for p in planned]
+    return [wait() for wait in waits]
 
 
 def silent_exercises(checks: list[PlannedCheck], results: list[CheckResult]) -> frozenset[str]:
@@ -198,12 +202,14 @@ class PendingFigures:
     ledger: refcache.ReferenceLedger | None = None
     silent: frozenset[str] = frozenset()  # silent_exercises
 
-    def draw_into(self, result: SubmissionResult) -> SubmissionResult:
+    def draw_into(self, result: SubmissionResult, drawer) -> SubmissionResult:
+        """The figures drawn by ``drawer`` (grader.drawing: the run's DrawingProcess, or a Painter)."""
         started = time.monotonic()
         if self.planned:
             with refcache.using(self.store, self.ledger):
-                result.figures = draw_figures(self.planned, self.probes, self.results, self.silent)
+                result.figures = draw_figures(self.planned, self.probes, self.results, drawer, self.silent)
         result.timing.figures = time.monotonic() - started
+        result.timing.figures_cpu = sum(f.cpu_seconds for f in result.figures)
         if self.ledger:
             record_reference(result.timing, self.ledger)
         return result
@@ -430,10 +436,17 @@ def hidden_paths(assignment: Assignment, extra: list[Path]) -> list[Path]:
 
 
 def grade_submission(path: str | Path, assignment: Assignment, options: GradingOptions | None = None,
-                     worker: WorkerProcess | None = None, hide: list[Path] = ()) -> SubmissionResult:
-    """Grade one notebook file, figures drawn. ``worker`` may be a pre-started WorkerProcess; it is consumed."""
-    result, figures = grade_until_figures(path, assignment, options, worker, hide)
-    return figures.draw_into(result)
+                     worker: WorkerProcess | None = None, hide: list[Path] = (), drawer=None) -> SubmissionResult:
+    """Grade one notebook file, figures drawn. ``worker`` may be a pre-started WorkerProcess; it is consumed.
+    ``drawer``: where the figures are drawn (a run's grader.drawing.DrawingProcess, or a Painter to draw them in
+    this process); by default a drawing process of this submission's own, started now (it warms up while the
+    notebook runs) and closed when its figures are drawn."""
+    options = options or GradingOptions()
+    with contextlib.ExitStack() as owned:
+        if drawer is None and options.figures:
+            drawer = owned.enter_context(drawing.DrawingProcess(figure_fonts(language()), DRAWING_NICENESS))
+        result, figures = grade_until_figures(path, assignment, options, worker, hide)
+        return figures.draw_into(result, drawer)
 
 
 def grade_until_figures(path: str | Path, assignment: Assignment, options: GradingOptions | None = None,

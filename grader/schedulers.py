@@ -30,6 +30,9 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from .assignment import Assignment, load_assignment
+from .config import DRAWING_NICENESS
+from .drawing import DrawingProcess, Painter
+from .figures import figure_fonts
 from .installed import ASSIGNMENTS_DIR
 from .execute import SandboxUnavailable, WorkerProcess
 from .files import read_regular_file
@@ -116,7 +119,9 @@ class WorkerPool:
 
 
 class LocalScheduler:
-    """``jobs`` grading threads and one drawing thread (drawing is no one's wait)."""
+    """``jobs`` grading threads and one drawing thread (drawing is no one's wait), which records each submission's
+    figures and waits for the run's drawing process (grader.drawing), started here: it warms up while the first
+    submissions are graded."""
 
     def __init__(self, assignment: Assignment, options: GradingOptions, jobs: int, hide: list[Path],
                  early_worker: WorkerProcess | None = None):
@@ -127,6 +132,7 @@ class LocalScheduler:
         self.pool: WorkerPool | None = None
         self.grading = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="grade")
         self.drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
+        self.drawer = DrawingProcess(figure_fonts(language()), DRAWING_NICENESS).start() if options.figures else None
 
     def run(self, items: list[BatchItem]) -> Iterator[tuple[BatchItem, GradedSubmission]]:
         self.pool = WorkerPool(self.assignment, self.options, self.hide, spare=1 if len(items) > 1 else 0,
@@ -158,7 +164,7 @@ class LocalScheduler:
 
         def draw(item: BatchItem, result: SubmissionResult, figures: PendingFigures) -> None:
             try:
-                finished.put((item, as_plain_data(figures.draw_into(result))))
+                finished.put((item, as_plain_data(figures.draw_into(result, self.drawer))))
             except Exception as exc:  # drawing never raises by design; should it, the grading still counts
                 result.figures = []
                 result.errors.append(GradeError(ErrorKind.GRADER_FAILED, f"figures: {type(exc).__name__}: {exc}"))
@@ -179,6 +185,8 @@ class LocalScheduler:
                 self.pool.close(interrupt=True)  # the running workers die now, their threads return at once
         self.grading.shutdown(wait=True)
         self.drawing.shutdown(wait=True, cancel_futures=interrupt)
+        if self.drawer:
+            self.drawer.close(interrupt=interrupt)
         if self.pool:
             self.pool.close()
 
@@ -223,7 +231,8 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
     try:
         path = folder / f"{job.name}.ipynb"
         path.write_bytes(job.notebook)
-        result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide])
+        # Drawn in this process: a drawing process per task would import matplotlib for each submission.
+        result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide], drawer=Painter())
         result.source = job.source
         return as_plain_data(result)
     finally:

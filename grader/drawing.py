@@ -20,6 +20,7 @@ module only, and the grader's process never imports matplotlib.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import itertools
@@ -125,23 +126,43 @@ def log_locator(low: float, high: float):
     """Ticks for a log axis from ``low`` to ``high``: at the powers of 10 where there are 3 of them or more, else
     at 1, 2 and 5 times them where that makes 3 or more, else (a decade or less) at round numbers, as a linear
     axis has them (there may be no power of 10 in the range at all)."""
-    from matplotlib.ticker import LogLocator, MaxNLocator
-
+    max_n, log = in_view_locators()
     if not 0 < low < high:
-        return LogLocator()
+        return log()
     powers = range(math.floor(math.log10(low)), math.ceil(math.log10(high)) + 1)
     for subs in ((1.0,), (1.0, 2.0, 5.0)):
         if sum(low <= s * 10.0**p <= high for p in powers for s in subs) >= 3:
-            return LogLocator(subs=subs)
-    return MaxNLocator(nbins=TICKS, steps=[1, 2, 2.5, 5, 10])
+            return log(subs=subs)
+    return max_n(nbins=TICKS, steps=[1, 2, 2.5, 5, 10])
+
+
+@functools.cache
+def in_view_locators():
+    """matplotlib's MaxNLocator and LogLocator, giving only the ticks in the axis's view: theirs give one or two
+    beyond each end, which are made (a Tick is two lines, a grid line and two texts), positioned and formatted,
+    and then not drawn. (Made on first use: the grader's process never imports matplotlib.)"""
+    from matplotlib.ticker import LogLocator, MaxNLocator
+
+    class InView:
+        def __call__(self):
+            low, high = sorted(self.axis.get_view_interval())
+            slack = (high - low) * 1e-9
+            return [loc for loc in super().__call__() if low - slack <= loc <= high + slack]
+
+    class MaxNInView(InView, MaxNLocator):
+        pass
+
+    class LogInView(InView, LogLocator):
+        pass
+
+    return MaxNInView, LogInView
 
 
 def cheap_ticks(ax) -> None:
     """Log axes labelled 0.1, 0.2, 1 in plain text (matplotlib's default is mathtext, 10^-1 typeset, and labelled
     minor ticks), with no minor ticks; linear axes with at most 6 ticks (matplotlib's default fits up to 9 in a
-    wide plot): every tick is several artists, measured and drawn."""
-    from matplotlib.ticker import AutoLocator, LogLocator, MaxNLocator, NullFormatter, NullLocator, \
-        StrMethodFormatter
+    wide plot); only the ticks in view made: every tick is several artists, measured and drawn."""
+    from matplotlib.ticker import AutoLocator, LogLocator, NullFormatter, NullLocator, StrMethodFormatter
 
     for axis, limits in ((ax.xaxis, ax.get_xlim), (ax.yaxis, ax.get_ylim)):
         if axis.get_scale() == "log":
@@ -151,7 +172,8 @@ def cheap_ticks(ax) -> None:
             axis.set_minor_locator(NullLocator())
             axis.set_minor_formatter(NullFormatter())
         elif type(axis.get_major_locator()) is AutoLocator:  # an image's rows and columns are counted
-            axis.set_major_locator(MaxNLocator(nbins=TICKS, steps=[1, 2, 2.5, 5, 10], integer=bool(ax.images)))
+            axis.set_major_locator(in_view_locators()[0](nbins=TICKS, steps=[1, 2, 2.5, 5, 10],
+                                                         integer=bool(ax.images)))
 
 
 def replay(spec: FigureSpec, layout: str | None = None):

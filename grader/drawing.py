@@ -319,13 +319,9 @@ class Painter:
         key = (name, fonts, spec.rows, spec.cols, tuple(spec.figsize))
         kept = self.layouts.get(key)
         if kept is not None:
-            fig = replay(spec)
-            if len(fig.axes) == len(kept):
-                for ax, position in zip(fig.axes, kept):
-                    ax.set_position(position)
-                svg, fits = self.write(fig, check=True)
-                if fits:
-                    return svg, fig
+            drawn = self.at(spec, kept)
+            if drawn is not None:
+                return drawn
             self.relaid += 1
         import matplotlib
 
@@ -333,8 +329,20 @@ class Painter:
         with matplotlib.rc_context({"axes.titley": None}):
             fig = replay(spec, layout="constrained")
             svg, _fits = self.write(fig, check=False)
-        self.layouts[key] = [ax.get_position(original=True).frozen() for ax in fig.axes]
-        return svg, fig
+        self.layouts[key] = kept = [ax.get_position(original=True).frozen() for ax in fig.axes]
+        # Drawn again as the kind's next figures will be, at the positions kept: a figure's SVG is the same whether
+        # it is its kind's first or not.
+        return self.at(spec, kept) or (svg, fig)
+
+    def at(self, spec: FigureSpec, positions: list):
+        """The SVG and Figure of ``spec`` with its axes at ``positions``, if its text is laid out there."""
+        fig = replay(spec)
+        if len(fig.axes) != len(positions):
+            return None
+        for ax, position in zip(fig.axes, positions):
+            ax.set_position(position)
+        svg, fits = self.write(fig, check=True)
+        return (svg, fig) if fits else None
 
     def write(self, fig, check: bool) -> tuple[str, bool]:
         """The figure's SVG (matplotlib's FigureCanvasSVG.print_svg, with a renderer that keeps the text extents

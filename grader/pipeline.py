@@ -8,7 +8,6 @@ submission runs (``PendingFigures.draw_into``).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import functools
@@ -20,13 +19,13 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import drawing, refcache
-from .config import DRAWING_NICENESS
-from .assignment import Assignment, draw_calls, public_calls, public_material, rng_for
+from . import refcache
+from .assignment import Assignment, draw_calls, figure_material, public_calls, public_material, rng_for
 from .checks import Call, Check, Verdict, call_text, outcome_category
+from .cgroups import CgroupManager
 from .execute import ExecutionOptions, WorkerProcess
-from .figures import Figure, FigureInputs, FigureResult, figure_fonts, submit_figure
-from .i18n import N_, _, language
+from .figures import Figure, FigureInputs, FigureResult, submit_figure
+from .i18n import N_, _
 from .installed import metadata_assignment, wrong_assignment
 from .load import NotebookRejected, load_notebook
 from .environment import install_command, provided_packages
@@ -34,6 +33,7 @@ from .model import (AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKin
                     GradeError, LoadedNotebook, OutcomeStatus, ProbeCall, ProbeOutcome, PublicRun, SandboxTier,
                     StageTimes, SubmissionResult, WorkerRun, WrittenAnswer, leading_first)
 from .reasons import code_text, explain
+from .run import Run, within
 from .wire import PROTOCOL_PREFIX, call_json
 from .wire import call_identity as wire_identity
 
@@ -104,7 +104,7 @@ def plan_figures(assignment: Assignment, options: GradingOptions) -> list[Planne
     for figure in assignment.figures:
         if options.exercises and figure.exercise not in options.exercises:
             continue
-        calls = figure.make_calls(rng_for(f"figures:{assignment.public_seed}", figure.id))
+        calls = figure.make_calls(rng_for(figure_material(assignment), figure.id))
         planned.append(PlannedFigure(figure, calls, probe_calls(f"figure:{figure.id}", calls, options)))
     return planned
 
@@ -113,8 +113,8 @@ def draw_figures(planned: list[PlannedFigure], probes: dict[str, ProbeOutcome], 
                  drawer, silent: frozenset[str] = frozenset()) -> list[FigureResult]:
     """``silent``: exercises none of whose functions returned a value. A figure of its own calls waits when
     none of them returned one (submit_figure); a figure drawn from the checks' results alone waits when its
-    exercise is silent: it could show only the reference. Every figure is handed to ``drawer`` before the first is
-    waited for: the drawing process draws one while the next is recorded."""
+    exercise is silent: it could show only the reference. Every figure is handed to ``drawer`` (grader.drawing)
+    before the first is waited for: the drawing process draws one while the next is recorded."""
     checks = {r.id: r for r in results}
     waits = [(lambda p=p: FigureResult(p.figure.id, p.figure.exercise, p.figure.title, p.figure.caption,
                                        waiting=True))
@@ -152,22 +152,6 @@ class SubmissionPlan:
     def share_reused(self, probes: dict[str, ProbeOutcome]) -> None:
         for figure_call, check_call in self.reused.items():
             probes[figure_call] = dataclasses.replace(probes[check_call], call_id=figure_call)
-
-
-_PLANS: dict[tuple, SubmissionPlan] = {}
-_PLANS_LOCK = threading.Lock()
-
-
-def plan_submission(assignment: Assignment, options: GradingOptions) -> SubmissionPlan:
-    """The same for every submission of a run (its inputs come from the secret, not from the student): drawn
-    once per process (0.5 s each, redraws against the public calls included). Nothing downstream changes a plan:
-    the reference and the variants get copies of its values (grader.checks.reference_value)."""
-    key = (assignment.root, assignment.digest(), options.seed_material(assignment), options.exercises,
-           options.figures, options.execution.limits.call_timeout)
-    with _PLANS_LOCK:  # two grading threads at a batch's start draw it once
-        if key not in _PLANS:
-            _PLANS[key] = draw_submission_plan(assignment, options)
-        return _PLANS[key]
 
 
 def draw_submission_plan(assignment: Assignment, options: GradingOptions) -> SubmissionPlan:
@@ -403,19 +387,17 @@ def not_run(check: Check) -> CheckResult:
                        message=_("Not checked: the notebook could not be graded (see the errors above)."))
 
 
-_TEMPLATE_ANSWERS: dict[str, dict[str, str]] = {}
-
-
 def template_answer_texts(assignment: Assignment) -> dict[str, str]:
     """The answer cells' placeholder text in the template: an unchanged placeholder is an empty answer."""
     if assignment.template_answers is not None:
         return assignment.template_answers
-    if assignment.name not in _TEMPLATE_ANSWERS:
+    if ("template answers",) not in assignment.derived:
         try:
-            _TEMPLATE_ANSWERS[assignment.name] = load_notebook(assignment.root / assignment.template).answers
+            answers = load_notebook(assignment.root / assignment.template).answers
         except (NotebookRejected, OSError):
-            _TEMPLATE_ANSWERS[assignment.name] = {}
-    return _TEMPLATE_ANSWERS[assignment.name]
+            answers = {}
+        assignment.derived[("template answers",)] = answers
+    return assignment.derived[("template answers",)]
 
 
 # --------------------------------------------------------------------------- the whole run
@@ -436,25 +418,27 @@ def hidden_paths(assignment: Assignment, extra: list[Path]) -> list[Path]:
 
 
 def grade_submission(path: str | Path, assignment: Assignment, options: GradingOptions | None = None,
-                     worker: WorkerProcess | None = None, hide: list[Path] = (), drawer=None) -> SubmissionResult:
+                     worker: WorkerProcess | None = None, hide: list[Path] = (), run: Run | None = None
+                     ) -> SubmissionResult:
     """Grade one notebook file, figures drawn. ``worker`` may be a pre-started WorkerProcess; it is consumed.
-    ``drawer``: where the figures are drawn (a run's grader.drawing.DrawingProcess, or a Painter to draw them in
-    this process); by default a drawing process of this submission's own, started now (it warms up while the
-    notebook runs) and closed when its figures are drawn."""
-    options = options or GradingOptions()
-    with contextlib.ExitStack() as owned:
-        if drawer is None and options.figures:
-            drawer = owned.enter_context(drawing.DrawingProcess(figure_fonts(language()), DRAWING_NICENESS))
-        result, figures = grade_until_figures(path, assignment, options, worker, hide)
-        return figures.draw_into(result, drawer)
+    ``run``: the grading run this is part of (grader.run); None: one of its own, ended before this returns."""
+    with within(run) as run:
+        if (options or GradingOptions()).figures:
+            run.drawer.start()  # its drawing process warms up while the notebook runs
+        result, figures = grade_until_figures(path, assignment, options, worker, hide, run)
+        return run.drawer.submit(result, figures).result()
 
 
 def grade_until_figures(path: str | Path, assignment: Assignment, options: GradingOptions | None = None,
-                        worker: WorkerProcess | None = None,
-                        hide: list[Path] = ()) -> tuple[SubmissionResult, PendingFigures]:
+                        worker: WorkerProcess | None = None, hide: list[Path] = (),
+                        run: Run | None = None) -> tuple[SubmissionResult, PendingFigures]:
     """Everything but drawing the figures: the student's part, and the grader's work that scores it."""
-    options = options or GradingOptions()
-    path = Path(path)
+    with within(run) as run:
+        return _grade_until_figures(Path(path), assignment, options or GradingOptions(), worker, list(hide), run)
+
+
+def _grade_until_figures(path: Path, assignment: Assignment, options: GradingOptions, worker: WorkerProcess | None,
+                         hide: list[Path], run: Run) -> tuple[SubmissionResult, PendingFigures]:
     started = time.monotonic()
     with contextlib.ExitStack() as owned:  # the worker, given or started here, is stopped and removed however this ends
         if worker is not None:
@@ -470,16 +454,16 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
             return (rejected_result(path, assignment, options, wrong, kind=ErrorKind.WRONG_ASSIGNMENT),
                     PendingFigures([], {}, []))
         if worker is None:  # its kernel starts now
-            worker = owned.enter_context(start_worker(assignment, options, [path.resolve().parent, *hide]))
+            worker = owned.enter_context(run.kernels.start_worker(assignment, options, [path.resolve().parent, *hide]))
         if worker.source is None:  # the cells start now, while the calls are planned
             worker.begin(loaded.notebook, path.resolve())
         elif worker.source != path.resolve():
             raise ValueError(f"the worker for {path} was handed {worker.source}")
         enough = threading.Event()
-        plan = plan_submission(assignment, options)
+        plan = run.plan(assignment, options)
         store, ledger = options.reference_store(assignment), refcache.ReferenceLedger()
         # The grader would only wait while the worker runs: do the work that does not depend on the student.
-        start_warming(plan, store, ledger, enough)
+        run.warm_ups.start(plan, store, ledger, enough)
         try:
             run = worker.run(loaded.notebook, plan.sent)
         except BaseException:
@@ -527,28 +511,11 @@ def stage_times(plan: SubmissionPlan, run: WorkerRun, judging: float, seconds: f
         figure_calls_reused=len(plan.reused), judging=judging)
 
 
-_warming: set[threading.Thread] = set()
-
-
-def start_warming(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.ReferenceLedger,
-                  enough: threading.Event) -> None:
-    thread = threading.Thread(target=warm, args=(plan, store, ledger, enough), daemon=True)
-    _warming.add(thread)
-    thread.start()
-
-
-@atexit.register
-def finish_warming() -> None:
-    """Before the interpreter goes: a warm-up thread left inside torch at exit aborts the process (C++ terminate).
-    Each one stops after its current step, which judging did not need but the next run's cache keeps."""
-    for thread in list(_warming):
-        thread.join()
-        _warming.discard(thread)
-
-
 def warm(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.ReferenceLedger,
          enough: threading.Event) -> None:
-    """Reference results, computed (and cached) while the worker runs, until judging is done."""
+    """Reference results, computed (and cached) while the worker runs, until judging is done (a thread of the
+    run's grader.run.WarmUps, which waits for it when the run ends: one left inside torch at exit aborts the
+    process; each stops after its current step, which judging did not need but the next run's cache keeps)."""
     # The figures' reference work only: drawing them is cheap and off the critical path.
     steps = [functools.partial(p.check.warm, p.calls) for p in plan.checks]
     steps += [functools.partial(p.figure.prepare, p.calls) for p in plan.figures if p.figure.prepare]
@@ -560,8 +527,8 @@ def warm(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.
                 step()
             except Exception:  # warming is an optimisation; judging and drawing redo (and report) any failure
                 pass
-    _warming.discard(threading.current_thread())
 
 
-def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path]) -> WorkerProcess:
-    return WorkerProcess(options.execution, list(assignment.preload), hidden_paths(assignment, list(hide)))
+def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path],
+                 cgroups: CgroupManager | None = None) -> WorkerProcess:
+    return WorkerProcess(options.execution, list(assignment.preload), hidden_paths(assignment, list(hide)), cgroups)

@@ -6,9 +6,8 @@ gradebooks and reports do not depend on where the grading ran. A backend is chos
 ``open_scheduler`` from the registry ``SCHEDULERS``:
 
 - ``local``: ``jobs`` threads, each driving one sandboxed worker; one spare worker warms up
-  (kernel started, imports done) for the next submission; one drawing thread records each
-  submission's figures and has the run's drawing process (``grader.drawing``, matplotlib) draw
-  them, while the grading threads go on with the next submissions.
+  (kernel started, imports done) for the next submission; figures are drawn by one drawing
+  thread while the grading threads go on with the next submissions.
 - ``dask``: ``--scheduler ADDRESS``. Each submission is one task that runs the same
   sandboxed grading on the Dask worker's machine (``grade_remote``) and returns plain data.
   A worker lost mid-task has its task rerun elsewhere by Dask; a task whose workers keep
@@ -24,25 +23,24 @@ import queue
 import shutil
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
 from .assignment import Assignment, load_assignment
-from .config import DRAWING_NICENESS
-from .drawing import DrawingProcess, Painter
-from .figures import figure_fonts
 from .installed import ASSIGNMENTS_DIR
-from .execute import SandboxUnavailable, WorkerProcess
+from .errors import SandboxUnavailable, SchedulerUnavailable, UnsafeCacheLocation, WrongVersion
+from .execute import WorkerProcess
 from .files import read_regular_file
 from .i18n import _, language, use_language
 from .load import MAX_NOTEBOOK_BYTES
 from .reasons import code_text
-from .refcache import UnsafeCacheLocation
 from .model import ErrorKind, GradeError, GradedSubmission, SubmissionResult
-from .pipeline import GradingOptions, PendingFigures, grade_submission, grade_until_figures, rejected_result, \
-    start_worker
+from .cgroups import CgroupManager
+from .pipeline import GradingOptions, grade_submission, grade_until_figures, hidden_paths, rejected_result, start_worker
+from .drawing import Painter
+from .run import Run, ThreadDrawer
 
 
 @dataclass
@@ -70,14 +68,28 @@ def as_plain_data(result: SubmissionResult) -> GradedSubmission:
     return GradedSubmission(result.to_json(), [f.to_json() for f in result.figures])
 
 
+def drawn_or_not(drawn: Future, result: SubmissionResult) -> GradedSubmission | None:
+    """A drawer's future as the submission's grading: drawing never raises by design; should it, the grading still
+    counts, with the grader's failure said. A drawing cancelled (the run interrupted): None, nothing is written."""
+    if drawn.cancelled():
+        return None
+    exc = drawn.exception()
+    if exc is not None:
+        result.figures = []
+        result.errors.append(GradeError(ErrorKind.GRADER_FAILED, f"figures: {type(exc).__name__}: {exc}"))
+        return as_plain_data(result)
+    return as_plain_data(drawn.result())
+
+
 # --------------------------------------------------------------------------- local: threads on this machine
 
 class WorkerPool:
     """Keeps one worker warming up (kernel started, imports done) for the next submission."""
 
     def __init__(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int,
-                 started: WorkerProcess | None = None):
+                 started: WorkerProcess | None = None, cgroups: CgroupManager | None = None):
         self.assignment, self.options, self.hide = assignment, options, hide
+        self.cgroups = cgroups  # the run's (grader.run.Run.cgroups)
         self.lock = threading.Lock()
         self.spares: list[WorkerProcess] = [started] if started else []
         self.running: set[WorkerProcess] = set()
@@ -95,8 +107,8 @@ class WorkerPool:
                 if worker is not None:
                     self.spares.remove(worker)
                 if remaining > 0 and len(free) - (worker in free) < self.wanted:  # spares that have begun none
-                    self.spares.append(start_worker(self.assignment, self.options, self.hide))
-            worker = worker or start_worker(self.assignment, self.options, self.hide)
+                    self.spares.append(start_worker(self.assignment, self.options, self.hide, self.cgroups))
+            worker = worker or start_worker(self.assignment, self.options, self.hide, self.cgroups)
         except BaseException:  # a worker taken but not handed out is stopped, not left running
             if worker is not None:
                 worker.cleanup()
@@ -119,24 +131,26 @@ class WorkerPool:
 
 
 class LocalScheduler:
-    """``jobs`` grading threads and one drawing thread (drawing is no one's wait), which records each submission's
-    figures and waits for the run's drawing process (grader.drawing), started here: it warms up while the first
-    submissions are graded."""
+    """``jobs`` grading threads; the run's drawer draws the figures (drawing is no one's wait), the run's ready
+    kernels give each submission its worker."""
 
-    def __init__(self, assignment: Assignment, options: GradingOptions, jobs: int, hide: list[Path],
-                 early_worker: WorkerProcess | None = None):
+    def __init__(self, assignment: Assignment, options: GradingOptions, jobs: int, hide: list[Path], run: Run):
         self.assignment, self.options, self.hide = assignment, options, hide
-        self.early_worker = early_worker
+        self.session = run
         self.jobs = max(1, jobs)
         self.interrupted = threading.Event()
         self.pool: WorkerPool | None = None
         self.grading = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="grade")
-        self.drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
-        self.drawer = DrawingProcess(figure_fonts(language()), DRAWING_NICENESS).start() if options.figures else None
+        if options.figures:
+            run.drawer.start()  # its drawing process warms up while the first submissions are graded
 
     def run(self, items: list[BatchItem]) -> Iterator[tuple[BatchItem, GradedSubmission]]:
-        self.pool = WorkerPool(self.assignment, self.options, self.hide, spare=1 if len(items) > 1 else 0,
-                               started=self.early_worker)
+        first = items[0].notebook if items else None
+        # The early worker (the CLI's), if it can grade under this run's options and began no other notebook.
+        early = self.session.kernels.take_early(
+            lambda worker: worker.suits(self.options.execution, hidden_paths(self.assignment, self.hide), first))
+        self.pool = self.session.kernels.pool(self.assignment, self.options, self.hide,
+                                              spare=1 if len(items) > 1 else 0, started=early)
         finished: queue.Queue = queue.Queue()
         remaining = [len(items)]
         counter = threading.Lock()
@@ -149,7 +163,7 @@ class LocalScheduler:
             try:
                 worker = self.pool.take(left, item.notebook)
                 result, figures = grade_until_figures(item.notebook, self.assignment, self.options, worker=worker,
-                                                      hide=self.hide)
+                                                      hide=self.hide, run=self.session)
             except Exception as exc:  # every item comes back, or the batch would wait for it forever
                 finished.put((item, failed_grading(item, self.assignment, self.options, _(
                     "The grader itself failed on this submission: `%(error)s`", error=code_text(f"{type(exc).__name__}: {exc}")))))
@@ -160,15 +174,8 @@ class LocalScheduler:
             if self.interrupted.is_set():
                 finished.put((item, None))  # cut short by Ctrl-C: nothing is written, so the next run grades it
                 return
-            self.drawing.submit(draw, item, result, figures)
-
-        def draw(item: BatchItem, result: SubmissionResult, figures: PendingFigures) -> None:
-            try:
-                finished.put((item, as_plain_data(figures.draw_into(result, self.drawer))))
-            except Exception as exc:  # drawing never raises by design; should it, the grading still counts
-                result.figures = []
-                result.errors.append(GradeError(ErrorKind.GRADER_FAILED, f"figures: {type(exc).__name__}: {exc}"))
-                finished.put((item, as_plain_data(result)))
+            self.session.drawer.submit(result, figures).add_done_callback(
+                lambda drawn: finished.put((item, drawn_or_not(drawn, result))))
 
         for item in items:
             self.grading.submit(grade, item)
@@ -184,9 +191,6 @@ class LocalScheduler:
             if self.pool:
                 self.pool.close(interrupt=True)  # the running workers die now, their threads return at once
         self.grading.shutdown(wait=True)
-        self.drawing.shutdown(wait=True, cancel_futures=interrupt)
-        if self.drawer:
-            self.drawer.close(interrupt=interrupt)
         if self.pool:
             self.pool.close()
 
@@ -210,10 +214,6 @@ class RemoteJob:
     hide: tuple[str, ...] = ()
 
 
-class WrongVersion(RuntimeError):
-    """A Dask worker has another version of the grader or the assignment than the client."""
-
-
 def assignment_reference(assignment: Assignment) -> str:
     return assignment.root.name if assignment.root.parent == ASSIGNMENTS_DIR.resolve() else str(assignment.root)
 
@@ -225,14 +225,16 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
     assignment = load_assignment(job.assignment)
     if assignment.digest() != job.assignment_digest or __version__ != job.grader_version:
         raise WrongVersion(f"this Dask worker has grader {__version__} and assignment {assignment.digest()[:12]}; "
-                           f"the client has grader {job.grader_version} and assignment {job.assignment_digest[:12]}")
+                           f"the client has grader {job.grader_version} and assignment {job.assignment_digest[:12]}",
+                           worker=(__version__, assignment.digest()), client=(job.grader_version, job.assignment_digest))
     use_language(job.language, (assignment.root / "locale",))
     folder = Path(tempfile.mkdtemp(prefix="grader-dask-"))  # 0700, hidden from the kernel as the submission's folder
     try:
         path = folder / f"{job.name}.ipynb"
         path.write_bytes(job.notebook)
-        # Drawn in this process: a drawing process per task would import matplotlib for each submission.
-        result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide], drawer=Painter())
+        # Figures drawn in this process: a drawing process per task would import matplotlib for each submission.
+        with Run(drawer=ThreadDrawer(Painter())) as run:
+            result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide], run=run)
         result.source = job.source
         return as_plain_data(result)
     finally:
@@ -311,22 +313,19 @@ class DaskScheduler:
 
 # --------------------------------------------------------------------------- the registry
 
-class SchedulerUnavailable(RuntimeError):
-    """The backend asked for cannot run here (Dask not installed, no scheduler at that address)."""
-
-
 SCHEDULERS = {"local": LocalScheduler, "dask": DaskScheduler}
 
 
 def open_scheduler(address: str | None, assignment: Assignment, options: GradingOptions, jobs: int,
-                   hide: list[Path], early_worker: WorkerProcess | None = None) -> Scheduler:
-    """No address: this machine's threads; a Dask scheduler's address (tcp://, tls://, ...): its workers."""
+                   hide: list[Path], run: Run) -> Scheduler:
+    """No address: this machine's threads, in ``run``; a Dask scheduler's address (tcp://, tls://, ...): its
+    workers (each task a run of its own there)."""
     if not address:
-        return SCHEDULERS["local"](assignment, options, jobs, hide, early_worker)
+        return SCHEDULERS["local"](assignment, options, jobs, hide, run)
     try:
         return SCHEDULERS["dask"](address, assignment, options, jobs, hide)
     except SchedulerUnavailable:
         raise
     except (OSError, TimeoutError) as exc:
         raise SchedulerUnavailable(_("cannot reach the Dask scheduler at %(address)s: %(reason)s", address=address,
-                                     reason=exc)) from None
+                                     reason=exc), address) from None

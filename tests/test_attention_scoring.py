@@ -27,7 +27,7 @@ from babel.messages.pofile import read_po
 
 from assignments.attention_scoring import build_notebooks, variants, verdicts
 from assignments.attention_scoring.build_notebooks import ANSWER_PROMPTS, SOLUTION, write_all
-from assignments.attention_scoring.catalog import assignment_texts
+from grader.kit import assignment_texts, write_template
 from grader.assignment import load_assignment
 from grader.checks import EDGE_FACTOR, Call, Case, CustomCheck, ValueCheck, reference_value
 from grader.compare import relative_error
@@ -520,9 +520,7 @@ def pot_ids(path: Path) -> set[str]:
 
 
 def test_the_committed_pot_is_up_to_date(tmp_path):
-    from assignments.attention_scoring.catalog import write_template
-
-    assert pot_ids(write_template(tmp_path / "messages.pot")) == pot_ids(FOLDER / "locale" / "messages.pot")
+    assert pot_ids(write_template(FOLDER, tmp_path / "messages.pot")) == pot_ids(FOLDER / "locale" / "messages.pot")
 
 
 @pytest.mark.parametrize("lang", LANGS)

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from assignments.attention_pooling.build_notebooks import SOLUTION, STUBS, build_notebook
-from grader import cli
+from grader import cli, commands
 from grader.assignment import load_assignment
 from grader.execute import ExecutionOptions
 from grader.pipeline import GradingOptions, grade_submission
@@ -269,7 +269,7 @@ def test_the_first_students_cells_run_while_the_assignment_is_imported(tmp_path,
     path.parent.mkdir()
     nbformat.write(build_notebook(SOLUTION), path)
     early, pool_started = [], []
-    start_early, start_pooled, load = execute.start_early_worker, schedulers.start_worker, cli._load_assignment
+    start_early, start_pooled, load = execute.start_early_worker, schedulers.start_worker, commands.load_assignment
     monkeypatch.setattr(execute, "start_early_worker", lambda *args: early.append(start_early(*args)) or early[-1])
     monkeypatch.setattr(schedulers, "start_worker", lambda *args: pool_started.append(1) or start_pooled(*args))
 
@@ -280,7 +280,7 @@ def test_the_first_students_cells_run_while_the_assignment_is_imported(tmp_path,
             time.sleep(0.05)
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "_load_assignment", load_once_a_cell_has_run)
+    monkeypatch.setattr(commands, "load_assignment", load_once_a_cell_has_run)
     out = tmp_path / "out"
     assert cli.main(["grade", str(path.parent), "--out", str(out), "--secret", "s3", "--quiet", *ONLY_EX4]) == \
         cli.EXIT_OK
@@ -306,9 +306,10 @@ def test_the_likely_first_notebook_is_the_batchs_first_unless_it_may_be_skipped(
     assert likely_first([tmp_path], out, shard=shard) == tmp_path / "b.ipynb"
 
 
-def test_the_command_ends_fast_but_only_after_its_exit_handlers_ran(tmp_path):
+def test_the_command_ends_fast_but_only_after_its_run_has_ended(tmp_path):
     """`python -m grader.cli` (and the `grader` script) skip the interpreter's finalisation (0.3 s with torch
-    loaded) but not what exiting must do: the run's cgroups are removed by an exit handler, the code is kept."""
+    loaded) but not what exiting must do: the run's cgroups are removed when its grader.run.Run ends, before the
+    process does, and the exit code is kept."""
     import glob
 
     from grader.execute import cgroup_manager
@@ -328,7 +329,7 @@ def test_the_command_ends_fast_but_only_after_its_exit_handlers_ran(tmp_path):
     assert (tmp_path / "o" / "s" / "result.json").is_file() and (tmp_path / "o" / "gradebook.csv").is_file()
     if available(cgroup_manager() is not None, "this process cannot make cgroups here"):
         assert made, "the run made its cgroups"
-        assert not glob.glob(f"/sys/fs/cgroup/**/{pattern}", recursive=True), "and its exit handler removed them"
+        assert not glob.glob(f"/sys/fs/cgroup/**/{pattern}", recursive=True), "and the run's end removed them"
 
 
 HOSTILE_CHECKS = """

@@ -269,7 +269,7 @@ class Painter:
     """Draws figure specs to SVG in this process. It keeps, per figure (its name, its faces, its grid), the axes'
     positions constrained layout found the first time, and gives them to the next figures of that kind, whose
     drawn text is then checked (``laid_out``): a figure whose tick labels need more room than its kind's first
-    (a student's values of another magnitude) is laid out again, and its positions kept instead.
+    (a student's values of another magnitude) is laid out on its own.
 
     matplotlib's settings are process-wide: one figure at a time in a process, whatever its Painters.
     """
@@ -329,10 +329,12 @@ class Painter:
         with matplotlib.rc_context({"axes.titley": None}):
             fig = replay(spec, layout="constrained")
             svg, _fits = self.write(fig, check=False)
-        self.layouts[key] = kept = [ax.get_position(original=True).frozen() for ax in fig.axes]
-        # Drawn again as the kind's next figures will be, at the positions kept: a figure's SVG is the same whether
-        # it is its kind's first or not.
-        return self.at(spec, kept) or (svg, fig)
+        own = [ax.get_position(original=True).frozen() for ax in fig.axes]
+        # The kind's first layout is kept, never replaced: a figure's SVG depends on it and on the figure alone, not
+        # on which figures came between (two students' equal figures are drawn alike). Drawn again at the positions
+        # found, as the kind's next figures are: the first figure's SVG is what it would be as a later one.
+        self.layouts.setdefault(key, own)
+        return self.at(spec, own) or (svg, fig)
 
     def at(self, spec: FigureSpec, positions: list):
         """The SVG and Figure of ``spec`` with its axes at ``positions``, if its text is laid out there."""

@@ -40,7 +40,8 @@ from . import refcache
 from .model import ErrorKind, GradeError, GradedSubmission, SubmissionResult
 from .cgroups import CgroupManager
 from .pipeline import GradingOptions, grade_submission, grade_until_figures, hidden_paths, rejected_result, start_worker
-from .run import Run
+from .drawing import Painter
+from .run import Run, ThreadDrawer
 
 
 @dataclass
@@ -141,6 +142,8 @@ class LocalScheduler:
         self.interrupted = threading.Event()
         self.pool: WorkerPool | None = None
         self.grading = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="grade")
+        if options.figures:
+            run.drawer.start()  # its drawing process warms up while the first submissions are graded
 
     def run(self, items: list[BatchItem]) -> Iterator[tuple[BatchItem, GradedSubmission]]:
         first = items[0].notebook if items else None
@@ -234,7 +237,9 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
     try:
         path = folder / f"{job.name}.ipynb"
         path.write_bytes(job.notebook)
-        result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide])
+        # Figures drawn in this process: a drawing process per task would import matplotlib for each submission.
+        with Run(drawer=ThreadDrawer(Painter())) as run:
+            result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide], run=run)
         result.source = job.source
         return as_plain_data(result)
     finally:

@@ -419,9 +419,11 @@ def test_the_training_data_survives_a_bundle(scoring):
 
 @pytest.mark.parametrize("student", ["book", "numpy", "nothing"])
 def test_the_figures_draw_from_what_the_students_code_returned(scoring, student):
+    from grader.drawing import Painter
     from grader.figures import FigureInputs, render_figure
 
     namespace = {"book": book_namespace, "numpy": numpy_namespace, "nothing": dict}[student]()
+    painter = Painter()  # drawn in this process
     for figure in scoring.figures:
         calls = figure.make_calls(np.random.default_rng(0))
         outcomes = []
@@ -431,7 +433,7 @@ def test_the_figures_draw_from_what_the_students_code_returned(scoring, student)
                 continue
             probe = ProbeCall("f", c.function, tuple(c.args), c.grad_wrt, 10.0, dict(c.kwargs), c.construct)
             outcomes.append(parse_outcome("f", call_and_encode(namespace[c.function], call_json(probe))))
-        result = render_figure(figure, FigureInputs(calls, outcomes, {}))
+        result = render_figure(figure, FigureInputs(calls, outcomes, {}), painter)
         if student == "nothing":
             assert result.waiting and result.svg is None
         else:

@@ -267,7 +267,7 @@ def test_a_figure_drawn_from_results_alone_waits_while_its_exercise_is_silent(as
     assert figures and all(not plan.probe_calls for plan in figures)  # ex4's figure draws from the study's results
     errored = [CheckResult(plan.check.id, "", "errored", 0.0, 1.0, "") for plan in checks]
     assert silent_exercises(checks, errored) == {"ex4"}
-    assert [f.waiting for f in draw_figures(figures, {}, errored, silent_exercises(checks, errored))] == [True]
+    assert [f.waiting for f in draw_figures(figures, {}, errored, None, silent_exercises(checks, errored))] == [True]
     judged = [CheckResult(checks[0].check.id, "", "failed", 0.0, 1.0, ""), *errored[1:]]
     assert silent_exercises(checks, judged) == frozenset()
 

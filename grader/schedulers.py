@@ -36,12 +36,10 @@ from .files import read_regular_file
 from .i18n import _, language, use_language
 from .load import MAX_NOTEBOOK_BYTES
 from .reasons import code_text
-from . import refcache
 from .model import ErrorKind, GradeError, GradedSubmission, SubmissionResult
 from .cgroups import CgroupManager
 from .pipeline import GradingOptions, grade_submission, grade_until_figures, hidden_paths, rejected_result, start_worker
-from .drawing import Painter
-from .run import Run, ThreadDrawer
+from .run import Run
 
 
 @dataclass
@@ -228,21 +226,21 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
         raise WrongVersion(f"this Dask worker has grader {__version__} and assignment {assignment.digest()[:12]}; "
                            f"the client has grader {job.grader_version} and assignment {job.assignment_digest[:12]}",
                            worker=(__version__, assignment.digest()), client=(job.grader_version, job.assignment_digest))
-    # Once per worker process, as the CLI does it: the public inputs' reference work read from the worker's cache
-    # when a run has kept it there, not computed again by each worker's first task (0.75 s or more of it).
-    with refcache.using(job.options.reference_store(assignment, public=True), None):
-        assignment.check_references()
+    from .dask_runs import WorkerRuns, worker_runs
+
+    runs = worker_runs() or WorkerRuns()  # without the plug-in: a run of this task's own, ended below
+    runs.check_references(assignment, job.options)
     use_language(job.language, (assignment.root / "locale",))
     folder = Path(tempfile.mkdtemp(prefix="grader-dask-"))  # 0700, hidden from the kernel as the submission's folder
     try:
         path = folder / f"{job.name}.ipynb"
         path.write_bytes(job.notebook)
-        # Figures drawn in this process: a drawing process per task would import matplotlib for each submission.
-        with Run(drawer=ThreadDrawer(Painter())) as run:
-            result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide], run=run)
+        result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide], run=runs.current())
         result.source = job.source
         return as_plain_data(result)
     finally:
+        if worker_runs() is None:
+            runs.teardown()
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -271,6 +269,9 @@ class DaskScheduler:
         self.assignment, self.options, self.hide = assignment, options, hide
         # Security (TLS certificates) comes from Dask's own configuration: DASK_DISTRIBUTED__COMM__TLS__...
         self.client = Client(address, set_as_default=False)
+        from .dask_runs import WorkerRuns
+
+        self.client.register_plugin(WorkerRuns())  # one run per worker, not per task
         self.futures: list = []
 
     def job(self, item: BatchItem) -> RemoteJob | None:

@@ -82,6 +82,30 @@ def test_a_dask_cluster_grades_as_this_machine_does(small_class, graded_locally,
     assert scores["ann"] == scores["dan"] > scores["ben"] > scores["cat"] == 0  # a real grading, not four zeros
 
 
+def test_each_dask_worker_keeps_one_run_for_its_tasks(small_class, dask_cluster, tmp_path):
+    """The plans (0.5 s each) and the reference check cost once per worker, not once per task: the grader
+    registers a plug-in that keeps one run per worker, and the next grading run (another client) keeps it too."""
+    from grader.dask_runs import WorkerRuns
+
+    cluster, client = dask_cluster
+
+    def runs_held(dask_worker):
+        runs = dask_worker.plugins.get(WorkerRuns.name)
+        if runs is None or runs.run is None:
+            return None
+        return id(runs.run), len(runs.run.plans), len(runs.checked)
+
+    for round_ in ("first", "second"):
+        assert cli.main(["grade", str(small_class), "--out", str(tmp_path / round_), "--scheduler",
+                         cluster.scheduler_address, *ONLY_EX1]) == cli.EXIT_OK
+        held = {address: value for address, value in client.run(runs_held).items() if value is not None}
+        assert held, "no worker kept a run"
+        assert all(plans == 1 and checked == 1 for _, plans, checked in held.values())  # 4 tasks, one plan each worker
+        if round_ == "first":
+            first = held
+    assert {a: v[0] for a, v in held.items() if a in first} == {a: v[0] for a, v in first.items() if a in held}
+
+
 def test_a_worker_lost_mid_batch_costs_no_submission_and_counts_none_twice(small_class, graded_locally,
                                                                            dask_cluster, tmp_path, monkeypatch):
     cluster, client = dask_cluster

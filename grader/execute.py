@@ -153,8 +153,10 @@ class WorkerProcess:
     grader plans the calls; ``run`` hands it the calls and waits for everything. ``run`` alone does both.
     """
 
-    def __init__(self, options: ExecutionOptions, preload: list[str], hidden: list[Path]):
+    def __init__(self, options: ExecutionOptions, preload: list[str], hidden: list[Path], zygote=None):
+        """``zygote``: the run's grader.zygote.Zygote, which forks this worker's kernels where its tier allows."""
         self.options = options
+        self.zygote = zygote
         self.tier = options.tier()
         self.sandboxed = self.tier == SandboxTier.NAMESPACES  # bubblewrap's (the container tier has no plan)
         self.reaper: subprocess.Popen | None = None
@@ -198,10 +200,16 @@ class WorkerProcess:
                 self.cgroup = manager.create(limits.memory_bytes, limits.processes)
             except OSError:
                 self.cgroup = None
+        forks = False
+        if self.zygote is not None:
+            from .zygote import serves
+
+            forks = serves(self.tier)
         settings = {"limits": asdict(limits), "preload": preload, "plan": plan.to_json() if plan else None,
                     "cgroup": self.cgroup.to_json() if self.cgroup else None, "runtime_dir": str(self.runtime_dir),
                     "sweep_tag": self.sweep_tag,
-                    "kernel_uid": self.uid if self.tier == SandboxTier.UID else None}
+                    "kernel_uid": self.uid if self.tier == SandboxTier.UID else None,
+                    "zygote": self.zygote.address() if forks else None}
         (self.job_dir / SETTINGS_NAME).write_text(json.dumps(settings))
         self.log = open(self.job_dir / "worker.log", "wb")
         # The worker gets no secret and no token of the grader's: it needs only to find Python.

@@ -129,11 +129,12 @@ def likely_first(paths: list[str | Path], out_dir: Path, force: bool = False, sh
 def grade_batch(paths: list[str | Path], assignment: Assignment, options: GradingOptions, out_dir: Path,
                 jobs: int = 1, force: bool = False, reviews: dict | None = None,
                 progress: Callable[[int, int, str, dict], None] | None = None, scheduler: str | None = None,
-                shard: Shard | None = None, early_worker: WorkerProcess | None = None) -> list[dict]:
+                shard: Shard | None = None, early_worker: WorkerProcess | None = None, zygote=None) -> list[dict]:
     """Grade every notebook under ``paths`` (or this shard's share) into ``out_dir``; result.json dicts in input order.
 
     ``scheduler``: None grades on this machine with ``jobs`` threads; a Dask scheduler's address sends the
-    submissions to its workers (grader.schedulers). ``early_worker``: from start_early_worker, consumed.
+    submissions to its workers (grader.schedulers). ``early_worker``: from start_early_worker, consumed. ``zygote``:
+    the run's grader.zygote.Zygote (the caller's to close); without one a local batch starts its own.
     """
     reviews = reviews or {}
     notebooks = find_notebooks(paths)
@@ -163,7 +164,7 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
             options.execution, hidden_paths(assignment, hide), todo[0].notebook)):
         early_worker.cleanup()
         early_worker = None
-    backend = open_scheduler(scheduler, assignment, options, jobs, hide, early_worker) if todo else None
+    backend = open_scheduler(scheduler, assignment, options, jobs, hide, early_worker, zygote) if todo else None
     try:
         for item, graded in backend.run(todo) if backend else ():
             data = write_submission(out_dir, item.name, graded, item.key)

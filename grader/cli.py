@@ -469,6 +469,20 @@ def refuse_lms_without_roster(args) -> bool:
 
 
 def run_grade(args) -> int:
+    import contextlib
+
+    with contextlib.ExitStack() as run:  # what the run started (its zygote) ends with it, however it ends
+        return grade_run(args, run)
+
+
+def _start_zygote(execution, run):
+    """The run's zygote where its tier forks kernels, closed with the run."""
+    from .zygote import Zygote, serves
+
+    return run.enter_context(Zygote(execution.scratch_root)) if serves(execution.tier()) else None
+
+
+def grade_run(args, run) -> int:
     from .execute import begin_early, start_early_worker
 
     secret = None if args.public else _secret(args)
@@ -495,8 +509,10 @@ def run_grade(args) -> int:
         return code
     # The first kernel starts while this process imports the rest of the grader and the assignment (torch and
     # all): start-up off the critical path.
+    # The zygote imports every kernel's modules once (grader.zygote) while this process imports the assignment.
+    zygote = None if args.scheduler else _start_zygote(execution, run)
     early_worker = None if args.scheduler else start_early_worker(args.paths, _assignment_dir(args.assignment),
-                                                                  execution, args.out)
+                                                                  execution, args.out, zygote)
     try:
         from .batch import grade_batch, likely_first
         from .reviews import ReviewError, load_reviews
@@ -547,7 +563,7 @@ def run_grade(args) -> int:
     try:
         rows = grade_batch(args.paths, assignment, options, args.out, jobs=args.jobs, force=args.force,
                            reviews=reviews, progress=progress, scheduler=args.scheduler, shard=shard,
-                           early_worker=early_worker)
+                           early_worker=early_worker, zygote=zygote)
     except SchedulerUnavailable as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE

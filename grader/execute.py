@@ -341,7 +341,7 @@ class WorkerProcess:
 
 
 def start_early_worker(paths: list[str | Path], assignment_dir: Path, options: ExecutionOptions,
-                       out_dir: Path) -> WorkerProcess:
+                       out_dir: Path, zygote=None) -> WorkerProcess:
     """A worker started before the assignment is imported (torch and all), so that its kernel starts meanwhile.
 
     It knows no preload (the notebook's own imports do that work) and hides the assignment's folder, the home
@@ -349,7 +349,7 @@ def start_early_worker(paths: list[str | Path], assignment_dir: Path, options: E
     its limits are the run's.
     """
     hide = [assignment_dir, Path.home(), *class_folders(find_notebooks(paths), out_dir)]
-    return WorkerProcess(options, [], hide)
+    return WorkerProcess(options, [], hide, zygote)
 
 
 def begin_early(worker: WorkerProcess, first: Path | None) -> None:

@@ -550,5 +550,6 @@ def warm(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.
     _warming.discard(threading.current_thread())
 
 
-def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path]) -> WorkerProcess:
-    return WorkerProcess(options.execution, list(assignment.preload), hidden_paths(assignment, list(hide)))
+def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path], zygote=None) -> WorkerProcess:
+    """``zygote``: the run's grader.zygote.Zygote, which forks the worker's kernels (None: the worker starts them)."""
+    return WorkerProcess(options.execution, list(assignment.preload), hidden_paths(assignment, list(hide)), zygote)

@@ -6,8 +6,9 @@ gradebooks and reports do not depend on where the grading ran. A backend is chos
 ``open_scheduler`` from the registry ``SCHEDULERS``:
 
 - ``local``: ``jobs`` threads, each driving one sandboxed worker; one spare worker warms up
-  (kernel started, imports done) for the next submission; figures are drawn by one drawing
-  thread while the grading threads go on with the next submissions.
+  for the next submission; every kernel is forked by the run's zygote (grader.zygote), its
+  imports done, where the tier allows; figures are drawn by one drawing thread while the
+  grading threads go on with the next submissions.
 - ``dask``: ``--scheduler ADDRESS``. Each submission is one task that runs the same
   sandboxed grading on the Dask worker's machine (``grade_remote``) and returns plain data.
   A worker lost mid-task has its task rerun elsewhere by Dask; a task whose workers keep
@@ -72,8 +73,8 @@ class WorkerPool:
     """Keeps one worker warming up (kernel started, imports done) for the next submission."""
 
     def __init__(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int,
-                 started: WorkerProcess | None = None):
-        self.assignment, self.options, self.hide = assignment, options, hide
+                 started: WorkerProcess | None = None, zygote=None):
+        self.assignment, self.options, self.hide, self.zygote = assignment, options, hide, zygote
         self.lock = threading.Lock()
         self.spares: list[WorkerProcess] = [started] if started else []
         self.running: set[WorkerProcess] = set()
@@ -91,8 +92,8 @@ class WorkerPool:
                 if worker is not None:
                     self.spares.remove(worker)
                 if remaining > 0 and len(free) - (worker in free) < self.wanted:  # spares that have begun none
-                    self.spares.append(start_worker(self.assignment, self.options, self.hide))
-            worker = worker or start_worker(self.assignment, self.options, self.hide)
+                    self.spares.append(start_worker(self.assignment, self.options, self.hide, self.zygote))
+            worker = worker or start_worker(self.assignment, self.options, self.hide, self.zygote)
         except BaseException:  # a worker taken but not handed out is stopped, not left running
             if worker is not None:
                 worker.cleanup()
@@ -118,9 +119,11 @@ class LocalScheduler:
     """``jobs`` grading threads and one drawing thread (drawing is no one's wait)."""
 
     def __init__(self, assignment: Assignment, options: GradingOptions, jobs: int, hide: list[Path],
-                 early_worker: WorkerProcess | None = None):
+                 early_worker: WorkerProcess | None = None, zygote=None):
+        """``zygote``: the run's (grader.zygote.Zygote), else one of this scheduler's own, closed with it."""
         self.assignment, self.options, self.hide = assignment, options, hide
         self.early_worker = early_worker
+        self.zygote, self.own_zygote = zygote, None
         self.jobs = max(1, jobs)
         self.interrupted = threading.Event()
         self.pool: WorkerPool | None = None
@@ -128,8 +131,14 @@ class LocalScheduler:
         self.drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
 
     def run(self, items: list[BatchItem]) -> Iterator[tuple[BatchItem, GradedSubmission]]:
+        if self.zygote is None and items:
+            from .zygote import Zygote, serves
+
+            if serves(self.options.execution.tier()):
+                self.zygote = self.own_zygote = Zygote(self.options.execution.scratch_root,
+                                                       tuple(self.assignment.preload))
         self.pool = WorkerPool(self.assignment, self.options, self.hide, spare=1 if len(items) > 1 else 0,
-                               started=self.early_worker)
+                               started=self.early_worker, zygote=self.zygote)
         finished: queue.Queue = queue.Queue()
         remaining = [len(items)]
         counter = threading.Lock()
@@ -180,6 +189,9 @@ class LocalScheduler:
         self.drawing.shutdown(wait=True, cancel_futures=interrupt)
         if self.pool:
             self.pool.close()
+        if self.own_zygote is not None:
+            self.own_zygote.close()
+            self.own_zygote = None
 
 
 # --------------------------------------------------------------------------- Dask: workers on many machines
@@ -309,10 +321,11 @@ SCHEDULERS = {"local": LocalScheduler, "dask": DaskScheduler}
 
 
 def open_scheduler(address: str | None, assignment: Assignment, options: GradingOptions, jobs: int,
-                   hide: list[Path], early_worker: WorkerProcess | None = None) -> Scheduler:
-    """No address: this machine's threads; a Dask scheduler's address (tcp://, tls://, ...): its workers."""
+                   hide: list[Path], early_worker: WorkerProcess | None = None, zygote=None) -> Scheduler:
+    """No address: this machine's threads; a Dask scheduler's address (tcp://, tls://, ...): its workers.
+    ``zygote``: the run's, for the local threads' kernels."""
     if not address:
-        return SCHEDULERS["local"](assignment, options, jobs, hide, early_worker)
+        return SCHEDULERS["local"](assignment, options, jobs, hide, early_worker, zygote)
     try:
         return SCHEDULERS["dask"](address, assignment, options, jobs, hide)
     except SchedulerUnavailable:

@@ -460,7 +460,8 @@ def start_kernel(connection: str) -> int:
     import ipykernel_launcher
     from ipykernel import kernelapp
 
-    show_as([sys.executable, "-m", "ipykernel_launcher", "-f", connection])
+    sys.orig_argv = [sys.executable, "-m", "ipykernel_launcher", "-f", connection]
+    show_as(sys.orig_argv)
     sys.argv = [ipykernel_launcher.__file__, "-f", connection]
     sys.path[0] = os.getcwd()
     kernelapp.launch_new_instance(argv=["-f", connection])

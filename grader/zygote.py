@@ -291,6 +291,9 @@ def monitor(line: socket.socket, launch: KernelLaunch) -> None:
             except StopIteration as built:
                 folder, child = built.value
             fds = namespaces_of(child)
+            if launch.plan.uid is None:  # a user's sandbox: joining its namespaces takes its user namespace first
+                fds["owner"] = os_ioctl(fds["mnt"], NS_GET_USERNS)  # the one that owns them (bubblewrap nests one)
+                setns(fds["owner"], CLONE_NEWUSER)
             setns(fds["pid"], CLONE_NEWPID)  # the kernel, forked next, is born in the sandbox's PID namespace
         elif launch.kernel_uid is not None:
             container_home(launch)
@@ -410,14 +413,10 @@ def enter_sandbox(launch: KernelLaunch, fds: dict[str, int], log: int) -> str:
     if launch.cgroup is not None:
         launch.cgroup.join()
     if launch.plan:
-        user = launch.plan.uid is None
-        if user:  # a user's sandbox: first its user namespace that owns the others (bubblewrap may nest another)
-            owner = os_ioctl(fds["mnt"], NS_GET_USERNS)
-            setns(owner, CLONE_NEWUSER)
-        for kind, flag in JOINED:
+        for kind, flag in JOINED:  # as a user, from the user namespace owning them (the monitor joined it)
             setns(fds[kind], flag)
-        if user and not same_namespace(owner, fds["user"]):
-            setns(fds["user"], CLONE_NEWUSER)
+        if "owner" in fds and not same_namespace(fds["owner"], fds["user"]):
+            setns(fds["user"], CLONE_NEWUSER)  # the sandbox's innermost one, as the exec'd kernel's
         os.fchdir(fds["root"])
         os.chroot(".")
         os.chdir(SANDBOX_HOME)

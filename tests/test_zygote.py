@@ -16,6 +16,7 @@ import threading
 import nbformat
 import pytest
 
+from assignments.attention_pooling.build_notebooks import SOLUTION, build_notebook
 from grader.execute import ExecutionOptions, WorkerProcess
 from grader.sandbox import Limits
 from grader.zygote import Zygote
@@ -27,15 +28,15 @@ pytestmark = [NEEDS_ROOT, NEEDS_BUBBLEWRAP]
 # kernel while its neighbour reads its own facts: namespace numbers are only distinct among live namespaces.
 FACTS = r'''
 import json, os, random, sys, time
-forked = "torch" in sys.modules and os.getppid() == 0  # imported before any cell, parent outside the sandbox
+forked = "ipykernel_launcher" in sys.modules  # an exec'd kernel runs it as __main__; the zygote imported it
 import numpy, torch
 status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
-facts = {"forked": forked, "uid": os.getuid(), "pidns": os.readlink("/proc/self/ns/pid"),
-         "random": [random.random(), float(numpy.random.rand()), float(torch.rand(1))],
+facts = {"forked": forked, "ppid": os.getppid(), "uid": os.getuid(), "pidns": os.readlink("/proc/self/ns/pid"),
+         "random": [round(random.random(), 9), round(float(numpy.random.rand()), 9), round(float(torch.rand(1)), 7)],
          "caps": sorted({status[k].strip() for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}),
          "no_new_privs": status["NoNewPrivs"].strip(), "seccomp": status["Seccomp"].strip(),
          "grader": sorted(m for m in sys.modules if m == "grader" or m.startswith("grader.")),
-         "cmdline": open("/proc/self/cmdline", "rb").read().replace(b"\0", b" ").decode().strip()[-60:],
+         "cmdline": open("/proc/self/cmdline", "rb").read().replace(b"\0", b" ").decode().strip()[-50:],
          "pids": max(int(p) for p in os.listdir("/proc") if p.isdigit())}
 time.sleep(SLEEP)
 raise RuntimeError(json.dumps(facts))
@@ -56,6 +57,25 @@ def facts_of(run) -> dict:
     return json.loads(cell.error_value)
 
 
+def facts_notebook() -> nbformat.NotebookNode:
+    """The right answers, after a first cell that reports its kernel's facts (a cell error: the batch goes on)."""
+    nb = build_notebook(SOLUTION)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(FACTS.replace("SLEEP", "0")))
+    return nb
+
+
+def facts_in(row: dict) -> dict:
+    """What ``facts_notebook``'s first cell reported, from its result row."""
+    (message,) = [e["message"] for e in row["errors"] if e.get("cell") == 0]
+    return json.loads(message.split("RuntimeError: ", 1)[1].rsplit("`", 1)[0])
+
+
+def assert_forked_without_privilege(facts: dict) -> None:
+    assert facts["forked"], facts
+    assert facts["caps"] == ["0000000000000000"] and facts["no_new_privs"] == "1" and facts["seccomp"] == "2", facts
+    assert facts["grader"] == [] and facts["cmdline"].endswith("kernel.json"), facts
+
+
 def test_two_forked_kernels_are_apart_unprivileged_and_differently_seeded(tmp_path):
     runs = {}
     with Zygote(tmp_path) as zygote:
@@ -74,10 +94,9 @@ def test_two_forked_kernels_are_apart_unprivileged_and_differently_seeded(tmp_pa
         assert len(tasks) == 1  # the zygote never started a thread: every fork was safe
     first, second = facts_of(runs[0]), facts_of(runs[1])
     for facts in (first, second):
-        assert facts["forked"], facts
-        assert facts["caps"] == ["0000000000000000"] and facts["no_new_privs"] == "1" and facts["seccomp"] == "2"
-        assert facts["uid"] not in (0, 65534)
-        assert facts["grader"] == [] and facts["cmdline"].endswith("-m ipykernel_launcher -f /run/jupyter/kernel.json")
+        assert_forked_without_privilege(facts)
+        assert facts["uid"] not in (0, 65534) and facts["ppid"] == 0  # its parent (the monitor) is outside
+        assert facts["cmdline"].endswith("-m ipykernel_launcher -f /run/jupyter/kernel.json")
         assert facts["pids"] < 10  # its own PID namespace only: neither the zygote nor the neighbour is in sight
     assert first["uid"] != second["uid"] and first["pidns"] != second["pidns"]
     assert all(a != b for a, b in zip(first["random"], second["random"]))  # random, NumPy and torch reseeded

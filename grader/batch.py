@@ -22,8 +22,7 @@ from .files import Shard, class_folders, find_notebooks, read_regular_file, subm
 from .load import MAX_NOTEBOOK_BYTES
 from .i18n import _, language
 from .model import GradedSubmission, RosterMatch
-from .execute import WorkerProcess
-from .pipeline import GradingOptions, hidden_paths
+from .pipeline import GradingOptions
 from .report import render_index, render_report
 from .reviews import apply_reviews
 from .views import student_view
@@ -115,25 +114,14 @@ def cached_result(out_dir: Path, item: BatchItem) -> dict | None:
     return None
 
 
-def likely_first(paths: list[str | Path], out_dir: Path, force: bool = False, shard: Shard | None = None) -> Path | None:
-    """The notebook grade_batch will grade first, as far as it can be told before the assignment is loaded: the
-    first of this shard's share, unless an earlier run left a result for it (it may then be skipped)."""
-    notebooks = find_notebooks(paths)
-    names = submission_names(notebooks)
-    for notebook in notebooks:
-        if shard is None or shard.holds(names[notebook]):
-            return notebook if force or not (Path(out_dir) / names[notebook] / KEY_FILE).exists() else None
-    return None
-
-
 def grade_batch(paths: list[str | Path], assignment: Assignment, options: GradingOptions, out_dir: Path,
                 jobs: int = 1, force: bool = False, reviews: dict | None = None,
                 progress: Callable[[int, int, str, dict], None] | None = None, scheduler: str | None = None,
-                shard: Shard | None = None, early_worker: WorkerProcess | None = None, zygote=None) -> list[dict]:
+                shard: Shard | None = None, zygote=None) -> list[dict]:
     """Grade every notebook under ``paths`` (or this shard's share) into ``out_dir``; result.json dicts in input order.
 
     ``scheduler``: None grades on this machine with ``jobs`` threads; a Dask scheduler's address sends the
-    submissions to its workers (grader.schedulers). ``early_worker``: from start_early_worker, consumed. ``zygote``:
+    submissions to its workers (grader.schedulers). ``zygote``:
     the run's grader.zygote.Zygote (the caller's to close); without one a local batch starts its own.
     """
     reviews = reviews or {}
@@ -160,11 +148,7 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
     if progress:
         for nb, data in results.items():
             progress(0, len(notebooks), _("%(name)s (unchanged, skipped)", name=names[nb]), data)
-    if early_worker and not (todo and scheduler is None and early_worker.suits(
-            options.execution, hidden_paths(assignment, hide), todo[0].notebook)):
-        early_worker.cleanup()
-        early_worker = None
-    backend = open_scheduler(scheduler, assignment, options, jobs, hide, early_worker, zygote) if todo else None
+    backend = open_scheduler(scheduler, assignment, options, jobs, hide, zygote) if todo else None
     try:
         for item, graded in backend.run(todo) if backend else ():
             data = write_submission(out_dir, item.name, graded, item.key)

@@ -483,8 +483,6 @@ def _start_zygote(execution, run):
 
 
 def grade_run(args, run) -> int:
-    from .execute import begin_early, start_early_worker
-
     secret = None if args.public else _secret(args)
     if not args.public and not secret:
         return _no_secret()
@@ -507,32 +505,19 @@ def grade_run(args, run) -> int:
     code = _sandbox_notice(execution, secret_on_command_line=bool(args.secret) and not args.public)
     if code is not None:
         return code
-    # The first kernel starts while this process imports the rest of the grader and the assignment (torch and
-    # all): start-up off the critical path.
-    # The zygote imports every kernel's modules once (grader.zygote) while this process imports the assignment.
+    # Every kernel's imports (torch and all) are done once, by the zygote (grader.zygote), while this process imports
+    # the rest of the grader and the assignment: kernel start-up off the critical path.
     zygote = None if args.scheduler else _start_zygote(execution, run)
-    early_worker = None if args.scheduler else start_early_worker(args.paths, _assignment_dir(args.assignment),
-                                                                  execution, args.out, zygote)
-    try:
-        from .batch import grade_batch, likely_first
-        from .reviews import ReviewError, load_reviews
-        from .roster import RosterError
-        from .schedulers import SchedulerUnavailable
+    from .batch import grade_batch
+    from .reviews import ReviewError, load_reviews
+    from .roster import RosterError
+    from .schedulers import SchedulerUnavailable
 
-        if early_worker:  # and the student's cells run while the assignment is imported
-            begin_early(early_worker, likely_first(args.paths, args.out, args.force, shard))
-        assignment = _load_assignment(args.assignment, check_references=False)
-        # The assignment's limits apply now; an early worker started with other limits is not used (grade_batch).
-        options = _grading_options(args, secret, _execution_options(args, assignment))
-        code = _cache_problem(options)
-        start_check = _check_references(assignment, options) if code is None else None
-    except BaseException:
-        if early_worker:
-            early_worker.cleanup()
-        raise
+    assignment = _load_assignment(args.assignment, check_references=False)
+    options = _grading_options(args, secret, _execution_options(args, assignment))
+    code = _cache_problem(options)
+    start_check = _check_references(assignment, options) if code is None else None
     if code is not None:
-        if early_worker:
-            early_worker.cleanup()
         return code
 
     graded_now: list[dict] = []
@@ -555,15 +540,13 @@ def grade_run(args, run) -> int:
         reviews = load_reviews(args.reviews, assignment.answer_points) if args.reviews else {}
         students = _students(args)
     except (OSError, ReviewError, RosterError) as exc:
-        if early_worker:
-            early_worker.cleanup()
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE
     batch_started = time.monotonic()
     try:
         rows = grade_batch(args.paths, assignment, options, args.out, jobs=args.jobs, force=args.force,
                            reviews=reviews, progress=progress, scheduler=args.scheduler, shard=shard,
-                           early_worker=early_worker, zygote=zygote)
+                           zygote=zygote)
     except SchedulerUnavailable as exc:
         print(f"grader: {exc}", file=sys.stderr)
         return EXIT_USAGE

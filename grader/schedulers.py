@@ -70,28 +70,24 @@ def as_plain_data(result: SubmissionResult) -> GradedSubmission:
 # --------------------------------------------------------------------------- local: threads on this machine
 
 class WorkerPool:
-    """Keeps one worker warming up (kernel started, imports done) for the next submission."""
+    """Keeps one worker starting up (its process and imports; its kernel comes from the zygote) for the next
+    submission."""
 
-    def __init__(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int,
-                 started: WorkerProcess | None = None, zygote=None):
+    def __init__(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int, zygote=None):
         self.assignment, self.options, self.hide, self.zygote = assignment, options, hide, zygote
         self.lock = threading.Lock()
-        self.spares: list[WorkerProcess] = [started] if started else []
+        self.spares: list[WorkerProcess] = []
         self.running: set[WorkerProcess] = set()
         self.wanted = spare
 
-    def take(self, remaining: int, notebook: Path | None = None) -> WorkerProcess:
-        """A spare for ``notebook``: the one that has begun it (the CLI's early worker), else one that has begun
-        none; a new spare starts warming up for the next submission when ``remaining`` ones will want it."""
+    def take(self, remaining: int) -> WorkerProcess:
+        """A spare, if one is ready; a new spare starts for the next submission when ``remaining`` ones will want
+        it."""
         worker = None
         try:
             with self.lock:
-                mine = [w for w in self.spares if notebook is not None and w.source == notebook.resolve()]
-                free = [w for w in self.spares if w.source is None]
-                worker = (mine or free or [None])[0]
-                if worker is not None:
-                    self.spares.remove(worker)
-                if remaining > 0 and len(free) - (worker in free) < self.wanted:  # spares that have begun none
+                worker = self.spares.pop(0) if self.spares else None
+                if remaining > 0 and len(self.spares) < self.wanted:
                     self.spares.append(start_worker(self.assignment, self.options, self.hide, self.zygote))
             worker = worker or start_worker(self.assignment, self.options, self.hide, self.zygote)
         except BaseException:  # a worker taken but not handed out is stopped, not left running
@@ -119,10 +115,9 @@ class LocalScheduler:
     """``jobs`` grading threads and one drawing thread (drawing is no one's wait)."""
 
     def __init__(self, assignment: Assignment, options: GradingOptions, jobs: int, hide: list[Path],
-                 early_worker: WorkerProcess | None = None, zygote=None):
+                 zygote=None):
         """``zygote``: the run's (grader.zygote.Zygote), else one of this scheduler's own, closed with it."""
         self.assignment, self.options, self.hide = assignment, options, hide
-        self.early_worker = early_worker
         self.zygote, self.own_zygote = zygote, None
         self.jobs = max(1, jobs)
         self.interrupted = threading.Event()
@@ -138,7 +133,7 @@ class LocalScheduler:
                 self.zygote = self.own_zygote = Zygote(self.options.execution.scratch_root,
                                                        tuple(self.assignment.preload))
         self.pool = WorkerPool(self.assignment, self.options, self.hide, spare=1 if len(items) > 1 else 0,
-                               started=self.early_worker, zygote=self.zygote)
+                               zygote=self.zygote)
         finished: queue.Queue = queue.Queue()
         remaining = [len(items)]
         counter = threading.Lock()
@@ -149,7 +144,7 @@ class LocalScheduler:
                 left = remaining[0]
             worker = None
             try:
-                worker = self.pool.take(left, item.notebook)
+                worker = self.pool.take(left)
                 result, figures = grade_until_figures(item.notebook, self.assignment, self.options, worker=worker,
                                                       hide=self.hide)
             except Exception as exc:  # every item comes back, or the batch would wait for it forever
@@ -321,11 +316,11 @@ SCHEDULERS = {"local": LocalScheduler, "dask": DaskScheduler}
 
 
 def open_scheduler(address: str | None, assignment: Assignment, options: GradingOptions, jobs: int,
-                   hide: list[Path], early_worker: WorkerProcess | None = None, zygote=None) -> Scheduler:
+                   hide: list[Path], zygote=None) -> Scheduler:
     """No address: this machine's threads; a Dask scheduler's address (tcp://, tls://, ...): its workers.
     ``zygote``: the run's, for the local threads' kernels."""
     if not address:
-        return SCHEDULERS["local"](assignment, options, jobs, hide, early_worker, zygote)
+        return SCHEDULERS["local"](assignment, options, jobs, hide, zygote)
     try:
         return SCHEDULERS["dask"](address, assignment, options, jobs, hide)
     except SchedulerUnavailable:

@@ -14,7 +14,6 @@ import signal
 import threading
 
 import nbformat
-import pytest
 
 from assignments.attention_pooling.build_notebooks import SOLUTION, build_notebook
 from grader.execute import ExecutionOptions, WorkerProcess

@@ -16,8 +16,9 @@ Cases: the untouched template (fixed overhead, target grader <= 1.3x floor) and 
 correct, mistaken, light and heavy notebooks at --jobs 1 and --jobs 2 against the floor's
 sequential time (target at --jobs 2: <= 1.2x the floor's sequential time / 2). The sides
 alternate and the order flips every round, so machine noise hits both; figures are medians.
-It also reports CPU seconds (the processes' own and their children's), peak memory (the
-grader's process, one worker, one kernel) and the grader's per-stage profile of the last run.
+It also reports CPU seconds (every process of the command, however it ended: benchmarks/cputime.py),
+peak memory (the grader's process, one worker, one kernel, the zygote), each submission's
+worker-and-kernel start and the grader's per-stage profile of the last run.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -34,6 +34,9 @@ import threading
 import time
 from itertools import groupby
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from benchmarks.cputime import TreeCpu  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "benchmark-secret"
@@ -107,7 +110,7 @@ class PeakMemory:
     """Samples the child's process tree: the peak RSS of the grader's process, of one worker, of one kernel."""
 
     KINDS = (("grader", "grader.cli"), ("worker", "grader.worker"), ("kernel", "ipykernel_launcher"),
-             ("floor", "--floor"))
+             ("zygote", "grader.zygote"), ("floor", "--floor"))
 
     def __init__(self, pid: int):
         import psutil
@@ -145,18 +148,21 @@ class PeakMemory:
 
 def timed(command: list[str], env: dict[str, str]) -> dict:
     """Wall clock, CPU seconds (the process and every child it waited for) and peak memory of one command."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = TreeCpu()
+    before = cpu.seconds()
     started = time.perf_counter()
-    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=cpu.preexec)
     memory = PeakMemory(process.pid)
     _, stderr = process.communicate()
     seconds = time.perf_counter() - started
     peaks = memory.close()
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    time.sleep(0.5)  # the last processes a kill orphaned end
+    used = cpu.seconds() - before
+    cpu.close()
     if process.returncode not in (0, 1) or "Traceback" in stderr:  # 1: a submission below full marks: fine
         raise SystemExit(f"{' '.join(command[:4])}...: exit {process.returncode}\n{stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"seconds": seconds, "cpu": cpu, "peaks": peaks}
+    return {"seconds": seconds, "cpu": used, "peaks": peaks}
 
 
 def main() -> None:
@@ -226,7 +232,8 @@ def report(runs, cases, args, class_size: int, loads: list[float], out: Path) ->
     print("peak memory (RSS, MiB): " + "; ".join(
         f"{case}/{side}: grader {max(r['peaks']['grader'] for r in runs[(case, side)]) / mib:.0f}, one worker "
         f"{max(r['peaks']['worker'] for r in runs[(case, side)]) / mib:.0f}, one kernel "
-        f"{max(r['peaks']['kernel'] for r in runs[(case, side)]) / mib:.0f}"
+        f"{max(r['peaks']['kernel'] for r in runs[(case, side)]) / mib:.0f}, zygote "
+        f"{max(r['peaks']['zygote'] for r in runs[(case, side)]) / mib:.0f}"
         for case, sides in cases.items() for side in sides if side.startswith("grader")))
     print("floor peak memory (MiB): " + "; ".join(
         f"{case}: driver {max(r['peaks']['floor'] for r in runs[(case, 'floor')]) / mib:.0f}, one kernel "
@@ -236,6 +243,9 @@ def report(runs, cases, args, class_size: int, loads: list[float], out: Path) ->
         from grader.summary import profile_table
 
         last = [json.loads(p.read_text()) for p in sorted(out.glob("*/result.json"))]
+        starts = sorted(r["timing"]["kernel_start"] for r in last)
+        print(f"\nworker and kernel start per submission (last --jobs 2 run, ahead of its submission when a spare): "
+              f"median {statistics.median(starts):.2f} s, {starts[0]:.2f}..{starts[-1]:.2f} s")
         print("\nThe grader's last --jobs 2 run, stage by stage (summed over its submissions):")
         print(profile_table(last, sum(r["timing"]["seconds"] for r in last), 0.0).split("\n", 1)[1])
 

@@ -346,7 +346,7 @@ class Check:
 
     def released_data(self, calls: list[Call]) -> Any:
         """What a student's bundle holds of ``judging_data`` on the public calls: nothing from which the expected
-        results follow (README, "Releasing an assignment to students"). None: the check is not self-checked."""
+        results follow (docs/students.md). None: the check is not self-checked."""
         return self.judging_data(calls)
 
     def warm(self, calls: list[Call]) -> None:

@@ -24,7 +24,7 @@ namespace maps), with:
   result) is the grader's, mode 0700; the kernel's own folder (its connection file, sockets,
   home and temporary files) is the only one it owns.
 
-What it does not give (the README's Sandbox section says so too): the kernel sees the
+What it does not give (docs/security.md says so too): the kernel sees the
 machine's process list and command lines (/proc is shared: a secret on the grader's command
 line would be visible, so ``grade --secret`` is refused in this tier), every world-readable
 file (a second copy of the reference elsewhere on disk, for example), and can write to the

@@ -1,7 +1,7 @@
 """Sealed expected values: confirm that a student's result lies within the tolerance of the expected one, from
 data that does not hold the expected one.
 
-A student's bundle must not state an exercise's answer (README, "Releasing an assignment to students"), yet its
+A student's bundle must not state an exercise's answer (docs/students.md), yet its
 self-check must accept every result within the check's tolerance, as grading does. A ``Seal`` holds, of an
 expected value, its structure and shapes (public: the contract fixes them), and for each number only which grid
 it is quantised on and how that grid is shifted; then a salted, slow digest of the cells all the numbers fall in.

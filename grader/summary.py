@@ -69,7 +69,7 @@ def shortened(text: str, limit: int = SUMMARY_TEXT_LIMIT) -> str:
     return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
-# What a self-check predicts of the grade, and what not (README, "Releasing an assignment to students").
+# What a self-check predicts of the grade, and what not (docs/students.md).
 SELF_CHECK_SCOPE = N_("What this predicts: your functions were called on the public inputs only. Grading calls them "
                       "on other inputs, drawn from your instructor's secret, so a function that is right here can still "
                       "lose points when graded (one that is right only on these inputs, or only by chance), and the "

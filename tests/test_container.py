@@ -300,7 +300,7 @@ def contained(listener):  # noqa: F811
     entries["reader"] = (reader(readable), set(), [])
     entries["signaller"] = (_reporting(SIGNALLER, "found"), set(), [])
     # Pseudo-terminals: /dev/ptmx is open to every user and no seccomp rule can tell its path, so the container tier
-    # does not refuse them (the README says so); the namespaces tier does (test_hostile). Everything else holds.
+    # does not refuse them (docs/security.md says so); the namespaces tier does (test_hostile). Everything else holds.
     entries["privilege"] = (_reporting(PRIVILEGE.replace(PTY_PROBE, ""), "found"), set(), [])
     nbformat.write(build_notebook(SOLUTION), subs / "right.ipynb")
     for name in ENTRIES:

@@ -142,13 +142,13 @@ def test_lms_files_need_a_roster_and_a_readable_one(tmp_path, capsys):
     assert "lacks submission" in capsys.readouterr().err
 
 
-def test_the_csv_files_read_as_the_readme_says_a_script_reads_them(match, tmp_path):
-    """The BOM is kept for Excel; the README documents utf-8-sig, which a script's csv reader needs."""
+def test_the_csv_files_read_as_the_docs_say_a_script_reads_them(match, tmp_path):
+    """The BOM is kept for Excel; docs/platforms.md documents utf-8-sig, which a script's csv reader needs."""
     from pathlib import Path
 
     _rows, _students, paired = match
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    assert 'open(path, encoding="utf-8-sig", newline="")' in readme
+    docs = (Path(__file__).resolve().parent.parent / "docs" / "platforms.md").read_text(encoding="utf-8")
+    assert 'open(path, encoding="utf-8-sig", newline="")' in docs
     for name, text in (("canvas", canvas_csv(paired, "Attention pooling (4711)")), ("moodle", moodle_csv(paired, "G"))):
         path = tmp_path / f"gradebook-{name}.csv"
         path.write_bytes(text.encode("utf-8"))  # as grader.batch.write_atomic writes it
@@ -156,4 +156,4 @@ def test_the_csv_files_read_as_the_readme_says_a_script_reads_them(match, tmp_pa
             header = next(csv.reader(f))
         assert header[0] == ("Student" if name == "canvas" else "ID number")
         with open(path, encoding="utf-8", newline="") as f:
-            assert next(csv.reader(f))[0] == "\ufeff" + header[0]  # what the README warns of
+            assert next(csv.reader(f))[0] == "\ufeff" + header[0]  # what the docs warn of

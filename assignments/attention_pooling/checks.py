@@ -576,7 +576,7 @@ def exponent_data(calls) -> verdicts.ExponentData:
 
 
 # The graded report's diagnosis of -1/(d+2) states the rate; a student's package says only where -1/(d+2) comes
-# from (verdicts.EXPONENT_D_PLUS_2). README, "Releasing an assignment to students".
+# from (verdicts.EXPONENT_D_PLUS_2). docs/students.md.
 EXPONENT_D_PLUS_2_GRADED = (
     "-1/(d+2) balances the wrong powers. At interior points (away from the edges of the data) the bias of a kernel "
     "smoother is ~sigma^2, so its square grows like sigma^4; with the variance ~1/(n sigma^d) that gives sigma* ~ "

@@ -12,7 +12,7 @@ The contract is ``CONTRACT.md`` beside this file. Inputs are drawn from the gene
 
 Tolerance policy
 ----------------
-As in the first assignment (README, "Tolerance policy"): each check passes the computations a careful grader
+As in the first assignment (docs/tolerance.md): each check passes the computations a careful grader
 accepts (``variants.*_ACCEPTED``: float32 arithmetic, a mask of -inf or -1e9 instead of -1e6, the scaling
 applied before the product, the bilinear form multiplied in the other order, exp over its sum, the keys in the
 other order) and fails every catalogued misconception, each by at least EDGE_FACTOR (10) either side of the

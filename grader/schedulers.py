@@ -129,7 +129,11 @@ class LocalScheduler:
         if self.zygote is None and items:
             from .zygote import Zygote, serves
 
-            if serves(self.options.execution.tier()):
+            try:
+                tier = self.options.execution.tier()
+            except SandboxUnavailable:
+                tier = None  # each submission says so (its worker does not start)
+            if tier is not None and serves(tier):
                 self.zygote = self.own_zygote = Zygote(self.options.execution.scratch_root,
                                                        tuple(self.assignment.preload))
         self.pool = WorkerPool(self.assignment, self.options, self.hide, spare=1 if len(items) > 1 else 0,

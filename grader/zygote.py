@@ -9,11 +9,12 @@ the kernel enters the sandbox's restrictions before ipykernel starts, then nothi
 
 - namespaces tier (root, or a user with user namespaces): the monitor starts bubblewrap exactly as an exec'd
   kernel's (the same mounts, namespaces, uid, seccomp filter, cgroup and rlimits), with a placeholder command
-  (``sleep``) where the kernel was. The kernel is forked into the sandbox's PID namespace and joins its other
-  namespaces (as a user, the sandbox's user namespaces first), takes the sandbox's root, sets its rlimits,
-  empties every capability set (as root, becomes the sandbox's uid: grader.uids), sets no_new_privs and the
-  same seccomp filter. It and whatever it starts die with bubblewrap's PID namespace, when the kernel ends,
-  the worker closes its line to the monitor, or the monitor dies.
+  where the kernel was (``sleep``, once it has said it runs: bubblewrap has then made every namespace). The
+  kernel is forked into the sandbox's PID namespace and joins its other namespaces (as a user, from the
+  sandbox's user namespaces), takes the sandbox's root, sets its rlimits, empties every capability set (as
+  root, becomes the sandbox's uid: grader.uids), sets no_new_privs and the same seccomp filter. It and
+  whatever it starts die with bubblewrap's PID namespace, when the kernel ends, the worker closes its line
+  to the monitor, or the monitor dies.
 - uid tier (a container: grader.container): the kernel joins the cgroup, sets its rlimits and drops to its uid
   (``DropPrivileges``), as an exec'd one does.
 - none: not forked (``serves``): the sweep finds that tier's kernel processes by a tag in the environment
@@ -52,7 +53,9 @@ from .sandbox import (CONNECTION_FILE, SANDBOX_HOME, SANDBOX_RUNTIME, apply_rlim
 KERNEL_MODULES = ("ipykernel_launcher", "ipykernel.kernelapp", "numpy", "torch")  # what every kernel imports, done once
 SOCKET_NAME = "zygote.sock"
 MAX_REQUEST_BYTES = 2**20
-PLACEHOLDER = "sleep"  # the sandbox's first command, where an exec'd kernel would be: it holds the sandbox open
+# The sandbox's command, where an exec'd kernel would be: says it runs (bubblewrap has then made every namespace and
+# become every uid it will), then holds the sandbox open.
+PLACEHOLDER = "echo >&{fd}; exec {sleep} infinity"
 CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC = 0x00020000, 0x02000000, 0x04000000, 0x08000000
 CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1): the user namespace that owns a namespace
@@ -279,14 +282,15 @@ def monitor(line: socket.socket, launch: KernelLaunch) -> None:
         log = os.open(launch.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         fds, folder = {}, None
         if launch.plan:
-            argv, passed, info_read = bubblewrap_command(launch, [shutil.which(PLACEHOLDER) or "/bin/sleep",
-                                                                  "infinity"])
+            running, says = os.pipe()
+            placeholder = PLACEHOLDER.format(fd=says, sleep=shutil.which("sleep") or "/bin/sleep")
+            argv, passed, info_read = bubblewrap_command(launch, [shutil.which("sh") or "/bin/sh", "-c", placeholder])
             try:
                 sandbox = subprocess.Popen(argv, env=kernel_environment(), cwd=launch.runtime_dir,
                                            stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
-                                           pass_fds=passed, preexec_fn=entering_limits(launch))
+                                           pass_fds=[*passed, says], preexec_fn=entering_limits(launch))
             finally:
-                for fd in passed:
+                for fd in [*passed, says]:
                     os.close(fd)
             steps = sandbox_steps(sandbox, info_read, launch.runtime_dir / CONNECTION_FILE)
             try:
@@ -294,7 +298,7 @@ def monitor(line: socket.socket, launch: KernelLaunch) -> None:
                     time.sleep(next(steps))
             except StopIteration as built:
                 folder, child = built.value
-            fds = namespaces_of(child)
+            fds = namespaces_of(child, placeholder_of(child, running, sandbox))
             if launch.plan.uid is None:  # a user's sandbox: joining its namespaces takes its user namespace first
                 fds["owner"] = os_ioctl(fds["mnt"], NS_GET_USERNS)  # the one that owns them (bubblewrap nests one)
                 setns(fds["owner"], CLONE_NEWUSER)
@@ -355,11 +359,27 @@ def relay(line: socket.socket, kernel: int, sandbox: subprocess.Popen | None) ->
                     sandbox.kill()  # everything it started, in the sandbox's PID namespace, with it
 
 
-def namespaces_of(pid: int) -> dict[str, int]:
-    """The sandbox's namespaces and root, held open: its first process's (bubblewrap), read through /proc."""
-    fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
-           for kind in ("user", "pid", *(k for k, _ in JOINED))}
-    fds["root"] = os.open(f"/proc/{pid}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+def placeholder_of(child: int, running: int, sandbox: subprocess.Popen) -> int:
+    """The placeholder's process id, once it runs: bubblewrap's first process (``child``) has then made the last
+    of its namespaces (a user's bubblewrap nests a user namespace after the mounts are built)."""
+    from .kernel_sandbox import SANDBOX_SETUP_SECONDS
+
+    try:
+        ready = select.select([running], [], [], SANDBOX_SETUP_SECONDS)[0] and os.read(running, 16)
+    finally:
+        os.close(running)
+    if not ready:
+        raise OSError(f"the sandbox's command did not start (bubblewrap's exit code {sandbox.poll()})")
+    return int(Path(f"/proc/{child}/task/{child}/children").read_text().split()[0])
+
+
+def namespaces_of(child: int, placeholder: int) -> dict[str, int]:
+    """The sandbox's namespaces and root, held open, read through /proc: its first process's (bubblewrap's), and
+    the user namespace its command runs in."""
+    fds = {kind: os.open(f"/proc/{child}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+           for kind in ("pid", *(k for k, _ in JOINED))}
+    fds["user"] = os.open(f"/proc/{placeholder}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    fds["root"] = os.open(f"/proc/{child}/root", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     return fds
 
 

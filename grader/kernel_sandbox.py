@@ -97,6 +97,7 @@ class SandboxProvisioner(LocalProvisioner):
     """Launches the kernel command wrapped in bubblewrap, in the submission's cgroup, with rlimits."""
 
     sockets_fd: int | None = None  # the sandbox's socket folder, held open (an O_PATH descriptor)
+    forked = None  # a kernel forked by the zygote (grader.zygote.ForkedKernel): its line to its monitor
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         launch: KernelLaunch = self.parent.launch
@@ -124,6 +125,7 @@ class SandboxProvisioner(LocalProvisioner):
                 with open(launch.log_path, "a") as log:
                     log.write(f"grader: no forked kernel ({exc}); starting one\n")
             if self.process is not None:
+                self.forked = self.process  # LocalProvisioner.wait forgets process; cleanup closes the line
                 self.pid, self.pgid, self.cwd = self.process.pid, None, str(launch.runtime_dir)
                 return self.connected(launch)
         fds: list[int] = []
@@ -176,9 +178,9 @@ class SandboxProvisioner(LocalProvisioner):
 
     async def cleanup(self, restart: bool = False) -> None:
         await super().cleanup(restart)
-        close = getattr(self.process, "close", None)  # a forked kernel's line to its monitor: closed, all of it ends
-        if close is not None:
-            close()
+        if self.forked is not None:  # its line to its monitor: closed, the kernel and its sandbox end
+            self.forked.close()
+            self.forked = None
         if self.sockets_fd is not None:
             os.close(self.sockets_fd)
             self.sockets_fd = None

@@ -50,9 +50,9 @@ def run_floor(calls_file: Path, notebooks: list[Path]) -> None:
     from nbclient import NotebookClient
 
     calls = json.loads(calls_file.read_text())
-    runtime = (REPO / "grader" / "probe_runtime.py").read_text()
-    load_runtime = ("import sys as _s, types as _t\n_m = _t.ModuleType('_probe')\n"
-                    f"exec(compile({runtime!r}, '<probe>', 'exec'), _m.__dict__)\n_s.modules['_probe'] = _m\n")
+    from grader.worker import kernel_modules_code
+
+    load_runtime = kernel_modules_code()
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         nb.cells.append(nbformat.v4.new_code_cell(load_runtime))

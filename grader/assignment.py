@@ -64,6 +64,9 @@ class Assignment:
     # A bundle's: what the grading kernel provides (grader.environment.provided_list at release), for a self-check
     # that runs in the student's own environment. None: this environment is the grading one.
     grading_environment: tuple[str, ...] | None = None
+    # What is worked out once from the assignment alone (its public calls, its template's placeholders): kept on
+    # the assignment it belongs to, not in a module, so a reloaded or edited assignment never reads a stale copy.
+    derived: dict[tuple, Any] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def digest(self) -> str:
         """A hash of the assignment's code and its hidden files (the reference): what its results depend on."""
@@ -261,7 +264,6 @@ def single_threaded_numerics() -> None:
 # How often a hidden plan is drawn again when one of its calls repeats a public one (a check whose inputs
 # come from a small set, like a dimension, collides now and then; one whose inputs ignore the seed, always).
 MAX_PUBLIC_COLLISIONS = 200
-_PUBLIC_CALLS: dict[tuple[str, str, str], list[Call]] = {}
 
 
 def identity_of(call: Call) -> str:
@@ -279,10 +281,10 @@ def same_call(a: Call, b: Call) -> bool:
 
 def public_calls(assignment: Assignment, check: Check) -> list[Call]:
     """The check's calls on the assignment's public inputs (cached: they are the same in every run)."""
-    key = (str(assignment.root), assignment.public_seed, check.id)
-    if key not in _PUBLIC_CALLS:
-        _PUBLIC_CALLS[key] = check.calls(rng_for(public_material(assignment), check.id))
-    return _PUBLIC_CALLS[key]
+    key = ("public calls", check.id)
+    if key not in assignment.derived:
+        assignment.derived[key] = check.calls(rng_for(public_material(assignment), check.id))
+    return assignment.derived[key]
 
 
 def draw_calls(assignment: Assignment, check: Check, seed_material: str) -> list[Call]:

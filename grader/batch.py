@@ -18,11 +18,13 @@ from typing import Callable
 
 from . import gradebook
 from .assignment import Assignment, hash_files
+from .errors import MergeError
 from .files import Shard, class_folders, find_notebooks, read_regular_file, submission_names
 from .load import MAX_NOTEBOOK_BYTES
 from .i18n import _, language
 from .model import GradedSubmission, RosterMatch
 from .pipeline import GradingOptions
+from .run import Run, within
 from .report import render_index, render_report
 from .reviews import apply_reviews
 from .views import student_view
@@ -87,16 +89,19 @@ def write_submission(out_dir: Path, name: str, graded: GradedSubmission, key: st
 STUDENT_REPORT, INSTRUCTOR_REPORT = "report.html", "instructor.html"
 
 
-def publish_submission(out_dir: Path, graded: dict, reviews: dict, answer_points: dict[str, float]) -> dict:
+def publish_submission(out_dir: Path, graded: dict, reviews: dict, answer_points: dict[str, float],
+                       figures: list[dict] | None = None) -> dict:
     """result.json and the instructor's report (everything), and the student's report (grader.views): the grading
-    with the instructor's reviews merged in."""
+    with the instructor's reviews merged in. ``figures``: the grading's, as this run drew them; None: the ones an
+    earlier run saved (a submission skipped as unchanged, a review)."""
     started = time.monotonic()
     folder = out_dir / graded["submission"]
     final = apply_reviews(graded, reviews, answer_points)
-    try:
-        figures = json.loads((folder / FIGURES_FILE).read_text())
-    except (OSError, ValueError):
-        figures = []
+    if figures is None:
+        try:
+            figures = json.loads((folder / FIGURES_FILE).read_text())
+        except (OSError, ValueError):
+            figures = []
     write_atomic(folder / STUDENT_REPORT, render_report(student_view(final), figures))
     write_atomic(folder / INSTRUCTOR_REPORT, render_report(final, figures, instructor=True))
     final.setdefault("timing", {})["report"] = round(time.monotonic() - started, 3)
@@ -117,17 +122,22 @@ def cached_result(out_dir: Path, item: BatchItem) -> dict | None:
 def grade_batch(paths: list[str | Path], assignment: Assignment, options: GradingOptions, out_dir: Path,
                 jobs: int = 1, force: bool = False, reviews: dict | None = None,
                 progress: Callable[[int, int, str, dict], None] | None = None, scheduler: str | None = None,
-                shard: Shard | None = None, zygote=None) -> list[dict]:
+                shard: Shard | None = None, run: Run | None = None) -> list[dict]:
     """Grade every notebook under ``paths`` (or this shard's share) into ``out_dir``; result.json dicts in input order.
 
     ``scheduler``: None grades on this machine with ``jobs`` threads; a Dask scheduler's address sends the
-    submissions to its workers (grader.schedulers). ``zygote``:
-    the run's grader.zygote.Zygote (the caller's to close); without one a local batch starts its own.
+    submissions to its workers (grader.schedulers). ``run``: the grading run (grader.run) whose kernels, drawer and
+    cgroups it uses (its zygote, which the CLI started first); None: one of its own, ended before this returns.
     """
-    reviews = reviews or {}
+    with within(run) as run:
+        return _grade_batch(paths, assignment, options, Path(out_dir), jobs, force, reviews or {}, progress,
+                            scheduler, shard, run)
+
+
+def _grade_batch(paths, assignment: Assignment, options: GradingOptions, out_dir: Path, jobs: int, force: bool,
+                 reviews: dict, progress, scheduler: str | None, shard: Shard | None, run: Run) -> list[dict]:
     notebooks = find_notebooks(paths)
     names = submission_names(notebooks)
-    out_dir = Path(out_dir)
     if shard is not None:
         # Every shard knows the whole class, in order: grader merge puts the rows back in this order.
         write_atomic(out_dir / SHARD_FILE, json.dumps({"shard": str(shard), "assignment": assignment.name,
@@ -148,16 +158,18 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
     if progress:
         for nb, data in results.items():
             progress(0, len(notebooks), _("%(name)s (unchanged, skipped)", name=names[nb]), data)
-    backend = open_scheduler(scheduler, assignment, options, jobs, hide, zygote) if todo else None
+    backend = open_scheduler(scheduler, assignment, options, jobs, hide, run) if todo else None
     try:
         for item, graded in backend.run(todo) if backend else ():
-            data = write_submission(out_dir, item.name, graded, item.key)
-            results[item.notebook] = publish_submission(out_dir, data, reviews, assignment.answer_points)
+            data = write_submission(out_dir, item.name, graded, item.key)  # kept for a resumed run and a review
+            results[item.notebook] = publish_submission(out_dir, data, reviews, assignment.answer_points,
+                                                        graded.figures)
             done += 1
             if progress:
                 progress(done, len(notebooks), item.name, results[item.notebook])
-    except KeyboardInterrupt:
-        backend.close(interrupt=True)
+    except BaseException:  # Ctrl-C, SIGTERM, a disk that filled: the submissions not yet graded are not waited for
+        if backend:
+            backend.close(interrupt=True)
         backend = None
         raise
     finally:
@@ -180,10 +192,6 @@ def write_class_files(out_dir: Path, rows: list[dict], roster: RosterMatch | Non
         write_atomic(out_dir / f"gradebook-{name}.csv", LMS_PROFILES[name](roster, lms_column))
 
 
-class MergeError(ValueError):
-    """Shard folders that do not make one class: different classes, overlapping or missing shards."""
-
-
 def merge_shards(out_dir: Path, shard_dirs: list[Path]) -> tuple[list[dict], list[str]]:
     """Copy the shards' submission folders into ``out_dir``; the rows in the class's order, and the names
     no shard has graded (yet)."""
@@ -192,7 +200,7 @@ def merge_shards(out_dir: Path, shard_dirs: list[Path]) -> tuple[list[dict], lis
         try:
             manifests.append(json.loads((Path(folder) / SHARD_FILE).read_text()))
         except (OSError, ValueError):
-            raise MergeError(f"{folder}: no {SHARD_FILE} (not the output of grader grade --shard k/N)") from None
+            raise MergeError(f"{folder}: no {SHARD_FILE} (not the output of grader grade --shard k/N)", folder) from None
     classes = {(m["assignment"], tuple(m["submissions"])) for m in manifests}
     if len(classes) != 1:
         raise MergeError("the shards were not cut from the same class (their submission lists differ)")

@@ -39,12 +39,13 @@ from .curves import Curve, TabulatedCurve
 from .errors import BundleError
 from .i18n import Message, _, join_list
 from .model import Value
-from .wire import Malformed, encode_array, number, parse_value, value_json, array
+from .wire import Malformed, array, encode_array, encode_value, number, parse_value
 
 BUNDLE_FORMAT = "attention-grader-bundle"
 # Raised whenever a field changes meaning; a reader refuses any other version. 3: expected results sealed
-# (grader.seal), no data for a check that is not self-checked, the release's id.
-BUNDLE_VERSION = 3
+# (grader.seal), no data for a check that is not self-checked, the release's id. 4: values and arrays in
+# grader.wireformat's form (numbers as base64 bytes with their dtype and shape).
+BUNDLE_VERSION = 4
 BUNDLE_SUFFIX = ".bundle.json"
 KINDS: dict[str, type[Check]] = {"value": ValueCheck, "custom": CustomCheck}
 DATA_OF_KIND = {"value": lambda check: SealedValueData,
@@ -146,9 +147,9 @@ def encode(value, hint) -> Any:
     if hint in (int, str, bool):
         return value
     if hint is np.ndarray:
-        return encode_array(np.asarray(value, dtype=np.float64))
+        return encode_array(value)
     if hint is Value:
-        return value_json(value)
+        return encode_value(value)
     if hint is Message:
         return {"msgid": value.msgid, "values": {k: _plain(v) for k, v in value.values.items()}}
     if hint in (Recogniser, CustomVerdict):
@@ -158,7 +159,7 @@ def encode(value, hint) -> Any:
     if origin in (tuple, list):
         args = typing.get_args(hint)
         if not args:  # a call's arguments: wire values
-            return [value_json(v) for v in value]
+            return [encode_value(v) for v in value]
         return [encode(v, args[0]) for v in value]
     if origin is dict:
         return {str(k): encode(v, typing.get_args(hint)[1]) for k, v in value.items()}
@@ -223,7 +224,7 @@ def decode(raw, hint, where: str, verdicts: dict[str, CustomVerdict]) -> Any:
     if hint is np.ndarray:
         value = array(raw)
         if value is None:
-            raise _Invalid(where, _("expected an array ({\"shape\": [...], \"data\": [...]})"))
+            raise _Invalid(where, _value_expected())  # a float64 array is a value of kind "array"
         return value
     if hint is Value:
         return _value_back(raw, where)
@@ -289,7 +290,11 @@ def _value_back(raw, where: str):
     try:
         return parse_value(raw)
     except Malformed:
-        raise _Invalid(where, _("expected a value ({\"kind\": ..., ...}, as grader.probe_runtime writes one)")) from None
+        raise _Invalid(where, _value_expected()) from None
+
+
+def _value_expected() -> str:
+    return _("expected a value ({\"kind\": ..., ...}, as grader.probe_runtime writes one)")
 
 
 # --------------------------------------------------------------------------- the file

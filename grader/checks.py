@@ -89,22 +89,11 @@ def call_text(call: Call) -> str:
     return "\n".join(lines)
 
 
-def reference_fields(call: Call) -> dict:
-    """``call_fields`` for a call made in the grader: the same values (grader.wire.native_node), not as JSON."""
-    from .wire import native_node
-
-    wrt = call.grad_wrt if isinstance(call.grad_wrt, tuple) else () if call.grad_wrt is None else (call.grad_wrt,)
-    construct = call.construct.to_json(native_node) if call.construct else None
-    return {"function": call.function, "args": [native_node(a) for a in call.args],
-            "kwargs": {k: native_node(v) for k, v in call.kwargs.items()}, "construct": construct,
-            "grad_wrt": list(wrt)}
-
-
 def reference_value(target: Callable, call: Call) -> Value:
     """What ``target`` (the reference, a variant, an accepted computation) returns when called exactly as the
     student's code is: through the probe runtime's ``invoke``, in the grader. With ``grad_wrt``, the gradient(s)
     of the sum of its result; a single target's gradient is the value itself."""
-    fields = reference_fields(call)
+    fields = call_fields(call)
     result, leaves, _names = invoke(target, fields)
     if not leaves:
         return to_value(result)

@@ -28,6 +28,7 @@ import functools
 import json
 import os
 import re
+import signal
 import sys
 import time
 from pathlib import Path
@@ -37,10 +38,10 @@ from pathlib import Path
 # `--help` start at once (measure with `python -X importtime -m grader.cli --help`).
 from .i18n import LANGUAGES, N_, _, join_list, translations, use_language
 from .config import DEFAULT_LANGUAGE, DEFAULT_SANDBOX, ENGINE_LIMITS, SANDBOX_CHOICES
-from .errors import AssignmentInvalid, AssignmentUnknown, SandboxUnavailable
-from .model import UNENFORCED, UNGRADABLE
+from .errors import GraderError, SandboxUnavailable, WorkerCrashed
+from .model import UNGRADABLE
 from .roster import LMS_PROFILES
-from .sandbox import GIB, Limits
+from .sandbox import GIB
 from .sinks import terminal_text
 
 # --profile's start-up is counted from here, the interpreter's first 50 ms aside: a process's own start time
@@ -48,56 +49,6 @@ from .sinks import terminal_text
 CLI_IMPORTED = time.monotonic()
 
 EXIT_OK, EXIT_BELOW, EXIT_USAGE, EXIT_UNGRADABLE, EXIT_NO_SANDBOX, EXIT_NOTHING_GRADED = 0, 1, 2, 3, 4, 5
-
-def _limits(args, assignment=None) -> Limits:
-    """The command line's limits, else the assignment's, else the engine's (grader.config)."""
-    from .config import command_line_limits, resolve_limits
-
-    said = command_line_limits(args.cell_timeout, args.call_timeout, args.budget, args.memory)
-    return resolve_limits(assignment.settings() if assignment is not None else None, said)
-
-
-def _execution_options(args, assignment=None):
-    from .execute import ExecutionOptions
-
-    # What the kernel must not reach besides the assignment and the class: the secret's file, the results' folder.
-    private = [Path(os.path.abspath(args.secret_file))] if getattr(args, "secret_file", None) else []
-    if getattr(args, "results", None):
-        private.append(Path(os.path.abspath(args.results)).parent)
-    return ExecutionOptions(_limits(args, assignment), args.sandbox, keep_scratch=args.keep_scratch,
-                            private=tuple(private))
-
-
-def _grading_options(args, secret: str | None, execution):
-    from .pipeline import GradingOptions
-
-    return GradingOptions(secret=secret, exercises=tuple(args.exercises) if args.exercises else None,
-                          execution=execution, figures=not args.no_figures,
-                          disk_cache=not args.no_cache, cache_dir=args.cache_dir)
-
-
-def _assignment_dir(name: str) -> Path:
-    """The assignment's folder, found as load_assignment finds it, without importing it."""
-    from .installed import assignment_dir
-
-    return assignment_dir(name)
-
-
-def _load_assignment(name: str, check_references: bool = True):
-    from .assignment import load_assignment
-
-    return load_assignment(name, check_references)
-
-
-def _check_references(assignment, options):
-    """The load-time check that the reference works on the public inputs, its results kept in the run's cache
-    (a course's second run reads them instead of computing them: 0.75 s of start-up); its ReferenceLedger."""
-    from . import refcache
-
-    ledger = refcache.ReferenceLedger()
-    with refcache.using(options.reference_store(assignment, public=True), ledger):
-        assignment.check_references()
-    return ledger
 
 
 def _notebooks_named(args) -> list[Path]:
@@ -339,268 +290,59 @@ def language_asked(argv: list[str]) -> str:
     return os.environ.get("GRADER_LANG", DEFAULT_LANGUAGE)
 
 
-def _sandbox_notice(execution, secret_on_command_line: bool = False) -> int | None:
-    """Before grading: refuse a required sandbox that does not work here; say loudly what is not enforced here."""
-    from .errors import SandboxUnavailable
-    from .execute import enforcement
-    from .model import SandboxTier
 
-    try:
-        held = enforcement(execution)
-    except SandboxUnavailable:
-        print("grader: " + _("--sandbox %(choice)s, but no such sandbox works here: bubblewrap (bwrap) is missing or "
-                             "cannot create namespaces (a container's default profile forbids them), and the container "
-                             "tier needs the grader to run as root, able to change uid, with a Python every user can "
-                             "read. Refusing to grade; --sandbox off grades without a sandbox, at your own risk.",
-                             choice=execution.sandbox), file=sys.stderr)
-        return EXIT_NO_SANDBOX
-    if held.tier == SandboxTier.UID and secret_on_command_line:
-        print("grader: " + _("in the container tier the kernel can read every process's command line: give the secret "
-                             "in GRADER_SECRET or a file, not with --secret."), file=sys.stderr)
-        return EXIT_USAGE
-    if not held.sandbox:
-        print(_("WARNING: running WITHOUT a sandbox: bubblewrap is not available, so student code can reach the "
-                "network and this machine's files. Install bubblewrap (apt-get install bubblewrap)."), file=sys.stderr)
-    for key in held.missing():
-        if key != "sandbox":
-            print(_("WARNING: %(gap)s", gap=_(UNENFORCED[key])), file=sys.stderr)
-    return None
-
-
-def _cache_problem(options) -> int | None:
-    """Before grading: a reference cache the sandbox would show is the command line's mistake, said once (not a
-    grader failure on every submission, which a batch would keep as graded)."""
-    if not options.disk_cache:
-        return None
-    from .refcache import UnsafeCacheLocation, check_private, default_cache_root
-
-    try:
-        check_private(options.cache_dir or default_cache_root())
-    except UnsafeCacheLocation as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    return None
+def _progress(done: int, total: int, name: str, row: dict) -> None:
+    line = f"{done}/{total} {terminal_text(name)}: {row['score']:g}/{row['max_score']:g}"
+    if sys.stderr.isatty():  # a bar that redraws in place; CI logs get one line per submission
+        width = 30
+        filled = width * done // max(total, 1)
+        print(f"\r[{'#' * filled}{'.' * (width - filled)}] {line:<60.60}", end="" if done < total else "\n",
+              file=sys.stderr, flush=True)
+    else:
+        print(f"[{line}]", file=sys.stderr, flush=True)
 
 
 def run_check(args) -> int:
-    from .pipeline import grade_submission
-    from .report import render_report
-    from .summary import self_check_scope, submission_text, unjudged_points
+    from .commands import CheckRequest, check, settings_from
+    from .summary import submission_text, unjudged_points
 
-    if not args.notebook.exists():
-        print("grader: " + _("no such file: %(path)s", path=args.notebook), file=sys.stderr)
-        return EXIT_USAGE
-    from .bundle import BundleError, assignment_folder, find_bundle, load_bundle
-
-    try:
-        bundle = args.bundle or find_bundle(args.notebook.resolve())
-        if not bundle:  # the instructor's own assignment: named, or inferred from the notebook
-            _infer_assignment(args)
-            use_language(args.lang, (_assignment_dir(args.assignment) / "locale",))
-        assignment = load_bundle(bundle) if bundle else _load_assignment(args.assignment)
-    except BundleError as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except FileNotFoundError as exc:
-        print("grader: " + _("no bundle (*.bundle.json) beside %(notebook)s (keep the one your course released next "
-                             "to the notebook, or name it with --bundle), and %(reason)s", notebook=args.notebook,
-                             reason=exc), file=sys.stderr)
-        return EXIT_USAGE
-    if bundle:  # the catalogs of the bundle's assignment, as this install keeps them
-        use_language(args.lang, (assignment_folder(assignment.name) / "locale",))
-    options = _grading_options(args, None, _execution_options(args, assignment))
-    if bundle:  # the bundle holds the judging data: no reference work, nothing to keep on disk
-        options.disk_cache = False
-    code = _cache_problem(options) or _sandbox_notice(options.execution)
-    if code is not None:
-        return code
-    result = grade_submission(args.notebook, assignment, options)
-    report = args.report or args.notebook.with_name(args.notebook.stem + ".report.html")
-    scope = self_check_scope(result) if bundle else None
-    report.write_text(render_report(result.to_json(), [f.to_json() for f in result.figures], scope=scope),
-                      encoding="utf-8")
+    outcome = check(CheckRequest(args.notebook, settings_from(args), args.report, args.bundle, args.lang))
+    result = outcome.result
     print(json.dumps(result.to_json(), indent=2) if args.json else submission_text(result))
     if not args.json:
-        if scope:
-            print("\n" + scope)
-        print("\n" + _("Report: %(path)s", path=report))
+        if outcome.scope:
+            print("\n" + outcome.scope)
+        print("\n" + _("Report: %(path)s", path=outcome.report))
     if any(e.kind in UNGRADABLE for e in result.errors):
         return EXIT_UNGRADABLE
     # A self-check passes when every check it can judge passed (the others are judged only when graded).
-    judged_max = result.max_score - (unjudged_points(result) if bundle else 0.0)
+    judged_max = result.max_score - (unjudged_points(result) if outcome.bundled else 0.0)
     return EXIT_OK if result.score >= judged_max else EXIT_BELOW
 
 
-def run_release(args) -> int:
-    from .release import write_release
-
-    assignment = _load_assignment(args.assignment)
-    released = write_release(assignment, args.out, wheel=args.wheel)
-    print(_("Wrote %(template)s and %(bundle)s (%(size)s bytes): give both to students; their self-checks judge "
-            "from the bundle.", template=released.template, bundle=released.bundle,
-            size=released.bundle.stat().st_size))
-    for wheel in released.wheels:
-        print(_("Wrote %(wheel)s: students install it with pip install %(name)s.", wheel=wheel, name=wheel.name))
-    return EXIT_OK
-
-
-def _secret(args) -> str | None:
-    """--secret, else --secret-file (read, trailing newline dropped), else $GRADER_SECRET."""
-    if getattr(args, "secret", None):
-        return args.secret
-    if getattr(args, "secret_file", None):
-        return args.secret_file.read_text(encoding="utf-8").strip() or None
-    return os.environ.get("GRADER_SECRET") or None
-
-
-def _no_secret() -> int:
-    print("grader: " + _("grading needs the instructor's secret: --secret S or GRADER_SECRET (or --public to "
-                         "grade on the public inputs)."), file=sys.stderr)
-    return EXIT_USAGE
-
-
-def refuse_lms_without_roster(args) -> bool:
-    """--gradebook-format without --roster (grade's and review's mistake), said on stderr."""
-    if args.gradebook_formats and not args.roster:
-        print("grader: " + _("--gradebook-format needs --roster: the LMS files name students, not files."),
-              file=sys.stderr)
-        return True
-    return False
-
-
 def run_grade(args) -> int:
-    import contextlib
+    from .commands import GradeRequest, grade, read_secret, settings_from
 
-    with contextlib.ExitStack() as run:  # what the run started (its zygote) ends with it, however it ends
-        return grade_run(args, run)
-
-
-def _start_zygote(execution, run):
-    """The run's zygote where its tier forks kernels, closed with the run."""
-    from .zygote import Zygote, serves
-
-    return run.enter_context(Zygote(execution.scratch_root)) if serves(execution.tier()) else None
-
-
-def grade_run(args, run) -> int:
-    secret = None if args.public else _secret(args)
-    if not args.public and not secret:
-        return _no_secret()
-    missing = [p for p in args.paths if not os.path.lexists(p)]  # a link or FIFO is graded: as not a notebook
-    if missing:
-        print("grader: " + _("no such file or folder: %(paths)s", paths=join_list(missing)), file=sys.stderr)
-        return EXIT_USAGE
-    if refuse_lms_without_roster(args):
-        return EXIT_USAGE
-    from .files import Shard  # the rest of the grader is imported once the first kernel is starting
-
-    try:
-        shard = Shard.parse(args.shard) if args.shard else None
-    except ValueError:
-        print("grader: " + _("--shard wants K/N with 1 <= K <= N, e.g. --shard 2/8."), file=sys.stderr)
-        return EXIT_USAGE
-    if args.assignment is None:  # no notebook under the paths (_infer_assignment): no assignment is needed
-        return _finish_grade(args, [], None)
-    execution = _execution_options(args)
-    code = _sandbox_notice(execution, secret_on_command_line=bool(args.secret) and not args.public)
-    if code is not None:
-        return code
-    # Every kernel's imports (torch and all) are done once, by the zygote (grader.zygote), while this process imports
-    # the rest of the grader and the assignment: kernel start-up off the critical path.
-    zygote = None if args.scheduler else _start_zygote(execution, run)
-    from .batch import grade_batch
-    from .reviews import ReviewError, load_reviews
-    from .roster import RosterError
-    from .schedulers import SchedulerUnavailable
-
-    assignment = _load_assignment(args.assignment, check_references=False)
-    options = _grading_options(args, secret, _execution_options(args, assignment))
-    code = _cache_problem(options)
-    start_check = _check_references(assignment, options) if code is None else None
-    if code is not None:
-        return code
-
-    graded_now: list[dict] = []
-
-    def progress(done, total, name, row):
-        if done:
-            graded_now.append(row)  # --profile: the submissions graded by this run, not the ones skipped
-        if args.quiet:
-            return
-        line = f"{done}/{total} {terminal_text(name)}: {row['score']:g}/{row['max_score']:g}"
-        if sys.stderr.isatty():  # a bar that redraws in place; CI logs get one line per submission
-            width = 30
-            filled = width * done // max(total, 1)
-            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {line:<60.60}", end="" if done < total else "\n",
-                  file=sys.stderr, flush=True)
-        else:
-            print(f"[{line}]", file=sys.stderr, flush=True)
-
-    try:
-        reviews = load_reviews(args.reviews, assignment.answer_points) if args.reviews else {}
-        students = _students(args)
-    except (OSError, ReviewError, RosterError) as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    batch_started = time.monotonic()
-    try:
-        rows = grade_batch(args.paths, assignment, options, args.out, jobs=args.jobs, force=args.force,
-                           reviews=reviews, progress=progress, scheduler=args.scheduler, shard=shard,
-                           zygote=zygote)
-    except SchedulerUnavailable as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    batch_seconds = time.monotonic() - batch_started
-    profile = None
-    if args.profile:
-        from .summary import profile_table
-
-        profile = profile_table(graded_now, batch_seconds, _startup_seconds(batch_started), start_check)
-    return _finish_grade(args, rows, students, assignment.title, profile)
-
-
-def _students(args):
-    """The roster's students, or None without --roster (RosterError, OSError: the file is unusable)."""
-    from .roster import load_roster
-
-    return load_roster(args.roster) if args.roster else None
-
-
-def _finish_grade(args, rows: list[dict], students, title: str | None = None, profile: str | None = None) -> int:
-    """A grade's class files, platform files and last words, for the rows graded (none at all: the same files,
-    saying so). ``students``: the roster's, or None to read it here; ``title``: the assignment's, if one was loaded;
-    ``profile``: --profile's table, printed after the scores."""
-    from .batch import write_atomic, write_class_files
-    from .roster import RosterError, grade_column, match_roster
-
-    if students is None and args.roster:
-        try:
-            students = _students(args)
-        except (OSError, RosterError) as exc:
-            print(f"grader: {exc}", file=sys.stderr)
-            return EXIT_USAGE
-    roster = match_roster(rows, students) if students is not None else None
-    write_class_files(args.out, rows, roster, tuple(args.gradebook_formats or ()),
-                      grade_column(args.gradebook_column, title))
-    _write_platform_files(args, rows, write_atomic)
-    if rows:
-        _print_class(args.out, rows)
-    if profile:
-        print("\n" + profile)
-    if roster is not None:
-        _print_roster_problems(roster)
-    return _exit_code(rows, args)
-
-
-def _startup_seconds(batch_started: float) -> float:
-    """From the CLI's import to the first submission: imports, the assignment, the sandbox probe."""
-    return batch_started - CLI_IMPORTED
+    outcome = grade(GradeRequest(
+        args.paths, args.out, settings_from(args), secret=None if args.public else read_secret(args.secret, None),
+        public=args.public, secret_on_command_line=bool(args.secret), jobs=args.jobs, force=args.force,
+        fail_under=args.fail_under, reviews=args.reviews, roster=args.roster,
+        gradebook_formats=tuple(args.gradebook_formats or ()), gradebook_column=args.gradebook_column,
+        gradescope=args.gradescope, prairielearn=args.prairielearn, junit=args.junit, summary_md=args.summary_md,
+        scheduler=args.scheduler, shard=args.shard, profile=args.profile, started=CLI_IMPORTED,
+        progress=None if args.quiet else _progress))
+    if outcome.rows:
+        _print_class(args.out, outcome.rows)
+    if outcome.profile:
+        print("\n" + outcome.profile)
+    if outcome.roster is not None:
+        _print_roster_problems(outcome.roster)
+    return _exit_code(outcome.rows, args)
 
 
 def _print_class(out: Path, rows: list[dict]) -> None:
     from .gradebook import exercise_ids
     from .summary import score_table
-
     from .views import student_view
 
     print(score_table([student_view(row) for row in rows], exercise_ids(rows)))  # a CI log a student may read
@@ -609,6 +351,7 @@ def _print_class(out: Path, rows: list[dict]) -> None:
 
 
 def _exit_code(rows: list[dict], args) -> int:
+    """A grade's exit code from its rows (``args``: its fail_under and paths)."""
     if not rows:
         print("grader: " + _("nothing was graded: no notebook (.ipynb) under %(paths)s.",
                              paths=join_list([terminal_text(str(p)) for p in args.paths])), file=sys.stderr)
@@ -617,9 +360,13 @@ def _exit_code(rows: list[dict], args) -> int:
     below = [row for row in rows if args.fail_under is not None and row["score"] < args.fail_under]
     if below:
         print("grader: " + fail_under_text(below, len(rows), args.fail_under), file=sys.stderr)
-    if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]):
+    if _ungradable(rows):
         return EXIT_UNGRADABLE
     return EXIT_BELOW if below else EXIT_OK
+
+
+def _ungradable(rows: list[dict]) -> bool:
+    return any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"])
 
 
 def fail_under_text(below: list[dict], total: int, bar: float) -> str:
@@ -633,40 +380,15 @@ def fail_under_text(below: list[dict], total: int, bar: float) -> str:
 
 
 def run_merge(args) -> int:
-    """The shards' submission folders copied into OUT, the class files written again from all of them."""
-    from .batch import MergeError, merge_shards, write_class_files
+    from .commands import merge
 
-    try:
-        rows, missing = merge_shards(args.out, args.shard_dirs)
-    except MergeError as exc:
-        print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    write_class_files(args.out, rows)
+    rows, missing = merge(args.out, args.shard_dirs)
     _print_class(args.out, rows)
     if missing:
         print("grader: " + _("not graded in any shard (%(count)s): %(names)s", count=len(missing),
                              names=join_list([terminal_text(n) for n in missing])), file=sys.stderr)
         return EXIT_UNGRADABLE
-    return EXIT_UNGRADABLE if any(e["kind"] in UNGRADABLE for row in rows for e in row["errors"]) else EXIT_OK
-
-
-def _write_platform_files(args, rows: list[dict], write_atomic) -> None:
-    """The files a student sees (on a platform, in CI): rendered from the students' views (grader.views)."""
-    from .gradebook import junit_xml, markdown_summary
-    from .platforms import gradescope_results, prairielearn_results
-    from .views import student_view
-
-    rows = [student_view(row) for row in rows]
-
-    if args.gradescope:
-        _write_per_submission(args.gradescope, rows, gradescope_results, write_atomic)
-    if args.prairielearn:
-        _write_per_submission(args.prairielearn, rows, prairielearn_results, write_atomic)
-    if args.junit:
-        write_atomic(args.junit, junit_xml(rows))
-    if args.summary_md:
-        with open(args.summary_md, "a", encoding="utf-8") as f:  # step summaries are appended to
-            f.write(markdown_summary(rows, args.fail_under))
+    return EXIT_UNGRADABLE if _ungradable(rows) else EXIT_OK
 
 
 def _print_roster_problems(roster) -> None:
@@ -683,25 +405,24 @@ def _print_roster_problems(roster) -> None:
             print(_(message, count=len(names), names=join_list([terminal_text(n) for n in names])), file=sys.stderr)
 
 
-def _write_per_submission(target: Path, rows: list[dict], convert, write_atomic) -> None:
-    if len(rows) == 1:
-        write_atomic(target, json.dumps(convert(rows[0]), indent=2))
-        return
-    for row in rows:
-        write_atomic(target.with_name(f"{target.stem}.{row['submission']}{target.suffix}"),
-                     json.dumps(convert(row), indent=2))
+def run_release(args) -> int:
+    from .commands import release
+
+    released = release(args.assignment, args.out, args.wheel)
+    print(_("Wrote %(template)s and %(bundle)s (%(size)s bytes): give both to students; their self-checks judge "
+            "from the bundle.", template=released.template, bundle=released.bundle,
+            size=released.bundle.stat().st_size))
+    for wheel in released.wheels:
+        print(_("Wrote %(wheel)s: students install it with pip install %(name)s.", wheel=wheel, name=wheel.name))
+    return EXIT_OK
 
 
 def run_gradescope_build(args) -> int:
-    from .platforms import build_gradescope_zip
+    from .commands import gradescope_build, read_secret, settings_from
 
-    secret = _secret(args)
-    if not secret:
-        return _no_secret()
-    assignment = _load_assignment(args.assignment)
-    # Inside the zip the assignment sits in assignments/<folder name>, whatever path named it here.
-    run_options = ["--test-visibility", args.test_visibility, *run_options_argv(args, assignment=assignment.root.name)]
-    names = build_gradescope_zip(args.out, assignment, secret, run_options)
+    names, run_options = gradescope_build(
+        args.out, read_secret(args.secret, None), settings_from(args),
+        lambda folder: ["--test-visibility", args.test_visibility, *run_options_argv(args, assignment=folder)])
     print(_("Wrote %(zip)s (%(count)s files). Upload it as the assignment's autograder on Gradescope (base image: "
             "Ubuntu 22.04 or later); each submission is graded with: %(options)s",
             zip=args.out, count=len(names), options=" ".join(run_options)))
@@ -710,31 +431,11 @@ def run_gradescope_build(args) -> int:
 
 def run_platform(args) -> int:
     """One upload, one results.json: the Gradescope and PrairieLearn jobs."""
-    from .batch import write_atomic
-    from .platforms import grade_upload, gradescope_results, prairielearn_results
+    from .commands import PlatformRequest, platform_run, read_secret, settings_from
 
-    try:
-        secret = _secret(args)
-    except OSError as exc:
-        print("grader: " + _("cannot read the secret file: %(reason)s", reason=exc), file=sys.stderr)
-        return EXIT_USAGE
-    if not secret:
-        return _no_secret()
-    assignment = _load_assignment(args.assignment)
-    options = _grading_options(args, secret, _execution_options(args, assignment))
-    if options.execution.sandbox == "auto":  # a platform grades strangers' code: a sandbox or nothing, unless "off"
-        options.execution.sandbox = "require"
-    code = _cache_problem(options) or _sandbox_notice(options.execution)  # on the platform's log: the instructor's
-    if code is not None:
-        return code
-    from .views import student_view
-
-    result = student_view(grade_upload(args.submission_dir, assignment, options).to_json())  # for the student
-    if args.command == "gradescope":
-        results = gradescope_results(result, args.test_visibility)
-    else:
-        results = prairielearn_results(result)
-    write_atomic(args.results, json.dumps(results, indent=2, ensure_ascii=False))
+    result = platform_run(PlatformRequest(args.command, args.submission_dir, args.results,
+                                          read_secret(None, args.secret_file), settings_from(args),
+                                          getattr(args, "test_visibility", "visible")))
     print(_("%(submission)s: %(score)s / %(max)s; wrote %(results)s", submission=terminal_text(result["submission"]),
             score=f"{result['score']:g}", max=f"{result['max_score']:g}", results=args.results))
     return EXIT_OK
@@ -751,6 +452,19 @@ COMMANDS = {("check", None): run_check, ("grade", None): run_grade, ("merge", No
             ("release", None): run_release, ("gradescope", "build"): run_gradescope_build,
             ("gradescope", "run"): run_platform, ("prairielearn", "run"): run_platform}
 
+# The one place a failure becomes an exit code (the first entry the error is an instance of). Every failure of the
+# grader's own is a GraderError (grader.errors); a file the command line names that is not there, the OS's.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (SandboxUnavailable, EXIT_NO_SANDBOX),  # no sandbox tier works here and the command requires one
+    (WorkerCrashed, EXIT_UNGRADABLE),  # handled per submission; should one escape, it is a submission not graded
+    (GraderError, EXIT_USAGE),  # the command line or the configuration: nobody was graded
+    (FileNotFoundError, EXIT_USAGE),
+)
+
+
+def exit_code_for(error: BaseException) -> int:
+    return next(code for kind, code in EXIT_CODES if isinstance(error, kind))
+
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
@@ -766,31 +480,27 @@ def main(argv: list[str] | None = None) -> int:
         if hasattr(args, "assignment") and args.command not in ("check", "review"):
             _infer_assignment(args)
         if getattr(args, "assignment", None):
-            use_language(args.lang, (_assignment_dir(args.assignment) / "locale",))
+            from .installed import assignment_dir
+
+            use_language(args.lang, (assignment_dir(args.assignment) / "locale",))
         return COMMANDS[args.command, getattr(args, "action", None)](args)
-    except (FileNotFoundError, AssignmentUnknown, AssignmentInvalid) as exc:  # invalid: found at load, none graded
+    except tuple(kind for kind, _code in EXIT_CODES) as exc:
         print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except SandboxUnavailable as exc:  # the container tier could not close a path to the kernel: no kernel started
-        print(f"grader: {exc}", file=sys.stderr)
-        return EXIT_NO_SANDBOX
-    except KeyboardInterrupt:
+        return exit_code_for(exc)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM / SIGHUP during a run (grader.run.Terminated)
         print("grader: " + _("interrupted; finished submissions are saved, run again to resume."), file=sys.stderr)
-        return 130
+        return 128 + getattr(exc, "signum", signal.SIGINT)
 
 
 def run() -> None:
-    """The process's entry point (the ``grader`` command, ``python -m grader.cli``): ``main``, then what the
-    interpreter's own exit does for us (the other threads joined, the exit handlers run: cgroups removed, warm-up
-    threads stopped, logs flushed), then the process ends without finalising the interpreter. With torch loaded,
-    that finalisation took 0.3 s of every run and wrote nothing. In-process callers (tests) call ``main``."""
+    """The process's entry point (the ``grader`` command, ``python -m grader.cli``): ``main``, then the exit
+    handlers of the libraries it loaded, then the process ends without finalising the interpreter: with torch
+    loaded, that finalisation took 0.3 s of every run and wrote nothing. Nothing of the grader's own is left to
+    end by then: each run's background work (workers, warm-ups, drawing, cgroups) ended with its grader.run.Run.
+    In-process callers (tests) call ``main``."""
     import atexit
-    import threading
 
     code = main()
-    for thread in threading.enumerate():
-        if thread is not threading.current_thread() and not thread.daemon:
-            thread.join()
     atexit._run_exitfuncs()
     sys.stdout.flush()
     sys.stderr.flush()

@@ -10,9 +10,19 @@ a message. A student's code never raises these: what it does is a ``GradeError``
     ├── AssignmentInvalid   an assignment that cannot grade anyone (found when it loads)
     ├── AssignmentUnknown   no assignment named, and none can be inferred
     ├── BundleError         a student's bundle that cannot be read
+    ├── MergeError          shard folders that do not make one class (grader merge)
+    ├── NotStorable         a reference value the disk cache has no format for (kept in memory instead)
+    ├── ReviewError         an instructor's reviews file that cannot be used
+    ├── RosterError         a class roster that cannot be used
     ├── SandboxUnavailable  --sandbox require on a machine where bubblewrap does not work
+    ├── SchedulerUnavailable  the --scheduler backend cannot run here
+    ├── UnsafeCacheLocation a reference cache the sandbox would show
+    ├── UsageError          a command line that cannot be acted on (no secret, no such file, --shard K/N wrong)
     ├── WireFormatError     something from the worker or the kernel that breaks the wire format
-    └── WorkerCrashed       a worker that died, or stopped before reporting it had finished
+    ├── WorkerCrashed       a worker that died, or stopped before reporting it had finished
+    └── WrongVersion        a Dask worker with another grader or assignment than the client
+
+Which exit code each one ends the command with is said once, in ``grader.cli.EXIT_CODES``.
 """
 
 from __future__ import annotations
@@ -24,6 +34,19 @@ from .i18n import _
 
 class GraderError(Exception):
     """Every failure of the grader itself; ``str()`` is the message for the command line."""
+
+
+class Reasoned(GraderError):
+    """A failure said in one sentence (``reason``, in the run's language), with the fields a caller acts on."""
+
+    def __init__(self, reason: str, **fields):
+        self.reason = reason
+        for name, value in fields.items():
+            setattr(self, name, value)
+        super().__init__(reason, *fields.values())
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass(frozen=True)
@@ -74,8 +97,9 @@ class BundleError(GraderError, ValueError):
 class SandboxUnavailable(GraderError, RuntimeError):
     """``--sandbox require`` on a machine where bubblewrap cannot build the sandbox."""
 
-    def __init__(self, reason: str = "bubblewrap is required (--sandbox require) but does not work on this machine"):
-        self.reason = reason
+    def __init__(self, reason: str = "bubblewrap is required (--sandbox require) but does not work on this machine",
+                 choice: str | None = None):
+        self.reason, self.choice = reason, choice  # choice: the --sandbox value no tier of which works here
         super().__init__(reason)
 
     def __str__(self) -> str:
@@ -112,3 +136,65 @@ class WorkerCrashed(GraderError):
 
     def __str__(self) -> str:
         return f"worker {self.reason} (exit code {self.returncode})"
+
+
+class UsageError(Reasoned, ValueError):
+    """A command line the grader cannot act on (``option``: the one at fault, when one is): nobody is graded."""
+
+    def __init__(self, reason: str, option: str | None = None):
+        super().__init__(reason, option=option)
+
+
+class MergeError(Reasoned, ValueError):
+    """Shard folders that do not make one class (``folder``: the one at fault, None: the set of them)."""
+
+    def __init__(self, reason: str, folder=None):
+        super().__init__(reason, folder=folder)
+
+
+class RosterError(Reasoned, ValueError):
+    """A roster the grader cannot use; the message names the file and the line (``path``, ``line`` when known)."""
+
+    def __init__(self, reason: str, path=None, line: int | None = None):
+        super().__init__(reason, path=path, line=line)
+
+
+class ReviewError(Reasoned, ValueError):
+    """A reviews file (or a mark) the grader cannot use; the message names the row (``path``, ``line`` when known)."""
+
+    def __init__(self, reason: str, path=None, line: int | None = None):
+        super().__init__(reason, path=path, line=line)
+
+
+class UnsafeCacheLocation(Reasoned, ValueError):
+    """The reference cache ``folder`` lies inside ``shown``, which the sandbox shows (a system folder, a Python
+    prefix): hidden references would not stay hidden."""
+
+    def __init__(self, reason: str, folder=None, shown=None):
+        super().__init__(reason, folder=folder, shown=shown)
+
+
+class NotStorable(GraderError, TypeError):
+    """A value the reference cache's disk format has no tag for (``type_name``): kept in memory only."""
+
+    def __init__(self, type_name: str):
+        self.type_name = type_name
+        super().__init__(type_name)
+
+    def __str__(self) -> str:
+        return self.type_name
+
+
+class SchedulerUnavailable(Reasoned, RuntimeError):
+    """The backend asked for cannot run here (Dask not installed, no scheduler at ``address``)."""
+
+    def __init__(self, reason: str, address: str | None = None):
+        super().__init__(reason, address=address)
+
+
+class WrongVersion(Reasoned, RuntimeError):
+    """A Dask worker has another version of the grader or the assignment than the client: ``worker`` and ``client``
+    are each side's (grader version, assignment digest)."""
+
+    def __init__(self, reason: str, worker: tuple[str, str] | None = None, client: tuple[str, str] | None = None):
+        super().__init__(reason, worker=worker, client=client)

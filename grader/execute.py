@@ -9,7 +9,6 @@ cgroup, and reads the worker's result back size-capped, every field type-checked
 
 from __future__ import annotations
 
-import atexit
 import json
 import os
 import secrets
@@ -18,7 +17,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -119,18 +117,10 @@ class Enforcement:
                 if not held]
 
 
-_cgroup_manager: list = []  # [CgroupManager | None], detected once per process
-_cgroup_lock = threading.Lock()
-
-
 def cgroup_manager() -> CgroupManager | None:
-    with _cgroup_lock:
-        if not _cgroup_manager:
-            manager = CgroupManager.detect()
-            _cgroup_manager.append(manager)
-            if manager:
-                atexit.register(manager.close)
-        return _cgroup_manager[0]
+    """A cgroup parent for a run, where this machine lets the grader make one (None: it does not). Nothing is
+    made until its first worker's cgroup is: the run that owns it (grader.run.Run) removes what it made."""
+    return CgroupManager.detect()
 
 
 def enforcement(options: ExecutionOptions) -> Enforcement:
@@ -153,10 +143,11 @@ class WorkerProcess:
     grader plans the calls; ``run`` hands it the calls and waits for everything. ``run`` alone does both.
     """
 
-    def __init__(self, options: ExecutionOptions, preload: list[str], hidden: list[Path], zygote=None):
-        """``zygote``: the run's grader.zygote.Zygote, which forks this worker's kernels where its tier allows."""
+    def __init__(self, options: ExecutionOptions, preload: list[str], hidden: list[Path],
+                 cgroups: CgroupManager | None = None, zygote=None):
         self.options = options
-        self.zygote = zygote
+        self.cgroups = cgroups  # the run's cgroup parent (grader.run.Run.cgroups); None: no cgroup of its own
+        self.zygote = zygote  # the run's grader.zygote.Zygote, which forks the kernels where the tier allows
         self.tier = options.tier()
         self.sandboxed = self.tier == SandboxTier.NAMESPACES  # bubblewrap's (the container tier has no plan)
         self.reaper: subprocess.Popen | None = None
@@ -193,7 +184,7 @@ class WorkerProcess:
             from .container import start_reaper
 
             self.reaper = start_reaper(tag=self.sweep_tag)
-        manager = cgroup_manager() if self.options.cgroups else None
+        manager = self.cgroups if self.options.cgroups else None
         if manager:
             try:
                 self.cgroup = manager.create(limits.memory_bytes, limits.processes)

@@ -17,7 +17,7 @@ from .i18n import N_
 if TYPE_CHECKING:  # annotations only: the CLI imports this module before it needs NumPy
     import numpy as np
 
-# A value as the grader holds what crossed the wire (grader.wire): an ndarray with its dtype (float64, int64 or
+# A value as the grader holds what crossed the wire (grader.wireformat): an ndarray with its dtype (float64, int64 or
 # bool), a number (a NumPy scalar of those dtypes, so that it travels back as a number), a tuple or list of
 # values, None, or a str. A type of its own, so that a bundle's codec
 # (grader.bundle) knows a field of it.

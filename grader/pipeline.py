@@ -8,7 +8,6 @@ submission runs (``PendingFigures.draw_into``).
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import functools
@@ -23,6 +22,7 @@ from pathlib import Path
 from . import refcache
 from .assignment import Assignment, draw_calls, public_calls, public_material, rng_for
 from .checks import Call, Check, Verdict, call_text, outcome_category
+from .cgroups import CgroupManager
 from .execute import ExecutionOptions, WorkerProcess
 from .figures import Figure, FigureInputs, FigureResult, render_figure
 from .i18n import N_, _
@@ -33,6 +33,7 @@ from .model import (AnswerStatus, CellStatus, CheckResult, CheckStatus, ErrorKin
                     GradeError, LoadedNotebook, OutcomeStatus, ProbeCall, ProbeOutcome, PublicRun, SandboxTier,
                     StageTimes, SubmissionResult, WorkerRun, WrittenAnswer, leading_first)
 from .reasons import code_text, explain
+from .run import Run, within
 from .wire import PROTOCOL_PREFIX, call_json
 from .wire import call_identity as wire_identity
 
@@ -148,22 +149,6 @@ class SubmissionPlan:
     def share_reused(self, probes: dict[str, ProbeOutcome]) -> None:
         for figure_call, check_call in self.reused.items():
             probes[figure_call] = dataclasses.replace(probes[check_call], call_id=figure_call)
-
-
-_PLANS: dict[tuple, SubmissionPlan] = {}
-_PLANS_LOCK = threading.Lock()
-
-
-def plan_submission(assignment: Assignment, options: GradingOptions) -> SubmissionPlan:
-    """The same for every submission of a run (its inputs come from the secret, not from the student): drawn
-    once per process (0.5 s each, redraws against the public calls included). Nothing downstream changes a plan:
-    the reference and the variants get copies of its values (grader.checks.reference_value)."""
-    key = (assignment.root, assignment.digest(), options.seed_material(assignment), options.exercises,
-           options.figures, options.execution.limits.call_timeout)
-    with _PLANS_LOCK:  # two grading threads at a batch's start draw it once
-        if key not in _PLANS:
-            _PLANS[key] = draw_submission_plan(assignment, options)
-        return _PLANS[key]
 
 
 def draw_submission_plan(assignment: Assignment, options: GradingOptions) -> SubmissionPlan:
@@ -397,19 +382,17 @@ def not_run(check: Check) -> CheckResult:
                        message=_("Not checked: the notebook could not be graded (see the errors above)."))
 
 
-_TEMPLATE_ANSWERS: dict[str, dict[str, str]] = {}
-
-
 def template_answer_texts(assignment: Assignment) -> dict[str, str]:
     """The answer cells' placeholder text in the template: an unchanged placeholder is an empty answer."""
     if assignment.template_answers is not None:
         return assignment.template_answers
-    if assignment.name not in _TEMPLATE_ANSWERS:
+    if ("template answers",) not in assignment.derived:
         try:
-            _TEMPLATE_ANSWERS[assignment.name] = load_notebook(assignment.root / assignment.template).answers
+            answers = load_notebook(assignment.root / assignment.template).answers
         except (NotebookRejected, OSError):
-            _TEMPLATE_ANSWERS[assignment.name] = {}
-    return _TEMPLATE_ANSWERS[assignment.name]
+            answers = {}
+        assignment.derived[("template answers",)] = answers
+    return assignment.derived[("template answers",)]
 
 
 # --------------------------------------------------------------------------- the whole run
@@ -430,18 +413,25 @@ def hidden_paths(assignment: Assignment, extra: list[Path]) -> list[Path]:
 
 
 def grade_submission(path: str | Path, assignment: Assignment, options: GradingOptions | None = None,
-                     worker: WorkerProcess | None = None, hide: list[Path] = ()) -> SubmissionResult:
-    """Grade one notebook file, figures drawn. ``worker`` may be a pre-started WorkerProcess; it is consumed."""
-    result, figures = grade_until_figures(path, assignment, options, worker, hide)
-    return figures.draw_into(result)
+                     worker: WorkerProcess | None = None, hide: list[Path] = (), run: Run | None = None
+                     ) -> SubmissionResult:
+    """Grade one notebook file, figures drawn. ``worker`` may be a pre-started WorkerProcess; it is consumed.
+    ``run``: the grading run this is part of (grader.run); None: one of its own, ended before this returns."""
+    with within(run) as run:
+        result, figures = grade_until_figures(path, assignment, options, worker, hide, run)
+        return figures.draw_into(result)
 
 
 def grade_until_figures(path: str | Path, assignment: Assignment, options: GradingOptions | None = None,
-                        worker: WorkerProcess | None = None,
-                        hide: list[Path] = ()) -> tuple[SubmissionResult, PendingFigures]:
+                        worker: WorkerProcess | None = None, hide: list[Path] = (),
+                        run: Run | None = None) -> tuple[SubmissionResult, PendingFigures]:
     """Everything but drawing the figures: the student's part, and the grader's work that scores it."""
-    options = options or GradingOptions()
-    path = Path(path)
+    with within(run) as run:
+        return _grade_until_figures(Path(path), assignment, options or GradingOptions(), worker, list(hide), run)
+
+
+def _grade_until_figures(path: Path, assignment: Assignment, options: GradingOptions, worker: WorkerProcess | None,
+                         hide: list[Path], run: Run) -> tuple[SubmissionResult, PendingFigures]:
     started = time.monotonic()
     with contextlib.ExitStack() as owned:  # the worker, given or started here, is stopped and removed however this ends
         if worker is not None:
@@ -457,16 +447,16 @@ def grade_until_figures(path: str | Path, assignment: Assignment, options: Gradi
             return (rejected_result(path, assignment, options, wrong, kind=ErrorKind.WRONG_ASSIGNMENT),
                     PendingFigures([], {}, []))
         if worker is None:  # its kernel starts now
-            worker = owned.enter_context(start_worker(assignment, options, [path.resolve().parent, *hide]))
+            worker = owned.enter_context(run.kernels.start_worker(assignment, options, [path.resolve().parent, *hide]))
         if worker.source is None:  # the cells start now, while the calls are planned
             worker.begin(loaded.notebook, path.resolve())
         elif worker.source != path.resolve():
             raise ValueError(f"the worker for {path} was handed {worker.source}")
         enough = threading.Event()
-        plan = plan_submission(assignment, options)
+        plan = run.plan(assignment, options)
         store, ledger = options.reference_store(assignment), refcache.ReferenceLedger()
         # The grader would only wait while the worker runs: do the work that does not depend on the student.
-        start_warming(plan, store, ledger, enough)
+        run.warm_ups.start(plan, store, ledger, enough)
         try:
             run = worker.run(loaded.notebook, plan.sent)
         except BaseException:
@@ -514,28 +504,11 @@ def stage_times(plan: SubmissionPlan, run: WorkerRun, judging: float, seconds: f
         figure_calls_reused=len(plan.reused), judging=judging)
 
 
-_warming: set[threading.Thread] = set()
-
-
-def start_warming(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.ReferenceLedger,
-                  enough: threading.Event) -> None:
-    thread = threading.Thread(target=warm, args=(plan, store, ledger, enough), daemon=True)
-    _warming.add(thread)
-    thread.start()
-
-
-@atexit.register
-def finish_warming() -> None:
-    """Before the interpreter goes: a warm-up thread left inside torch at exit aborts the process (C++ terminate).
-    Each one stops after its current step, which judging did not need but the next run's cache keeps."""
-    for thread in list(_warming):
-        thread.join()
-        _warming.discard(thread)
-
-
 def warm(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.ReferenceLedger,
          enough: threading.Event) -> None:
-    """Reference results, computed (and cached) while the worker runs, until judging is done."""
+    """Reference results, computed (and cached) while the worker runs, until judging is done (a thread of the
+    run's grader.run.WarmUps, which waits for it when the run ends: one left inside torch at exit aborts the
+    process; each stops after its current step, which judging did not need but the next run's cache keeps)."""
     # The figures' reference work only: drawing them is cheap and off the critical path.
     steps = [functools.partial(p.check.warm, p.calls) for p in plan.checks]
     steps += [functools.partial(p.figure.prepare, p.calls) for p in plan.figures if p.figure.prepare]
@@ -547,9 +520,10 @@ def warm(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.
                 step()
             except Exception:  # warming is an optimisation; judging and drawing redo (and report) any failure
                 pass
-    _warming.discard(threading.current_thread())
 
 
-def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path], zygote=None) -> WorkerProcess:
+def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path],
+                 cgroups: CgroupManager | None = None, zygote=None) -> WorkerProcess:
     """``zygote``: the run's grader.zygote.Zygote, which forks the worker's kernels (None: the worker starts them)."""
-    return WorkerProcess(options.execution, list(assignment.preload), hidden_paths(assignment, list(hide)), zygote)
+    return WorkerProcess(options.execution, list(assignment.preload), hidden_paths(assignment, list(hide)), cgroups,
+                         zygote)

@@ -34,6 +34,7 @@ from .wording import check_text
 from .i18n import _
 from .model import UNGRADABLE, ErrorKind, SubmissionResult
 from .pipeline import GradingOptions, grade_submission, rejected_result
+from .run import Run
 
 
 
@@ -60,7 +61,8 @@ def upload_problem(notebooks: list[Path], folder: Path, assignment: Assignment) 
     return None
 
 
-def grade_upload(folder: Path, assignment: Assignment, options: GradingOptions) -> SubmissionResult:
+def grade_upload(folder: Path, assignment: Assignment, options: GradingOptions,
+                 run: Run | None = None) -> SubmissionResult:
     """The upload's one notebook graded; anything else a zero that says why. Never raises for the student's files."""
     notebooks = upload_notebooks(folder)
     problem = upload_problem(notebooks, folder, assignment)
@@ -68,7 +70,7 @@ def grade_upload(folder: Path, assignment: Assignment, options: GradingOptions) 
         return rejected_result(folder / (assignment.template or "upload"), assignment, options, problem,
                                kind=ErrorKind.INVALID_UPLOAD)
     try:
-        return grade_submission(notebooks[0], assignment, options)
+        return grade_submission(notebooks[0], assignment, options, run=run)
     except Exception as exc:  # the grader's own failure still gives the platform its one results file
         return rejected_result(notebooks[0], assignment, options, _(
             "The grader itself failed on this submission (%(error)s); your instructor has been told.",

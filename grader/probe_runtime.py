@@ -8,49 +8,27 @@ the MIME type ``OUTCOME``; all judging happens in the grader process. Whatever a
 notebook does to this module can only change the numbers it reports, which are judged like
 any other numbers.
 
-It is also the one definition of the wire's values (``WIRE``): the grader imports this module
-to encode the arguments it sends and to call its reference exactly as a student's code is
-called (``invoke``), and ``grader.wire`` checks what comes back against the same ``WIRE``.
-
-A value on the wire is one JSON object:
-
-    {"kind": "array", "dtype": "float" | "int" | "bool", "shape": [2, 3], "data": [...]}
-        a tensor or an ndarray; a Python or NumPy number has shape [] and "scalar": true.
-        Floats may be "nan", "inf", "-inf" (the kernel's message encoder refuses bare NaN).
-    {"kind": "list" | "tuple", "items": [value, ...]}
-    {"kind": "none"}
-    {"kind": "str", "text": "..."}
+The values it sends and receives are those of ``grader.wireformat`` (the wire's one definition, loaded
+into the kernel from the same file just before this one). The grader imports this module too, to
+call its reference exactly as a student's code is called (``invoke``).
 
 Reasons a value or a gradient is unusable cross as codes with parameters (``grader.reasons``).
 """
 
 import json
-import math
 import sys
 import time
 import traceback
 
-OUTCOME = "application/vnd.attention-grader.outcome+json"  # grader.wire.OUTCOME_MIME
+try:  # the grader's and the worker's import
+    from . import wireformat
+except ImportError:  # in the kernel, exec'd without its package: grader.worker loaded the same file under this name
+    import _probe_wireformat as wireformat
 
-WIRE = {
-    "kinds": ("array", "list", "tuple", "none", "str"),
-    "dtypes": ("float", "int", "bool"),
-    "max_depth": 6,  # lists and tuples within lists and tuples
-    "max_items": 10_000,  # values in all lists and tuples of one value
-    "max_elements": 1_000_000,  # numbers in all arrays of one value
-    "max_text": 4000,
-    "int_bound": 2**63,  # ints outside int64 are not numbers the grader compares
-}
+WIRE, Unreadable, encode_value = wireformat.WIRE, wireformat.Unreadable, wireformat.encode_value
+OUTCOME = wireformat.OUTCOME_MIME
 MAX_VALUE_ELEMENTS = WIRE["max_elements"]
 MAX_TRACEBACK_CHARS = 2000
-
-
-class Unreadable(Exception):
-    """A value that cannot cross the wire; ``reason`` is the code and parameters of grader.reasons."""
-
-    def __init__(self, code, **params):
-        super().__init__(code)
-        self.reason = {"code": code, **params}
 
 
 def _torch():
@@ -61,121 +39,26 @@ def _torch():
     return torch
 
 
-# --------------------------------------------------------------------------- values: Python -> wire
-
-
-def _spelled(v):
-    """Non-finite numbers as strings: the kernel's message encoder refuses bare NaN."""
-    return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
-
-
-def _array_node(array):
-    import numpy as np
-
-    if array.dtype == np.bool_:
-        dtype, data = "bool", [bool(v) for v in array.ravel()]
-    elif np.issubdtype(array.dtype, np.integer):
-        dtype, data = "int", [int(v) for v in array.ravel()]
-    elif np.issubdtype(array.dtype, np.floating):
-        dtype, data = "float", [_spelled(float(v)) for v in array.ravel()]
-    elif np.issubdtype(array.dtype, np.complexfloating):
-        raise Unreadable("complex")
-    else:
-        raise Unreadable("not-numbers")
-    return {"kind": "array", "dtype": dtype, "shape": list(array.shape), "data": data}
-
-
-def encode_value(value, _budget=None, _depth=0):
-    """A tensor, array, number, None, string, or a list/tuple of these, as a wire value; else Unreadable."""
-    import numpy as np
-
-    budget = _budget if _budget is not None else {"items": 0, "elements": 0}
-    # A tensor exists only where torch is imported: the grader's worker, which encodes what it checked, never
-    # imports torch for it (1.5 s and 200 MiB per submission).
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        if value.is_complex():
-            raise Unreadable("complex")
-        try:
-            if value.layout != torch.strided:
-                value = value.to_dense()
-            if value.dtype == torch.bfloat16 or value.dtype == torch.float16:
-                value = value.to(torch.float64)
-            value = value.resolve_conj().resolve_neg().numpy()
-        except (TypeError, RuntimeError):  # a tensor subclass, a quantised or meta tensor, ...
-            raise Unreadable("not-numbers") from None
-    if value is None:
-        return {"kind": "none"}
-    if isinstance(value, str):
-        return {"kind": "str", "text": value[:WIRE["max_text"]]}
-    if isinstance(value, (bool, int, float)) or isinstance(value, (np.ndarray, np.generic)):
-        array = np.asarray(value)
-        if array.dtype == object:
-            raise Unreadable("not-numbers")
-        if np.issubdtype(array.dtype, np.integer) and array.size and (
-                int(array.max()) >= WIRE["int_bound"] or int(array.min()) < -WIRE["int_bound"]):
-            array = array.astype(np.float64)
-        budget["elements"] += array.size
-        if budget["elements"] > WIRE["max_elements"]:
-            raise Unreadable("too-many", size=int(budget["elements"]), limit=WIRE["max_elements"])
-        node = _array_node(array)
-        if not isinstance(value, np.ndarray):
-            node["scalar"] = True  # a Python or NumPy number: the student's code gets a number back
-        return node
-    if isinstance(value, (list, tuple)):
-        if _depth >= WIRE["max_depth"]:
-            raise Unreadable("too-deep", limit=WIRE["max_depth"])
-        budget["items"] += len(value)
-        if budget["items"] > WIRE["max_items"]:
-            raise Unreadable("too-many", size=int(budget["items"]), limit=WIRE["max_items"])
-        return {"kind": "tuple" if isinstance(value, tuple) else "list",
-                "items": [encode_value(item, budget, _depth + 1) for item in value]}
-    raise Unreadable("wrong-type", type=type(value).__name__)
-
-
 # --------------------------------------------------------------------------- values: wire -> Python (kernel side)
 
 
 def decode_value(node, arrays="torch"):
     """A wire value from the grader as the student's code gets it: arrays as torch tensors (float64, int64,
-    bool) or, with ``arrays="numpy"``, as ndarrays; lists and tuples as such. The grader is trusted here."""
-    import numpy as np
-
-    kind = node["kind"]
-    if kind == "native":  # only from grader.wire.native_node, in the grader: no JSON ever holds one
-        return _from_native(node["value"], arrays)
-    if kind == "none":
-        return None
-    if kind == "str":
-        return node["text"]
-    if kind in ("list", "tuple"):
-        items = [decode_value(item, arrays) for item in node["items"]]
-        return tuple(items) if kind == "tuple" else items
-    dtype = {"float": np.float64, "int": np.int64, "bool": np.bool_}[node["dtype"]]
-    data = [float(v) if isinstance(v, str) else v for v in node["data"]]
-    array = np.asarray(data, dtype=dtype).reshape(node["shape"])
-    if node.get("scalar"):
-        return array.item()  # a Python float, int or bool, as a check's plain number is
-    if arrays == "numpy":
-        return array
-    torch = _torch()
-    return torch.from_numpy(array.copy()) if torch is not None else array
+    bool) or, with ``arrays="numpy"``, as ndarrays; numbers as Python numbers; lists and tuples as such. Read by
+    the schema's own parser, as the grader reads what comes back."""
+    return _as_arguments(wireformat.parse_value(node), arrays)
 
 
-def _from_native(value, arrays):
-    """A grader-side value (grader.wire.Value) as decode_value would make it from its wire form."""
+def _as_arguments(value, arrays):
     import numpy as np
 
     if isinstance(value, (list, tuple)):
-        return type(value)(_from_native(item, arrays) for item in value)
+        return type(value)(_as_arguments(item, arrays) for item in value)
     if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        if arrays == "numpy":
-            return value.copy()
+        return value.item()  # a Python float, int or bool, as a check's plain number is
+    if isinstance(value, np.ndarray) and arrays != "numpy":
         torch = _torch()
-        return torch.from_numpy(value.copy()) if torch is not None else value.copy()
+        return torch.from_numpy(value) if torch is not None else value  # the parser's array is its own
     return value
 
 
@@ -249,9 +132,6 @@ class ConstructionFailed(Exception):
 def _spelled_argument(node):
     """A constructor argument as the call's text shows it: numbers and words as Python writes them."""
     kind = node.get("kind")
-    if kind == "native":
-        value = node["value"]
-        return repr(value.item() if hasattr(value, "item") and getattr(value, "ndim", 1) == 0 else value)[:40]
     if kind == "array" and node.get("scalar"):
         return repr(decode_value(node, "numpy"))
     if kind == "array":

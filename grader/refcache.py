@@ -35,6 +35,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .errors import NotStorable, UnsafeCacheLocation  # one family of the grader's failures
+
 CACHE_VARIABLE = "GRADER_CACHE_DIR"
 CACHE_FORMAT = 1  # bump when the file layout changes
 
@@ -47,11 +49,6 @@ def default_cache_root() -> Path:
     return base / "attention-grader"
 
 
-class UnsafeCacheLocation(ValueError):
-    """The cache folder would be visible inside the sandbox (under /usr, a system folder, an /etc file it shows or
-    a Python prefix)."""
-
-
 def check_private(root: Path) -> Path:
     """``root`` resolved, refused when the sandbox shows it: hidden references must stay hidden."""
     from .i18n import _
@@ -62,15 +59,12 @@ def check_private(root: Path) -> Path:
         if resolved == shown or shown in resolved.parents:
             raise UnsafeCacheLocation(_("the reference cache %(folder)s lies inside %(shown)s, which the sandbox "
                                         "shows; choose a folder outside it (%(variable)s or --cache-dir)",
-                                        folder=resolved, shown=shown, variable=CACHE_VARIABLE))
+                                        folder=resolved, shown=shown, variable=CACHE_VARIABLE),
+                                      folder=resolved, shown=shown)
     return resolved
 
 
 # --------------------------------------------------------------------------- values as tagged JSON
-
-class NotStorable(TypeError):
-    """A value the disk format has no tag for: kept in memory only."""
-
 
 def encode(value) -> Any:
     if value is None or isinstance(value, (bool, str)):

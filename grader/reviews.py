@@ -14,14 +14,13 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import ReviewError  # one family of the grader's failures
 from .i18n import _, join_list
 from .sinks import FORMULA_STARTS, csv_table
 
 REVIEW_COLUMNS = ("submission", "tag", "points", "comment")
 
 
-class ReviewError(ValueError):
-    """A reviews file the grader cannot use; the message names the row."""
 
 
 @dataclass(frozen=True)
@@ -36,20 +35,20 @@ def load_reviews(path: Path, answer_points: dict[str, float]) -> dict[tuple[str,
         missing = [c for c in REVIEW_COLUMNS[:3] if c not in (reader.fieldnames or [])]
         if missing:
             raise ReviewError(_("%(path)s: the header lacks %(missing)s (expected %(columns)s)", path=path,
-                                missing=join_list(missing), columns=",".join(REVIEW_COLUMNS)))
+                                missing=join_list(missing), columns=",".join(REVIEW_COLUMNS)), path)
         reviews = {}
         for line, row in enumerate(reader, start=2):
             tag = row["tag"].strip()
             if tag not in answer_points:
-                raise ReviewError(_("%(path)s, line %(line)s: unknown answer tag %(tag)r", path=path, line=line, tag=tag))
+                raise ReviewError(_("%(path)s, line %(line)s: unknown answer tag %(tag)r", path=path, line=line, tag=tag), path, line)
             try:
                 points = float(row["points"])
             except ValueError:
                 raise ReviewError(_("%(path)s, line %(line)s: points %(points)r is not a number", path=path, line=line,
-                                    points=row["points"])) from None
+                                    points=row["points"]), path, line) from None
             if not 0 <= points <= answer_points[tag]:
                 raise ReviewError(_("%(path)s, line %(line)s: %(points)s points for %(tag)s, whose maximum is %(max)s",
-                                    path=path, line=line, points=f"{points:g}", tag=tag, max=f"{answer_points[tag]:g}"))
+                                    path=path, line=line, points=f"{points:g}", tag=tag, max=f"{answer_points[tag]:g}"), path, line)
             reviews[(_cell(row["submission"]).strip(), tag)] = Review(points, _cell((row.get("comment") or "").strip()))
     return reviews
 

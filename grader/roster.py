@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path, PurePath
 
+from .errors import RosterError  # one family of the grader's failures
 from .i18n import _
 from .model import RosterMatch, Student
 from .sinks import csv_table
@@ -32,8 +33,6 @@ CANVAS_POINTS_ROW = "    Points Possible"  # the second row of Canvas's own expo
 MOODLE_IDENTIFIERS = (("ID number", "student_id"), ("Username", "login"), ("Email address", "email"))
 
 
-class RosterError(ValueError):
-    """A roster the grader cannot use; the message names the file and the line."""
 
 
 def load_roster(path: Path) -> list[Student]:
@@ -44,7 +43,7 @@ def load_roster(path: Path) -> list[Student]:
             missing = [c for c in REQUIRED_COLUMNS if c not in header]
             if missing:
                 raise RosterError(_("%(path)s: the header lacks %(missing)s (columns: %(columns)s)", path=path,
-                                    missing=", ".join(missing), columns=", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)))
+                                    missing=", ".join(missing), columns=", ".join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)), path)
             students, seen = [], {}
             for line, row in enumerate(reader, start=2):
                 values = {c: (row.get(header[c]) or "").strip() for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS
@@ -54,17 +53,17 @@ def load_roster(path: Path) -> list[Student]:
                 for column in REQUIRED_COLUMNS:
                     if not values[column]:
                         raise RosterError(_("%(path)s, line %(line)s: %(column)s is empty", path=path, line=line,
-                                            column=column))
+                                            column=column), path, line)
                 key = submission_key(values["submission"])
                 if key in seen:
                     raise RosterError(_("%(path)s, line %(line)s: submission %(name)r is already on line %(first)s",
-                                        path=path, line=line, name=values["submission"], first=seen[key]))
+                                        path=path, line=line, name=values["submission"], first=seen[key]), path, line)
                 seen[key] = line
                 students.append(Student(**values))
     except UnicodeDecodeError:
-        raise RosterError(_("%(path)s: not UTF-8 text (save it as \"CSV UTF-8\")", path=path)) from None
+        raise RosterError(_("%(path)s: not UTF-8 text (save it as \"CSV UTF-8\")", path=path), path) from None
     except csv.Error as exc:
-        raise RosterError(f"{path}: {exc}") from None
+        raise RosterError(f"{path}: {exc}", path) from None
     return students
 
 

@@ -5,9 +5,9 @@ finish, in any order; the batch (``grader.batch``) writes every output, so resum
 gradebooks and reports do not depend on where the grading ran. A backend is chosen by
 ``open_scheduler`` from the registry ``SCHEDULERS``:
 
-- ``local``: ``jobs`` threads, each driving one sandboxed worker; one spare worker warms up
-  for the next submission; every kernel is forked by the run's zygote (grader.zygote), its
-  imports done, where the tier allows; figures are drawn by one drawing thread while the
+- ``local``: ``jobs`` threads, each driving one sandboxed worker; one spare worker starts up for
+  the next submission, and every kernel is forked, its imports done, by the run's zygote
+  (grader.zygote) where the tier allows; figures are drawn by one drawing thread while the
   grading threads go on with the next submissions.
 - ``dask``: ``--scheduler ADDRESS``. Each submission is one task that runs the same
   sandboxed grading on the Dask worker's machine (``grade_remote``) and returns plain data.
@@ -24,22 +24,23 @@ import queue
 import shutil
 import tempfile
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Protocol
 
 from .assignment import Assignment, load_assignment
 from .installed import ASSIGNMENTS_DIR
-from .execute import SandboxUnavailable, WorkerProcess
+from .errors import SandboxUnavailable, SchedulerUnavailable, UnsafeCacheLocation, WrongVersion
+from .execute import WorkerProcess
 from .files import read_regular_file
 from .i18n import _, language, use_language
 from .load import MAX_NOTEBOOK_BYTES
 from .reasons import code_text
-from .refcache import UnsafeCacheLocation
 from .model import ErrorKind, GradeError, GradedSubmission, SubmissionResult
-from .pipeline import GradingOptions, PendingFigures, grade_submission, grade_until_figures, rejected_result, \
-    start_worker
+from .cgroups import CgroupManager
+from .pipeline import GradingOptions, grade_submission, grade_until_figures, rejected_result, start_worker
+from .run import Run
 
 
 @dataclass
@@ -67,14 +68,29 @@ def as_plain_data(result: SubmissionResult) -> GradedSubmission:
     return GradedSubmission(result.to_json(), [f.to_json() for f in result.figures])
 
 
+def drawn_or_not(drawn: Future, result: SubmissionResult) -> GradedSubmission | None:
+    """A drawer's future as the submission's grading: drawing never raises by design; should it, the grading still
+    counts, with the grader's failure said. A drawing cancelled (the run interrupted): None, nothing is written."""
+    if drawn.cancelled():
+        return None
+    exc = drawn.exception()
+    if exc is not None:
+        result.figures = []
+        result.errors.append(GradeError(ErrorKind.GRADER_FAILED, f"figures: {type(exc).__name__}: {exc}"))
+        return as_plain_data(result)
+    return as_plain_data(drawn.result())
+
+
 # --------------------------------------------------------------------------- local: threads on this machine
 
 class WorkerPool:
-    """Keeps one worker starting up (its process and imports; its kernel comes from the zygote) for the next
-    submission."""
+    """Keeps one worker starting up (its process and imports; its kernel comes from the run's zygote) for the
+    next submission."""
 
-    def __init__(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int, zygote=None):
-        self.assignment, self.options, self.hide, self.zygote = assignment, options, hide, zygote
+    def __init__(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int,
+                 cgroups: CgroupManager | None = None, zygote=None):
+        self.assignment, self.options, self.hide = assignment, options, hide
+        self.cgroups, self.zygote = cgroups, zygote  # the run's (grader.run.Run.cgroups, ReadyKernels.zygote)
         self.lock = threading.Lock()
         self.spares: list[WorkerProcess] = []
         self.running: set[WorkerProcess] = set()
@@ -88,8 +104,8 @@ class WorkerPool:
             with self.lock:
                 worker = self.spares.pop(0) if self.spares else None
                 if remaining > 0 and len(self.spares) < self.wanted:
-                    self.spares.append(start_worker(self.assignment, self.options, self.hide, self.zygote))
-            worker = worker or start_worker(self.assignment, self.options, self.hide, self.zygote)
+                    self.spares.append(self.start())
+            worker = worker or self.start()
         except BaseException:  # a worker taken but not handed out is stopped, not left running
             if worker is not None:
                 worker.cleanup()
@@ -97,6 +113,9 @@ class WorkerPool:
         with self.lock:
             self.running.add(worker)
         return worker
+
+    def start(self) -> WorkerProcess:
+        return start_worker(self.assignment, self.options, self.hide, self.cgroups, self.zygote)
 
     def release(self, worker: WorkerProcess) -> None:
         with self.lock:
@@ -112,32 +131,20 @@ class WorkerPool:
 
 
 class LocalScheduler:
-    """``jobs`` grading threads and one drawing thread (drawing is no one's wait)."""
+    """``jobs`` grading threads; the run's drawer draws the figures (drawing is no one's wait), the run's ready
+    kernels give each submission its worker."""
 
-    def __init__(self, assignment: Assignment, options: GradingOptions, jobs: int, hide: list[Path],
-                 zygote=None):
-        """``zygote``: the run's (grader.zygote.Zygote), else one of this scheduler's own, closed with it."""
+    def __init__(self, assignment: Assignment, options: GradingOptions, jobs: int, hide: list[Path], run: Run):
         self.assignment, self.options, self.hide = assignment, options, hide
-        self.zygote, self.own_zygote = zygote, None
+        self.session = run
         self.jobs = max(1, jobs)
         self.interrupted = threading.Event()
         self.pool: WorkerPool | None = None
         self.grading = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="grade")
-        self.drawing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
 
     def run(self, items: list[BatchItem]) -> Iterator[tuple[BatchItem, GradedSubmission]]:
-        if self.zygote is None and items:
-            from .zygote import Zygote, serves
-
-            try:
-                tier = self.options.execution.tier()
-            except SandboxUnavailable:
-                tier = None  # each submission says so (its worker does not start)
-            if tier is not None and serves(tier):
-                self.zygote = self.own_zygote = Zygote(self.options.execution.scratch_root,
-                                                       tuple(self.assignment.preload))
-        self.pool = WorkerPool(self.assignment, self.options, self.hide, spare=1 if len(items) > 1 else 0,
-                               zygote=self.zygote)
+        self.pool = self.session.kernels.pool(self.assignment, self.options, self.hide,
+                                              spare=1 if len(items) > 1 else 0)
         finished: queue.Queue = queue.Queue()
         remaining = [len(items)]
         counter = threading.Lock()
@@ -150,7 +157,7 @@ class LocalScheduler:
             try:
                 worker = self.pool.take(left)
                 result, figures = grade_until_figures(item.notebook, self.assignment, self.options, worker=worker,
-                                                      hide=self.hide)
+                                                      hide=self.hide, run=self.session)
             except Exception as exc:  # every item comes back, or the batch would wait for it forever
                 finished.put((item, failed_grading(item, self.assignment, self.options, _(
                     "The grader itself failed on this submission: `%(error)s`", error=code_text(f"{type(exc).__name__}: {exc}")))))
@@ -161,15 +168,8 @@ class LocalScheduler:
             if self.interrupted.is_set():
                 finished.put((item, None))  # cut short by Ctrl-C: nothing is written, so the next run grades it
                 return
-            self.drawing.submit(draw, item, result, figures)
-
-        def draw(item: BatchItem, result: SubmissionResult, figures: PendingFigures) -> None:
-            try:
-                finished.put((item, as_plain_data(figures.draw_into(result))))
-            except Exception as exc:  # drawing never raises by design; should it, the grading still counts
-                result.figures = []
-                result.errors.append(GradeError(ErrorKind.GRADER_FAILED, f"figures: {type(exc).__name__}: {exc}"))
-                finished.put((item, as_plain_data(result)))
+            self.session.drawer.submit(result, figures).add_done_callback(
+                lambda drawn: finished.put((item, drawn_or_not(drawn, result))))
 
         for item in items:
             self.grading.submit(grade, item)
@@ -185,12 +185,8 @@ class LocalScheduler:
             if self.pool:
                 self.pool.close(interrupt=True)  # the running workers die now, their threads return at once
         self.grading.shutdown(wait=True)
-        self.drawing.shutdown(wait=True, cancel_futures=interrupt)
         if self.pool:
             self.pool.close()
-        if self.own_zygote is not None:
-            self.own_zygote.close()
-            self.own_zygote = None
 
 
 # --------------------------------------------------------------------------- Dask: workers on many machines
@@ -212,10 +208,6 @@ class RemoteJob:
     hide: tuple[str, ...] = ()
 
 
-class WrongVersion(RuntimeError):
-    """A Dask worker has another version of the grader or the assignment than the client."""
-
-
 def assignment_reference(assignment: Assignment) -> str:
     return assignment.root.name if assignment.root.parent == ASSIGNMENTS_DIR.resolve() else str(assignment.root)
 
@@ -227,7 +219,8 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
     assignment = load_assignment(job.assignment)
     if assignment.digest() != job.assignment_digest or __version__ != job.grader_version:
         raise WrongVersion(f"this Dask worker has grader {__version__} and assignment {assignment.digest()[:12]}; "
-                           f"the client has grader {job.grader_version} and assignment {job.assignment_digest[:12]}")
+                           f"the client has grader {job.grader_version} and assignment {job.assignment_digest[:12]}",
+                           worker=(__version__, assignment.digest()), client=(job.grader_version, job.assignment_digest))
     use_language(job.language, (assignment.root / "locale",))
     folder = Path(tempfile.mkdtemp(prefix="grader-dask-"))  # 0700, hidden from the kernel as the submission's folder
     try:
@@ -312,23 +305,19 @@ class DaskScheduler:
 
 # --------------------------------------------------------------------------- the registry
 
-class SchedulerUnavailable(RuntimeError):
-    """The backend asked for cannot run here (Dask not installed, no scheduler at that address)."""
-
-
 SCHEDULERS = {"local": LocalScheduler, "dask": DaskScheduler}
 
 
 def open_scheduler(address: str | None, assignment: Assignment, options: GradingOptions, jobs: int,
-                   hide: list[Path], zygote=None) -> Scheduler:
-    """No address: this machine's threads; a Dask scheduler's address (tcp://, tls://, ...): its workers.
-    ``zygote``: the run's, for the local threads' kernels."""
+                   hide: list[Path], run: Run) -> Scheduler:
+    """No address: this machine's threads, in ``run``; a Dask scheduler's address (tcp://, tls://, ...): its
+    workers (each task a run of its own there)."""
     if not address:
-        return SCHEDULERS["local"](assignment, options, jobs, hide, zygote)
+        return SCHEDULERS["local"](assignment, options, jobs, hide, run)
     try:
         return SCHEDULERS["dask"](address, assignment, options, jobs, hide)
     except SchedulerUnavailable:
         raise
     except (OSError, TimeoutError) as exc:
         raise SchedulerUnavailable(_("cannot reach the Dask scheduler at %(address)s: %(reason)s", address=address,
-                                     reason=exc)) from None
+                                     reason=exc), address) from None

@@ -27,6 +27,7 @@ into place) before the line that wakes the worker; the files, not the lines, say
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -50,7 +51,10 @@ from .sandbox import Limits, SandboxPlan
 from .wire import (JOB_NAME, LOG_NAME, NOTEBOOK_NAME, OUTCOME_MIME, PROTOCOL_PREFIX, RESULT_NAME,  # noqa: F401
                    SETTINGS_NAME, checked_outcome)
 
-PROBE_RUNTIME = Path(__file__).with_name("probe_runtime.py")
+# What the kernel is given after the student's cells, as (module name, this package's file): the wire's schema first
+# (probe_runtime imports it by that name where it has no package), then the probe runtime. The same files the grader
+# imports: one definition of the wire on every side.
+KERNEL_MODULES = (("_probe_wireformat", "wireformat.py"), ("_probe", "probe_runtime.py"))
 RESPONSIVE_GRACE = 5  # seconds an interrupted kernel gets to come back
 PROBE_OUTPUT_CAP = 200 * 2**20  # bytes of probe outcomes one execution may send back
 # Seconds an execution's outputs may trail its reply. nbclient stops reading them after this, so a cell's
@@ -73,20 +77,27 @@ class CappedOutputClient(NotebookClient):
     The worker drives its kernel through ``start``, ``execute_cell``, ``interrupt``, ``exit_code``,
     ``cancel_stale_pollers`` and ``shutdown`` and reads ``truncated`` and ``replies``; the worker's tests
     fake exactly these (tests/fake_kernel.py).
+
+    nbclient's public hooks and settings do what they can: ``on_cell_executed`` records each reply, the
+    ``setup_kernel`` context starts and stops the kernel, no widget state is stored and no comm target is
+    honoured (a kernel's widget messages would bypass the cap, and an Output widget would take the cell's
+    outputs away). Two overrides remain, for what nbclient 0.11 has no hook for: ``output`` (the public method
+    every output passes through: the cap) and ``_async_poll_output_msg`` (the stale iopub poller, below).
     """
 
     def __init__(self, nb, output_cap: int, **kw):
-        super().__init__(nb, **kw)
+        super().__init__(nb, store_widget_state=False, on_cell_executed=self.record_reply, **kw)
+        self.comm_open_handlers = {}
         self.output_cap = output_cap
         self.caps: dict[int, int] = {}  # cells with a cap of their own (the probe slot)
         self.bytes_seen: dict[int, int] = {}
         self.truncated: set[int] = set()
         self.output_pollers: set = set()
         self.replies: dict[int, Reply] = {}  # cell index -> its last execution's reply
+        self.running = contextlib.ExitStack()
 
     def start(self) -> None:
-        self.start_new_kernel()
-        self.start_new_kernel_client()
+        self.running.enter_context(self.setup_kernel(cleanup_kc=True))
 
     def interrupt(self) -> None:
         try:
@@ -106,21 +117,23 @@ class CappedOutputClient(NotebookClient):
             return
         context = self.km.context
         try:
-            self._cleanup_kernel()
+            self.running.close()  # setup_kernel's exit: the kernel shut down, the client's channels stopped
+            if self.km is not None and self.km.has_kernel:  # a start that failed before setup_kernel's yield
+                run_sync(self.km.shutdown_kernel)(now=True)
         except Exception:
             pass
         context.destroy(linger=0)
 
-    async def _check_raise_for_error(self, cell, cell_index, exec_reply):
-        content = (exec_reply or {}).get("content") or {}
-        self.replies[cell_index] = Reply(str(content.get("status", "")), str(content.get("ename", ""))[:200],
+    def record_reply(self, cell, cell_index, execute_reply) -> None:
+        content = (execute_reply or {}).get("content") or {}
+        self.replies[cell_index] = Reply(str(content.get("status", ""))[:20], str(content.get("ename", ""))[:200],
                                          str(content.get("evalue", ""))[:500])
-        return await super()._check_raise_for_error(cell, cell_index, exec_reply)
 
     async def _async_poll_output_msg(self, parent_msg_id, cell, cell_index):
-        # nbclient does not cancel this task when a cell times out (CellTimeoutError is a
-        # CellControlSignal); left running it swallows the next cells' messages, and every
-        # later execution waits out the iopub timeout. Track it so a timeout can cancel it.
+        # No public hook: nbclient 0.11 makes this poller a local task of async_execute_cell and does not cancel
+        # it when a cell times out (CellTimeoutError is a CellControlSignal). Left running it reads, and drops,
+        # the next executions' iopub messages, and every later execution waits out the iopub timeout. So the
+        # task is tracked here, for cancel_stale_pollers after a timeout.
         task = asyncio.current_task()
         self.output_pollers.add(task)
         try:
@@ -134,6 +147,8 @@ class CappedOutputClient(NotebookClient):
         self.output_pollers.clear()
 
     def output(self, outs, msg, display_id, cell_index):
+        # No output hook exists (register_output_hook needs the execution's msg_id before it starts, and replaces
+        # the output handling instead of measuring it): every output passes here, so the cap is counted here.
         content = msg.get("content", {})
         size = (len(str(content.get("text", ""))) + sum(len(str(v)) for v in (content.get("data") or {}).values())
                 + len(str(content.get("evalue", ""))) + sum(len(str(t)) for t in content.get("traceback") or []))
@@ -150,6 +165,17 @@ class CappedOutputClient(NotebookClient):
                                                    evalue=str(content.get("evalue", ""))[:500], traceback=[]))
             return None
         return super().output(outs, msg, display_id, cell_index)
+
+
+def kernel_modules_code() -> str:
+    """Code that makes ``KERNEL_MODULES`` modules of the kernel, from this package's files, binding no name of the
+    student's namespace."""
+    code = "import sys as _s, types as _t\n"
+    for name, file in KERNEL_MODULES:
+        source = Path(__file__).with_name(file).read_text()
+        code += (f"_m = _t.ModuleType({name!r})\n_s.modules[{name!r}] = _m\n"
+                 f"exec(compile({source!r}, '<probe>', 'exec'), _m.__dict__)\n")
+    return code + "del _s, _t, _m\n"
 
 
 def sandboxed_client(nb, worker: "Worker") -> CappedOutputClient:
@@ -311,12 +337,7 @@ class Worker:
     def load_probe_runtime(self) -> None:
         """The probe helpers enter the kernel only after the student's cells ran: no cell can look for them."""
         if not self.probe_runtime_loaded:
-            self.run_helper(
-                "import sys as _s, types as _t\n"
-                "_m = _t.ModuleType('_probe')\n"
-                f"exec(compile({PROBE_RUNTIME.read_text()!r}, '<probe>', 'exec'), _m.__dict__)\n"
-                "_s.modules['_probe'] = _m\n"
-                "del _s, _t, _m\n", timeout=30)
+            self.run_helper(kernel_modules_code(), timeout=30)
             self.probe_runtime_loaded = True
 
     def collect_outcomes(self, wanted: set[str]) -> dict[str, dict]:
@@ -325,8 +346,9 @@ class Worker:
         for output in self.client.nb.cells[self.slot].outputs:
             data = output.get("data") if output.get("output_type") in ("display_data", "execute_result") else None
             raw = data.get(OUTCOME_MIME) if isinstance(data, dict) else None
-            if isinstance(raw, dict) and raw.get("id") in wanted and raw["id"] not in found:
-                found[raw["id"]] = checked_outcome(raw)
+            call_id = raw.get("id") if isinstance(raw, dict) else None
+            if isinstance(call_id, str) and call_id in wanted and call_id not in found:  # a list id is unhashable
+                found[call_id] = checked_outcome(raw)
         return found
 
     def probe(self, nb, job: dict) -> None:

@@ -11,7 +11,8 @@ What a cell does is read from a marker in its source:
     #hang         the cell times out, and the kernel stays silent afterwards (interrupts do not help)
     #exit         the worker itself is told to stop (SIGTERM's SystemExit) during the cell
 
-Anything else runs fine. Each kernel a worker starts is one FakeClient; ``FakeKernels`` makes them,
+Anything else runs fine; the probe calls (``run_batch``) display ``displays``, the outcome objects a test gives
+(a hostile kernel's forgeries). Each kernel a worker starts is one FakeClient; ``FakeKernels`` makes them,
 keeps them for the test to inspect, and can refuse to start the n-th one.
 """
 
@@ -20,12 +21,14 @@ from __future__ import annotations
 import nbformat
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 
+from grader.wire import OUTCOME_MIME
 from grader.worker import Reply
 
 
 class FakeClient:
-    def __init__(self, nb, fail_start: bool = False):
+    def __init__(self, nb, fail_start: bool = False, displays: tuple = ()):
         self.nb = nb
+        self.displays = displays
         self.timeout = None
         self.caps: dict[int, int] = {}
         self.bytes_seen: dict[int, int] = {}
@@ -61,6 +64,9 @@ class FakeClient:
         elif "#late-error" in cell.source:
             self.replies[index] = Reply("error", "ValueError", "x" * 10_000)
         else:
+            if "run_batch" in cell.source:
+                cell.outputs = [nbformat.v4.new_output("display_data", data={OUTCOME_MIME: shown})
+                                for shown in self.displays]
             self.replies[index] = Reply("ok")
         return cell
 
@@ -80,12 +86,13 @@ class FakeClient:
 class FakeKernels:
     """The ``make_client`` of a Worker: every kernel it started, the ``refuse``-th ones (0-based) failing to start."""
 
-    def __init__(self, refuse: tuple[int, ...] = ()):
+    def __init__(self, refuse: tuple[int, ...] = (), displays: tuple = ()):
         self.clients: list[FakeClient] = []
         self.refuse = refuse
+        self.displays = displays
 
     def __call__(self, nb, worker) -> FakeClient:
-        client = FakeClient(nb, fail_start=len(self.clients) in self.refuse)
+        client = FakeClient(nb, fail_start=len(self.clients) in self.refuse, displays=self.displays)
         self.clients.append(client)
         return client
 

@@ -13,7 +13,7 @@ import nbformat
 import pytest
 
 from assignments.attention_pooling.build_notebooks import SOLUTION, STUBS, build_notebook
-from grader import cli
+from grader import cli, commands
 from grader.assignment import load_assignment
 from grader.execute import ExecutionOptions
 from grader.pipeline import GradingOptions, grade_submission
@@ -262,20 +262,21 @@ def test_an_interrupted_batch_leaves_no_half_written_file_and_resumes(tmp_path):
 def test_a_cli_run_forks_its_kernels_from_one_zygote_started_before_the_assignment_is_imported(tmp_path, monkeypatch):
     """The zygote imports the kernels' modules while the CLI imports the assignment (torch and all); it serves the
     whole run and is closed with it."""
+    from grader import commands
     from grader.zygote import Zygote
 
     folder = tmp_path / "class"
     folder.mkdir()
     for name in ("ann", "bob"):
         nbformat.write(build_notebook(SOLUTION), folder / f"{name}.ipynb")
-    started, start, load = [], Zygote.__init__, cli._load_assignment
+    started, start, load = [], Zygote.__init__, commands.load_assignment
     monkeypatch.setattr(Zygote, "__init__", lambda self, *args, **kw: start(self, *args, **kw) or started.append(self))
 
     def load_after_the_zygote(*args, **kwargs):
         assert len(started) == 1 and started[0].process.poll() is None, "the zygote was not started first"
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "_load_assignment", load_after_the_zygote)
+    monkeypatch.setattr(commands, "load_assignment", load_after_the_zygote)
     out = tmp_path / "out"
     assert cli.main(["grade", str(folder), "--out", str(out), "--secret", "s3", "--quiet", *ONLY_EX4]) == cli.EXIT_OK
     assert [json.loads((out / n / "result.json").read_text())["score"] for n in ("ann", "bob")] == [6, 6]
@@ -283,9 +284,10 @@ def test_a_cli_run_forks_its_kernels_from_one_zygote_started_before_the_assignme
     assert zygote.process is None and not zygote.folder.exists()  # closed with the run
 
 
-def test_the_command_ends_fast_but_only_after_its_exit_handlers_ran(tmp_path):
+def test_the_command_ends_fast_but_only_after_its_run_has_ended(tmp_path):
     """`python -m grader.cli` (and the `grader` script) skip the interpreter's finalisation (0.3 s with torch
-    loaded) but not what exiting must do: the run's cgroups are removed by an exit handler, the code is kept."""
+    loaded) but not what exiting must do: the run's cgroups are removed when its grader.run.Run ends, before the
+    process does, and the exit code is kept."""
     import glob
 
     from grader.execute import cgroup_manager
@@ -305,7 +307,7 @@ def test_the_command_ends_fast_but_only_after_its_exit_handlers_ran(tmp_path):
     assert (tmp_path / "o" / "s" / "result.json").is_file() and (tmp_path / "o" / "gradebook.csv").is_file()
     if available(cgroup_manager() is not None, "this process cannot make cgroups here"):
         assert made, "the run made its cgroups"
-        assert not glob.glob(f"/sys/fs/cgroup/**/{pattern}", recursive=True), "and its exit handler removed them"
+        assert not glob.glob(f"/sys/fs/cgroup/**/{pattern}", recursive=True), "and the run's end removed them"
 
 
 HOSTILE_CHECKS = """

@@ -11,6 +11,7 @@ import pytest
 
 import grader.assignment as assignment_module
 import grader.cli as cli
+import grader.commands as commands
 import grader.installed as installed
 from grader.assignment import Assignment, Exercise, load_assignment
 from grader.installed import infer_assignment
@@ -174,11 +175,11 @@ def test_the_command_line_says_nothing_unless_told_so_an_assignments_settings_ap
     args = parse()
     assert (args.assignment, args.cell_timeout, args.call_timeout, args.budget, args.memory) == (None,) * 5
     assignment = tiny(cell_timeout=33.0, budget=77.0, limits={"output_cap": 1234})
-    limits = cli._execution_options(args, assignment).limits
+    limits = commands.execution_options(commands.settings_from(args), assignment).limits
     assert (limits.cell_timeout, limits.budget, limits.output_cap) == (33.0, 77.0, 1234)
-    limits = cli._execution_options(parse("--budget", "9"), assignment).limits
+    limits = commands.execution_options(commands.settings_from(parse("--budget", "9")), assignment).limits
     assert (limits.cell_timeout, limits.budget) == (33.0, 9.0)
-    assert cli._execution_options(args, tiny()).limits == ENGINE_LIMITS
+    assert commands.execution_options(commands.settings_from(args), tiny()).limits == ENGINE_LIMITS
 
 
 def test_the_gradescope_zip_keeps_only_the_options_given():
@@ -333,7 +334,7 @@ def test_an_installed_name_never_means_a_folder_of_that_name_in_the_current_dire
     (impostor / "checks.py").write_text(f"open({str(marker)!r}, 'w').write('imported')\n")
     monkeypatch.chdir(tmp_path)
     assert installed.assignment_dir("attention_pooling") == installed.ASSIGNMENTS_DIR / "attention_pooling"
-    assert cli._assignment_dir("attention_pooling") == installed.ASSIGNMENTS_DIR / "attention_pooling"
+    assert commands.assignment_dir("attention_pooling") == installed.ASSIGNMENTS_DIR / "attention_pooling"
     assert installed.assignment_dir(str(impostor)) == impostor and installed.assignment_dir("./attention_pooling") \
         == Path("attention_pooling")
     assert assignment_module.load_assignment("attention_pooling", check_references=False).root == \

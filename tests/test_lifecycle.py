@@ -11,6 +11,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 import grader.execute as execute
@@ -192,6 +193,50 @@ def test_error_outputs_count_against_the_output_cap_and_the_error_is_kept():
     assert 0 in client.truncated, "a huge error message is output like any other"
     errors = [o for o in outs if o.output_type == "error"]
     assert len(errors) == 1 and errors[0].ename == "ValueError" and len(errors[0].evalue) <= 500
+
+
+def test_what_a_kernel_displays_is_checked_first_one_wins_and_nothing_crashes_the_worker(tmp_path):
+    """A hostile kernel's outputs of our MIME type: an id that is no string (a list is unhashable), a value whose
+    shape lies about its bytes, then the right answer too late; and outcomes for calls this execution did not
+    make. The worker keeps the first outcome of each of its calls, as checked, and finishes."""
+    from grader.wireformat import encode_value
+
+    good = {"id": CALLS[0].id, "status": "ok", "value": encode_value(-0.2)}
+    lying = {**good, "value": {**encode_value(np.zeros(2)), "shape": [3]}}
+    displays = ({"id": [CALLS[0].id], "status": "ok"}, {**good, "id": "other#0"}, "not an object", lying, good)
+    result = run_worker(tmp_path, ["a = 1"], FakeKernels(displays=displays), CALLS)
+    assert result["finished"] and set(result["probes"]) == {CALLS[0].id}
+    assert result["probes"][CALLS[0].id] == {"status": "invalid", "reason": {"code": "malformed-value"}}
+    alone = run_worker(tmp_path, ["a = 1"], FakeKernels(displays=(good,)), CALLS)["probes"][CALLS[0].id]
+    assert alone["status"] == "ok" and alone["value"] == good["value"]
+
+
+def iopub(msg_type: str, content: dict) -> dict:
+    return {"msg_type": msg_type, "header": {"msg_type": msg_type, "date": None}, "parent_header": {"msg_id": "m"},
+            "content": content, "buffers": []}
+
+
+def test_the_client_uses_nbclients_hooks_and_honours_no_widget():
+    """The reply is recorded by nbclient's on_cell_executed hook (no private method overridden); a kernel's widget
+    messages, which nbclient handles apart from outputs (so past the cap), store nothing and open no Output widget
+    that would take the cell's outputs away."""
+    import asyncio
+
+    from nbclient.util import run_hook
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    client = CappedOutputClient(nb, output_cap=1000)
+    client.clear_before_next_output = False  # as execute_cell sets it before reading a cell's messages
+    reply = {"content": {"status": "error", "ename": "ValueError", "evalue": "v" * 900}}
+    asyncio.run(run_hook(client.on_cell_executed, cell=nb.cells[0], cell_index=0, execute_reply=reply))
+    assert client.replies[0] == Reply("error", "ValueError", "v" * 500)
+    state = {"_model_module": "@jupyter-widgets/output", "_model_name": "OutputModel", "msg_id": "m", "flood": "x" * 10**6}
+    client.process_message(iopub("comm_open", {"comm_id": "w", "target_name": "jupyter.widget",
+                                               "data": {"state": state, "buffer_paths": []}}), nb.cells[0], 0)
+    client.process_message(iopub("comm_msg", {"comm_id": "w", "data": {"state": state}}), nb.cells[0], 0)
+    assert client.widget_state == {} and client.comm_objects == {} and not client.output_hook_stack["m"]
+    client.process_message(iopub("display_data", {"data": {"text/plain": "shown"}, "metadata": {}}), nb.cells[0], 0)
+    assert [o.data["text/plain"] for o in nb.cells[0].outputs] == ["shown"]  # still the cell's own output
 
 
 # --------------------------------------------------------------------------- the grader's side of a worker

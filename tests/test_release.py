@@ -34,6 +34,7 @@ from grader.checks import Call, Check
 from grader.model import ProbeOutcome
 from grader.pipeline import GradingOptions, grade_submission, judge_check, plan_probes
 from grader.selfcheck import judge_in_process
+from grader.wireformat import parse_value
 from reference import attention_pooling as ref
 from tests.conftest import SECRET
 from tests.in_process import probes_sharing_slow_calls, run_cells
@@ -293,14 +294,18 @@ def test_a_check_whose_inputs_ignore_the_seed_is_refused_for_hidden_grading(assi
 
 # A student's cell that answers every call it recognises from a copy of the bundle, and gives up otherwise.
 COPY_THE_BUNDLE = '''
+import base64
 import json
 import numpy as np
 
 ANSWERS = json.loads(BUNDLE)
 
 
-def _array(value):
-    return np.asarray(value["data"], dtype=float).reshape(value["shape"]) if isinstance(value, dict) else value
+def _array(value):  # a wire value's array: its bytes, as grader/wireformat.py describes them
+    if not isinstance(value, dict) or value.get("kind") != "array":
+        return value
+    dtype = {"float64": "<f8", "int64": "<i8", "bool": "|b1"}[value["dtype"]]
+    return np.frombuffer(base64.b64decode(value["data"]), dtype=dtype).reshape(value["shape"])
 
 
 def _answer(function, args):
@@ -666,6 +671,8 @@ def bundle_numbers(path: Path) -> np.ndarray:
     """The numbers of a bundle's judging data, but its cases' labels (the public inputs' parameters, public anyway:
     "sigma=0.3"); its declarations' texts are scanned as text."""
     def unlabelled(node):
+        if isinstance(node, dict) and node.get("kind") == "array":  # a wire value's numbers are bytes: read them
+            return parse_value(node).tolist()
         if isinstance(node, dict):
             return {k: unlabelled(v) for k, v in node.items() if k != "label"}
         return [unlabelled(v) for v in node] if isinstance(node, list) else node

@@ -247,7 +247,7 @@ def test_a_dask_worker_hides_what_a_local_batch_hides(small_class, tmp_path, mon
     class Started(Exception):
         pass
 
-    def start_worker(assignment_, options_, hidden):
+    def start_worker(assignment_, options_, hidden, cgroups=None):
         asked["hidden"] = hidden
         raise Started
 

@@ -5,7 +5,9 @@ code and gradients, run here in-process as the kernel runs them."""
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 
 import numpy as np
 import pytest
@@ -104,29 +106,109 @@ def test_nesting_beyond_the_limit_is_refused_on_both_sides():
     assert parse_outcome("c#0", {"status": "ok", "value": node}).status == "invalid"
 
 
+def array_node(dtype: str, shape, data: bytes, **extra) -> dict:
+    return {"kind": "array", "dtype": dtype, "shape": shape, "data": base64.b64encode(data).decode(), **extra}
+
+
+F8 = np.array([1.0, 2.0]).astype("<f8").tobytes()
+# Each hostile node, and the words of the refusal that says what is wrong with it.
 MALFORMED_VALUES = [
-    None, [], "ok", {"kind": "set"}, {"kind": "array"},
-    {"kind": "array", "dtype": "float", "shape": [2], "data": [1.0]},  # too few entries
-    {"kind": "array", "dtype": "float", "shape": [1], "data": [True]},  # a bool where floats are said
-    {"kind": "array", "dtype": "int", "shape": [1], "data": [1.5]},  # a float where ints are said
-    {"kind": "array", "dtype": "int", "shape": [1], "data": [2**70]},  # outside int64
-    {"kind": "array", "dtype": "bool", "shape": [1], "data": [1]},
-    {"kind": "array", "dtype": "float", "shape": [-1], "data": []},
-    {"kind": "array", "dtype": "float", "shape": [1], "data": ["NaN"]},  # only nan, inf, -inf are spelled
-    {"kind": "array", "dtype": "float", "shape": [1], "data": [[1.0]]},
-    {"kind": "array", "dtype": "complex", "shape": [1], "data": [1.0]},
-    {"kind": "array", "dtype": "float", "shape": [2_000_000], "data": [0.0] * 2_000_000},
-    {"kind": "tuple", "items": "ab"}, {"kind": "str", "text": 3},
-    {"kind": "list", "items": [{"kind": "none"}] * (WIRE["max_items"] + 1)},
+    (None, "JSON object"), ([], "JSON object"), ("ok", "JSON object"), ({"kind": "set"}, "kind 'set'"),
+    ({"kind": "array"}, "dtype"),
+    (array_node("object", [2], F8), "dtype"), (array_node("<V8", [2], F8), "dtype"),
+    (array_node("complex128", [1], F8), "dtype"), (array_node("float32", [4], F8), "dtype"),
+    (array_node("float64", [-1], b""), "shape"), (array_node("float64", [True, 2], F8), "shape"),
+    (array_node("float64", [2.0], F8), "shape"), (array_node("float64", [math.nan], F8), "shape"),
+    (array_node("float64", [2**64, 0], b""), "shape"), (array_node("float64", [1] * 33, F8[:8]), "shape"),
+    (array_node("float64", "2", F8), "shape"),
+    (array_node("float64", [1000, 1000, 1000], b""), "too many numbers"),  # refused before any data is read
+    (array_node("float64", [3], F8), "data"), (array_node("float64", [1], F8), "data"),  # lying shapes
+    (array_node("int64", [4], F8), "data"), (array_node("bool", [2], b"\x01"), "data"),
+    ({"kind": "array", "dtype": "float64", "shape": [2], "data": [1.0, 2.0]}, "data"),  # numbers as a list
+    ({"kind": "array", "dtype": "float64", "shape": [2], "data": "!" * 24}, "base64"),  # 16 bytes' length
+    ({"kind": "array", "dtype": "float64", "shape": [2], "data": "\u00e9" * 24}, "base64"),  # right length, not base64
+    (array_node("bool", [2], b"\x01\x02"), "bool"),  # a byte NumPy would read as True, and compare as 2
+    (array_node("float64", [2], F8, scalar=True), "scalar"), (array_node("float64", [], F8[:8], scalar=1), "scalar"),
+    ({"kind": "tuple", "items": "ab"}, "items"), ({"kind": "str", "text": 3}, "text"),
+    ({"kind": "str", "text": "\ud800"}, "Unicode"),  # the JSON escape \ud800: a lone surrogate
+    ({"kind": "list", "items": [{"kind": "none"}] * (WIRE["max_items"] + 1)}, "too many items"),
+    ({"kind": "list", "items": [array_node("float64", [WIRE["max_elements"] // 2 + 1], bytes(4_000_008)),
+                                array_node("float64", [WIRE["max_elements"] // 2 + 1], b"")]},
+     "too many numbers"),  # the budget counts every array of the value, the second refused before its data
 ]
 
 
-@pytest.mark.parametrize("node", MALFORMED_VALUES, ids=range(len(MALFORMED_VALUES)))
-def test_malformed_values_make_an_invalid_outcome_never_an_exception(node):
-    with pytest.raises(Malformed):
+@pytest.mark.parametrize("node, words", MALFORMED_VALUES, ids=range(len(MALFORMED_VALUES)))
+def test_malformed_values_make_an_invalid_outcome_never_an_exception(node, words):
+    with pytest.raises(Malformed, match=words):
         parse_value(node)
     outcome = parse_outcome("c#0", {"status": "ok", "value": node})
     assert outcome.status == "invalid" and outcome.reason == {"code": "malformed-value"}
+    assert checked_outcome({"status": "ok", "value": node})["status"] == "invalid"  # the worker's reading
+
+
+def test_arrays_cross_as_bytes_with_their_dtype_and_shape():
+    node = encode_value(np.arange(6, dtype=np.int32).reshape(2, 3).T)  # a view, not contiguous, int32
+    assert node == array_node("int64", [3, 2], np.arange(6).reshape(2, 3).T.astype("<i8").tobytes())
+    assert json.dumps(encode_value(np.array([np.nan, np.inf]))) == json.dumps(
+        array_node("float64", [2], np.array([np.nan, np.inf]).astype("<f8").tobytes()))  # no NaN in the JSON
+    big_endian = parse_value(array_node("float64", [2], F8))  # little-endian on the wire, native once read
+    assert big_endian.dtype == np.float64 and big_endian.flags.writeable and list(big_endian) == [1.0, 2.0]
+    assert same(parse_value(encode_value(np.array([1.5, -2.0], dtype=">f8"))), np.array([1.5, -2.0]))
+
+
+@pytest.mark.parametrize("limit, fits, beyond", [
+    ("max_depth", lambda n: nested(n - 1), lambda n: nested(n)),
+    ("max_items", lambda n: [None] * n, lambda n: [None] * (n + 1)),
+    ("max_elements", lambda n: np.zeros(n), lambda n: (np.zeros(n - 1), np.zeros(2))),
+    ("max_dims", lambda n: np.zeros((1,) * n), lambda n: np.zeros((1,) * (n + 1))),
+])
+def test_each_limit_holds_on_both_sides(limit, fits, beyond):
+    n = WIRE[limit]
+    assert same(parse_value(through_json(encode_value(fits(n)))), fits(n))
+    with pytest.raises(probe_runtime.Unreadable):
+        encode_value(beyond(n))
+    with pytest.raises(Malformed):  # a kernel that sends it anyway
+        parse_value(forged(beyond(n)))
+
+
+def nested(depth):
+    value: list = [1.0]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def forged(value):
+    """``value`` as a wire value, encoded without the encoder's limits (what a hostile kernel can send)."""
+    if isinstance(value, (list, tuple)):
+        return {"kind": "tuple" if isinstance(value, tuple) else "list", "items": [forged(v) for v in value]}
+    if value is None:
+        return {"kind": "none"}
+    array = np.asarray(value)
+    return array_node({"f": "float64", "i": "int64", "b": "bool"}[array.dtype.kind], list(array.shape),
+                      array.astype({"f": "<f8", "i": "<i8", "b": "|b1"}[array.dtype.kind]).tobytes())
+
+
+def test_texts_of_an_outcome_are_cut_and_made_valid():
+    raw = {"status": "error", "error_message": "bad \ud800 text" + "x" * 10_000, "seconds": math.nan,
+           "reason": {"code": "x", "\udcff": "\ud800"}, "error_type": "E"}
+    outcome = parse_outcome("c#0", through_json(raw))
+    assert outcome.error_message.startswith("bad ? text") and len(outcome.error_message) == WIRE["max_text"]
+    assert outcome.seconds is None  # a NaN duration is no duration
+    assert outcome.reason == {"code": "x", "?": "?"}
+    json.dumps(checked_outcome(raw), ensure_ascii=False).encode("utf-8")  # writable as UTF-8 everywhere
+
+
+def test_a_worker_result_that_is_not_utf8_is_a_crash_report(tmp_path):
+    from grader.execute import read_worker_result
+    from grader.model import ErrorKind, SandboxTier
+
+    path = tmp_path / "worker-result.json"
+    path.write_bytes(b'{"finished": true, "probes": {"c": {"status": "error", "error_message": "\xff\xfe"}}}')
+    errors: list = []
+    run = read_worker_result(path, [ProbeCall("c", "f", ())], SandboxTier.NONE, errors, 0, 1.0)
+    assert [e.kind for e in errors] == [ErrorKind.WORKER_FAILED] and run.probes["c"].status == "not-run"
 
 
 @pytest.mark.parametrize("raw", [None, [], "ok", {"status": "fine"}, {"status": 3}])
@@ -300,12 +382,61 @@ def test_numpy_classes_and_float32_layers_are_graded_like_the_books():
     assert layer.status == "ok" and layer.value.dtype == np.float64
 
 
-@pytest.mark.parametrize("value", VALUES + [torch.tensor([1.5, 2.0], dtype=torch.float16), np.float32(0.5), 7, True,
-                                            np.arange(3, dtype=np.uint8), [0.1, (2, None)], torch.tensor(3)],
-                         ids=lambda v: type(v).__name__)
-def test_the_graders_own_values_are_read_as_the_wire_would_read_them(value):
-    """to_value (the reference's results, the grader's arguments) is parse_value(encode_value(...)), only faster."""
-    assert same(to_value(value), parse_value(encode_value(value)))
+@pytest.mark.parametrize("value, expected", [
+    (torch.tensor([1.5, 2.0], dtype=torch.float16), np.array([1.5, 2.0])),
+    (torch.tensor([1.5], dtype=torch.bfloat16), np.array([1.5])), (torch.tensor([[1, 2]], dtype=torch.int32), np.array([[1, 2]])),
+    (torch.tensor([True]), np.array([True])), (torch.tensor(3), np.array(3)), (torch.ones(2, 3).T, np.ones((3, 2))),
+    (np.float32(0.5), np.float64(0.5)), (np.int8(-3), np.int64(-3)), (np.bool_(False), np.bool_(False)),
+    (7, np.int64(7)), (True, np.bool_(True)), (0.25, np.float64(0.25)), (2**70, np.float64(2.0**70)),
+    (np.arange(3, dtype=np.uint8), np.arange(3)), (np.array([2**63], dtype=np.uint64), np.array([2.0**63])),
+    (np.array([1.0, 2.0, 3.0, 4.0])[::2], np.array([1.0, 3.0])), (np.zeros((0, 3), dtype=np.int16), np.zeros((0, 3), np.int64)),
+    ([0.1, (2, None, "s")], [np.float64(0.1), (np.int64(2), None, "s")]), ("x" * 5000, "x" * WIRE["max_text"]),
+], ids=lambda v: type(v).__name__)
+def test_every_kind_of_python_value_becomes_its_wire_value(value, expected):
+    """What a student's code or the reference returns, as the grader holds it: dtypes widened to the wire's three,
+    numbers as NumPy scalars, structures kept (to_value is the wire's own encoder and parser)."""
+    got = to_value(value)
+    assert same(got, expected) and type(got) is type(expected)
+    if isinstance(expected, (np.ndarray, np.generic)):
+        assert got.dtype == expected.dtype
+
+
+@pytest.mark.parametrize("value, code", [
+    (np.array(["a"]), "not-numbers"), (np.zeros(2, dtype="V8"), "not-numbers"),
+    (np.array(["2020-01-01"], dtype="datetime64[D]"), "not-numbers"), (np.zeros(2, dtype=[("a", "<f8")]), "not-numbers"),
+    (np.zeros(2, dtype=np.complex64), "complex"), (10**400, "not-numbers"), (b"bytes", "wrong-type"),
+])
+def test_only_numbers_of_safe_dtypes_are_sent(value, code):
+    with pytest.raises(probe_runtime.Unreadable) as caught:
+        encode_value(value)
+    assert caught.value.reason["code"] == code
+    with pytest.raises(TypeError):
+        to_value(value)
+
+
+def test_the_kernel_reads_its_arguments_with_the_same_parser():
+    with pytest.raises(Malformed, match="data"):
+        decode_value(array_node("float64", [3], F8))
+
+
+def test_the_kernel_loads_the_schema_from_its_file_without_the_graders_package(tmp_path):
+    """The kernel cannot import grader: the worker's code gives it grader/wireformat.py as a module of its own, and
+    the probe runtime finds it there."""
+    import subprocess
+    import sys
+
+    from grader.worker import kernel_modules_code
+
+    call = call_json(ProbeCall("c#0", "f", (np.arange(3.0), 2)))
+    script = ("import sys\nsys.modules['grader'] = None  # no import of the package can succeed\n"
+              + kernel_modules_code()
+              + "import json, _probe\nout = []\n"
+              + f"_probe.run_calls([json.loads({json.dumps(call)!r})], {{'f': lambda x, k: x * k}}, out.append)\n"
+              + "print(json.dumps(out[0]))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    outcome = parse_outcome("c#0", json.loads(done.stdout))
+    assert outcome.status == "ok" and same(outcome.value, np.array([0.0, 2.0, 4.0]))
 
 
 def test_the_reference_gets_its_arguments_as_a_students_function_does():

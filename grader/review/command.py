@@ -44,7 +44,7 @@ def options_left_out(out_dir, args) -> str | None:
 
 def run_review(args) -> int:
     from ..assignment import load_assignment
-    from ..cli import refuse_lms_without_roster
+    from ..commands import require_roster_for_lms
     from ..roster import RosterError, grade_column, load_roster
     from .marks import ClassOutputs, ReviewBook
     from .server import ReviewState, serve
@@ -64,8 +64,7 @@ def run_review(args) -> int:
     if left_out:
         print("grader: " + left_out, file=sys.stderr)
         return EXIT_USAGE
-    if refuse_lms_without_roster(args):
-        return EXIT_USAGE
+    require_roster_for_lms(args.gradebook_formats, args.roster)  # UsageError: the CLI says it, exit 2
     try:
         students = load_roster(args.roster) if args.roster else None
         outputs = ClassOutputs(students, tuple(args.gradebook_formats or ()),

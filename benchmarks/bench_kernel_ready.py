@@ -44,7 +44,7 @@ def side(forked: bool, kernels: int) -> list[float]:
         zygote = Zygote(Path(scratch)) if forked else None
         try:
             for _ in range(kernels):
-                with WorkerProcess(options, ["numpy", "torch"], [], zygote) as worker:
+                with WorkerProcess(options, ["numpy", "torch"], [], zygote=zygote) as worker:
                     run = worker.run(notebook, [])
                 assert run.cells and run.cells[0].status == "ok", (run.cells, run.errors)
                 starts.append(run.phases.kernel_start)

@@ -78,7 +78,7 @@ def assert_forked_without_privilege(facts: dict) -> None:
 def test_two_forked_kernels_are_apart_unprivileged_and_differently_seeded(tmp_path):
     runs = {}
     with Zygote(tmp_path) as zygote:
-        workers = [WorkerProcess(options(), ["numpy", "torch"], [], zygote) for _ in range(2)]
+        workers = [WorkerProcess(options(), ["numpy", "torch"], [], zygote=zygote) for _ in range(2)]
 
         def run(index: int) -> None:
             with workers[index] as worker:
@@ -106,7 +106,7 @@ def test_a_dead_zygote_is_replaced_for_the_next_worker(tmp_path):
         old = zygote.process
         os.kill(old.pid, signal.SIGKILL)
         old.wait()
-        with WorkerProcess(options(), ["numpy", "torch"], [], zygote) as worker:
+        with WorkerProcess(options(), ["numpy", "torch"], [], zygote=zygote) as worker:
             assert zygote.process is not old and zygote.starts == 2
             facts = facts_of(worker.run(notebook(sleep=0), []))
     assert facts["forked"]
@@ -118,6 +118,6 @@ def test_a_worker_whose_zygote_died_starts_its_kernel_itself(tmp_path):
         os.kill(zygote.process.pid, signal.SIGKILL)
         zygote.process.wait()
         zygote.address = lambda: address  # the settings name the dead zygote's socket
-        with WorkerProcess(options(), ["numpy", "torch"], [], zygote) as worker:
+        with WorkerProcess(options(), ["numpy", "torch"], [], zygote=zygote) as worker:
             facts = facts_of(worker.run(notebook(sleep=0), []))
     assert not facts["forked"] and facts["caps"] == ["0000000000000000"] and facts["seccomp"] == "2"

@@ -1,12 +1,14 @@
 """Scaling from 1 to 2 Dask workers on a LocalCluster: the CLI with --scheduler, side by side.
 
-    .venv/bin/python benchmarks/bench_dask.py [--rounds 2] [--class-size 6] [--exercise ex1 --exercise ex3]
+    .venv/bin/python benchmarks/bench_dask.py [--rounds 2] [--class-size 12] [--exercise ex1 --exercise ex3]
 
 Each round starts a LocalCluster of 1, then of 2, worker processes (one thread each; the order
 flips every round) and grades the same class through it with
 `python -m grader.cli grade CLASS --scheduler ADDRESS --secret S --force --quiet`, a cold client.
 The cluster's start is not timed (a course keeps its workers up); the workers' first tasks
-do import the assignment. Figures are medians of wall-clock seconds.
+do import the assignment. Figures are medians of wall-clock seconds, and of CPU seconds of the
+cluster (scheduler, workers, their sandboxes and kernels: this process's cpuacct group, which the
+cluster's processes inherit) and of the client (the CLI and its children).
 """
 
 from __future__ import annotations
@@ -19,13 +21,13 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_cli import REPO, SECRET, SINGLE_THREADED, build_inputs, timed  # noqa: E402
+from bench_cli import REPO, SECRET, SINGLE_THREADED, CpuAccounting, build_inputs, timed  # noqa: E402
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--class-size", type=int, default=6)
+    parser.add_argument("--class-size", type=int, default=12)
     parser.add_argument("--exercise", action="append", dest="exercises", default=None)
     args = parser.parse_args()
     from distributed import LocalCluster
@@ -35,23 +37,40 @@ def main() -> None:
         os.environ.update(SINGLE_THREADED, GRADER_CACHE_DIR=str(tmp / "cache"))  # the workers inherit both
         _, klass, _ = build_inputs(tmp, args.class_size)
         exercises = [word for e in args.exercises or () for word in ("--exercise", e)]
-        seconds: dict[int, list[float]] = {1: [], 2: []}
+        runs: dict[int, list[dict]] = {1: [], 2: []}
         loads = [os.getloadavg()[0]]
         for round_number in range(args.rounds):
             for workers in ((1, 2) if round_number % 2 == 0 else (2, 1)):
-                with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=50) as cluster:
-                    command = [sys.executable, "-m", "grader.cli", "grade", str(klass), "--out",
-                               str(tmp / f"out-{workers}"), "--secret", SECRET, "--force", "--quiet",
-                               "--scheduler", cluster.scheduler_address, *exercises]
-                    seconds[workers].append(timed(command, dict(os.environ))["seconds"])
+                cluster_cpu = CpuAccounting()
+                cluster_cpu.join()  # this process, so that the cluster's processes start in the group
+                try:
+                    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                      silence_logs=50) as cluster:
+                        command = [sys.executable, "-m", "grader.cli", "grade", str(klass), "--out",
+                                   str(tmp / f"out-{workers}"), "--secret", SECRET, "--force", "--quiet",
+                                   "--scheduler", cluster.scheduler_address, *exercises]
+                        started = cluster_cpu.usage()
+                        run = timed(command, dict(os.environ))
+                        run["cluster_cpu"] = cluster_cpu.usage() - started if started is not None else float("nan")
+                finally:
+                    cluster_cpu.leave()
+                    cluster_cpu.close()
+                runs[workers].append(run)
             loads.append(os.getloadavg()[0])
             print(f"round {round_number + 1}/{args.rounds} done (load average {loads[-1]:.1f})", file=sys.stderr)
-    one, two = statistics.median(seconds[1]), statistics.median(seconds[2])
+
+    def median(workers: int, key: str) -> float:
+        return statistics.median(run[key] for run in runs[workers])
+
+    one, two = median(1, "seconds"), median(2, "seconds")
     print(f"cores: {os.cpu_count()}; rounds: {args.rounds}; class of {args.class_size}"
           f"{' (' + ', '.join(args.exercises) + ')' if args.exercises else ''}; 1-minute load average "
-          f"{min(loads):.1f}..{max(loads):.1f}; medians of wall-clock seconds (cwd {REPO.name})")
-    print(f"1 worker {one:.1f} s, 2 workers {two:.1f} s: speed-up {one / two:.2f}x")
+          f"{min(loads):.1f}..{max(loads):.1f}; medians (cwd {REPO.name})")
+    for workers in (1, 2):
+        print(f"{workers} worker{'s' if workers > 1 else ''}: {median(workers, 'seconds'):.1f} s wall, CPU s: cluster "
+              f"{median(workers, 'cluster_cpu'):.1f}, client {median(workers, 'cpu'):.1f} "
+              f"({median(workers, 'cluster_cpu') / args.class_size:.2f} s of cluster CPU per submission)")
+    print(f"speed-up {one / two:.2f}x, efficiency {one / two / 2:.0%}")
 
 
 if __name__ == "__main__":

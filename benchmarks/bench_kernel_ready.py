@@ -8,7 +8,7 @@ worker without a zygote does (bubblewrap, then the interpreter, ipykernel and to
 ``fork`` through one zygote for the side (grader.zygote; its own start counted once, in the side's CPU). The
 sides alternate, the order flips every round. Reported: the median worker-and-kernel start (the worker's
 ``kernel_start`` phase: its process, the kernel ready, the imports done) and CPU seconds per kernel (every
-process of the side, the zygote's imports included: benchmarks/cputime.py), with the load average.
+process of the side, the zygote's imports included: bench_cli.CpuAccounting), with the load average.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.cputime import TreeCpu  # noqa: E402
+from benchmarks.bench_cli import CpuAccounting  # noqa: E402
 os.environ.update({"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
 
 
@@ -71,20 +71,19 @@ def main() -> None:
     loads = [os.getloadavg()[0]]
     for round_number in range(args.rounds):
         for name in (["exec", "fork"] if round_number % 2 == 0 else ["fork", "exec"]):
-            cpu = TreeCpu()
+            cpu = CpuAccounting()
             done = subprocess.run([sys.executable, __file__, "--side", name, "--kernels", str(args.kernels)],
-                                  capture_output=True, text=True, preexec_fn=cpu.preexec, check=True)
+                                  capture_output=True, text=True, preexec_fn=cpu.join, check=True)
             time.sleep(0.5)  # the last processes a kill orphaned end
-            results[name].append((json.loads(done.stdout), cpu.seconds()))
-            cpu.close()
+            results[name].append((json.loads(done.stdout), cpu.close()))
         loads.append(os.getloadavg()[0])
-    print(f"1-minute load average: {min(loads):.1f}..{max(loads):.1f}; CPU "
-          f"{'of every process' if TreeCpu().exact else 'of the processes waited for (a lower bound)'}")
+    print(f"1-minute load average: {min(loads):.1f}..{max(loads):.1f}")
     for name, runs in results.items():
         starts = [s for run_starts, _ in runs for s in run_starts]
-        cpu = statistics.median(total / args.kernels for _, total in runs)
+        totals = [total for _, total in runs if total is not None]  # None: no cpuacct group could be made here
+        cpu = f"{statistics.median(totals) / args.kernels:.2f} s" if totals else "not measured (no cpuacct)"
         print(f"{name:<5} worker and kernel start: median {statistics.median(starts):.2f} s "
-              f"({min(starts):.2f}..{max(starts):.2f}); CPU per kernel {cpu:.2f} s")
+              f"({min(starts):.2f}..{max(starts):.2f}); CPU per kernel {cpu}")
 
 
 if __name__ == "__main__":

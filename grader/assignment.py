@@ -47,6 +47,9 @@ class Assignment:
     exercises: list[Exercise]
     checks: list[Check]
     template: str = ""  # the student notebook, relative to the assignment folder
+    # The functions and classes a student defines (the contract's names): every check and figure calls only these,
+    # and the template defines each (grader.kit.contract). Empty: what the template defines.
+    contract: tuple[str, ...] = ()
     preload: tuple[str, ...] = ()  # modules the kernel imports before the student's cells, to save time
     # The assignment's own limits, applied unless the command line says otherwise (grader.config): None and
     # absent names take the engine's defaults.
@@ -131,13 +134,26 @@ class Assignment:
         Computing the references costs what judging one submission does (cached on disk by grader.refcache
         when the caller has a store in use), so this is a step of its own, run once before a batch.
         """
+        from .kit.contract import not_in_contract
+
         problems = []
         for check in self.checks:
             try:
-                check.judging_data(public_calls(self, check))
+                calls = public_calls(self, check)
+                check.judging_data(calls)
             except Exception as exc:  # the instructor's code, whatever it raises
                 problems.append(Problem(check.id, _("its reference fails on the public inputs: %(error)s",
                                                     error=f"{type(exc).__name__}: {exc}")))
+                continue
+            problems += not_in_contract(self, check.id, {call.function for call in calls})
+        for figure in self.figures:
+            try:
+                calls = figure.make_calls(rng_for(figure_material(self), figure.id))
+            except Exception as exc:
+                problems.append(Problem(figure.id, _("its calls cannot be drawn: %(error)s",
+                                                     error=f"{type(exc).__name__}: {exc}")))
+                continue
+            problems += not_in_contract(self, figure.id, {call.function for call in calls})
         return problems
 
 
@@ -150,6 +166,11 @@ def hash_files(digest, files) -> None:
 def public_material(assignment: Assignment) -> str:
     """The seed material of the public inputs (self-checks, bundles, ``--public``)."""
     return f"public:{assignment.public_seed}"
+
+
+def figure_material(assignment: Assignment) -> str:
+    """The seed material of the figures' calls: public, never the secret (grader.figures)."""
+    return f"figures:{assignment.public_seed}"
 
 
 def rng_for(seed_material: str, check_id: str) -> np.random.Generator:
@@ -223,6 +244,23 @@ def public_verdicts(folder: Path, name: str) -> dict[str, CustomVerdict]:
     return {verdict.name: verdict for verdict in declared}
 
 
+def declared_assignment(folder: Path) -> Assignment:
+    """The ``ASSIGNMENT`` of a folder's checks.py, its root set, not yet validated (what grader.kit's tools read
+    while an author is still writing it). A module that fails to import, or declares no Assignment, is refused
+    naming the folder."""
+    refuse_foreign_imports(folder, folder.name)
+    try:
+        declared = getattr(assignment_module(folder, "checks"), "ASSIGNMENT", None)
+    except Exception as exc:  # the instructor's module, whatever it raises
+        raise AssignmentInvalid(folder.name, [Problem("checks.py", _("importing it raised %(error)s",
+                                                                     error=f"{type(exc).__name__}: {exc}"))]) from exc
+    if not isinstance(declared, Assignment):
+        raise AssignmentInvalid(folder.name, [Problem("checks.py", _(
+            "it must define ASSIGNMENT, a grader.assignment.Assignment"))])
+    declared.root = folder.resolve()
+    return declared
+
+
 def load_assignment(name_or_path: str | Path, check_references: bool = True) -> Assignment:
     """An assignment by folder path, or by name under the bundled ``assignments/`` folder, validated.
 
@@ -230,13 +268,15 @@ def load_assignment(name_or_path: str | Path, check_references: bool = True) -> 
     reference cache in use (the CLI: computed once, then read from disk).
     """
     folder = assignment_dir(name_or_path)
-    checks_file = folder / "checks.py"
-    if not checks_file.is_file():
+    if not (folder / "checks.py").is_file():
         raise FileNotFoundError(_("no assignment at %(name)r (expected a folder with checks.py)", name=str(name_or_path)))
-    refuse_foreign_imports(folder, folder.name)
-    assignment: Assignment = assignment_module(folder, "checks").ASSIGNMENT
-    assignment.root = folder.resolve()
-    assignment.validate()
+    assignment = declared_assignment(folder)
+    # Every problem at once, the declaration's and its files' (grader.kit.contract), naming the assignment.
+    from .kit.contract import folder_problems
+
+    problems = assignment.problems() + folder_problems(assignment)
+    if problems:
+        raise AssignmentInvalid(assignment.name, problems)
     custom = [c for c in assignment.checks if isinstance(c, CustomCheck)]
     if custom:
         shared = public_verdicts(assignment.root, assignment.name)

@@ -142,7 +142,7 @@ def _grade_batch(paths, assignment: Assignment, options: GradingOptions, out_dir
         # Every shard knows the whole class, in order: grader merge puts the rows back in this order.
         write_atomic(out_dir / SHARD_FILE, json.dumps({"shard": str(shard), "assignment": assignment.name,
                                                        "submissions": [names[nb] for nb in notebooks]}, indent=2))
-    hide = class_folders(notebooks, out_dir)
+    hide = class_folders(paths, out_dir)
     if shard is not None:
         notebooks = [nb for nb in notebooks if shard.holds(names[nb])]
     results: dict[Path, dict] = {}

@@ -201,6 +201,8 @@ class Misconception:
 
     def problem(self) -> str | None:
         """What makes this declaration unusable, in words (None: nothing)."""
+        if not (self.explanation or "").strip():
+            return f"misconception {self.name!r} has no explanation: a report names it by its text"
         if (self.variant is None) == (self.recognise is None):
             return f"misconception {self.name!r} needs exactly one of variant and recognise"
         if self.recognise is not None and RECOGNISERS.get(self.recognise.name) is not self.recognise:
@@ -231,6 +233,13 @@ def pairs(components: Sequence[tuple[dict, Misconception]], compose: Callable[..
         if frozenset((one.name, other.name)) not in exclude:
             made.append(together(compose(**first, **second), one, other))
     return tuple(made)
+
+
+def with_pairs(singles: Sequence[Misconception], settings: dict[str, dict], compose: Callable[..., Callable[..., Any]],
+               exclude: Sequence[frozenset[str]] = ()) -> tuple[Misconception, ...]:
+    """A check's misconceptions one at a time, then every meaningful two of them together (``pairs``): ``settings``
+    gives, by name, what ``compose`` needs to compute each one that composes."""
+    return tuple(singles) + pairs([(settings[m.name], m) for m in singles if m.name in settings], compose, exclude)
 
 
 @dataclass(frozen=True)
@@ -593,6 +602,9 @@ class CustomVerdict:
     # What can be said without the data, for a self-check that does not judge (a NaN width, the same width for
     # every data set): a diagnosis, or None. It scores nothing.
     without_data: Callable[[list[ProbeOutcome]], str | None] | None = None
+    # Every fixed text ``judge`` and ``without_data`` translate by name (their diagnoses, the sentences they add):
+    # a text translated by name is found by no extraction, so the catalogs collect it from here (grader.kit.catalog).
+    texts: tuple[str, ...] = ()
 
 
 NOT_SELF_CHECKED = N_("Not judged by the self-check: judging it needs the reference's own result on these inputs "

@@ -24,6 +24,8 @@ LIMIT_NAMES = frozenset(f.name for f in fields(Limits))
 DEFAULT_SANDBOX = "auto"  # the best tier that works here (grader.execute.SANDBOX_TIERS)
 SANDBOX_CHOICES = ("auto", "require", "namespaces", "uid", "off")  # --sandbox, as grader.execute reads them
 DEFAULT_LANGUAGE = "en"
+# The drawing process's niceness (grader.drawing): the kernels are the critical path, figures are drawn beside them.
+DRAWING_NICENESS = 10
 ASSIGNMENT_METADATA_KEY = "grader"  # a notebook's metadata["grader"]["assignment"], written by the template
 # Root's sandboxes each run their kernel as a uid of its own from here (grader.uids): systemd's "unused" range
 # between its container uids and the foreign range (docs/UIDS-GIDS.md), clear of accounts and of /etc/subuid's.

@@ -3,8 +3,9 @@
 An assignment declares Figures. A figure's calls are drawn from the assignment's *public*
 figure seed, never from the secret, so a figure cannot show a hidden input; its draw
 function may also read the results of the checks it names in ``reads`` (e.g. the widths a
-study found): on hidden inputs, those checks judged on their public calls, made for it. Drawing happens
-in the grader process with grader.svgplot (NumPy only, no matplotlib), to inline SVG.
+study found): on hidden inputs, those checks judged on their public calls, made for it. A draw
+function calls matplotlib's API on the axes of ``subplots`` below, which records the calls as
+plain data; grader.drawing replays them with matplotlib in a drawing process, to inline SVG.
 """
 
 from __future__ import annotations
@@ -15,10 +16,73 @@ from typing import Callable
 
 import numpy as np
 
-from . import svgplot
+from . import drawing
 from .checks import Call
 from .i18n import _, language
 from .model import CheckResult, OutcomeStatus, ProbeOutcome
+
+
+class RecordingFigure:
+    """A matplotlib figure as a draw function sees it (``fig.colorbar(...)``, ...): its calls are recorded."""
+
+    def __init__(self, rows: int, cols: int, figsize: tuple[float, float]):
+        self.spec = drawing.FigureSpec(rows, cols, tuple(figsize))
+
+    def record(self, target: str, index: int, method: str, *args, **kwargs) -> drawing.Artist:
+        self.spec.calls.append(drawing.PlotCall(target, index, method, plain(args), plain(kwargs)))
+        return drawing.Artist(len(self.spec.calls) - 1)
+
+    def __getattr__(self, method: str):
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return functools.partial(self.record, drawing.FIGURE, 0, method)
+
+
+class RecordingAxes:
+    """A matplotlib Axes as a draw function sees it (``ax.plot(...)``, ``ax.transAxes``): its calls are recorded."""
+
+    def __init__(self, figure: RecordingFigure, index: int):
+        self.figure, self.index = figure, index
+
+    @property
+    def transAxes(self) -> drawing.AxesTransform:  # noqa: N802 (matplotlib's name)
+        return drawing.AxesTransform(self.index)
+
+    def __getattr__(self, method: str):
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return functools.partial(self.figure.record, drawing.AXES, self.index, method)
+
+
+def plain(value):
+    """A call's argument as plain data for the drawing process: numbers, strings, arrays, refs; never a closure."""
+    if isinstance(value, RecordingAxes):
+        return drawing.AxesRef(value.index)
+    if isinstance(value, np.ndarray) and value.dtype == object:  # a slice of the axes grid
+        return [plain(v) for v in value.ravel()]
+    if isinstance(value, (list, tuple, range, zip)):
+        return tuple(plain(v) for v in value) if isinstance(value, tuple) else [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if value is None or isinstance(value, (bool, int, float, str, np.ndarray, np.generic, drawing.Artist,
+                                           drawing.AxesTransform)):
+        return value
+    if hasattr(value, "__array__"):  # a tensor: its numbers
+        return np.asarray(value, dtype=np.float64)
+    raise TypeError(f"a figure's data must be plain data, not {type(value).__name__}")
+
+
+def subplots(rows: int = 1, cols: int = 1, figsize: tuple[float, float] = (6.4, 4.8), squeeze: bool = True):
+    """``(figure, axes)`` as pyplot's: axes a 2-d array, or with ``squeeze`` a 1-d array or one Axes."""
+    figure = RecordingFigure(rows, cols, figsize)
+    axes = np.empty((rows, cols), dtype=object)
+    for index in range(rows * cols):
+        axes.flat[index] = RecordingAxes(figure, index)
+    if not squeeze:
+        return figure, axes
+    if rows == 1 and cols == 1:
+        return figure, axes[0, 0]
+    return figure, axes.ravel() if rows == 1 or cols == 1 else axes
 
 
 @dataclass
@@ -44,7 +108,7 @@ class Figure:
     title: str
     caption: str = ""
     make_calls: Callable[[np.random.Generator], list[Call]] = lambda rng: []
-    draw: Callable[[FigureInputs], svgplot.Figure] = None
+    draw: Callable[[FigureInputs], RecordingFigure] = None
     prepare: Callable[[list[Call]], None] | None = None  # cacheable reference work, run while the worker runs
     # The checks whose results ``draw`` reads (FigureInputs.checks). In a run on hidden inputs, their public calls
     # are made too and the figure gets those judged: a hidden check's details (its reference widths, its data
@@ -61,6 +125,7 @@ class FigureResult:
     svg: str | None = None
     error: str | None = None
     waiting: bool = False  # none of the student's functions in it returned a value yet
+    cpu_seconds: float = 0.0  # the drawing's CPU time, in the drawing process (not in to_json: not the report's)
 
     def to_json(self) -> dict:
         return {"id": self.id, "exercise": self.exercise, "title": self.title, "caption": self.caption,
@@ -80,8 +145,14 @@ def figure_fonts(lang: str) -> tuple[str, ...]:
     return (LATIN_FONT, *sorted(CJK_FONTS.values(), key=lambda font: font != CJK_FONTS.get(lang)))
 
 
-def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:
-    """Draw one figure; a figure that fails to draw is reported, never raised.
+def render_figure(figure: Figure, inputs: FigureInputs, drawer) -> FigureResult:
+    """Draw one figure and wait for it (see ``submit_figure``)."""
+    return submit_figure(figure, inputs, drawer)()
+
+
+def submit_figure(figure: Figure, inputs: FigureInputs, drawer) -> Callable[[], FigureResult]:
+    """Record one figure and hand it to ``drawer`` (a grader.drawing.DrawingProcess, or a Painter drawing here);
+    the function returned waits for it. A figure that fails to draw is reported, never raised.
 
     A figure none of whose calls returned a value is not drawn: it would show only the
     reference's answers, which teach nothing to a student who has not written the function.
@@ -89,10 +160,21 @@ def render_figure(figure: Figure, inputs: FigureInputs) -> FigureResult:
     result = FigureResult(figure.id, figure.exercise, _(figure.title), _(figure.caption))
     if inputs.outcomes and not any(o.status == OutcomeStatus.OK for o in inputs.outcomes):
         result.waiting = True
-        return result
+        return lambda: result
     try:
+        spec = figure.draw(inputs).spec
         # The figure's id prefixes the SVG's ids: a report inlines several figures in one page.
-        result.svg = figure.draw(inputs).to_svg(figure.id, figure_fonts(language()))
+        drawn = drawer.submit(spec, figure_fonts(language()), figure.id)
     except Exception as exc:
         result.error = f"{type(exc).__name__}: {exc}"
-    return result
+        return lambda: result
+
+    def wait() -> FigureResult:
+        try:
+            done = drawn.result()
+            result.svg, result.cpu_seconds = done.svg, done.cpu_seconds
+        except Exception as exc:
+            result.error = str(exc) if isinstance(exc, drawing.FigureNotDrawn) else f"{type(exc).__name__}: {exc}"
+        return result
+
+    return wait

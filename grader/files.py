@@ -129,9 +129,21 @@ def submission_names(notebooks: list[Path]) -> dict[Path, str]:
     return names
 
 
-def class_folders(notebooks: list[Path], out_dir: Path) -> list[Path]:
-    """Every submission's folder and the output: hidden from every worker, so no student sees another's notebook."""
-    return sorted({Path(os.path.abspath(nb.parent)) for nb in notebooks} | {Path(os.path.abspath(out_dir))})
+def class_folders(paths: list[str | Path], out_dir: Path) -> list[Path]:
+    """The class's folders and the output, hidden from every worker so that no student sees another's notebook:
+    each folder given (all under it), the folder of each notebook given as a file, and the output folder; only the
+    outermost ones. A class of a folder per student is then one path for each worker's start to hide, not one per
+    student (each start checks every path it hides: per student, the batch's cost grew with the square of its size).
+    """
+    folders = set()
+    for path in map(Path, paths):
+        try:
+            is_folder = stat.S_ISDIR(os.lstat(path).st_mode)
+        except OSError:
+            is_folder = False
+        folders.add(Path(os.path.abspath(path if is_folder else path.parent)))
+    folders.add(Path(os.path.abspath(out_dir)))
+    return sorted(folder for folder in folders if not any(parent in folders for parent in folder.parents))
 
 
 @dataclass(frozen=True)

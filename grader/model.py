@@ -398,7 +398,8 @@ class StageTimes:
     reference_computed: int = 0  # reference results computed here
     reference_from_disk: int = 0  # reference results read from the on-disk cache
     judging: float = 0.0
-    figures: float = 0.0  # drawing the report figures
+    figures: float = 0.0  # drawing the report figures (wall clock: recording them, then waiting for the drawer)
+    figures_cpu: float = 0.0  # the drawing process's CPU time for them
     report: float = 0.0  # rendering and writing result.json and report.html
 
     def to_json(self) -> dict[str, Any]:

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import refcache
-from .assignment import Assignment, draw_calls, public_calls, public_material, rng_for
+from .assignment import Assignment, draw_calls, figure_material, public_calls, public_material, rng_for
 from .checks import Call, Check, Verdict, call_text, outcome_category
 from .cgroups import CgroupManager
 from .execute import ExecutionOptions, WorkerProcess
-from .figures import Figure, FigureInputs, FigureResult, render_figure
+from .figures import Figure, FigureInputs, FigureResult, submit_figure
 from .i18n import N_, _
 from .installed import metadata_assignment, wrong_assignment
 from .load import NotebookRejected, load_notebook
@@ -104,21 +104,24 @@ def plan_figures(assignment: Assignment, options: GradingOptions) -> list[Planne
     for figure in assignment.figures:
         if options.exercises and figure.exercise not in options.exercises:
             continue
-        calls = figure.make_calls(rng_for(f"figures:{assignment.public_seed}", figure.id))
+        calls = figure.make_calls(rng_for(figure_material(assignment), figure.id))
         planned.append(PlannedFigure(figure, calls, probe_calls(f"figure:{figure.id}", calls, options)))
     return planned
 
 
 def draw_figures(planned: list[PlannedFigure], probes: dict[str, ProbeOutcome], results: list[CheckResult],
-                 silent: frozenset[str] = frozenset()) -> list[FigureResult]:
+                 drawer, silent: frozenset[str] = frozenset()) -> list[FigureResult]:
     """``silent``: exercises none of whose functions returned a value. A figure of its own calls waits when
-    none of them returned one (render_figure); a figure drawn from the checks' results alone waits when its
-    exercise is silent: it could show only the reference."""
+    none of them returned one (submit_figure); a figure drawn from the checks' results alone waits when its
+    exercise is silent: it could show only the reference. Every figure is handed to ``drawer`` (grader.drawing)
+    before the first is waited for: the drawing process draws one while the next is recorded."""
     checks = {r.id: r for r in results}
-    return [FigureResult(p.figure.id, p.figure.exercise, p.figure.title, p.figure.caption, waiting=True)
-            if not p.probe_calls and p.figure.exercise in silent else
-            render_figure(p.figure, FigureInputs(p.calls, [probes[c.id] for c in p.probe_calls], checks))
-            for p in planned]
+    waits = [(lambda p=p: FigureResult(p.figure.id, p.figure.exercise, p.figure.title, p.figure.caption,
+                                       waiting=True))
+             if not p.probe_calls and p.figure.exercise in silent else
+             submit_figure(p.figure, FigureInputs(p.calls, [probes[c.id] for c in p.probe_calls], checks), drawer)
+             for p in planned]
+    return [wait() for wait in waits]
 
 
 def silent_exercises(checks: list[PlannedCheck], results: list[CheckResult]) -> frozenset[str]:
@@ -183,12 +186,14 @@ class PendingFigures:
     ledger: refcache.ReferenceLedger | None = None
     silent: frozenset[str] = frozenset()  # silent_exercises
 
-    def draw_into(self, result: SubmissionResult) -> SubmissionResult:
+    def draw_into(self, result: SubmissionResult, drawer) -> SubmissionResult:
+        """The figures drawn by ``drawer`` (grader.drawing: the run's DrawingProcess, or a Painter)."""
         started = time.monotonic()
         if self.planned:
             with refcache.using(self.store, self.ledger):
-                result.figures = draw_figures(self.planned, self.probes, self.results, self.silent)
+                result.figures = draw_figures(self.planned, self.probes, self.results, drawer, self.silent)
         result.timing.figures = time.monotonic() - started
+        result.timing.figures_cpu = sum(f.cpu_seconds for f in result.figures)
         if self.ledger:
             record_reference(result.timing, self.ledger)
         return result
@@ -418,8 +423,10 @@ def grade_submission(path: str | Path, assignment: Assignment, options: GradingO
     """Grade one notebook file, figures drawn. ``worker`` may be a pre-started WorkerProcess; it is consumed.
     ``run``: the grading run this is part of (grader.run); None: one of its own, ended before this returns."""
     with within(run) as run:
+        if (options or GradingOptions()).figures:
+            run.drawer.start()  # its drawing process warms up while the notebook runs
         result, figures = grade_until_figures(path, assignment, options, worker, hide, run)
-        return figures.draw_into(result)
+        return run.drawer.submit(result, figures).result()
 
 
 def grade_until_figures(path: str | Path, assignment: Assignment, options: GradingOptions | None = None,

@@ -178,6 +178,21 @@ def _add(archive: zipfile.ZipFile, name: str, data: bytes, mode: int) -> None:
     archive.writestr(info, data)
 
 
+def beside_the_assignment(assignment: Assignment, shipped: set[Path]) -> dict[str, Path]:
+    """The files of its hidden folders (its reference) that the zip does not hold yet, where its checks find them: an
+    assignment kept outside assignments/ names its reference by a path from its own folder (grader.kit.load_reference),
+    so the reference goes at that same place from the folder's place in the zip."""
+    files = {}
+    for hidden in assignment.hidden_paths:
+        try:
+            place = Path(hidden).resolve().relative_to(assignment.root.parent)
+        except ValueError:  # elsewhere: not reachable from the folder by the same path; the repository's reference/
+            continue
+        files.update({f"assignments/{(place / p.relative_to(hidden)).as_posix()}": p
+                      for p in _tree(Path(hidden).resolve(), Path(hidden).resolve()) if p not in shipped})
+    return files
+
+
 def build_gradescope_zip(target: Path, assignment: Assignment, secret: str, run_options: list[str]) -> list[str]:
     """The autograder zip: setup.sh and run_autograder at its root, the grader, the assignment and the secret.
 
@@ -195,6 +210,7 @@ def build_gradescope_zip(target: Path, assignment: Assignment, secret: str, run_
     prefix = f"assignments/{assignment.root.name}"
     files.update({f"{prefix}/{p.relative_to(assignment.root).as_posix()}": p
                   for p in _tree(assignment.root, assignment.root)})
+    files.update(beside_the_assignment(assignment, set(files.values())))
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     with zipfile.ZipFile(partial, "w") as archive:

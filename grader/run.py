@@ -61,26 +61,44 @@ class Drawer(Protocol):
 
 
 class ThreadDrawer:
-    """One drawing thread in this process (grader.svgplot draws: no process of its own is needed)."""
+    """One drawing thread that records each submission's figures (grader.figures) and waits for ``painter`` to
+    draw them: by default the run's drawing process (grader.drawing.DrawingProcess: matplotlib in a process of its
+    own, below the kernels' priority), made by ``start``, so that it warms up while the first submissions are
+    graded; or a grader.drawing.Painter, drawing in this process (a Dask task's: no drawing process per task)."""
 
-    def __init__(self):
+    def __init__(self, painter=None):
         self.pool: ThreadPoolExecutor | None = None
+        self.painter = painter
+        self.own = painter is None  # the drawing process is made here, and ended by close
         self.lock = threading.Lock()
 
     def start(self) -> None:
         with self.lock:
             if self.pool is None:
                 self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="draw")
+            if self.painter is None:
+                from .config import DRAWING_NICENESS
+                from .drawing import DrawingProcess
+                from .figures import figure_fonts
+                from .i18n import language
+
+                self.painter = DrawingProcess(figure_fonts(language()), DRAWING_NICENESS)
+            self.painter.start()
 
     def submit(self, result: SubmissionResult, figures: PendingFigures) -> Future:
         self.start()
-        return self.pool.submit(figures.draw_into, result)
+        return self.pool.submit(figures.draw_into, result, self.painter)
 
     def close(self, cancel: bool = False) -> None:
         with self.lock:
             pool, self.pool = self.pool, None
+            painter = self.painter
+            if self.own:
+                self.painter = None
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=cancel)
+        if painter is not None and self.own:
+            painter.close(interrupt=cancel)
 
 
 # --------------------------------------------------------------------------- reference warm-up

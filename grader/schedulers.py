@@ -37,10 +37,12 @@ from .files import read_regular_file
 from .i18n import _, language, use_language
 from .load import MAX_NOTEBOOK_BYTES
 from .reasons import code_text
+from . import refcache
 from .model import ErrorKind, GradeError, GradedSubmission, SubmissionResult
 from .cgroups import CgroupManager
 from .pipeline import GradingOptions, grade_submission, grade_until_figures, rejected_result, start_worker
-from .run import Run
+from .drawing import Painter
+from .run import Run, ThreadDrawer
 
 
 @dataclass
@@ -141,6 +143,8 @@ class LocalScheduler:
         self.interrupted = threading.Event()
         self.pool: WorkerPool | None = None
         self.grading = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="grade")
+        if options.figures:
+            run.drawer.start()  # its drawing process warms up while the first submissions are graded
 
     def run(self, items: list[BatchItem]) -> Iterator[tuple[BatchItem, GradedSubmission]]:
         self.pool = self.session.kernels.pool(self.assignment, self.options, self.hide,
@@ -216,17 +220,23 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
     """On a Dask worker: the same sandboxed grading as a local batch, figures drawn, returned as plain data."""
     from .version import __version__
 
-    assignment = load_assignment(job.assignment)
+    assignment = load_assignment(job.assignment, check_references=False)
     if assignment.digest() != job.assignment_digest or __version__ != job.grader_version:
         raise WrongVersion(f"this Dask worker has grader {__version__} and assignment {assignment.digest()[:12]}; "
                            f"the client has grader {job.grader_version} and assignment {job.assignment_digest[:12]}",
                            worker=(__version__, assignment.digest()), client=(job.grader_version, job.assignment_digest))
+    # Once per worker process, as the CLI does it: the public inputs' reference work read from the worker's cache
+    # when a run has kept it there, not computed again by each worker's first task (0.75 s or more of it).
+    with refcache.using(job.options.reference_store(assignment, public=True), None):
+        assignment.check_references()
     use_language(job.language, (assignment.root / "locale",))
     folder = Path(tempfile.mkdtemp(prefix="grader-dask-"))  # 0700, hidden from the kernel as the submission's folder
     try:
         path = folder / f"{job.name}.ipynb"
         path.write_bytes(job.notebook)
-        result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide])
+        # Figures drawn in this process: a drawing process per task would import matplotlib for each submission.
+        with Run(drawer=ThreadDrawer(Painter())) as run:
+            result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide], run=run)
         result.source = job.source
         return as_plain_data(result)
     finally:

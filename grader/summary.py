@@ -145,6 +145,7 @@ PROFILE_ROWS = (  # (result.json timing field, what the row says)
     ("reference", N_("reference work computed")),
     ("judging", N_("judging")),
     ("figures", N_("drawing the figures (off the critical path)")),
+    ("figures_cpu", N_("drawing the figures, the drawing process's CPU seconds")),
     ("report", N_("report and result.json")),
     ("seconds", N_("each submission, load to judged")),
 )

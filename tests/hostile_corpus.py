@@ -330,6 +330,16 @@ def corpus(reference_paths: list[str], socket_targets: list[tuple[str, int]], wr
     }
 
 
+def write_entry(path, content) -> None:
+    """A corpus entry's content as the file ``path``: raw bytes, text, or a notebook."""
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif isinstance(content, str):
+        path.write_text(content)
+    else:
+        nbformat.write(content, path)
+
+
 def special_files(solution_path: str) -> dict:
     """name -> how to make a submission that is not a regular file (links, FIFOs), as the test creates them."""
     import os

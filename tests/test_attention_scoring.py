@@ -27,7 +27,7 @@ from babel.messages.pofile import read_po
 
 from assignments.attention_scoring import build_notebooks, variants, verdicts
 from assignments.attention_scoring.build_notebooks import ANSWER_PROMPTS, SOLUTION, write_all
-from assignments.attention_scoring.catalog import assignment_texts
+from grader.kit import assignment_texts, write_template
 from grader.assignment import load_assignment
 from grader.checks import EDGE_FACTOR, Call, Case, CustomCheck, ValueCheck, reference_value
 from grader.compare import relative_error
@@ -419,9 +419,11 @@ def test_the_training_data_survives_a_bundle(scoring):
 
 @pytest.mark.parametrize("student", ["book", "numpy", "nothing"])
 def test_the_figures_draw_from_what_the_students_code_returned(scoring, student):
+    from grader.drawing import Painter
     from grader.figures import FigureInputs, render_figure
 
     namespace = {"book": book_namespace, "numpy": numpy_namespace, "nothing": dict}[student]()
+    painter = Painter()  # drawn in this process
     for figure in scoring.figures:
         calls = figure.make_calls(np.random.default_rng(0))
         outcomes = []
@@ -431,7 +433,7 @@ def test_the_figures_draw_from_what_the_students_code_returned(scoring, student)
                 continue
             probe = ProbeCall("f", c.function, tuple(c.args), c.grad_wrt, 10.0, dict(c.kwargs), c.construct)
             outcomes.append(parse_outcome("f", call_and_encode(namespace[c.function], call_json(probe))))
-        result = render_figure(figure, FigureInputs(calls, outcomes, {}))
+        result = render_figure(figure, FigureInputs(calls, outcomes, {}), painter)
         if student == "nothing":
             assert result.waiting and result.svg is None
         else:
@@ -518,9 +520,7 @@ def pot_ids(path: Path) -> set[str]:
 
 
 def test_the_committed_pot_is_up_to_date(tmp_path):
-    from assignments.attention_scoring.catalog import write_template
-
-    assert pot_ids(write_template(tmp_path / "messages.pot")) == pot_ids(FOLDER / "locale" / "messages.pot")
+    assert pot_ids(write_template(FOLDER, tmp_path / "messages.pot")) == pot_ids(FOLDER / "locale" / "messages.pot")
 
 
 @pytest.mark.parametrize("lang", LANGS)

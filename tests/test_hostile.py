@@ -26,7 +26,7 @@ from grader.pipeline import GradingOptions
 from grader.sandbox import SANDBOX_RUNTIME, Limits
 from tests.conftest import NEEDS_BUBBLEWRAP
 from grader.pipeline import plan_probes
-from tests.hostile_corpus import AWKWARD_NAMES, CANARY, MARKER_SLEEP, corpus, special_files
+from tests.hostile_corpus import AWKWARD_NAMES, CANARY, MARKER_SLEEP, corpus, special_files, write_entry
 from tests.submissions import MISTAKES
 
 SECRET = "secret-under-test-91b2"
@@ -111,13 +111,7 @@ def batches(tmp_path_factory, listener):
     entries = corpus(reference_paths, [tuple(listener)], write_targets, visible, [str(subs), str(out), "mallory"],
                      check_ids)
     for name, (content, _, _) in entries.items():
-        path = subs / f"{name}.ipynb"
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        elif isinstance(content, str):
-            path.write_text(content)
-        else:
-            nbformat.write(content, path)
+        write_entry(subs / f"{name}.ipynb", content)
     solution = assignment.root / "solution" / "attention_pooling_solution.ipynb"
     for name, make in special_files(str(solution)).items():
         make(str(subs / f"{name}.ipynb"))

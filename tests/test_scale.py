@@ -231,11 +231,11 @@ def test_a_dask_worker_hides_what_a_local_batch_hides(small_class, tmp_path, mon
     """The class's folders and the output travel with each task: a worker sharing the client's disk hides them."""
     from grader import pipeline, schedulers
     from grader.assignment import load_assignment
-    from grader.files import class_folders, find_notebooks
+    from grader.files import class_folders
 
     assignment = load_assignment("attention_pooling")
     options = pipeline.GradingOptions(secret=SECRET, exercises=("ex1",))
-    hide = class_folders(find_notebooks([small_class]), tmp_path / "out")
+    hide = class_folders([small_class], tmp_path / "out")
     scheduler = object.__new__(schedulers.DaskScheduler)  # no cluster needed to make a task
     scheduler.assignment, scheduler.options, scheduler.hide = assignment, options, hide
     notebook = small_class / "ann.ipynb"
@@ -267,6 +267,53 @@ def test_a_figure_drawn_from_results_alone_waits_while_its_exercise_is_silent(as
     assert figures and all(not plan.probe_calls for plan in figures)  # ex4's figure draws from the study's results
     errored = [CheckResult(plan.check.id, "", "errored", 0.0, 1.0, "") for plan in checks]
     assert silent_exercises(checks, errored) == {"ex4"}
-    assert [f.waiting for f in draw_figures(figures, {}, errored, silent_exercises(checks, errored))] == [True]
+    assert [f.waiting for f in draw_figures(figures, {}, errored, None, silent_exercises(checks, errored))] == [True]
     judged = [CheckResult(checks[0].check.id, "", "failed", 0.0, 1.0, ""), *errored[1:]]
     assert silent_exercises(checks, judged) == frozenset()
+
+
+def test_a_class_of_a_folder_per_student_is_one_folder_to_hide(tmp_path):
+    """Each worker's start checks every path it hides: a path per student made a batch's cost grow with the square
+    of its size. The folders given are hidden whole (every notebook under them with them), the outermost only."""
+    from grader.files import class_folders, find_notebooks
+
+    klass = tmp_path / "class"
+    for i in range(50):
+        (klass / f"student{i}").mkdir(parents=True)
+        (klass / f"student{i}" / "attention_pooling.ipynb").write_text("{}")
+    loose = tmp_path / "late" / "attention_pooling.ipynb"
+    loose.parent.mkdir()
+    loose.write_text("{}")
+    given = [klass, klass / "student3" / "attention_pooling.ipynb", loose]
+    assert class_folders(given, klass / "out") == [klass, loose.parent]  # the output inside the class: covered
+    hide = class_folders(given, tmp_path / "grades")
+    assert hide == [klass, tmp_path / "grades", loose.parent]
+    assert all(any(folder in notebook.parents for folder in hide) for notebook in find_notebooks(given))
+
+
+def test_a_dask_worker_checks_the_reference_through_the_runs_cache(tmp_path, monkeypatch):
+    """A worker's first task checks the reference on the public inputs as the CLI does, with the run's cache in
+    use: read from there once a run has kept it (each worker computed it again, its first task's extra cost)."""
+    from grader import pipeline, schedulers
+    from grader.assignment import load_assignment
+
+    assignment = load_assignment("attention_pooling", check_references=False)
+    options = pipeline.GradingOptions(secret=SECRET, exercises=("ex1",), disk_cache=True, cache_dir=tmp_path / "cache")
+    scheduler = object.__new__(schedulers.DaskScheduler)  # no cluster needed to make a task
+    scheduler.assignment, scheduler.options, scheduler.hide = assignment, options, []
+    notebook = tmp_path / "ann.ipynb"
+    nbformat.write(build_notebook(SOLUTION), notebook)
+    job = scheduler.job(schedulers.BatchItem(notebook, "ann", "key"))
+    monkeypatch.setattr(assignment, "_references_checked", False, raising=False)  # as in a new worker process
+
+    class Started(Exception):
+        pass
+
+    def start_worker(*args):
+        raise Started
+
+    monkeypatch.setattr(pipeline, "start_worker", start_worker)
+    with pytest.raises(Started):
+        schedulers.grade_remote(job)
+    public = options.reference_store(assignment, public=True).folder
+    assert public is not None and public.is_dir() and any(public.iterdir())

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.notebooks import NotebookText, assignment_notebook, with_changes, write_notebook
+from grader.kit import PLACEHOLDER, AssignmentNotebooks, NotebookText, with_changes, write_notebook
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -125,7 +125,6 @@ draw data of growing $n$ in $d = 1, 2$, find the optimal widths, and fit the slo
 against $\\log n$.
 """
 
-ANSWER_PLACEHOLDER = "*Your answer here.*"
 ANSWER_PROMPTS = {
     "answer:ex1": "**Your answer (Exercise 1):** prove that the Parzen score and the Nadaraya–Watson classifier are equivalent.",
     "answer:ex2a": "**Your answer (Exercise 2a):** without leave-one-out, what happens to the width, and why?",
@@ -297,13 +296,12 @@ SOLUTION_ANSWERS = {
 }
 
 
-def build_notebook(functions: dict[str, str], answers: dict[str, str] | None = None,
-                   exploration: dict[str, str] | None = None, extra_cells: dict[str, list[str]] | None = None):
-    """The assignment notebook with the given code for each exercise's functions."""
-    exercises = (("ex1", EX1, ("answer:ex1",)), ("ex2", EX2, ("answer:ex2a", "answer:ex2b")),
-                 ("ex3", EX3, ("answer:ex3",)), ("ex4", EX4, ("answer:ex4",)))
-    text = NotebookText("attention_pooling", INTRO, DATA, exercises, ANSWER_PROMPTS, ANSWER_PLACEHOLDER)
-    return assignment_notebook(text, functions, answers, exploration, extra_cells)
+EXERCISES = (("ex1", EX1, ("answer:ex1",)), ("ex2", EX2, ("answer:ex2a", "answer:ex2b")),
+             ("ex3", EX3, ("answer:ex3",)), ("ex4", EX4, ("answer:ex4",)))
+NOTEBOOKS = AssignmentNotebooks(
+    NotebookText("attention_pooling", INTRO, DATA, EXERCISES, ANSWER_PROMPTS, PLACEHOLDER), STUBS, SOLUTION,
+    SOLUTION_ANSWERS, SOLUTION_EXPLORATION)
+build_notebook = NOTEBOOKS.build
 
 
 def example_submissions() -> dict[str, nbformat.NotebookNode]:
@@ -343,16 +341,9 @@ def example_submissions() -> dict[str, nbformat.NotebookNode]:
 
 
 def write_all(out: Path = REPO) -> list[Path]:
-    written = []
-
-    def write(nb, path: Path):
-        written.append(write_notebook(nb, path))
-
-    write(build_notebook(STUBS), out / "assignments/attention_pooling/attention_pooling.ipynb")
-    write(build_notebook(SOLUTION, SOLUTION_ANSWERS, SOLUTION_EXPLORATION),
-          out / "assignments/attention_pooling/solution/attention_pooling_solution.ipynb")
+    written = NOTEBOOKS.write(out / "assignments" / "attention_pooling")
     for stem, nb in example_submissions().items():
-        write(nb, out / f"examples/submissions/{stem}.ipynb")
+        written.append(write_notebook(nb, out / f"examples/submissions/{stem}.ipynb"))
     truncated = out / "examples/submissions/erin_truncated.ipynb"
     text = nbformat.writes(build_notebook(SOLUTION))
     truncated.write_text(text[: len(text) // 3])  # an upload cut short: not valid JSON

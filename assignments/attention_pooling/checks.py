@@ -47,6 +47,7 @@ from grader.assignment import Assignment, Exercise
 from grader.checks import NAN_WHERE_FINITE, SIGN_ONLY, Call, Case, CustomCheck, Misconception, ValueCheck
 from grader.curves import ComputedCurve
 from grader.i18n import N_, Message
+from grader.kit import draw_seed, numpy_of
 from grader.seal import seal_value
 from reference import attention_pooling as ref
 
@@ -61,14 +62,6 @@ READ_RATE = ("Section 11.2's opening paragraph (the estimator is consistent when
              "the kernel density estimation article it links (bias and variance of a kernel estimate)")
 
 HALF_LOSS_CREDIT = 0.75  # share of an input's points for a loss that is exactly half the contract's (the book's 1/2)
-
-
-def numpy_of(t) -> np.ndarray:
-    return t.detach().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=np.float64)
-
-
-def draw_seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(0, 2**31 - 1))
 
 
 def sq_dist(a, b) -> torch.Tensor:
@@ -634,14 +627,12 @@ study_check = CustomCheck(
 
 # --------------------------------------------------------------------------- the assignment
 
-DIAGNOSES = (*verdicts.FIT_WIDTH_DIAGNOSES.values(), verdicts.EXPONENT_D_PLUS_2, EXPONENT_D_PLUS_2_GRADED,
-             verdicts.EXPONENT_SIGN,
-             verdicts.EXPONENT_CONSTANT, verdicts.STUDY_WIDTHS_TOO_SMALL)
-
 ASSIGNMENT = Assignment(
     name="attention_pooling",
     title="Attention Pooling by Similarity",
     template="attention_pooling.ipynb",
+    contract=("parzen_density", "parzen_class_score", "nw_classify", "nw_regress", "train_loss", "loo_loss", "fit_width",
+              "gaussian_attention", "dot_product_attention", "loo_optimal_width", "predicted_exponent"),
     exercises=[
         Exercise("ex1", "Parzen windows and Nadaraya-Watson classification", ("answer:ex1",), READ_KERNELS),
         Exercise("ex2", "Learning the kernel width", ("answer:ex2a", "answer:ex2b"), READ_ADAPT),

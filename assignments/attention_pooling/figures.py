@@ -12,9 +12,8 @@ import numpy as np
 import torch
 
 from grader.checks import Call
-from grader.figures import Figure, FigureInputs
+from grader.figures import Figure, FigureInputs, subplots
 from grader.i18n import N_, _
-from grader.svgplot import subplots
 from reference import attention_pooling as ref
 
 YOURS = {"color": "#c9482b", "lw": 2}

@@ -311,7 +311,8 @@ def fit_width_without_data(outcomes) -> str | None:
 
 
 FIT_WIDTH = CustomVerdict("fit_width", FitWidthData, fit_width_verdict, self_checked=False,
-                          without_data=fit_width_without_data)
-EXPONENT = CustomVerdict("predicted_exponent", ExponentData, exponent_verdict)
-STUDY = CustomVerdict("shrinking_study", StudyData, study_verdict, self_checked=False)
+                          without_data=fit_width_without_data, texts=tuple(FIT_WIDTH_DIAGNOSES.values()))
+EXPONENT = CustomVerdict("predicted_exponent", ExponentData, exponent_verdict,
+                         texts=(EXPONENT_D_PLUS_2, EXPONENT_SIGN, EXPONENT_CONSTANT))
+STUDY = CustomVerdict("shrinking_study", StudyData, study_verdict, self_checked=False, texts=(STUDY_WIDTHS_TOO_SMALL,))
 VERDICTS = (FIT_WIDTH, EXPONENT, STUDY)  # what a bundle's custom checks may name

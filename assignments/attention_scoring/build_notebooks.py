@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from grader.notebooks import NotebookText, assignment_notebook, write_notebook
+from grader.kit import PLACEHOLDER, AssignmentNotebooks, NotebookText
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -131,7 +131,6 @@ learnable $w$: $f(x) = \\sum_i \\mathrm{softmax}_i\\left(-\\tfrac{1}{2}((x - x_i
 Then answer the older edition's four exercises below, with experiments where they help.
 """
 
-ANSWER_PLACEHOLDER = "*Your answer here.*"
 ANSWER_PROMPTS = {
     "answer:ex1": "**Your answer (Exercise 1):** why a large negative number and not 0 for the masked scores, and what "
                   "would -inf do to a row where nothing is valid?",
@@ -370,28 +369,16 @@ SOLUTION_ANSWERS = {
                    "is the parametric one's band, possibly displaced by b.",
 }
 
-EXERCISES = (("ex1", EX1, ["answer:ex1"]), ("ex2", EX2, ["answer:ex2"]), ("ex3", EX3, ["answer:ex3"]),
-             ("ex4", EX4, ["answer:ex4"]), ("ex5", EX5, ["answer:ex5a", "answer:ex5b", "answer:ex5c", "answer:ex5d"]))
+EXERCISES = (("ex1", EX1, ("answer:ex1",)), ("ex2", EX2, ("answer:ex2",)), ("ex3", EX3, ("answer:ex3",)),
+             ("ex4", EX4, ("answer:ex4",)), ("ex5", EX5, ("answer:ex5a", "answer:ex5b", "answer:ex5c", "answer:ex5d")))
 
-
-def build_notebook(functions: dict[str, str], answers: dict[str, str] | None = None,
-                   exploration: dict[str, str] | None = None, extra_cells: dict[str, list[str]] | None = None):
-    """The assignment notebook with the given code for each exercise."""
-    exercises = tuple((ex, statement, tuple(tags)) for ex, statement, tags in EXERCISES)
-    text = NotebookText(NAME, INTRO, SETUP, exercises, ANSWER_PROMPTS, ANSWER_PLACEHOLDER)
-    return assignment_notebook(text, functions, answers, exploration, extra_cells)
+NOTEBOOKS = AssignmentNotebooks(NotebookText(NAME, INTRO, SETUP, EXERCISES, ANSWER_PROMPTS, PLACEHOLDER), STUBS,
+                                SOLUTION, SOLUTION_ANSWERS, SOLUTION_EXPLORATION)
+build_notebook = NOTEBOOKS.build
 
 
 def write_all(out: Path = REPO) -> list[Path]:
-    written = []
-
-    def write(nb, path: Path):
-        written.append(write_notebook(nb, path))
-
-    write(build_notebook(STUBS), out / f"assignments/{NAME}/{NAME}.ipynb")
-    write(build_notebook(SOLUTION, SOLUTION_ANSWERS, SOLUTION_EXPLORATION),
-          out / f"assignments/{NAME}/solution/{NAME}_solution.ipynb")
-    return written
+    return NOTEBOOKS.write(out / "assignments" / NAME)
 
 
 if __name__ == "__main__":

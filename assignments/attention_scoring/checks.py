@@ -35,15 +35,15 @@ above rtol * 10; no input of the 100 secrets was at the edge.
 from __future__ import annotations
 
 import functools
-import math
 from pathlib import Path
 
 import numpy as np
 
 from grader.assignment import Assignment, Exercise
-from grader.checks import Call, Case, CustomCheck, Misconception, ValueCheck, pairs
+from grader.checks import Call, Case, CustomCheck, Misconception, ValueCheck, with_pairs
 from grader.curves import ComputedCurve
 from grader.i18n import N_, Message
+from grader.kit import draw_seed, linear_params, linear_weight, unit_scale
 from reference import attention_scoring as ref
 
 from . import constructs, variants as v
@@ -59,24 +59,6 @@ READ_PARAMETRIC = ("The older edition's Section 10.2.4 (Parametric Attention Poo
                    "Section 11.2.3 (Adapting Attention Pooling)")
 
 RTOL, ATOL = 2e-5, 1e-12
-
-
-def with_pairs(singles, settings, compose, meaningless):
-    """The check's misconceptions one at a time, then every meaningful two together (each named in the diagnosis)."""
-    return tuple(singles) + pairs([(settings[m.name], m) for m in singles if m.name in settings], compose, meaningless)
-
-
-def unit_scale(*args, **kwargs) -> float:
-    """Weights in [0, 1] and weighted means of standard normal values: errors are measured against 1."""
-    return 1.0
-
-
-def draw_seed(rng: np.random.Generator) -> int:
-    return int(rng.integers(0, 2**31 - 1))
-
-
-def linear_weight(rng: np.random.Generator, out_features: int, in_features: int) -> np.ndarray:
-    return rng.normal(0, 1 / math.sqrt(in_features), (out_features, in_features))
 
 
 def lengths_label(labels: dict, valid_lens, **values) -> Message:
@@ -229,9 +211,7 @@ def additive_cases(rng):
     cases = []
     for batch, queries, keys, key_size, query_size, hiddens, kind in ADDITIVE_DESIGNS:
         q, k, values, lengths = attention_inputs(rng, batch, queries, keys, query_size, key_size, 3, kind)
-        params = {"W_k.weight": linear_weight(rng, hiddens, key_size),
-                  "W_q.weight": linear_weight(rng, hiddens, query_size),
-                  "w_v.weight": linear_weight(rng, 1, hiddens)}
+        params = linear_params(rng, {"W_k": (hiddens, key_size), "W_q": (hiddens, query_size), "w_v": (1, hiddens)})
         cases.append(Case(lengths_label(ADDITIVE_LABELS, lengths, query_size=query_size, key_size=key_size,
                                         hiddens=hiddens),
                           (q, k, values, lengths),
@@ -433,6 +413,8 @@ ASSIGNMENT = Assignment(
     name="attention_scoring",
     title="Attention Scoring Functions",
     template="attention_scoring.ipynb",
+    contract=("masked_softmax", "DotProductAttention", "GeneralAttention", "AdditiveAttention", "local_monotonic_weights",
+              "predictive_position", "local_predictive_weights", "nw_parametric_pool", "train_parametric_nw"),
     exercises=[
         Exercise("ex1", "Masked softmax", ("answer:ex1",), READ_MASK),
         Exercise("ex2", "Scaled dot-product and general attention", ("answer:ex2",), READ_DOT),

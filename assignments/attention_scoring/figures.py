@@ -13,9 +13,8 @@ import numpy as np
 import torch
 
 from grader.checks import Call, reference_value
-from grader.figures import Figure, FigureInputs
+from grader.figures import Figure, FigureInputs, subplots
 from grader.i18n import N_, _
-from grader.svgplot import subplots
 from reference import attention_scoring as ref
 
 from . import constructs

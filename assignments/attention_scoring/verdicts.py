@@ -206,6 +206,5 @@ def train_without_data(outcomes) -> str | None:
 
 
 TRAIN = CustomVerdict("train_parametric_nw", TrainData, train_verdict, self_checked=False,
-                      without_data=train_without_data)
+                      without_data=train_without_data, texts=(*(text for _key, text in TRAIN_DIAGNOSES), SHARPER))
 VERDICTS = (TRAIN,)  # what a bundle's custom checks may name
-DIAGNOSES = tuple(text for _key, text in TRAIN_DIAGNOSES) + (SHARPER,)

@@ -127,7 +127,7 @@ class PeakMemory:
     """Samples the child's process tree: the peak RSS of the grader's process, of one worker, of one kernel."""
 
     KINDS = (("grader", "grader.cli"), ("worker", "grader.worker"), ("kernel", "ipykernel_launcher"),
-             ("floor", "--floor"))
+             ("zygote", "grader.zygote"), ("floor", "--floor"))
 
     def __init__(self, pid: int):
         import psutil

@@ -119,17 +119,6 @@ def cached_result(out_dir: Path, item: BatchItem) -> dict | None:
     return None
 
 
-def likely_first(paths: list[str | Path], out_dir: Path, force: bool = False, shard: Shard | None = None) -> Path | None:
-    """The notebook grade_batch will grade first, as far as it can be told before the assignment is loaded: the
-    first of this shard's share, unless an earlier run left a result for it (it may then be skipped)."""
-    notebooks = find_notebooks(paths)
-    names = submission_names(notebooks)
-    for notebook in notebooks:
-        if shard is None or shard.holds(names[notebook]):
-            return notebook if force or not (Path(out_dir) / names[notebook] / KEY_FILE).exists() else None
-    return None
-
-
 def grade_batch(paths: list[str | Path], assignment: Assignment, options: GradingOptions, out_dir: Path,
                 jobs: int = 1, force: bool = False, reviews: dict | None = None,
                 progress: Callable[[int, int, str, dict], None] | None = None, scheduler: str | None = None,
@@ -138,7 +127,7 @@ def grade_batch(paths: list[str | Path], assignment: Assignment, options: Gradin
 
     ``scheduler``: None grades on this machine with ``jobs`` threads; a Dask scheduler's address sends the
     submissions to its workers (grader.schedulers). ``run``: the grading run (grader.run) whose kernels, drawer and
-    cgroups it uses (an early worker the CLI started among them); None: one of its own, ended before this returns.
+    cgroups it uses (its zygote, which the CLI started first); None: one of its own, ended before this returns.
     """
     with within(run) as run:
         return _grade_batch(paths, assignment, options, Path(out_dir), jobs, force, reviews or {}, progress,

@@ -298,22 +298,19 @@ def grade(request: GradeRequest) -> GradeOutcome:
     preflight(execution, secret_on_command_line=request.secret_on_command_line and not request.public)
     with Run() as run:
         if not request.scheduler:
-            # The first kernel starts while this process imports the rest of the grader and the assignment (torch
-            # and all): start-up off the critical path.
-            run.kernels.start_early(request.paths, assignment_dir(settings.assignment), execution, request.out)
+            # Every kernel's imports (torch and all) are done once, by the run's zygote (grader.zygote), while this
+            # process imports the rest of the grader and the assignment: kernel start-up off the critical path.
+            run.kernels.start(execution)
         return grade_in(run, request, secret, shard)
 
 
 def grade_in(run, request: GradeRequest, secret: str | None, shard) -> GradeOutcome:
-    """The class graded in ``run`` (the early worker, if any, already starting)."""
-    from .batch import grade_batch, likely_first
+    """The class graded in ``run`` (its zygote, if any, already importing)."""
+    from .batch import grade_batch
     from .reviews import load_reviews
 
     settings = request.settings
-    # and the student's cells run while the assignment is imported
-    run.kernels.begin_early(likely_first(request.paths, request.out, request.force, shard))
     assignment = load_assignment(settings.assignment, check_references=False)
-    # The assignment's limits apply now; an early worker started with other limits is not used (the scheduler's).
     options = grading_options(settings, secret, execution_options(settings, assignment))
     check_cache(options)
     start_check = check_references(assignment, options)

@@ -67,18 +67,24 @@ class _SockFprog(ctypes.Structure):
 
 class DropPrivileges:
     """The kernel's side of the tier, between fork and exec: built in the parent (ctypes, the filter), called in
-    the child after it joined its cgroup and set its rlimits. Any failure raises: Popen then fails, no kernel runs."""
+    the child after it joined its cgroup and set its rlimits. Any failure raises: Popen then fails, no kernel runs.
 
-    def __init__(self, uid: int):
+    A kernel forked by the zygote (grader.zygote) calls it too, on its way into its sandbox: ``uid`` None keeps the
+    uid (a user namespace's, where every capability is dropped all the same), ``network`` takes the namespaces
+    tier's filter, and ``parent`` is the parent's process id as the caller sees it (0 from inside a PID namespace
+    whose parent is outside it): any other, and the parent died before the parent-death signal was set.
+    """
+
+    def __init__(self, uid: int | None, network: bool = False, parent: int | None = None):
         self.uid = uid
-        self.parent = os.getpid()
+        self.parent = os.getpid() if parent is None else parent
         self.libc = ctypes.CDLL(None, use_errno=True)
         self.last_cap = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
         self.header, self.caps = _CapHeader(LINUX_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
         arch = seccomp.architecture()
         self.program = None
         if arch is not None:
-            data = seccomp.compiled(arch, network=False)
+            data = seccomp.compiled(arch, network=network)
             self._filter = ctypes.create_string_buffer(data, len(data))
             self.program = _SockFprog(len(data) // 8, ctypes.cast(self._filter, ctypes.c_void_p))
 
@@ -94,10 +100,11 @@ class DropPrivileges:
                 self._check(-1, "PR_CAPBSET_DROP")
             # EPERM: a runtime that dropped CAP_SETPCAP leaves its own bounding set; no_new_privs below keeps any
             # exec from gaining what is left in it.
-        os.setgroups([])
-        os.setresgid(uid, uid, uid)
-        os.setresuid(uid, uid, uid)  # clears the permitted, effective and ambient sets
-        self._check(libc.capset(ctypes.byref(self.header), self.caps), "capset")  # and the inheritable one
+        if uid is not None:
+            os.setgroups([])
+            os.setresgid(uid, uid, uid)
+            os.setresuid(uid, uid, uid)  # clears the permitted, effective and ambient sets
+        self._check(libc.capset(ctypes.byref(self.header), self.caps), "capset")  # and the inheritable one (all, uid kept)
         self._check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "PR_SET_NO_NEW_PRIVS")
         # After the uid change, which clears it; the worker may have died in between: then die now.
         self._check(libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0), "PR_SET_PDEATHSIG")

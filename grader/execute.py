@@ -26,11 +26,11 @@ import nbformat
 
 from .cgroups import CgroupManager, JobCgroup
 from .errors import SandboxUnavailable, WorkerCrashed
-from .files import FileTooLarge, class_folders, read_regular_file
+from .files import FileTooLarge, read_regular_file
 from .i18n import N_, _
 from .model import ErrorKind, GradeError, OutcomeStatus, ProbeCall, SandboxTier, WorkerPhases, WorkerRun
 from . import uids
-from .sandbox import (SWEEP_VARIABLE, Limits, SandboxPlan, bubblewrap, covered_inside_shown, die_with_parent,
+from .sandbox import (SWEEP_VARIABLE, Limits, SandboxPlan, bubblewrap, die_with_parent,
                       grader_paths, make_plan, python_prefixes, started_by_root)
 from .seccomp import architecture
 from .wire import JOB_NAME, NOTEBOOK_NAME, RESULT_NAME, SETTINGS_NAME, call_json, number, parse_cell, parse_outcome
@@ -144,9 +144,10 @@ class WorkerProcess:
     """
 
     def __init__(self, options: ExecutionOptions, preload: list[str], hidden: list[Path],
-                 cgroups: CgroupManager | None = None):
+                 cgroups: CgroupManager | None = None, zygote=None):
         self.options = options
         self.cgroups = cgroups  # the run's cgroup parent (grader.run.Run.cgroups); None: no cgroup of its own
+        self.zygote = zygote  # the run's grader.zygote.Zygote, which forks the kernels where the tier allows
         self.tier = options.tier()
         self.sandboxed = self.tier == SandboxTier.NAMESPACES  # bubblewrap's (the container tier has no plan)
         self.reaper: subprocess.Popen | None = None
@@ -183,17 +184,22 @@ class WorkerProcess:
             from .container import start_reaper
 
             self.reaper = start_reaper(tag=self.sweep_tag)
-        self.covered = set(plan.hidden) if plan else set()
         manager = self.cgroups if self.options.cgroups else None
         if manager:
             try:
                 self.cgroup = manager.create(limits.memory_bytes, limits.processes)
             except OSError:
                 self.cgroup = None
+        forks = False
+        if self.zygote is not None:
+            from .zygote import serves
+
+            forks = serves(self.tier)
         settings = {"limits": asdict(limits), "preload": preload, "plan": plan.to_json() if plan else None,
                     "cgroup": self.cgroup.to_json() if self.cgroup else None, "runtime_dir": str(self.runtime_dir),
                     "sweep_tag": self.sweep_tag,
-                    "kernel_uid": self.uid if self.tier == SandboxTier.UID else None}
+                    "kernel_uid": self.uid if self.tier == SandboxTier.UID else None,
+                    "zygote": self.zygote.address() if forks else None}
         (self.job_dir / SETTINGS_NAME).write_text(json.dumps(settings))
         self.log = open(self.job_dir / "worker.log", "wb")
         # The worker gets no secret and no token of the grader's: it needs only to find Python.
@@ -266,20 +272,6 @@ class WorkerProcess:
         run.unenforced = self.enforcement.missing()
         return run
 
-    def suits(self, options: ExecutionOptions, paths: list[Path], first: Path | None) -> bool:
-        """Whether this worker, started before the run's options were all known, can grade under them, with
-        the notebook it has begun (if any) the batch's ``first``."""
-        return self.options.limits == options.limits and self.hides(paths) and (
-            self.source is None or first is not None and self.source == first.resolve())
-
-    def hides(self, paths: list[Path]) -> bool:
-        """Whether this worker's sandbox keeps ``paths`` out of sight (it was started before they were all known)."""
-        if self.tier == SandboxTier.UID:  # protected when the worker started; later paths are protected now
-            from .container import protect
-
-            return not protect(paths, keep=python_prefixes())
-        return not self.sandboxed or covered_inside_shown(paths) <= self.covered
-
     @property
     def enforcement(self) -> Enforcement:
         return Enforcement(tier=self.tier, cgroup=self.cgroup is not None, own_user=self.uid is not None)
@@ -322,31 +314,6 @@ class WorkerProcess:
         if not self.options.keep_scratch:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
             shutil.rmtree(self.job_dir, ignore_errors=True)
-
-
-def start_early_worker(paths: list[str | Path], assignment_dir: Path, options: ExecutionOptions,
-                       out_dir: Path, cgroups: CgroupManager | None = None) -> WorkerProcess:
-    """A worker started before the assignment is imported (torch and all), so that its kernel starts meanwhile.
-
-    It knows no preload (the notebook's own imports do that work) and hides the assignment's folder, the home
-    and the class's folders; grade_batch uses it only if that also hides everything the assignment asks, and
-    its limits are the run's.
-    """
-    hide = [assignment_dir, Path.home(), *class_folders(paths, out_dir)]
-    return WorkerProcess(options, [], hide, cgroups)
-
-
-def begin_early(worker: WorkerProcess, first: Path | None) -> None:
-    """Hand an early worker the notebook the batch will likely grade first, so that the student's cells run
-    while the assignment is imported; grade_batch throws that work away if ``first`` is not its first."""
-    from .load import NotebookRejected, load_notebook
-
-    if first is None:
-        return
-    try:
-        worker.begin(load_notebook(first).notebook, first.resolve())
-    except NotebookRejected:
-        pass  # the batch reports it; the worker waits for another notebook
 
 
 def job_calls(calls: list[ProbeCall]) -> list[dict]:

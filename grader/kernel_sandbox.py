@@ -24,7 +24,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,20 @@ class KernelLaunch:
     cgroup: JobCgroup | None = None
     sweep_tag: str = ""  # without a sandbox: marks the kernel's processes, so that strays can be found
     kernel_uid: int | None = None  # the container tier (grader.container): the uid the kernel runs as, on the host
+    zygote: str | None = None  # the run's zygote (grader.zygote), which forks the kernel: its socket's path
+    preload: tuple[str, ...] = ()  # modules the kernel imports first (a zygote has them imported before it forks)
+
+    def to_json(self) -> dict:
+        return {"limits": asdict(self.limits), "runtime_dir": str(self.runtime_dir), "log_path": str(self.log_path),
+                "plan": self.plan.to_json() if self.plan else None,
+                "cgroup": self.cgroup.to_json() if self.cgroup else None, "sweep_tag": self.sweep_tag,
+                "kernel_uid": self.kernel_uid, "preload": list(self.preload)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "KernelLaunch":
+        return cls(Limits(**data["limits"]), Path(data["runtime_dir"]), Path(data["log_path"]),
+                   SandboxPlan.from_json(data["plan"]) if data["plan"] else None, JobCgroup.from_json(data["cgroup"]),
+                   data["sweep_tag"], data["kernel_uid"], None, tuple(data["preload"]))
 
 
 class SandboxedKernelManager(AsyncKernelManager):
@@ -83,6 +97,7 @@ class SandboxProvisioner(LocalProvisioner):
     """Launches the kernel command wrapped in bubblewrap, in the submission's cgroup, with rlimits."""
 
     sockets_fd: int | None = None  # the sandbox's socket folder, held open (an O_PATH descriptor)
+    forked = None  # a kernel forked by the zygote (grader.zygote.ForkedKernel): its line to its monitor
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         launch: KernelLaunch = self.parent.launch
@@ -100,55 +115,42 @@ class SandboxProvisioner(LocalProvisioner):
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any):
         launch: KernelLaunch = self.parent.launch
+        if launch.zygote:  # forked by the run's zygote, its imports done; if it is gone, started as below
+            from .zygote import request_kernel
+
+            try:
+                self.process, self.sockets_fd = request_kernel(launch)
+            except OSError as exc:  # said in the kernel's log (tests see whether kernels were forked: test_zygote)
+                self.process = None
+                with open(launch.log_path, "a") as log:
+                    log.write(f"grader: no forked kernel ({exc}); starting one\n")
+            if self.process is not None:
+                self.forked = self.process  # LocalProvisioner.wait forgets process; cleanup closes the line
+                self.pid, self.pgid, self.cwd = self.process.pid, None, str(launch.runtime_dir)
+                return self.connected(launch)
         fds: list[int] = []
         info_read = None
         drop = None
         if launch.plan:
-            filter_fd = seccomp.filter_fd() if launch.plan.seccomp else None
-            info_read, info_write = os.pipe()
-            fds = [info_write] + ([filter_fd] if filter_fd is not None else [])
-            own_file = str(launch.runtime_dir / CONNECTION_FILE)
-            inside = [str(SANDBOX_RUNTIME / CONNECTION_FILE) if arg == own_file else arg for arg in cmd]
-            argv = [*bwrap_arguments(launch.plan, filter_fd, info_write), *inside]
+            argv, fds, info_read = bubblewrap_command(launch, cmd)
             env = kernel_environment()
             cwd = launch.runtime_dir
         elif launch.kernel_uid is not None:  # the container tier: home and temporary files in its own folder
             from .container import DropPrivileges
 
-            home = launch.runtime_dir / "home"
-            home.mkdir(mode=0o700, exist_ok=True)
+            home = container_home(launch)
             argv, env, cwd = cmd, unsandboxed_environment(home), home
-            for folder in (home, home.parent / "tmp"):
-                os.chown(folder, launch.kernel_uid, launch.kernel_uid)
-                folder.chmod(0o700)
             drop = DropPrivileges(launch.kernel_uid)
         else:
             home = launch.runtime_dir.parent / "kernel-home"
             home.mkdir(exist_ok=True)
             argv, env, cwd = cmd, unsandboxed_environment(home), home
             env[SWEEP_VARIABLE] = launch.sweep_tag
-        limits, cgroup = launch.limits, launch.cgroup
-
-        # RLIMIT_NPROC counts a uid's processes, here or in a user namespace (grader.sandbox): on root's start the
-        # kernel's uid is its own (bubblewrap's or the container tier's); a user's bubblewrap sets it inside its
-        # namespace (set here, it would bound every sandbox's processes together); without a sandbox only where no
-        # cgroup counts the tree.
-        nproc = launch.plan.uid is not None if launch.plan else (drop is not None or cgroup is None)
-
-        def enter_limits() -> None:  # between fork and exec: plain writes, setrlimit, prctl and the uid change
-            if cgroup is not None:
-                cgroup.join()
-            apply_rlimits(limits, nproc=nproc)
-            if drop is not None:
-                drop()  # sets the parent-death signal itself, after the uid change that would clear it
-            elif not launch.plan:
-                die_with_parent()  # bubblewrap has --die-with-parent; a bare kernel ends with its worker too
-
         with open(launch.log_path, "ab") as log:
             try:
                 self.process = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log,
                                                 stderr=subprocess.STDOUT, start_new_session=True, pass_fds=fds,
-                                                preexec_fn=enter_limits)
+                                                preexec_fn=entering_limits(launch, drop))
             finally:
                 for fd in fds:
                     os.close(fd)
@@ -159,7 +161,16 @@ class SandboxProvisioner(LocalProvisioner):
             self.pgid = None
         self.cwd = str(cwd)
         if info_read is not None:
-            self.sockets_fd = await sandbox_sockets(self.process, info_read, launch.runtime_dir / CONNECTION_FILE)
+            steps = sandbox_steps(self.process, info_read, launch.runtime_dir / CONNECTION_FILE)
+            try:
+                while True:
+                    await asyncio.sleep(next(steps))
+            except StopIteration as built:
+                self.sockets_fd = built.value[0]
+        return self.connected(launch)
+
+    def connected(self, launch: KernelLaunch) -> dict[str, Any]:
+        if self.sockets_fd is not None:
             # From now on the worker connects through the held folder. The manager rewrites its own connection file
             # with this path; the kernel's bound copy of the file it replaces keeps the path inside.
             self.connection_info = {**self.connection_info, "ip": f"/proc/{os.getpid()}/fd/{self.sockets_fd}/kernel"}
@@ -167,23 +178,71 @@ class SandboxProvisioner(LocalProvisioner):
 
     async def cleanup(self, restart: bool = False) -> None:
         await super().cleanup(restart)
+        if self.forked is not None:  # its line to its monitor: closed, the kernel and its sandbox end
+            self.forked.close()
+            self.forked = None
         if self.sockets_fd is not None:
             os.close(self.sockets_fd)
             self.sockets_fd = None
 
 
-async def sandbox_sockets(process: subprocess.Popen, info_read: int, own_file: Path) -> int:
-    """The sandbox's socket folder as an O_PATH descriptor, once bubblewrap has built the sandbox.
+def container_home(launch: KernelLaunch) -> Path:
+    """The container tier's kernel home, with its temporary files beside it: the kernel's uid's alone."""
+    home = launch.runtime_dir / "home"
+    for folder in (home, home.parent / "tmp"):
+        folder.mkdir(mode=0o700, exist_ok=True)
+        os.chown(folder, launch.kernel_uid, launch.kernel_uid)
+        folder.chmod(0o700)
+    return home
+
+
+def bubblewrap_command(launch: KernelLaunch, command: list[str]) -> tuple[list[str], list[int], int]:
+    """bubblewrap's command line running ``command`` in ``launch``'s sandbox, the descriptors to pass it (closed by
+    the caller once it started) and the pipe its info (the sandbox's first process) comes back on."""
+    filter_fd = seccomp.filter_fd() if launch.plan.seccomp else None
+    info_read, info_write = os.pipe()
+    fds = [info_write] + ([filter_fd] if filter_fd is not None else [])
+    own_file = str(launch.runtime_dir / CONNECTION_FILE)
+    inside = [str(SANDBOX_RUNTIME / CONNECTION_FILE) if arg == own_file else arg for arg in command]
+    return [*bwrap_arguments(launch.plan, filter_fd, info_write), *inside], fds, info_read
+
+
+def entering_limits(launch: KernelLaunch, drop=None):
+    """What bubblewrap's or the kernel's process does between fork and exec: its cgroup, its rlimits, and (the
+    container tier) ``drop``: plain writes, setrlimit, prctl and the uid change."""
+    # RLIMIT_NPROC counts a uid's processes, here or in a user namespace (grader.sandbox): on root's start the
+    # kernel's uid is its own (bubblewrap's or the container tier's); a user's bubblewrap sets it inside its
+    # namespace (set here, it would bound every sandbox's processes together); without a sandbox only where no
+    # cgroup counts the tree.
+    nproc = launch.plan.uid is not None if launch.plan else (drop is not None or launch.cgroup is None)
+    limits, cgroup = launch.limits, launch.cgroup
+
+    def enter() -> None:
+        if cgroup is not None:
+            cgroup.join()
+        apply_rlimits(limits, nproc=nproc)
+        if drop is not None:
+            drop()  # sets the parent-death signal itself, after the uid change that would clear it
+        elif not launch.plan:
+            die_with_parent()  # bubblewrap has --die-with-parent; a bare kernel ends with its worker too
+
+    return enter
+
+
+def sandbox_steps(process: subprocess.Popen, info_read: int, own_file: Path):
+    """Waits for bubblewrap to build the sandbox: yields the seconds to wait before looking again, and returns
+    (the sandbox's socket folder as an O_PATH descriptor, the sandbox's first process id) once it is built.
 
     bubblewrap writes its first process's id to ``info_read`` before that process has built the sandbox; the
     folder is taken only once the connection file seen in it through /proc is the worker's own (same inode):
     before that the path may name the host's folders. Raises OSError if bubblewrap ends or stalls first.
+    A generator, so that the provisioner waits in its event loop and the zygote's monitor in plain sleeps.
     """
     deadline = time.monotonic() + SANDBOX_SETUP_SECONDS
     data, child = b"", None
     try:
         while child is None and time.monotonic() < deadline:  # bubblewrap writes it at once (one JSON object)
-            if select.select([info_read], [], [], 0.05)[0]:
+            if select.select([info_read], [], [], 0)[0]:
                 chunk = os.read(info_read, 4096)
                 if not chunk:
                     break
@@ -194,6 +253,8 @@ async def sandbox_sockets(process: subprocess.Popen, info_read: int, own_file: P
                     continue  # not all of it yet
             elif process.poll() is not None:
                 break
+            else:
+                yield 0.005
     finally:
         os.close(info_read)
     if child is None:
@@ -208,11 +269,11 @@ async def sandbox_sockets(process: subprocess.Popen, info_read: int, own_file: P
             try:
                 seen = os.stat(CONNECTION_FILE, dir_fd=folder, follow_symlinks=False)
                 if (seen.st_dev, seen.st_ino) == (own.st_dev, own.st_ino):
-                    return folder
+                    return folder, child
             except OSError:
                 pass
             os.close(folder)
         if process.poll() is not None:
             raise OSError(f"bubblewrap ended before the kernel started (exit code {process.returncode})")
-        await asyncio.sleep(0.005)
+        yield 0.005
     raise OSError(f"bubblewrap did not build the sandbox within {SANDBOX_SETUP_SECONDS} s")

@@ -530,5 +530,7 @@ def warm(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.
 
 
 def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path],
-                 cgroups: CgroupManager | None = None) -> WorkerProcess:
-    return WorkerProcess(options.execution, list(assignment.preload), hidden_paths(assignment, list(hide)), cgroups)
+                 cgroups: CgroupManager | None = None, zygote=None) -> WorkerProcess:
+    """``zygote``: the run's grader.zygote.Zygote, which forks the worker's kernels (None: the worker starts them)."""
+    return WorkerProcess(options.execution, list(assignment.preload), hidden_paths(assignment, list(hide)), cgroups,
+                         zygote)

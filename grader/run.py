@@ -4,9 +4,8 @@ A ``Run`` is a context manager, as nbclient's kernel lifecycle is: whatever it s
 block ends, normally, by an exception, by Ctrl-C or by SIGTERM (turned into ``Terminated`` while a run is open,
 so that it takes the same way out as Ctrl-C). It owns
 
-- ``kernels``: what makes kernels ready before a submission wants one (``ReadyKernels``: today the early worker,
-  started before the assignment is imported, and the pool of spare workers; one component, so that another way of
-  making kernels ready, e.g. a pre-imported kernel forked into each sandbox, replaces its insides and nothing else);
+- ``kernels``: what makes kernels ready before a submission wants one (``ReadyKernels``: the run's zygote, which
+  forks every kernel with its imports done, and a spare worker process per batch);
 - ``warm_ups``: the threads that compute reference results while a worker runs;
 - ``cgroups``: the run's parent cgroup, under which every worker's own is made (removed at the end);
 - ``drawer``: what draws the figures off the grading threads' path (``Drawer``: start, submit, close);
@@ -35,6 +34,7 @@ if TYPE_CHECKING:  # imported when used: the CLI opens a run before the assignme
     from .pipeline import GradingOptions, PendingFigures, SubmissionPlan
     from .refcache import ReferenceLedger, ReferenceStore
     from .schedulers import WorkerPool
+    from .zygote import Zygote
 
 
 class Terminated(KeyboardInterrupt):
@@ -135,60 +135,60 @@ class WarmUps:
 # --------------------------------------------------------------------------- kernels made ready early
 
 class ReadyKernels:
-    """Workers whose kernels start before a submission wants one: the one place that decides how.
+    """Kernels ready before a submission wants one: the one place that decides how.
 
-    Today: an early worker (``start_early``), started before the assignment is imported, which may be handed
-    the batch's first notebook (``begin_early``); and a pool of spares per batch (``pool``), which adopts the
-    early worker when it suits the run. Every worker it started and did not hand out is stopped by ``close``.
+    The run's zygote (grader.zygote) imports the kernels' modules (ipykernel, numpy, torch) once and forks every
+    worker's kernel with them done: ``start`` starts it as soon as the run knows its sandbox (the CLI: before the
+    assignment is imported), a batch's ``pool`` if nothing did (a single submission's worker starts its kernel
+    itself: a zygote would import as much). Each batch keeps one spare worker process starting (``pool``).
+    ``close`` stops the workers not handed out, then the zygote.
     """
 
     def __init__(self, run: Run):
         self.run = run
-        self.early: WorkerProcess | None = None
+        self.zygote: Zygote | None = None
         self.pools: list[WorkerPool] = []
         self.lock = threading.Lock()
 
-    def start_early(self, paths: list[Path], assignment_dir: Path, execution: ExecutionOptions,
-                    out_dir: Path) -> WorkerProcess:
-        self.early = execute.start_early_worker(paths, assignment_dir, execution, out_dir, self.run.cgroups)
-        return self.early
+    def start(self, execution: ExecutionOptions) -> None:
+        """The run's zygote, where the sandbox tier forks kernels (not without a sandbox, or if none works)."""
+        from .errors import SandboxUnavailable
+        from .zygote import Zygote, serves
 
-    def begin_early(self, first: Path | None) -> None:
-        if self.early is not None:
-            execute.begin_early(self.early, first)
-
-    def take_early(self, suits) -> WorkerProcess | None:
-        """The early worker if ``suits(worker)``, now the caller's; else it is stopped (it is of no use)."""
         with self.lock:
-            worker, self.early = self.early, None
-        if worker is not None and not suits(worker):
-            worker.cleanup()
-            return None
-        return worker
+            if self.zygote is not None or self.run.closed:
+                return
+            try:
+                forks = serves(execution.tier())
+            except SandboxUnavailable:
+                return  # each submission says so (its worker does not start)
+            if forks:
+                self.zygote = Zygote(execution.scratch_root)
 
     def start_worker(self, assignment: Assignment, options: GradingOptions, hide: list[Path]) -> WorkerProcess:
         from .pipeline import start_worker
 
-        return start_worker(assignment, options, hide, self.run.cgroups)
+        return start_worker(assignment, options, hide, self.run.cgroups, self.zygote)
 
-    def pool(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int,
-             started: WorkerProcess | None = None) -> WorkerPool:
+    def pool(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int) -> WorkerPool:
         from .schedulers import WorkerPool
 
-        pool = WorkerPool(assignment, options, hide, spare, started=started, cgroups=self.run.cgroups)
+        self.start(options.execution)
+        pool = WorkerPool(assignment, options, hide, spare, cgroups=self.run.cgroups, zygote=self.zygote)
         with self.lock:
             self.pools.append(pool)
         return pool
 
     def close(self, interrupt: bool = False) -> None:
-        """Stop the workers not handed out; with ``interrupt``, the pools' running ones too."""
+        """Stop the workers not handed out (with ``interrupt``, the pools' running ones too), then the zygote (the
+        kernels it forked end with their workers)."""
         with self.lock:
-            early, self.early = self.early, None
             pools, self.pools = self.pools, []
-        if early is not None:
-            early.cleanup()
+            zygote, self.zygote = self.zygote, None
         for pool in pools:
             pool.close(interrupt=interrupt)
+        if zygote is not None:
+            zygote.close()
 
 
 # --------------------------------------------------------------------------- the run

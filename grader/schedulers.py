@@ -5,9 +5,10 @@ finish, in any order; the batch (``grader.batch``) writes every output, so resum
 gradebooks and reports do not depend on where the grading ran. A backend is chosen by
 ``open_scheduler`` from the registry ``SCHEDULERS``:
 
-- ``local``: ``jobs`` threads, each driving one sandboxed worker; one spare worker warms up
-  (kernel started, imports done) for the next submission; figures are drawn by one drawing
-  thread while the grading threads go on with the next submissions.
+- ``local``: ``jobs`` threads, each driving one sandboxed worker; one spare worker starts up for
+  the next submission, and every kernel is forked, its imports done, by the run's zygote
+  (grader.zygote) where the tier allows; figures are drawn by one drawing thread while the
+  grading threads go on with the next submissions.
 - ``dask``: ``--scheduler ADDRESS``. Each submission is one task that runs the same
   sandboxed grading on the Dask worker's machine (``grade_remote``) and returns plain data.
   A worker lost mid-task has its task rerun elsewhere by Dask; a task whose workers keep
@@ -38,7 +39,7 @@ from .load import MAX_NOTEBOOK_BYTES
 from .reasons import code_text
 from .model import ErrorKind, GradeError, GradedSubmission, SubmissionResult
 from .cgroups import CgroupManager
-from .pipeline import GradingOptions, grade_submission, grade_until_figures, hidden_paths, rejected_result, start_worker
+from .pipeline import GradingOptions, grade_submission, grade_until_figures, rejected_result, start_worker
 from .run import Run
 
 
@@ -83,31 +84,28 @@ def drawn_or_not(drawn: Future, result: SubmissionResult) -> GradedSubmission | 
 # --------------------------------------------------------------------------- local: threads on this machine
 
 class WorkerPool:
-    """Keeps one worker warming up (kernel started, imports done) for the next submission."""
+    """Keeps one worker starting up (its process and imports; its kernel comes from the run's zygote) for the
+    next submission."""
 
     def __init__(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int,
-                 started: WorkerProcess | None = None, cgroups: CgroupManager | None = None):
+                 cgroups: CgroupManager | None = None, zygote=None):
         self.assignment, self.options, self.hide = assignment, options, hide
-        self.cgroups = cgroups  # the run's (grader.run.Run.cgroups)
+        self.cgroups, self.zygote = cgroups, zygote  # the run's (grader.run.Run.cgroups, ReadyKernels.zygote)
         self.lock = threading.Lock()
-        self.spares: list[WorkerProcess] = [started] if started else []
+        self.spares: list[WorkerProcess] = []
         self.running: set[WorkerProcess] = set()
         self.wanted = spare
 
-    def take(self, remaining: int, notebook: Path | None = None) -> WorkerProcess:
-        """A spare for ``notebook``: the one that has begun it (the CLI's early worker), else one that has begun
-        none; a new spare starts warming up for the next submission when ``remaining`` ones will want it."""
+    def take(self, remaining: int) -> WorkerProcess:
+        """A spare, if one is ready; a new spare starts for the next submission when ``remaining`` ones will want
+        it."""
         worker = None
         try:
             with self.lock:
-                mine = [w for w in self.spares if notebook is not None and w.source == notebook.resolve()]
-                free = [w for w in self.spares if w.source is None]
-                worker = (mine or free or [None])[0]
-                if worker is not None:
-                    self.spares.remove(worker)
-                if remaining > 0 and len(free) - (worker in free) < self.wanted:  # spares that have begun none
-                    self.spares.append(start_worker(self.assignment, self.options, self.hide, self.cgroups))
-            worker = worker or start_worker(self.assignment, self.options, self.hide, self.cgroups)
+                worker = self.spares.pop(0) if self.spares else None
+                if remaining > 0 and len(self.spares) < self.wanted:
+                    self.spares.append(self.start())
+            worker = worker or self.start()
         except BaseException:  # a worker taken but not handed out is stopped, not left running
             if worker is not None:
                 worker.cleanup()
@@ -115,6 +113,9 @@ class WorkerPool:
         with self.lock:
             self.running.add(worker)
         return worker
+
+    def start(self) -> WorkerProcess:
+        return start_worker(self.assignment, self.options, self.hide, self.cgroups, self.zygote)
 
     def release(self, worker: WorkerProcess) -> None:
         with self.lock:
@@ -144,12 +145,8 @@ class LocalScheduler:
             run.drawer.start()  # its drawing process warms up while the first submissions are graded
 
     def run(self, items: list[BatchItem]) -> Iterator[tuple[BatchItem, GradedSubmission]]:
-        first = items[0].notebook if items else None
-        # The early worker (the CLI's), if it can grade under this run's options and began no other notebook.
-        early = self.session.kernels.take_early(
-            lambda worker: worker.suits(self.options.execution, hidden_paths(self.assignment, self.hide), first))
         self.pool = self.session.kernels.pool(self.assignment, self.options, self.hide,
-                                              spare=1 if len(items) > 1 else 0, started=early)
+                                              spare=1 if len(items) > 1 else 0)
         finished: queue.Queue = queue.Queue()
         remaining = [len(items)]
         counter = threading.Lock()
@@ -160,7 +157,7 @@ class LocalScheduler:
                 left = remaining[0]
             worker = None
             try:
-                worker = self.pool.take(left, item.notebook)
+                worker = self.pool.take(left)
                 result, figures = grade_until_figures(item.notebook, self.assignment, self.options, worker=worker,
                                                       hide=self.hide, run=self.session)
             except Exception as exc:  # every item comes back, or the batch would wait for it forever

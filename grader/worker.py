@@ -218,7 +218,8 @@ class Worker:
         plan = SandboxPlan.from_json(settings["plan"]) if settings["plan"] else None
         self.cgroup = JobCgroup.from_json(settings["cgroup"])
         self.launch = KernelLaunch(self.limits, Path(settings["runtime_dir"]), job_dir / LOG_NAME, plan, self.cgroup,
-                                   settings["sweep_tag"], settings.get("kernel_uid"))
+                                   settings["sweep_tag"], settings.get("kernel_uid"), settings.get("zygote"),
+                                   tuple(self.preload))
         self.probe_runtime_loaded = False
 
     # ------------------------------------------------------------ kernel lifecycle

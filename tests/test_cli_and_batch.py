@@ -18,7 +18,7 @@ from grader.assignment import load_assignment
 from grader.execute import ExecutionOptions
 from grader.pipeline import GradingOptions, grade_submission
 from grader.sandbox import Limits
-from tests.conftest import available
+from tests.conftest import NEEDS_BUBBLEWRAP, available
 from tests.submissions import MISTAKES
 
 ONLY_EX4 = ["--exercise", "ex4"]  # keeps these runs short; the exercises are covered in test_grading.py
@@ -258,52 +258,30 @@ def test_an_interrupted_batch_leaves_no_half_written_file_and_resumes(tmp_path):
     assert len(list(out.glob("*/result.json"))) == 4
 
 
-def test_the_first_students_cells_run_while_the_assignment_is_imported(tmp_path, monkeypatch):
-    """The CLI's early worker gets the batch's first notebook before the assignment (torch and all) is imported,
-    and is the worker that grades it."""
-    import grader.execute as execute
-    import grader.schedulers as schedulers
-    from grader.wire import RESULT_NAME
+@NEEDS_BUBBLEWRAP
+def test_a_cli_run_forks_its_kernels_from_one_zygote_started_before_the_assignment_is_imported(tmp_path, monkeypatch):
+    """The zygote imports the kernels' modules while the CLI imports the assignment (torch and all); it serves the
+    whole run and is closed with it."""
+    from grader import commands
+    from grader.zygote import Zygote
 
-    path = tmp_path / "class" / "ann.ipynb"
-    path.parent.mkdir()
-    nbformat.write(build_notebook(SOLUTION), path)
-    early, pool_started = [], []
-    start_early, start_pooled, load = execute.start_early_worker, schedulers.start_worker, commands.load_assignment
-    monkeypatch.setattr(execute, "start_early_worker", lambda *args: early.append(start_early(*args)) or early[-1])
-    monkeypatch.setattr(schedulers, "start_worker", lambda *args: pool_started.append(1) or start_pooled(*args))
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("ann", "bob"):
+        nbformat.write(build_notebook(SOLUTION), folder / f"{name}.ipynb")
+    started, start, load = [], Zygote.__init__, commands.load_assignment
+    monkeypatch.setattr(Zygote, "__init__", lambda self, *args, **kw: start(self, *args, **kw) or started.append(self))
 
-    def load_once_a_cell_has_run(*args, **kwargs):
-        saved, deadline = early[0].job_dir / RESULT_NAME, time.monotonic() + 120
-        while not (saved.exists() and json.loads(saved.read_text() or "{}").get("cells")):
-            assert time.monotonic() < deadline, "no cell of the first notebook ran before the assignment was loaded"
-            time.sleep(0.05)
+    def load_after_the_zygote(*args, **kwargs):
+        assert len(started) == 1 and started[0].process.poll() is None, "the zygote was not started first"
         return load(*args, **kwargs)
 
-    monkeypatch.setattr(commands, "load_assignment", load_once_a_cell_has_run)
+    monkeypatch.setattr(commands, "load_assignment", load_after_the_zygote)
     out = tmp_path / "out"
-    assert cli.main(["grade", str(path.parent), "--out", str(out), "--secret", "s3", "--quiet", *ONLY_EX4]) == \
-        cli.EXIT_OK
-    assert json.loads((out / "ann" / "result.json").read_text())["score"] == 6
-    assert early[0].source == path.resolve() and pool_started == [], "the early worker graded it; no other started"
-    assert not early[0].job_dir.exists()  # and was cleaned up
-
-
-def test_the_likely_first_notebook_is_the_batchs_first_unless_it_may_be_skipped(tmp_path):
-    from grader.batch import KEY_FILE, likely_first
-    from grader.files import Shard
-
-    for name in ("b", "a", "c"):
-        nbformat.write(nbformat.v4.new_notebook(), tmp_path / f"{name}.ipynb")
-    out = tmp_path / "out"
-    assert likely_first([tmp_path], out) == tmp_path / "a.ipynb"  # in the batch's order
-    (out / "a").mkdir(parents=True)
-    (out / "a" / KEY_FILE).write_text("an earlier run's key")
-    assert likely_first([tmp_path], out) is None  # an earlier result may make the batch skip it
-    assert likely_first([tmp_path], out, force=True) == tmp_path / "a.ipynb"
-    shard = next(Shard(k, n) for n in range(2, 20) for k in range(1, n + 1)
-                 if not Shard(k, n).holds("a") and Shard(k, n).holds("b"))
-    assert likely_first([tmp_path], out, shard=shard) == tmp_path / "b.ipynb"
+    assert cli.main(["grade", str(folder), "--out", str(out), "--secret", "s3", "--quiet", *ONLY_EX4]) == cli.EXIT_OK
+    assert [json.loads((out / n / "result.json").read_text())["score"] for n in ("ann", "bob")] == [6, 6]
+    (zygote,) = started  # one for the run, not one per batch or worker
+    assert zygote.process is None and not zygote.folder.exists()  # closed with the run
 
 
 def test_the_command_ends_fast_but_only_after_its_run_has_ended(tmp_path):

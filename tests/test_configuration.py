@@ -12,7 +12,6 @@ import pytest
 import grader.assignment as assignment_module
 import grader.cli as cli
 import grader.commands as commands
-import grader.execute as execute
 import grader.installed as installed
 from grader.assignment import Assignment, Exercise, load_assignment
 from grader.installed import infer_assignment
@@ -143,18 +142,7 @@ def test_a_verdicts_module_importing_the_instructors_code_is_refused_before_it_r
     assert refused.value.assignment == folder.name and ".answers" in str(refused.value)
 
 
-class IdleWorker:
-    cleaned = 0
-
-    def begin(self, notebook, source=None):
-        pass
-
-    def cleanup(self):
-        IdleWorker.cleaned += 1
-
-
 def test_grade_refuses_an_invalid_assignment_before_grading_anyone(monkeypatch, tmp_path, broken_assignment, capsys):
-    monkeypatch.setattr(execute, "start_early_worker", lambda *args: IdleWorker())
     notebook = tmp_path / "student.ipynb"
     nbformat.write(nbformat.v4.new_notebook(), notebook)
     code = cli.main(["grade", str(notebook), "--out", str(tmp_path / "out"), "--public", "--assignment",
@@ -163,7 +151,6 @@ def test_grade_refuses_an_invalid_assignment_before_grading_anyone(monkeypatch, 
     message = capsys.readouterr().err
     assert "broken" in message and "ex1.double" in message and "not written yet" in message
     assert not (tmp_path / "out").exists(), "nobody was graded"
-    assert IdleWorker.cleaned == 1, "the worker started ahead was stopped"
 
 
 # --------------------------------------------------------------------------- one configuration
@@ -197,19 +184,6 @@ def test_the_command_line_says_nothing_unless_told_so_an_assignments_settings_ap
 
 def test_the_gradescope_zip_keeps_only_the_options_given():
     assert cli.run_options_argv(parse("--budget", "100")) == ["--sandbox", "auto", "--budget", "100", "--lang", "en"]
-
-
-def test_an_early_worker_started_under_other_limits_or_on_another_notebook_is_not_used(tmp_path):
-    worker = execute.WorkerProcess.__new__(execute.WorkerProcess)  # its state only: no process is started
-    worker.options, worker.sandboxed, worker.source = execute.ExecutionOptions(resolve_limits()), False, None
-    worker.tier = execute.SandboxTier.NONE
-    first = tmp_path / "first.ipynb"
-    assert worker.suits(execute.ExecutionOptions(resolve_limits()), [], first)
-    assert not worker.suits(execute.ExecutionOptions(resolve_limits({"cell_timeout": 1})), [], first)
-    worker.source = first.resolve()  # it has begun running this notebook's cells
-    assert worker.suits(execute.ExecutionOptions(resolve_limits()), [], tmp_path / "." / "first.ipynb")
-    assert not worker.suits(execute.ExecutionOptions(resolve_limits()), [], tmp_path / "second.ipynb")
-    assert not worker.suits(execute.ExecutionOptions(resolve_limits()), [], None)
 
 
 # --------------------------------------------------------------------------- which assignment

@@ -36,6 +36,7 @@ from tests.conftest import needs, unavailable
 from tests.container_emulation import in_container
 from tests.hostile_corpus import PRIVILEGE, PTY_PROBE, _reporting, _with_cell, corpus
 from tests.test_hostile import listener  # noqa: F401 (a fixture: a TCP server on this machine's loopback)
+from tests.test_zygote import assert_forked_without_privilege, facts_in, facts_notebook
 
 SECRET = "secret-under-test-container-4e1a"  # the corpus's spy looks for "secret-under-test"
 EMULATION_WORKS = os.geteuid() == 0 and shutil.which("bwrap") is not None and seccomp.architecture() is not None
@@ -304,6 +305,7 @@ def contained(listener):  # noqa: F811
     nbformat.write(build_notebook(SOLUTION), subs / "right.ipynb")
     for name in ENTRIES:
         nbformat.write(entries[name][0], subs / f"{name}.ipynb")
+    nbformat.write(facts_notebook(), subs / "facts.ipynb")
     for path in subs.iterdir():
         path.chmod(0o644)
     argv = [sys.executable, "-m", "grader.cli", "grade", str(subs), "--out", str(out), "--jobs", "2",
@@ -320,12 +322,19 @@ def contained(listener):  # noqa: F811
 @EMULATION
 def test_the_container_tier_grades_and_says_so(contained):
     done, rows, out, _ = contained
-    assert set(rows) == {"right", *ENTRIES}, done.stderr[-3000:]
+    assert set(rows) == {"right", "facts", *ENTRIES}, done.stderr[-3000:]
     assert {row["sandbox_tier"] for row in rows.values()} == {"uid"}
     assert all(row["sandboxed"] and "namespaces" in row["unenforced"] for row in rows.values())
     assert "container tier" in done.stderr
     assert "container tier" in (out / "right" / "report.html").read_text()
     assert rows["right"]["score"] == 26, scores_of(rows["right"])
+
+
+@EMULATION
+def test_in_the_container_tier_kernels_are_forked_by_the_zygote_and_drop_everything(contained):
+    facts = facts_in(contained[1]["facts"])
+    assert_forked_without_privilege(facts)
+    assert facts["uid"] not in (0, 65534) and facts["ppid"] != 0  # a uid of its own; no PID namespace here
 
 
 @EMULATION

@@ -434,24 +434,6 @@ def test_a_worker_killed_half_way_is_a_failure_and_leaves_no_kernel(tmp_path):
     assert survivors == [] and list(tmp_path.iterdir()) == []
 
 
-def test_the_pool_hands_a_begun_worker_only_to_its_own_notebook(monkeypatch, assignment, tmp_path):
-    import grader.schedulers as schedulers
-
-    first, second = tmp_path / "first.ipynb", tmp_path / "second.ipynb"
-    begun = RecordingWorker()
-    begun.source = first.resolve()  # the CLI's early worker, running first.ipynb's cells
-    fresh = []
-    monkeypatch.setattr(schedulers, "start_worker", lambda *args: fresh.append(RecordingWorker()) or fresh[-1])
-    pool = schedulers.WorkerPool(assignment, pipeline.GradingOptions(), [], spare=1, started=begun)
-    taken = pool.take(remaining=1, notebook=second)
-    assert taken is not begun and taken in fresh, "not the worker running another's notebook"
-    assert pool.take(remaining=0, notebook=first) is begun
-    spare = pool.take(remaining=0, notebook=second)  # the spare started meanwhile, begun on nothing
-    assert spare in fresh and spare is not taken and len(fresh) == 2
-    pool.close()
-    assert begun.cleaned == 0 and all(w.cleaned == 0 for w in fresh)  # handed out: their users clean them up
-
-
 def test_a_worker_taken_from_the_pool_is_stopped_when_the_pool_fails(monkeypatch, assignment):
     import grader.schedulers as schedulers
 
@@ -459,7 +441,8 @@ def test_a_worker_taken_from_the_pool_is_stopped_when_the_pool_fails(monkeypatch
         raise OSError("no more processes")
 
     spare = RecordingWorker()
-    pool = schedulers.WorkerPool(assignment, pipeline.GradingOptions(), [], spare=1, started=spare)
+    pool = schedulers.WorkerPool(assignment, pipeline.GradingOptions(), [], spare=1)
+    pool.spares.append(spare)
     monkeypatch.setattr(schedulers, "start_worker", cannot_start)
     with pytest.raises(OSError):
         pool.take(remaining=1)  # takes the spare, then fails to start the next one

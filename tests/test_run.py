@@ -130,11 +130,12 @@ def assert_nothing_left(tmp_path, started, cgroups):
 
 
 def start_background(run: Run, tmp_path, assignment) -> None:
-    """An early worker, a pool with a spare, a warm-up thread waiting for its turn, a drawing: one of each."""
+    """The ready kernels (no zygote without a sandbox), a pool with a spare, a warm-up thread waiting for its turn, a
+    drawing: one of each."""
     notebook = tmp_path / "a.ipynb"
     nbformat.write(nbformat.v4.new_notebook(), notebook)
     execution = scratch_options(tmp_path)
-    run.kernels.start_early([notebook], tmp_path / "assignment", execution, tmp_path / "out")
+    run.kernels.start(execution)
     pool = run.kernels.pool(assignment, GradingOptions(execution=execution), [], spare=1)
     pool.spares.append(run.kernels.start_worker(assignment, GradingOptions(execution=execution), []))
     plan = run.plan(assignment, GradingOptions(execution=execution, exercises=("ex4",), figures=False))
@@ -181,7 +182,7 @@ def test_an_exception_in_the_middle_of_a_batch_stops_every_worker_and_waits_for_
     options = GradingOptions(execution=scratch_options(tmp_path))
     with pytest.raises(OSError, match="No space"):
         with Run() as run:
-            run.kernels.start_early([tmp_path], tmp_path / "assignment", options.execution, tmp_path / "out")
+            run.kernels.start(options.execution)
             batch.grade_batch([tmp_path], assignment, options, tmp_path / "out", jobs=1, run=run)
     assert len(graded) < 6, "the submissions still queued were not graded after the batch had failed"
     assert_nothing_left(tmp_path, sleeping_workers, cgroups)
@@ -200,8 +201,10 @@ def test_sigterm_during_grade_ends_the_run_and_exits_128_plus_the_signal(monkeyp
                      "--assignment", "attention_pooling", "--quiet"])
     assert code == 128 + signal.SIGTERM
     assert "interrupted" in capsys.readouterr().err
-    assert sleeping_workers and all(p.poll() is not None for p in sleeping_workers), "the early worker stopped"
-    assert cgroups[-1].closed == 1, "the run's cgroups removed"  # (the one before: the sandbox check's, never used)
+    assert all(p.poll() is not None for p in sleeping_workers), "every worker it started stopped"
+    # The first: the sandbox check's, never used; the run makes its own when a worker first wants one (here none
+    # started: without a sandbox there is no zygote, and the class is graded after grade_in's start).
+    assert all(c.closed == 1 for c in cgroups[1:]), "the run's cgroups removed"
 
 
 def test_a_batch_publishes_the_figures_it_drew_without_reading_them_back(monkeypatch, tmp_path, assignment):

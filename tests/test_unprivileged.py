@@ -24,6 +24,7 @@ from grader.sandbox import NOBODY
 from tests.conftest import NEEDS_BUBBLEWRAP, NEEDS_ROOT
 from tests.container_emulation import outer_namespace
 from tests.hostile_corpus import corpus
+from tests.test_zygote import assert_forked_without_privilege, facts_in, facts_notebook
 
 pytestmark = [NEEDS_ROOT, NEEDS_BUBBLEWRAP]
 SECRET = "unprivileged-secret-5c1d"
@@ -51,12 +52,13 @@ def graded():
                      ["ex1.parzen_density", "ex4.predicted_exponent"])
     for name in ENTRIES:
         nbformat.write(entries[name][0], subs / f"{name}.ipynb")
+    nbformat.write(facts_notebook(), subs / "facts.ipynb")
     for path in [work, subs, *subs.iterdir()]:
         os.chown(path, NOBODY, NOBODY)
     argv = [sys.executable, "-m", "grader.cli", "grade", str(subs), "--out", str(out), "--jobs", "2",
             "--cell-timeout", "15", "--call-timeout", "10", "--budget", "240", "--sandbox", "require"]
     done = subprocess.run(as_unprivileged_user(argv, work), capture_output=True, text=True, timeout=900, cwd=REPO)
-    rows = {name: json.loads((out / name / "result.json").read_text()) for name in ["right", *ENTRIES]
+    rows = {name: json.loads((out / name / "result.json").read_text()) for name in ["right", "facts", *ENTRIES]
             if (out / name / "result.json").exists()}
     yield done, rows, out, entries
     shutil.rmtree(work, ignore_errors=True)
@@ -69,7 +71,7 @@ def test_the_cli_grades_as_an_unprivileged_user_and_says_what_is_not_enforced(gr
     ungradable = {name for name, row in rows.items() if any(e["kind"] in UNGRADABLE for e in row["errors"])}
     assert ungradable <= {"forged_outcomes"}  # its kernel broke the protocol past restarting: exit 3 says so
     assert done.returncode == (3 if ungradable else 0), done.stderr[-3000:]
-    assert set(rows) == {"right", *ENTRIES}
+    assert set(rows) == {"right", "facts", *ENTRIES}
     assert "no cgroup" in done.stderr  # a user cannot make cgroups here: said loudly, once per run
     assert all(row["sandboxed"] for row in rows.values())
     # the kernel runs as the grader's user: its per-user counts beyond processes are shared, and that is said
@@ -100,3 +102,9 @@ def test_limits_without_cgroup_are_reported_as_such(graded, name):
     rows, entries = graded[1], graded[3]
     kinds = entries[name][1]
     assert kinds and kinds <= {e["kind"] for e in rows[name]["errors"]}, rows[name]["errors"]
+
+
+def test_kernels_are_forked_by_the_zygote_into_a_users_sandbox(graded):
+    facts = facts_in(graded[1]["facts"])
+    assert_forked_without_privilege(facts)
+    assert facts["uid"] == NOBODY and facts["ppid"] == 0 and facts["pids"] < 10  # in the sandbox's namespaces

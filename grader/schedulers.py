@@ -232,7 +232,10 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
     try:
         path = folder / f"{job.name}.ipynb"
         path.write_bytes(job.notebook)
-        result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide], run=runs.current())
+        run = runs.current()
+        if worker_runs() is not None:  # a worker's run outlives this task: its zygote forks the kernels of the next
+            run.kernels.start(job.options.execution)
+        result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide], run=run)
         result.source = job.source
         return as_plain_data(result)
     finally:

@@ -19,6 +19,7 @@ import pytest
 from assignments.attention_pooling.build_notebooks import SOLUTION, STUBS, build_notebook
 from grader import batch, cli
 from tests.submissions import MISTAKES, NUMPY_WAY
+from tests.conftest import available, bubblewrap_works
 
 SECRET = "scale-secret"
 ONLY_EX1 = ["--exercise", "ex1", "--secret", SECRET, "--quiet"]
@@ -93,14 +94,16 @@ def test_each_dask_worker_keeps_one_run_for_its_tasks(small_class, dask_cluster,
         runs = dask_worker.plugins.get(WorkerRuns.name)
         if runs is None or runs.run is None:
             return None
-        return id(runs.run), len(runs.run.plans), len(runs.checked)
+        return id(runs.run), len(runs.run.plans), len(runs.checked), runs.run.kernels.zygote is not None
 
     for round_ in ("first", "second"):
         assert cli.main(["grade", str(small_class), "--out", str(tmp_path / round_), "--scheduler",
                          cluster.scheduler_address, *ONLY_EX1]) == cli.EXIT_OK
         held = {address: value for address, value in client.run(runs_held).items() if value is not None}
         assert held, "no worker kept a run"
-        assert all(plans == 1 and checked == 1 for _, plans, checked in held.values())  # 4 tasks, one plan each worker
+        assert all(plans == 1 and checked == 1 for _, plans, checked, _ in held.values())  # 4 tasks, a plan a worker
+        forks = available(bubblewrap_works(), "bubblewrap cannot build the sandbox here")
+        assert all(zygote == forks for *_, zygote in held.values())  # the worker's zygote forks its next kernels
         if round_ == "first":
             first = held
     assert {a: v[0] for a, v in held.items() if a in first} == {a: v[0] for a, v in first.items() if a in held}
@@ -271,7 +274,7 @@ def test_a_dask_worker_hides_what_a_local_batch_hides(small_class, tmp_path, mon
     class Started(Exception):
         pass
 
-    def start_worker(assignment_, options_, hidden, cgroups=None):
+    def start_worker(assignment_, options_, hidden, cgroups=None, zygote=None):
         asked["hidden"] = hidden
         raise Started
 

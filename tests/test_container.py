@@ -361,7 +361,9 @@ def test_in_the_container_tier_forged_outcomes_earn_nothing_and_nothing_is_writt
 def test_in_the_container_tier_processes_are_limited_and_none_survives(contained):
     rows = contained[1]
     assert "process-limit" in {e["kind"] for e in rows["fork_bomb"]["errors"]}
-    assert rows["fork_bomb"]["score"] == 26
+    lost = [(c["id"], c["status"], c.get("message")) for e in rows["fork_bomb"]["exercises"] for c in e["checks"]
+            if c["status"] != "passed"]
+    assert rows["fork_bomb"]["score"] == 26, (lost, rows["fork_bomb"]["errors"])
     from tests.hostile_corpus import MARKER_SLEEP
 
     from grader.uids import RANGES

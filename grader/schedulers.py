@@ -225,7 +225,8 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
                            worker=(__version__, assignment.digest()), client=(job.grader_version, job.assignment_digest))
     from .dask_runs import WorkerRuns, worker_runs
 
-    runs = worker_runs() or WorkerRuns()  # without the plug-in: a run of this task's own, ended below
+    registered = worker_runs()
+    runs = registered or WorkerRuns()  # without the plug-in: a run of this task's own, ended below
     runs.check_references(assignment, job.options)
     use_language(job.language, (assignment.root / "locale",))
     folder = Path(tempfile.mkdtemp(prefix="grader-dask-"))  # 0700, hidden from the kernel as the submission's folder
@@ -233,13 +234,13 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
         path = folder / f"{job.name}.ipynb"
         path.write_bytes(job.notebook)
         run = runs.current()
-        if worker_runs() is not None:  # a worker's run outlives this task: its zygote forks the kernels of the next
+        if registered is not None:  # a worker's run outlives this task: its zygote forks the kernels of the next
             run.kernels.start(job.options.execution)
         result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide], run=run)
         result.source = job.source
         return as_plain_data(result)
     finally:
-        if worker_runs() is None:
+        if registered is None:
             runs.teardown()
         shutil.rmtree(folder, ignore_errors=True)
 

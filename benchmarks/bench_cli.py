@@ -13,9 +13,10 @@ floor   one cold Python process that, for each notebook in turn, starts a bare k
         them; with the grader's probe runtime, grouped per function). The figures' calls are the
         grader's own extra and are not in the floor. Kernels single-threaded on both sides.
 
-Cases: the untouched template (fixed overhead, target grader <= 1.3x floor) and a class of
-correct, mistaken, light and heavy notebooks at --jobs 1 and --jobs 2 against the floor's
-sequential time (target at --jobs 2: <= 1.2x the floor's sequential time / 2). The sides
+Cases: the untouched template (fixed overhead, target grader <= 1.3x floor); a mixed class of
+correct, mistaken, light and heavy notebooks at --jobs 1 and --jobs 2; and a class of correct
+notebooks only (three ways of writing them) at --jobs 2. A class's target: at --jobs 2, at most
+the ideal parallel floor, the floor's sequential time / 2 (1.0x). The sides
 alternate and the order flips every round, so machine noise hits both; figures are medians.
 It also reports CPU seconds (the processes' own and their children's), peak memory (the
 grader's process, one worker, one kernel) and the grader's per-stage profile of the last run.
@@ -62,8 +63,9 @@ def run_floor(calls_file: Path, notebooks: list[Path]) -> None:
 
 # --------------------------------------------------------------------------- the benchmark
 
-def build_inputs(folder: Path, class_size: int) -> tuple[Path, Path, Path]:
-    """The template, a class, and the checks' probe calls (the floor's); also warms the grader's reference cache."""
+def build_inputs(folder: Path, class_size: int, correct_size: int) -> tuple[Path, Path, Path, Path]:
+    """The template, a mixed class, a correct class, and the checks' probe calls (the floor's); also warms the
+    grader's reference cache."""
     sys.path.insert(0, str(REPO))
     import nbformat
 
@@ -86,7 +88,12 @@ def build_inputs(folder: Path, class_size: int) -> tuple[Path, Path, Path]:
     for i in range(class_size):
         name = names[i % len(names)]
         nbformat.write(variants[name], klass / f"{i:02d}_{name}.ipynb")
-    return template, klass, warm_reference_cache(folder)
+    correct = folder / "correct"
+    correct.mkdir()
+    ways = ["right_torch", "right_numpy", "right_loops"]
+    for i in range(correct_size):
+        nbformat.write(variants[ways[i % len(ways)]], correct / f"{i:02d}_{ways[i % len(ways)]}.ipynb")
+    return template, klass, correct, warm_reference_cache(folder)
 
 
 def floor_calls(assignment, options) -> list:
@@ -229,6 +236,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--class-size", type=int, default=13)
+    parser.add_argument("--correct-size", type=int, default=6)
     parser.add_argument("--skip-template", action="store_true")
     parser.add_argument("--skip-class", action="store_true")
     parser.add_argument("--floor", nargs="+", type=Path, help=argparse.SUPPRESS)  # CALLS NOTEBOOK...: the floor
@@ -239,11 +247,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-cli-") as tmp:
         tmp = Path(tmp)
         env = {**os.environ, **SINGLE_THREADED, "GRADER_CACHE_DIR": str(tmp / "cache")}
-        template, klass, calls = build_inputs(tmp, args.class_size)
-        notebooks = sorted(klass.glob("*.ipynb"))
+        template, klass, correct, calls = build_inputs(tmp, args.class_size, args.correct_size)
 
-        def grader(paths: list[Path], jobs: int) -> list[str]:
-            return [sys.executable, "-m", "grader.cli", "grade", *map(str, paths), "--out", str(tmp / "out" / f"{jobs}"),
+        def grader(paths: list[Path], jobs: int, out: str = "") -> list[str]:
+            return [sys.executable, "-m", "grader.cli", "grade", *map(str, paths), "--out", str(tmp / "out" / f"{out}{jobs}"),
                     "--secret", SECRET, "--force", "--quiet", "--jobs", str(jobs)]
 
         def floor(paths: list[Path]) -> list[str]:
@@ -254,10 +261,12 @@ def main() -> None:
             cases["template"] = {"grader": grader([template], 1), "floor": floor([template])}
         if not args.skip_class:
             cases["class"] = {"grader --jobs 1": grader([klass], 1), "grader --jobs 2": grader([klass], 2),
-                              "floor": floor(notebooks)}
+                              "floor": floor(sorted(klass.glob("*.ipynb")))}
+            cases["correct"] = {"grader --jobs 2": grader([correct], 2, "correct-"),
+                                "floor": floor(sorted(correct.glob("*.ipynb")))}
         timed(floor([template]), env)  # the file cache warm for both sides
         runs, loads = alternate(cases, args.rounds, env)
-        report(runs, cases, args, len(notebooks), loads, tmp / "out" / "2")
+        report(runs, cases, args, loads, tmp / "out" / "2")
 
 
 def alternate(cases: dict[str, dict[str, list[str]]], rounds: int, env: dict[str, str]):
@@ -275,7 +284,7 @@ def alternate(cases: dict[str, dict[str, list[str]]], rounds: int, env: dict[str
     return runs, loads
 
 
-def report(runs, cases, args, class_size: int, loads: list[float], out: Path) -> None:
+def report(runs, cases, args, loads: list[float], out: Path) -> None:
     def median(case, side, key="seconds") -> float:
         return statistics.median(run[key] for run in runs[(case, side)])
 
@@ -283,18 +292,21 @@ def report(runs, cases, args, class_size: int, loads: list[float], out: Path) ->
     print(f"cores: {os.cpu_count()}; rounds: {args.rounds}; 1-minute load average during the run: "
           f"{min(loads):.1f}..{max(loads):.1f}; medians of wall-clock seconds; the CLI cold, with a secret, "
           f"reference cache warm")
-    print(f"{'case':<34} {'grader':>8} {'floor':>8} {'ratio':>6} {'target':>7} {'grader CPU':>11} {'floor CPU':>10}")
+    print(f"{'case':<44} {'grader':>8} {'floor':>8} {'ratio':>6} {'target':>7} {'grader CPU':>11} {'floor CPU':>10}")
     rows = []
     if "template" in cases:
         rows.append(("untouched template", "template", "grader", median("template", "floor"), "<= 1.3x"))
     if "class" in cases:
         sequential = median("class", "floor")
-        rows.append((f"class of {class_size}, --jobs 1 vs sequential", "class", "grader --jobs 1", sequential, ""))
-        rows.append((f"class of {class_size}, --jobs 2 vs sequential / 2", "class", "grader --jobs 2", sequential / 2,
-                     "<= 1.2x"))
+        rows.append((f"mixed class of {args.class_size}, --jobs 1 vs sequential", "class", "grader --jobs 1", sequential,
+                     ""))
+        rows.append((f"mixed class of {args.class_size}, --jobs 2 vs sequential / 2", "class", "grader --jobs 2",
+                     sequential / 2, "<= 1.0x"))
+        rows.append((f"correct class of {args.correct_size}, --jobs 2 vs sequential / 2", "correct", "grader --jobs 2",
+                     median("correct", "floor") / 2, "<= 1.0x"))
     for label, case, side, floor_seconds, target in rows:
         seconds = median(case, side)
-        print(f"{label:<34} {seconds:>8.1f} {floor_seconds:>8.1f} {seconds / floor_seconds:>5.2f}x {target:>7} "
+        print(f"{label:<44} {seconds:>8.1f} {floor_seconds:>8.1f} {seconds / floor_seconds:>5.2f}x {target:>7} "
               f"{median(case, side, 'cpu'):>11.1f} {median(case, 'floor', 'cpu'):>10.1f}")
     print("peak memory (RSS, MiB): " + "; ".join(
         f"{case}/{side}: grader {max(r['peaks']['grader'] for r in runs[(case, side)]) / mib:.0f}, one worker "

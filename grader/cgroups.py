@@ -15,6 +15,7 @@ read by the worker (OOM kills) and emptied and removed by the grader.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 import uuid
@@ -22,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CONTROLLERS = ("memory", "pids", "cpu")
+# A run's parent cgroup (CgroupManager.name) and, in v2, the leaf its own processes moved to.
+RUN_PARENT = re.compile(r"grader-(?P<pid>\d+)-[0-9a-f]{6}(-grader)?")
+STALE_AFTER = 60.0  # seconds a dead run's parent is left alone: a run of another PID namespace may be starting
 CPU_WEIGHT_V2, CPU_SHARES_V1 = 100, 1024  # the defaults: every submission weighs the same
 MAX_WEIGHT = {2: 10000, 1: 262144}
 
@@ -126,6 +130,47 @@ def weigh_parent(job: JobCgroup) -> None:
             pass  # a weight we may not set leaves the default: slower under load, never wrong
 
 
+def sweep_stale(root: Path, now: float | None = None) -> list[str]:
+    """Remove the empty cgroups that runs no longer alive left under ``root``: a grader killed with SIGKILL (or by
+    the OOM killer) cannot remove its own, and each such run left three behind on a machine that grades all day.
+
+    Only what the kernel lets go is removed: rmdir fails on a cgroup with a process or a child in it, so a group
+    with anything still running stays. A parent whose process id is alive here, or that changed in the last
+    STALE_AFTER seconds, stays too (a run in another PID namespace may share the hierarchy; its parent is
+    recreated if it was removed between two submissions: CgroupManager.create). Returns the names removed."""
+    removed = []
+    now = time.time() if now is None else now
+    try:
+        entries = list(root.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = RUN_PARENT.fullmatch(entry.name)
+        if not match or not entry.is_dir() or _alive(int(match["pid"])):
+            continue
+        try:
+            if now - entry.stat().st_mtime < STALE_AFTER:
+                continue
+            for job in entry.iterdir():
+                if job.is_dir() and job.name.startswith("job-"):
+                    os.rmdir(job)
+            os.rmdir(entry)
+            removed.append(entry.name)
+        except OSError:
+            continue  # something still runs inside (or another grader removed it first): leave it
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # someone else's process: alive
+    return True
+
+
 def _mounts() -> list[tuple[str, str, list[str]]]:
     """(mount point, filesystem type, super options) of every cgroup mount."""
     found = []
@@ -191,10 +236,11 @@ class CgroupManager:
     def _parent_v2(self) -> Path:
         """v2 forbids processes in a cgroup that hands controllers down: move ours into a leaf first."""
         parent = self.root_v2 / self.name
+        wanted = " ".join(f"+{c}" for c in CONTROLLERS)
         if not self.parents:
+            sweep_stale(self.root_v2)
             parent.mkdir()
             self.parents.append(parent)
-            wanted = " ".join(f"+{c}" for c in CONTROLLERS)
             try:
                 _write(self.root_v2 / "cgroup.subtree_control", wanted)
             except OSError:
@@ -206,6 +252,9 @@ class CgroupManager:
                     except OSError:
                         pass
                 _write(self.root_v2 / "cgroup.subtree_control", wanted)
+            _write(parent / "cgroup.subtree_control", wanted)
+        elif not parent.exists():  # removed between two submissions by another namespace's sweep (sweep_stale)
+            parent.mkdir()
             _write(parent / "cgroup.subtree_control", wanted)
         return parent
 
@@ -226,8 +275,10 @@ class CgroupManager:
         for controller, root in self.roots_v1.items():
             parent = root / self.name
             if not parent.exists():
+                if parent not in self.parents:
+                    sweep_stale(root)
+                    self.parents.append(parent)
                 parent.mkdir()
-                self.parents.append(parent)
             folder = parent / job
             folder.mkdir()
             folders.append(str(folder))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from grader import seccomp
-from grader.cgroups import CgroupManager, JobCgroup
+from grader.cgroups import STALE_AFTER, CgroupManager, JobCgroup
 from grader.files import (FileTooLarge, NotRegularFile, find_notebooks, read_regular_file, safe_name,
                           submission_names)
 from grader.sandbox import (CONNECTION_FILE, NPROC_LAUNCHER, RUNTIME_BYTES, SANDBOX_RUNTIME, Limits, SandboxPlan,
@@ -198,6 +198,43 @@ def test_v1_cgroup_gets_every_limit_and_is_removed(tmp_path):
     manager.close()
     assert not any(p.is_dir() and p.name.startswith("grader-") for c in ("memory", "pids", "cpu")
                    for p in (tmp_path / c / "session").iterdir())
+
+
+def test_a_new_run_removes_what_dead_runs_left_and_nothing_else(tmp_path):
+    """A grader killed with SIGKILL leaves its parent cgroup behind: the next run removes it, once it is empty, old
+    enough, and its process is gone; a live run's, a just-made one and one with a process inside stay."""
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    roots = fake_v1(tmp_path)
+    old = os.path.getmtime(tmp_path) - STALE_AFTER - 5
+
+    def leftover(name: str, job_files: tuple[str, ...] = (), age: float | None = old) -> None:
+        for root in roots.values():
+            job = root / name / "job-0123456789"
+            job.mkdir(parents=True)
+            for file in job_files:  # a fake cgroup with a file in it cannot be removed: as one with a process
+                (job / file).write_text("")
+            if age is not None:
+                os.utime(root / name, (age, age))
+
+    leftover(f"grader-{dead.pid}-abc123")
+    leftover(f"grader-{dead.pid}-def456", age=None)  # changed just now: maybe a run of another PID namespace
+    leftover(f"grader-{dead.pid}-0a0b0c", job_files=("cgroup.procs",))
+    leftover(f"grader-{os.getpid()}-fedcba")  # alive
+    leftover("someone-else")
+    manager = CgroupManager(roots_v1=roots)
+    job = manager.create(memory_bytes=2**30, processes=64)
+    for root in roots.values():
+        assert sorted(p.name for p in root.iterdir()) == sorted(
+            [f"grader-{dead.pid}-def456", f"grader-{dead.pid}-0a0b0c", f"grader-{os.getpid()}-fedcba",
+             "someone-else", manager.name])
+    assert all(Path(folder).is_dir() for folder in job.folders)
+    for folder in job.folders:  # removed under a run that is still grading: its next submission makes it again
+        for f in Path(folder).iterdir():
+            f.unlink()
+        os.rmdir(folder)
+        os.rmdir(Path(folder).parent)
+    assert all(Path(folder).parent.is_dir() for folder in manager.create(2**30, 64).folders)
 
 
 def test_v2_cgroup_enables_controllers_and_sets_limits(tmp_path):

@@ -35,7 +35,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-dask-") as tmp:
         tmp = Path(tmp)
         os.environ.update(SINGLE_THREADED, GRADER_CACHE_DIR=str(tmp / "cache"))  # the workers inherit both
-        _, klass, _ = build_inputs(tmp, args.class_size)
+        _, klass, _, _ = build_inputs(tmp, args.class_size, 0)
         exercises = [word for e in args.exercises or () for word in ("--exercise", e)]
         runs: dict[int, list[dict]] = {1: [], 2: []}
         loads = [os.getloadavg()[0]]

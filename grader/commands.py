@@ -226,18 +226,13 @@ class CheckOutcome:
     bundled: bool
 
 
-def check(request: CheckRequest) -> CheckOutcome:
-    """A student's self-check: one notebook, judged from the bundle beside it (or the instructor's assignment)."""
+def check_setup(request: CheckRequest):
+    """A self-check's assignment (from the bundle beside the notebook, or the instructor's), its grading options,
+    and the bundle's path (None: the instructor's assignment); refuses a sandbox required but missing."""
     from .bundle import assignment_folder, find_bundle, load_bundle
     from .i18n import use_language
     from .installed import infer_assignment
-    from .pipeline import grade_submission
-    from .report import render_report
-    from .run import Run
-    from .summary import self_check_scope
 
-    if not request.notebook.exists():
-        raise UsageError(_("no such file: %(path)s", path=request.notebook))
     settings = request.settings
     try:
         bundle = request.bundle or find_bundle(request.notebook.resolve())
@@ -257,7 +252,24 @@ def check(request: CheckRequest) -> CheckOutcome:
         options.disk_cache = False
     check_cache(options)
     preflight(options.execution)
+    return assignment, options, bundle
+
+
+def check(request: CheckRequest) -> CheckOutcome:
+    """A student's self-check: one notebook, judged from the bundle beside it (or the instructor's assignment)."""
+    from .pipeline import grade_submission
+    from .report import render_report
+    from .run import Run
+    from .summary import self_check_scope
+
+    if not request.notebook.exists():
+        raise UsageError(_("no such file: %(path)s", path=request.notebook))
+    settings = request.settings
     with Run() as run:
+        # The kernels' imports (the zygote's) and the worker's start while this process loads the bundle or the
+        # assignment: as a class's run does (grade).
+        run.kernels.start(execution_options(settings))
+        assignment, options, bundle = check_setup(request)
         result = grade_submission(request.notebook, assignment, options, run=run)
     report = request.report or request.notebook.with_name(request.notebook.stem + ".report.html")
     scope = self_check_scope(result) if bundle else None
@@ -436,13 +448,19 @@ def platform_run(request: PlatformRequest) -> dict:
 
     if not request.secret:
         raise no_secret()
-    assignment = load_assignment(request.settings.assignment)
-    options = grading_options(request.settings, request.secret, execution_options(request.settings, assignment))
-    if options.execution.sandbox == "auto":  # a platform grades strangers' code: a sandbox or nothing, unless "off"
-        options.execution.sandbox = "require"
-    check_cache(options)
-    preflight(options.execution)  # on the platform's log: the instructor's
+
+    def platform_execution(assignment=None):
+        execution = execution_options(request.settings, assignment)
+        if execution.sandbox == "auto":  # a platform grades strangers' code: a sandbox or nothing, unless "off"
+            execution.sandbox = "require"
+        return execution
+
     with Run() as run:
+        run.kernels.start(platform_execution())  # the kernels' imports while the assignment loads, as grade's
+        assignment = load_assignment(request.settings.assignment)
+        options = grading_options(request.settings, request.secret, platform_execution(assignment))
+        check_cache(options)
+        preflight(options.execution)  # on the platform's log: the instructor's
         result = student_view(grade_upload(request.submission_dir, assignment, options, run=run).to_json())
     if request.platform == "gradescope":
         results = gradescope_results(result, request.test_visibility)

@@ -136,6 +136,48 @@ def shared_memory_root() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 
 
+def new_job_dir(scratch_root: str | None) -> Path:
+    return Path(tempfile.mkdtemp(prefix="nbjob-", dir=scratch_root))  # 0700: ours alone
+
+
+class WorkerInterpreter:
+    """A worker's process before it is a worker: ``python -m grader.worker JOB_DIR`` imports nbclient, the kernel
+    client and the worker (0.4 s of CPU), then waits for its settings (grader.worker.main). A run starts one as soon
+    as it knows where scratch files go, before the assignment is imported (grader.run.ReadyKernels), so that the
+    first submission's worker is not started on its critical path; every WorkerProcess otherwise starts its own.
+
+    Nothing of the grader's reaches it: its environment is PATH, a locale, a home and runtime folder of its own
+    (the job folder, 0700) and the tag that finds an unsandboxed kernel's processes."""
+
+    def __init__(self, scratch_root: str | None, job_dir: Path | None = None, sweep_tag: str | None = None):
+        self.scratch_root = scratch_root
+        self.job_dir = job_dir or new_job_dir(scratch_root)
+        self.sweep_tag = sweep_tag or secrets.token_hex(8)
+        self.log = open(self.job_dir / "worker.log", "wb")
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(self.job_dir),
+               "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(self.job_dir / "jupyter"),
+               "PYTHONDONTWRITEBYTECODE": "1", SWEEP_VARIABLE: self.sweep_tag}
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "grader.worker", str(self.job_dir)], stdin=subprocess.PIPE, stdout=self.log,
+                stderr=subprocess.STDOUT, env=env, cwd=self.job_dir, start_new_session=True,
+                preexec_fn=die_with_parent)
+        except BaseException:
+            self.log.close()
+            shutil.rmtree(self.job_dir, ignore_errors=True)
+            raise
+
+    def close(self) -> None:
+        """One never handed to a worker: its process and folder are removed."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait()
+        self.log.close()
+        shutil.rmtree(self.job_dir, ignore_errors=True)
+
+
 class WorkerProcess:
     """One worker: started (its kernel warming up) before its submission is known.
 
@@ -144,36 +186,47 @@ class WorkerProcess:
     """
 
     def __init__(self, options: ExecutionOptions, preload: list[str], hidden: list[Path],
-                 cgroups: CgroupManager | None = None, zygote=None):
+                 cgroups: CgroupManager | None = None, zygote=None, interpreter: WorkerInterpreter | None = None):
+        """``interpreter``: the worker's process, if one was started before the assignment was known (else one
+        starts here)."""
         self.options = options
         self.cgroups = cgroups  # the run's cgroup parent (grader.run.Run.cgroups); None: no cgroup of its own
         self.zygote = zygote  # the run's grader.zygote.Zygote, which forks the kernels where the tier allows
         self.tier = options.tier()
         self.sandboxed = self.tier == SandboxTier.NAMESPACES  # bubblewrap's (the container tier has no plan)
         self.reaper: subprocess.Popen | None = None
-        self.process: subprocess.Popen | None = None
         self.source: Path | None = None  # the notebook file handed over by begin (resolved), None before
         self.begun: float | None = None  # when: the submission's budget counts from then
         self.cgroup: JobCgroup | None = None
         self.uid: int | None = None  # the kernel's own uid where root starts it (grader.uids), released at cleanup
-        self.log = None
         self.cleaned = False
-        self.job_dir = Path(tempfile.mkdtemp(prefix="nbjob-", dir=options.scratch_root))  # 0700: ours alone
+        self.interpreter = interpreter
+        self.process: subprocess.Popen | None = interpreter.process if interpreter else None
+        self.job_dir = interpreter.job_dir if interpreter else new_job_dir(options.scratch_root)
+        self.sweep_tag = interpreter.sweep_tag if interpreter else secrets.token_hex(8)
         self.runtime_dir = self.job_dir
         try:
-            self.start(preload, hidden)
-        except BaseException:  # half a worker (a folder, a cgroup, no process) is removed, not left behind
+            settings = self.prepare(preload, hidden)
+            if self.interpreter is None:  # started once its sandbox is known to be possible
+                self.interpreter = WorkerInterpreter(options.scratch_root, self.job_dir, self.sweep_tag)
+                self.process = self.interpreter.process
+            self.hand_over(SETTINGS_NAME, lambda path: path.write_text(json.dumps(settings)))
+        except BaseException:  # half a worker (a folder, a cgroup, no settings) is removed, not left behind
             self.cleanup()
             raise
 
-    def start(self, preload: list[str], hidden: list[Path]) -> None:
+    @property
+    def log(self):
+        return self.interpreter.log if self.interpreter else None
+
+    def prepare(self, preload: list[str], hidden: list[Path]) -> dict:
+        """The worker's settings: its sandbox, cgroup and limits (its process then starts the kernel)."""
         limits = self.options.limits
         # The connection file (and, without a sandbox, the sockets); bubblewrap's kernel has its sockets in its
         # sandbox. The container tier's kernel, of another uid, cannot reach the job folder (0700): its folder is
         # its own, apart.
         self.runtime_dir = Path(tempfile.mkdtemp(prefix="k-", dir=shared_memory_root()
                                                  if self.tier == SandboxTier.UID else self.job_dir))
-        self.sweep_tag = secrets.token_hex(8)
         plan: SandboxPlan | None = None
         if self.sandboxed:
             self.uid = uids.allocate() if started_by_root() else None
@@ -200,15 +253,7 @@ class WorkerProcess:
                     "sweep_tag": self.sweep_tag,
                     "kernel_uid": self.uid if self.tier == SandboxTier.UID else None,
                     "zygote": self.zygote.address() if forks else None}
-        (self.job_dir / SETTINGS_NAME).write_text(json.dumps(settings))
-        self.log = open(self.job_dir / "worker.log", "wb")
-        # The worker gets no secret and no token of the grader's: it needs only to find Python.
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8", "HOME": str(self.job_dir),
-               "JUPYTER_PLATFORM_DIRS": "1", "JUPYTER_RUNTIME_DIR": str(self.job_dir / "jupyter"),
-               "PYTHONDONTWRITEBYTECODE": "1", SWEEP_VARIABLE: self.sweep_tag}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "grader.worker", str(self.job_dir)], stdin=subprocess.PIPE, stdout=self.log,
-            stderr=subprocess.STDOUT, env=env, cwd=self.job_dir, start_new_session=True, preexec_fn=die_with_parent)
+        return settings
 
     def start_container_tier(self, hidden: list[Path]) -> None:
         """The container tier's setup: a uid of the kernel's own, a reaper for it, and nothing of the grader's

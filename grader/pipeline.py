@@ -530,7 +530,8 @@ def warm(plan: SubmissionPlan, store: refcache.ReferenceStore, ledger: refcache.
 
 
 def start_worker(assignment: Assignment, options: GradingOptions, hide: list[Path],
-                 cgroups: CgroupManager | None = None, zygote=None) -> WorkerProcess:
-    """``zygote``: the run's grader.zygote.Zygote, which forks the worker's kernels (None: the worker starts them)."""
+                 cgroups: CgroupManager | None = None, zygote=None, interpreter=None) -> WorkerProcess:
+    """``zygote``: the run's grader.zygote.Zygote, which forks the worker's kernels (None: the worker starts them);
+    ``interpreter``: a grader.execute.WorkerInterpreter started earlier, made this worker (None: one starts)."""
     return WorkerProcess(options.execution, list(assignment.preload), hidden_paths(assignment, list(hide)), cgroups,
-                         zygote)
+                         zygote, interpreter)

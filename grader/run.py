@@ -147,46 +147,61 @@ class ReadyKernels:
     def __init__(self, run: Run):
         self.run = run
         self.zygote: Zygote | None = None
+        self.interpreter: execute.WorkerInterpreter | None = None  # the first worker's process, started early
         self.pools: list[WorkerPool] = []
         self.lock = threading.Lock()
 
     def start(self, execution: ExecutionOptions) -> None:
-        """The run's zygote, where the sandbox tier forks kernels (not without a sandbox, or if none works)."""
+        """The run's zygote, where the sandbox tier forks kernels (not without a sandbox, or if none works), and the
+        first worker's process, importing while the grader imports the assignment (the CLI calls this first)."""
         from .errors import SandboxUnavailable
         from .zygote import Zygote, serves
 
         with self.lock:
-            if self.zygote is not None or self.run.closed:
+            if self.run.closed:
                 return
             try:
                 forks = serves(execution.tier())
             except SandboxUnavailable:
                 return  # each submission says so (its worker does not start)
-            if forks:
+            if forks and self.zygote is None:
                 self.zygote = Zygote(execution.scratch_root)
+            if self.interpreter is None:
+                self.interpreter = execute.WorkerInterpreter(execution.scratch_root)
 
     def start_worker(self, assignment: Assignment, options: GradingOptions, hide: list[Path]) -> WorkerProcess:
+        """A worker for ``assignment``: made of the process started early if there is one (it is used once)."""
         from .pipeline import start_worker
 
-        return start_worker(assignment, options, hide, self.run.cgroups, self.zygote)
+        with self.lock:
+            interpreter = self.interpreter
+            if interpreter is not None and interpreter.scratch_root == options.execution.scratch_root:
+                self.interpreter = None
+            else:
+                interpreter = None
+        return start_worker(assignment, options, hide, self.run.cgroups, self.zygote, interpreter)
 
     def pool(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int) -> WorkerPool:
         from .schedulers import WorkerPool
 
         self.start(options.execution)
-        pool = WorkerPool(assignment, options, hide, spare, cgroups=self.run.cgroups, zygote=self.zygote)
+        pool = WorkerPool(assignment, options, hide, spare,
+                          start=lambda: self.start_worker(assignment, options, hide))
         with self.lock:
             self.pools.append(pool)
         return pool
 
     def close(self, interrupt: bool = False) -> None:
-        """Stop the workers not handed out (with ``interrupt``, the pools' running ones too), then the zygote (the
-        kernels it forked end with their workers)."""
+        """Stop the workers not handed out (with ``interrupt``, the pools' running ones too), the process started
+        early if no worker took it, then the zygote (the kernels it forked end with their workers)."""
         with self.lock:
             pools, self.pools = self.pools, []
             zygote, self.zygote = self.zygote, None
+            interpreter, self.interpreter = self.interpreter, None
         for pool in pools:
             pool.close(interrupt=interrupt)
+        if interpreter is not None:
+            interpreter.close()
         if zygote is not None:
             zygote.close()
 

@@ -27,7 +27,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 from .assignment import Assignment, load_assignment
 from .installed import ASSIGNMENTS_DIR
@@ -38,7 +38,6 @@ from .i18n import _, language, use_language
 from .load import MAX_NOTEBOOK_BYTES
 from .reasons import code_text
 from .model import ErrorKind, GradeError, GradedSubmission, SubmissionResult
-from .cgroups import CgroupManager
 from .pipeline import GradingOptions, grade_submission, grade_until_figures, rejected_result, start_worker
 from .run import Run
 
@@ -88,9 +87,10 @@ class WorkerPool:
     next submission."""
 
     def __init__(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int,
-                 cgroups: CgroupManager | None = None, zygote=None):
+                 start: Callable[[], WorkerProcess] | None = None):
+        """``start``: how a worker starts (the run's grader.run.ReadyKernels.start_worker; None: on its own)."""
         self.assignment, self.options, self.hide = assignment, options, hide
-        self.cgroups, self.zygote = cgroups, zygote  # the run's (grader.run.Run.cgroups, ReadyKernels.zygote)
+        self.start = start or (lambda: start_worker(assignment, options, hide))
         self.lock = threading.Lock()
         self.spares: list[WorkerProcess] = []
         self.running: set[WorkerProcess] = set()
@@ -113,9 +113,6 @@ class WorkerPool:
         with self.lock:
             self.running.add(worker)
         return worker
-
-    def start(self) -> WorkerProcess:
-        return start_worker(self.assignment, self.options, self.hide, self.cgroups, self.zygote)
 
     def release(self, worker: WorkerProcess) -> None:
         with self.lock:

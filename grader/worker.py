@@ -411,12 +411,7 @@ class Worker:
         os.replace(tmp, self.job_dir / RESULT_NAME)
 
     def wait_for(self, name: str) -> Path:
-        """The job folder's file ``name`` once the grader has put it there; each line on stdin says "look again".
-        At the end of stdin (the grader gone, or done with this worker) it is read as it is: missing, that fails."""
-        path = self.job_dir / name
-        while not path.exists() and sys.stdin.readline():
-            pass
-        return path
+        return wait_for(self.job_dir / name)
 
     def run(self) -> None:
         nb = nbformat.v4.new_notebook()
@@ -441,9 +436,22 @@ class Worker:
             self.stop_kernel()
 
 
+def wait_for(path: Path) -> Path:
+    """``path``, a job folder's file, once the grader has put it there; each line on stdin says "look again". At
+    the end of stdin (the grader gone, or done with this worker) it is read as it is: missing, that fails."""
+    while not path.exists() and sys.stdin.readline():
+        pass
+    return path
+
+
 def main(argv: list[str]) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # finally-blocks stop the kernel
-    Worker(Path(argv[0])).run()
+    job_dir = Path(argv[0])
+    # A worker started before its run knew the assignment (grader.execute.WorkerInterpreter) has imported all of
+    # the above by the time its settings come.
+    if not wait_for(job_dir / SETTINGS_NAME).exists():
+        return 0  # never given any: its run ended first
+    Worker(job_dir).run()
     return 0
 
 

@@ -218,7 +218,10 @@ def serve(listener_fd: int, modules: list[str]) -> None:
     listener = socket.socket(fileno=listener_fd)
     imported = set()
     for name in modules:
-        importlib.import_module(name)
+        try:
+            importlib.import_module(name)
+        except ImportError:  # not installed here (a student's machine without torch): the kernel imports it or fails
+            continue
         imported.add(name)
     while True:
         ready = select.select([listener, sys.stdin], [], [], 1.0)[0]
@@ -230,7 +233,11 @@ def serve(listener_fd: int, modules: list[str]) -> None:
             if pid == 0:
                 break
         if sys.stdin in ready and not os.read(sys.stdin.fileno(), 4096):
-            return
+            # Ended without finalising the interpreter: with torch imported that took 0.3 s of every run's end,
+            # spent while the grader waited, and there is nothing here to finalise but the log.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
         if listener not in ready:
             continue
         line, _ = listener.accept()

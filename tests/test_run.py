@@ -162,6 +162,27 @@ def test_a_run_ends_its_background_work_on_every_path(ending, tmp_path, assignme
     assert signal.getsignal(signal.SIGTERM) == previous, "the process's own SIGTERM handling is back"
 
 
+def test_the_first_worker_is_the_process_the_run_started_first_and_one_never_taken_is_stopped(
+        tmp_path, assignment, sleeping_workers, cgroups):
+    """The run starts a worker's process before the assignment is known (its imports overlap the grader's): the
+    first worker is made of it, later ones start their own; a run that ends before any worker leaves nothing."""
+    execution = scratch_options(tmp_path)
+    options = GradingOptions(execution=execution)
+    with Run() as run:
+        run.kernels.start(execution)
+        assert len(sleeping_workers) == 1 and sleeping_workers[0].poll() is None, "started with the run"
+        first = run.kernels.start_worker(assignment, options, [])
+        assert first.process is sleeping_workers[0] and (first.job_dir / execute.SETTINGS_NAME).is_file()
+        second = run.kernels.start_worker(assignment, options, [])
+        assert second.process is sleeping_workers[1] and second.job_dir != first.job_dir, "used once"
+        first.cleanup()
+        second.cleanup()
+    with Run() as run:
+        run.kernels.start(execution)
+        assert len(sleeping_workers) == 3
+    assert_nothing_left(tmp_path, sleeping_workers, cgroups[:1])
+
+
 def test_an_exception_in_the_middle_of_a_batch_stops_every_worker_and_waits_for_no_other_submission(
         monkeypatch, tmp_path, assignment, sleeping_workers, cgroups):
     for name in "abcdef":

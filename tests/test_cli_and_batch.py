@@ -351,3 +351,19 @@ def test_a_notebook_naming_a_path_or_another_assignment_is_reported_and_the_clas
         "it was not graded: hand in the notebook of attention_pooling (an instructor grades this one with "
         "--assignment attention_scoring).")
     assert "This notebook is for another assignment" in (out / "gradebook.csv").read_text(encoding="utf-8-sig")
+
+
+def test_a_regraded_class_starts_with_what_took_longest_and_what_was_never_graded(tmp_path):
+    """The batch's order: submissions never graded into the output folder first (class order), then by their last
+    grading's time, longest first; a result that cannot be read counts as never graded."""
+    from grader.batch import longest_first
+    from grader.schedulers import BatchItem
+
+    last = {"b": 3.0, "c": 10.5, "e": 0.8, "f": 7}
+    for name, seconds in last.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "result.json").write_text(json.dumps({"timing": {"seconds": seconds}}))
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "result.json").write_text("{not json")
+    items = [BatchItem(tmp_path / f"{name}.ipynb", name, "k") for name in "abcdef"]
+    assert [item.name for item in longest_first(items, tmp_path)] == ["a", "d", "c", "f", "b", "e"]

@@ -168,12 +168,13 @@ class WorkerInterpreter:
             raise
 
     def close(self) -> None:
-        """One never handed to a worker: its process and folder are removed."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait()
+        """One never handed to a worker: its process and folder are removed (safe to call twice)."""
+        if self.process.poll() is None:  # not yet reaped: its process group's id is still its own
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
         self.log.close()
         shutil.rmtree(self.job_dir, ignore_errors=True)
 

@@ -179,7 +179,12 @@ class ReadyKernels:
                 self.interpreter = None
             else:
                 interpreter = None
-        return start_worker(assignment, options, hide, self.run.cgroups, self.zygote, interpreter)
+        try:
+            return start_worker(assignment, options, hide, self.run.cgroups, self.zygote, interpreter)
+        except BaseException:  # the process started early is stopped with the worker that failed to start
+            if interpreter is not None:
+                interpreter.close()
+            raise
 
     def pool(self, assignment: Assignment, options: GradingOptions, hide: list[Path], spare: int) -> WorkerPool:
         from .schedulers import WorkerPool

@@ -214,16 +214,19 @@ def assignment_reference(assignment: Assignment) -> str:
 def grade_remote(job: RemoteJob) -> GradedSubmission:
     """On a Dask worker: the same sandboxed grading as a local batch, figures drawn, returned as plain data."""
     from .version import __version__
+    from .dask_runs import WorkerRuns, worker_runs
 
+    registered = worker_runs()
+    runs = registered or WorkerRuns()  # without the plug-in: a run of this task's own, ended below
+    if registered is not None and __version__ == job.grader_version:
+        # A worker's run outlives this task: its zygote, started by the first task, imports the kernels' modules
+        # while this task imports the assignment (as the CLI's run does), and forks the kernels of every later one.
+        runs.current().kernels.start(job.options.execution)
     assignment = load_assignment(job.assignment, check_references=False)
     if assignment.digest() != job.assignment_digest or __version__ != job.grader_version:
         raise WrongVersion(f"this Dask worker has grader {__version__} and assignment {assignment.digest()[:12]}; "
                            f"the client has grader {job.grader_version} and assignment {job.assignment_digest[:12]}",
                            worker=(__version__, assignment.digest()), client=(job.grader_version, job.assignment_digest))
-    from .dask_runs import WorkerRuns, worker_runs
-
-    registered = worker_runs()
-    runs = registered or WorkerRuns()  # without the plug-in: a run of this task's own, ended below
     runs.check_references(assignment, job.options)
     use_language(job.language, (assignment.root / "locale",))
     folder = Path(tempfile.mkdtemp(prefix="grader-dask-"))  # 0700, hidden from the kernel as the submission's folder
@@ -231,8 +234,6 @@ def grade_remote(job: RemoteJob) -> GradedSubmission:
         path = folder / f"{job.name}.ipynb"
         path.write_bytes(job.notebook)
         run = runs.current()
-        if registered is not None:  # a worker's run outlives this task: its zygote forks the kernels of the next
-            run.kernels.start(job.options.execution)
         result = grade_submission(path, assignment, job.options, hide=[Path(p) for p in job.hide], run=run)
         result.source = job.source
         return as_plain_data(result)

@@ -274,7 +274,7 @@ def test_a_dask_worker_hides_what_a_local_batch_hides(small_class, tmp_path, mon
     class Started(Exception):
         pass
 
-    def start_worker(assignment_, options_, hidden, cgroups=None, zygote=None):
+    def start_worker(assignment_, options_, hidden, cgroups=None, zygote=None, interpreter=None):
         asked["hidden"] = hidden
         raise Started
 

@@ -1,6 +1,6 @@
 """Scaling from 1 to 2 Dask workers on a LocalCluster: the CLI with --scheduler, side by side.
 
-    .venv/bin/python benchmarks/bench_dask.py [--rounds 2] [--class-size 12] [--exercise ex1 --exercise ex3]
+    .venv/bin/python benchmarks/bench_dask.py [--rounds 2] [--class-size 12] [--exercise ex1 --exercise ex3] [--regraded]
 
 Each round starts a LocalCluster of 1, then of 2, worker processes (one thread each; the order
 flips every round) and grades the same class through it with
@@ -8,13 +8,16 @@ flips every round) and grades the same class through it with
 The cluster's start is not timed (a course keeps its workers up); the workers' first tasks
 do import the assignment. Figures are medians of wall-clock seconds, and of CPU seconds of the
 cluster (scheduler, workers, their sandboxes and kernels: this process's cpuacct group, which the
-cluster's processes inherit) and of the client (the CLI and its children).
+cluster's processes inherit) and of the client (the CLI and its children). Each run is the class's
+first grading (its output folder removed first); with --regraded each grades into a folder graded
+once before the rounds, as a re-grade does (the batch then starts with what took longest).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -29,6 +32,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--class-size", type=int, default=12)
     parser.add_argument("--exercise", action="append", dest="exercises", default=None)
+    parser.add_argument("--regraded", action="store_true",
+                        help="grade into folders graded once before the rounds (untimed): a re-grade, which starts "
+                             "with what took longest; by default each run is the class's first grading")
     args = parser.parse_args()
     from distributed import LocalCluster
 
@@ -39,31 +45,38 @@ def main() -> None:
         exercises = [word for e in args.exercises or () for word in ("--exercise", e)]
         runs: dict[int, list[dict]] = {1: [], 2: []}
         loads = [os.getloadavg()[0]]
+        rounds = [(None, workers) for workers in (1, 2)] if args.regraded else []  # the untimed first gradings
         for round_number in range(args.rounds):
-            for workers in ((1, 2) if round_number % 2 == 0 else (2, 1)):
-                cluster_cpu = CpuAccounting()
-                cluster_cpu.join()  # this process, so that the cluster's processes start in the group
-                try:
-                    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                      silence_logs=50) as cluster:
-                        command = [sys.executable, "-m", "grader.cli", "grade", str(klass), "--out",
-                                   str(tmp / f"out-{workers}"), "--secret", SECRET, "--force", "--quiet",
-                                   "--scheduler", cluster.scheduler_address, *exercises]
-                        started = cluster_cpu.usage()
-                        run = timed(command, dict(os.environ))
-                        run["cluster_cpu"] = cluster_cpu.usage() - started if started is not None else float("nan")
-                finally:
-                    cluster_cpu.leave()
-                    cluster_cpu.close()
+            rounds += [(round_number, workers) for workers in ((1, 2) if round_number % 2 == 0 else (2, 1))]
+        for round_number, workers in rounds:
+            if not args.regraded:
+                shutil.rmtree(tmp / f"out-{workers}", ignore_errors=True)
+            cluster_cpu = CpuAccounting()
+            cluster_cpu.join()  # this process, so that the cluster's processes start in the group
+            try:
+                with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=50) as cluster:
+                    command = [sys.executable, "-m", "grader.cli", "grade", str(klass), "--out",
+                               str(tmp / f"out-{workers}"), "--secret", SECRET, "--force", "--quiet",
+                               "--scheduler", cluster.scheduler_address, *exercises]
+                    started = cluster_cpu.usage()
+                    run = timed(command, dict(os.environ))
+                    run["cluster_cpu"] = cluster_cpu.usage() - started if started is not None else float("nan")
+            finally:
+                cluster_cpu.leave()
+                cluster_cpu.close()
+            if round_number is not None:
                 runs[workers].append(run)
-            loads.append(os.getloadavg()[0])
-            print(f"round {round_number + 1}/{args.rounds} done (load average {loads[-1]:.1f})", file=sys.stderr)
+            if round_number is not None and workers == (2 if round_number % 2 == 0 else 1):
+                loads.append(os.getloadavg()[0])
+                print(f"round {round_number + 1}/{args.rounds} done (load average {loads[-1]:.1f})", file=sys.stderr)
 
     def median(workers: int, key: str) -> float:
         return statistics.median(run[key] for run in runs[workers])
 
     one, two = median(1, "seconds"), median(2, "seconds")
-    print(f"cores: {os.cpu_count()}; rounds: {args.rounds}; class of {args.class_size}"
+    print(f"cores: {os.cpu_count()}; rounds: {args.rounds}; class of {args.class_size}, "
+          f"{'re-graded' if args.regraded else 'first grading'}"
           f"{' (' + ', '.join(args.exercises) + ')' if args.exercises else ''}; 1-minute load average "
           f"{min(loads):.1f}..{max(loads):.1f}; medians (cwd {REPO.name})")
     for workers in (1, 2):

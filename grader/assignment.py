@@ -103,6 +103,11 @@ class Assignment:
                 problems.append(Problem(item.id, _("names exercise %(exercise)r, which the assignment does not declare "
                                                    "(its exercises: %(known)s)", exercise=item.exercise,
                                                    known=join_list(sorted(exercises)))))
+        checks = {c.id for c in self.checks}
+        for figure in self.figures:
+            for check in sorted({*figure.reads, *filter(None, [figure.public_of])} - checks):
+                problems.append(Problem(figure.id, _("names check %(check)r, which the assignment does not declare",
+                                                     check=check)))
         for tag in self.answer_points:
             if tag not in tags:
                 problems.append(Problem(tag, _("answer_points names an answer tag no exercise declares (declared: "
@@ -148,7 +153,7 @@ class Assignment:
             problems += not_in_contract(self, check.id, {call.function for call in calls})
         for figure in self.figures:
             try:
-                calls = figure.make_calls(rng_for(figure_material(self), figure.id))
+                calls = figure_calls(self, figure)
             except Exception as exc:
                 problems.append(Problem(figure.id, _("its calls cannot be drawn: %(error)s",
                                                      error=f"{type(exc).__name__}: {exc}")))
@@ -325,6 +330,17 @@ def public_calls(assignment: Assignment, check: Check) -> list[Call]:
     if key not in assignment.derived:
         assignment.derived[key] = check.calls(rng_for(public_material(assignment), check.id))
     return assignment.derived[key]
+
+
+def figure_calls(assignment: Assignment, figure) -> list[Call]:
+    """A figure's own calls: drawn from the public figure seed, or made of a check's public calls (its
+    ``public_of``). Never from the secret: a figure is shown to the student."""
+    if figure.public_of:
+        check = next((c for c in assignment.checks if c.id == figure.public_of), None)
+        if check is None:
+            raise ValueError(f"no check {figure.public_of!r}")  # refused at load (Assignment.problems)
+        return figure.make_calls(public_calls(assignment, check))
+    return figure.make_calls(rng_for(figure_material(assignment), figure.id))
 
 
 def draw_calls(assignment: Assignment, check: Check, seed_material: str) -> list[Call]:

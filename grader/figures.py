@@ -107,13 +107,19 @@ class Figure:
     exercise: str
     title: str
     caption: str = ""
-    make_calls: Callable[[np.random.Generator], list[Call]] = lambda rng: []
+    # The figure's own calls, from a generator of the public figure seed; with ``public_of``, from that check's calls
+    # on the public inputs instead (a list of Call).
+    make_calls: Callable[[np.random.Generator | list[Call]], list[Call]] = lambda rng: []
     draw: Callable[[FigureInputs], RecordingFigure] = None
     prepare: Callable[[list[Call]], None] | None = None  # cacheable reference work, run while the worker runs
     # The checks whose results ``draw`` reads (FigureInputs.checks). In a run on hidden inputs, their public calls
     # are made too and the figure gets those judged: a hidden check's details (its reference widths, its data
     # sets) would show what a student may not see.
     reads: tuple[str, ...] = ()
+    # A check whose calls on the public inputs ``make_calls`` is given: a figure that shows the student's results on
+    # data a check uses anyway repeats the check's calls, and each identical call is made once in the kernel
+    # (grader.pipeline.SubmissionPlan.reused). Public inputs only: a figure never shows a hidden one.
+    public_of: str = ""
 
 
 @dataclass

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import refcache
-from .assignment import Assignment, draw_calls, figure_material, public_calls, public_material, rng_for
+from .assignment import Assignment, draw_calls, figure_calls, public_calls, public_material
 from .checks import Call, Check, Verdict, call_text, outcome_category
 from .cgroups import CgroupManager
 from .execute import ExecutionOptions, WorkerProcess
@@ -104,7 +104,7 @@ def plan_figures(assignment: Assignment, options: GradingOptions) -> list[Planne
     for figure in assignment.figures:
         if options.exercises and figure.exercise not in options.exercises:
             continue
-        calls = figure.make_calls(rng_for(figure_material(assignment), figure.id))
+        calls = figure_calls(assignment, figure)
         planned.append(PlannedFigure(figure, calls, probe_calls(f"figure:{figure.id}", calls, options)))
     return planned
 

@@ -383,3 +383,17 @@ def test_a_check_that_passes_on_its_public_inputs_says_the_failure_is_in_a_case_
     # The instructor's report of the same result has it all.
     instructor = html.unescape(render_report(secret_result(public=public), instructor=True))
     assert "68760.5" in instructor and 'id="hidden-note"' not in instructor
+
+
+@pytest.mark.parametrize("secret", [SECRET, None], ids=["hidden inputs", "public inputs"])
+def test_the_learned_widths_figure_repeats_the_public_fit_and_the_kernel_makes_it_once(assignment, secret):
+    """The ex2 figure shows the student's fit_width on the first public data set of the fit_width check: its two
+    fit_width calls are answered by that check's public calls (the figure's kernel time was 0.9 s of a loops
+    notebook's 11 s), never by a hidden one, and only its leave-one-out curve is sent of its own."""
+    plan = draw_submission_plan(assignment, GradingOptions(secret=secret, exercises=("ex2",)))
+    figure = next(p for p in plan.figures if p.figure.id == "ex2.learned_widths")
+    fits = [call.id for call in figure.probe_calls if call.function == "fit_width"]
+    public = plan.public["ex2.fit_width"] if secret else next(p for p in plan.checks if p.check.id == "ex2.fit_width")
+    assert len(fits) == 2 and {plan.reused[i] for i in fits} <= {call.id for call in public.probe_calls}
+    sent = {call.id for call in plan.sent}
+    assert not set(fits) & sent and {c.id for c in figure.probe_calls if c.function == "loo_loss"} <= sent

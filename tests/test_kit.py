@@ -239,3 +239,14 @@ def test_the_cli_grades_the_example_from_its_folder_with_its_misconception_named
     named = example.checks[0].misconceptions[0].explanation
     assert [(c["passed"], c.get("diagnosis")) for c in checks.values()] == [(False, named), (False, named)]
     assert mistaken["score"] == 0 and (out / "zero_mask" / "report.html").is_file()
+
+
+def test_a_figure_naming_a_check_the_assignment_lacks_is_refused(tmp_path):
+    error = refused(copy_of_example(tmp_path, '''
+        import dataclasses
+        from grader.figures import Figure
+        ASSIGNMENT = dataclasses.replace(ASSIGNMENT, figures=[
+            Figure("ex1.picture", "ex1", "A picture", public_of="ex1.no_such_check", reads=("ex9.gone",))])
+    '''))
+    messages = sorted(p.message for p in error.problems if p.subject == "ex1.picture")
+    assert len(messages) == 2 and "ex1.no_such_check" in messages[0] and "ex9.gone" in messages[1], messages

@@ -67,6 +67,24 @@ class JobCgroup:
                     continue
         return 0
 
+    def limit_hits(self) -> int:
+        """How many times memory use has reached the limit so far (v1: memory.failcnt; v2: memory.events "max").
+        Without swap a tree at its limit may spend a long time freeing file pages before the OOM killer acts (the
+        pages it frees are read back at once): a cell can run out of time there with no process killed."""
+        for folder in self.folders:
+            try:
+                return int(Path(folder, "memory.failcnt").read_text())
+            except (OSError, ValueError):
+                pass
+            try:
+                for line in Path(folder, "memory.events").read_text().splitlines():
+                    field, _, value = line.partition(" ")
+                    if field == "max":
+                        return int(value)
+            except (OSError, ValueError):
+                continue
+        return 0
+
     def processes(self) -> list[int]:
         pids: set[int] = set()
         for folder in self.folders:

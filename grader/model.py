@@ -352,6 +352,7 @@ class CellRun:
     source_head: str = ""
     output_truncated: bool = False
     oom_killed: bool = False  # the whole-tree memory limit killed a process of the kernel during this cell
+    memory_limit_hit: bool = False  # memory use reached that limit during this cell (killed or not)
 
 
 @dataclass(frozen=True)

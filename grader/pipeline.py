@@ -319,6 +319,12 @@ def cell_errors(run: WorkerRun, limits, grading: tuple[str, ...] | None = None) 
         if cell.oom_killed and cell.status != CellStatus.KERNEL_DIED:
             error(ErrorKind.MEMORY_LIMIT, N_("The memory limit of %(limit)s for the notebook and everything it started was "
                   "reached in cell %(cell)s: a process it started was stopped."), limit=limits.describe_memory())
+        elif cell.memory_limit_hit and cell.status == CellStatus.TIMEOUT:
+            # Without swap, memory at its limit is found by evicting file pages that are read back at once: the cell
+            # can crawl until its time is up with nothing killed. Its report says why, not only that time ran out.
+            error(ErrorKind.MEMORY_LIMIT, N_("Cell %(cell)s reached the memory limit of %(limit)s for the notebook and "
+                  "everything it started, and ran out of time while the machine looked for memory for it."),
+                  limit=limits.describe_memory())
         if cell.output_truncated:
             error(ErrorKind.OUTPUT_CAPPED, N_("Cell %(cell)s printed more than %(limit)s bytes; the rest of its output was "
                   "dropped."), limit=limits.output_cap)

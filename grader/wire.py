@@ -164,4 +164,4 @@ def parse_cell(raw) -> CellRun | None:
     return CellRun(index=raw["index"], status=raw["status"], seconds=seconds(raw.get("seconds")) or 0.0,
                    error_name=text(raw.get("error_name")), error_value=text(raw.get("error_value")),
                    source_head=text(raw.get("source_head")) or "", output_truncated=raw.get("output_truncated") is True,
-                   oom_killed=raw.get("oom_killed") is True)
+                   oom_killed=raw.get("oom_killed") is True, memory_limit_hit=raw.get("memory_limit_hit") is True)

@@ -298,30 +298,38 @@ class Worker:
         self.client.timeout = int(self.limits.cell_timeout)
         return self.execute(index)
 
-    def oom_kills(self) -> int:
-        return self.cgroup.oom_kills() if self.cgroup else 0
+    def memory_events(self) -> tuple[int, int]:
+        """(OOM kills, times at the limit) of the kernel's cgroup so far (0, 0 without one)."""
+        return (self.cgroup.oom_kills(), self.cgroup.limit_hits()) if self.cgroup else (0, 0)
+
+    def memory_since(self, before: tuple[int, int]) -> dict:
+        """A cell's record of the memory limit: whether it killed a process (a child the kernel started, or the
+        kernel), and whether memory use reached it at all (a tree at its limit can run out of time freeing pages
+        before any process is killed: the report then says both)."""
+        kills, hits = self.memory_events()
+        return {"oom_killed": kills > before[0], "memory_limit_hit": hits > before[1] or kills > before[0]}
 
     def run_cells(self, nb) -> bool:
         for index, cell in enumerate(nb.cells[: self.slot]):
             if cell.cell_type != "code" or not cell.source.strip():
                 continue
             record = {"index": index, "source_head": "\n".join(cell.source.splitlines()[:4])[:400]}
-            started, ooms = time.monotonic(), self.oom_kills()
+            started, memory = time.monotonic(), self.memory_events()
             try:
                 self.execute_code_cell(index)
                 record.update(raised(cell, self.client.replies.get(index)))
-                record["oom_killed"] = self.oom_kills() > ooms  # a child the kernel started, stopped by the limit
+                record.update(self.memory_since(memory))
                 alive = True
             except CellTimeoutError:
                 record["status"] = CellStatus.TIMEOUT
-                record["oom_killed"] = self.oom_kills() > ooms
+                record.update(self.memory_since(memory))
                 alive = self.recover_after_timeout(nb, replay_upto=index)
             except (DeadKernelError, WireFormatError) as exc:
                 record["status"] = CellStatus.KERNEL_DIED
                 code = self.kernel_exit_code()
                 record["error_value"] = (f"kernel exit code {code}" if code is not None else None) \
                     if isinstance(exc, DeadKernelError) else f"{PROTOCOL_PREFIX} {exc}"
-                record["oom_killed"] = self.oom_kills() > ooms
+                record.update(self.memory_since(memory))
                 alive = self.restart_kernel(nb, replay_upto=index)
             record["seconds"] = round(time.monotonic() - started, 3)
             record["output_truncated"] = index in self.client.truncated

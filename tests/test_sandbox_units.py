@@ -343,3 +343,31 @@ def test_each_kernel_gets_a_uid_of_its_own_from_the_reserved_range(monkeypatch):
     finally:
         for uid in taken:
             uids.release(uid)
+
+
+def test_times_at_the_memory_limit_are_read_from_either_version(tmp_path):
+    (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 7\noom 1\noom_kill 2\n")
+    assert JobCgroup(2, (str(tmp_path),)).limit_hits() == 7
+    v1 = tmp_path / "v1"
+    v1.mkdir()
+    (v1 / "memory.failcnt").write_text("41\n")
+    assert JobCgroup(1, (str(tmp_path / "pids"), str(v1))).limit_hits() == 41  # the memory folder, whichever it is
+    assert JobCgroup(1, (str(tmp_path / "nothing"),)).limit_hits() == 0
+
+
+def test_a_cell_that_ran_out_of_time_at_the_memory_limit_is_reported_as_both():
+    """Without swap a tree at its memory limit can crawl, freeing file pages it reads back at once, until its cell's
+    time is up, with nothing killed: the report names the memory limit as well as the timeout."""
+    from grader.model import CellRun, CellStatus, ErrorKind, WorkerRun
+    from grader.pipeline import cell_errors
+
+    def kinds(**cell) -> list:
+        run = WorkerRun([CellRun(index=2, seconds=20.0, **cell)], {}, [], True, 20.0)
+        return [(e.kind, e.cell) for e in cell_errors(run, Limits(cell_timeout=20))]
+
+    assert kinds(status=CellStatus.TIMEOUT, memory_limit_hit=True) == [(ErrorKind.TIMEOUT, 2),
+                                                                         (ErrorKind.MEMORY_LIMIT, 2)]
+    assert kinds(status=CellStatus.TIMEOUT) == [(ErrorKind.TIMEOUT, 2)]
+    assert kinds(status=CellStatus.OK, memory_limit_hit=True) == []  # reached and freed: nothing to say
+    assert kinds(status=CellStatus.TIMEOUT, memory_limit_hit=True, oom_killed=True) == [
+        (ErrorKind.TIMEOUT, 2), (ErrorKind.MEMORY_LIMIT, 2)]  # said once: a process was stopped

@@ -138,10 +138,11 @@ class ReadyKernels:
     """Kernels ready before a submission wants one: the one place that decides how.
 
     The run's zygote (grader.zygote) imports the kernels' modules (ipykernel, numpy, torch) once and forks every
-    worker's kernel with them done: ``start`` starts it as soon as the run knows its sandbox (the CLI: before the
-    assignment is imported), a batch's ``pool`` if nothing did (a single submission's worker starts its kernel
-    itself: a zygote would import as much). Each batch keeps one spare worker process starting (``pool``).
-    ``close`` stops the workers not handed out, then the zygote.
+    worker's kernel with them done: ``start`` starts it as soon as the run knows its sandbox (grade, check and the
+    platforms' run: before the assignment is imported; a Dask task: before it imports the assignment), with the
+    first worker's process (grader.execute.WorkerInterpreter), which the first ``start_worker`` takes; a batch's
+    ``pool`` starts them if nothing did. Each batch keeps one spare worker starting (``pool``). ``close`` stops the
+    workers not handed out and the process no worker took, then the zygote.
     """
 
     def __init__(self, run: Run):

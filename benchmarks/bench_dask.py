@@ -1,6 +1,6 @@
 """Scaling from 1 to 2 Dask workers on a LocalCluster: the CLI with --scheduler, side by side.
 
-    .venv/bin/python benchmarks/bench_dask.py [--rounds 2] [--class-size 12] [--exercise ex1 --exercise ex3] [--regraded]
+    .venv/bin/python benchmarks/bench_dask.py [--rounds 2] [--class-size 12] [--exercise ex1 --exercise ex3] [--warm] [--regraded]
 
 Each round starts a LocalCluster of 1, then of 2, worker processes (one thread each; the order
 flips every round) and grades the same class through it with
@@ -10,7 +10,9 @@ do import the assignment. Figures are medians of wall-clock seconds, and of CPU 
 cluster (scheduler, workers, their sandboxes and kernels: this process's cpuacct group, which the
 cluster's processes inherit) and of the client (the CLI and its children). Each run is the class's
 first grading (its output folder removed first); with --regraded each grades into a folder graded
-once before the rounds, as a re-grade does (the batch then starts with what took longest).
+once before the rounds, as a re-grade does (the batch then starts with what took longest). With
+--warm each cluster grades the class once, untimed, before the timed grading: its workers have
+their runs (assignment imported, plans drawn, zygote up), as a course's kept cluster's have.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--class-size", type=int, default=12)
     parser.add_argument("--exercise", action="append", dest="exercises", default=None)
+    parser.add_argument("--warm", action="store_true",
+                        help="grade the class once on each cluster before the timed grading (untimed, another "
+                             "folder): the workers have graded before, as a course's kept cluster has")
     parser.add_argument("--regraded", action="store_true",
                         help="grade into folders graded once before the rounds (untimed): a re-grade, which starts "
                              "with what took longest; by default each run is the class's first grading")
@@ -59,6 +64,9 @@ def main() -> None:
                     command = [sys.executable, "-m", "grader.cli", "grade", str(klass), "--out",
                                str(tmp / f"out-{workers}"), "--secret", SECRET, "--force", "--quiet",
                                "--scheduler", cluster.scheduler_address, *exercises]
+                    if args.warm:
+                        timed([*command[:command.index("--out") + 1], str(tmp / "warm-up"),
+                               *command[command.index("--out") + 2:]], dict(os.environ))
                     started = cluster_cpu.usage()
                     run = timed(command, dict(os.environ))
                     run["cluster_cpu"] = cluster_cpu.usage() - started if started is not None else float("nan")
@@ -76,7 +84,7 @@ def main() -> None:
 
     one, two = median(1, "seconds"), median(2, "seconds")
     print(f"cores: {os.cpu_count()}; rounds: {args.rounds}; class of {args.class_size}, "
-          f"{'re-graded' if args.regraded else 'first grading'}"
+          f"{'re-graded' if args.regraded else 'first grading'}{', workers warm' if args.warm else ''}"
           f"{' (' + ', '.join(args.exercises) + ')' if args.exercises else ''}; 1-minute load average "
           f"{min(loads):.1f}..{max(loads):.1f}; medians (cwd {REPO.name})")
     for workers in (1, 2):

@@ -139,7 +139,14 @@ class ForkedKernel:
         self.pending = b""
 
     def poll(self) -> int | None:
-        while self.returncode is None and select.select([self.line], [], [], 0)[0]:
+        while self.returncode is None:
+            # What came already first: the kernel's exit status may have come with the monitor's first answer.
+            messages, self.pending = line_messages(self.pending)
+            for code in (message.get("exit") for message in messages):
+                if isinstance(code, int):
+                    self.returncode = code
+            if self.returncode is not None or not select.select([self.line], [], [], 0)[0]:
+                break
             try:
                 chunk = self.line.recv(4096)
             except OSError:
@@ -148,11 +155,6 @@ class ForkedKernel:
                 self.returncode = -signal.SIGKILL
                 break
             self.pending += chunk
-            while b"\n" in self.pending:
-                message, self.pending = self.pending.split(b"\n", 1)
-                code = json.loads(message).get("exit")
-                if isinstance(code, int):
-                    self.returncode = code
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
@@ -178,6 +180,13 @@ class ForkedKernel:
 
     def close(self) -> None:
         self.line.close()
+
+
+def line_messages(pending: bytes) -> tuple[list[dict], bytes]:
+    """The whole JSON messages (one per line) at the front of ``pending``, and the part of a message after them:
+    what a worker and its kernel's monitor say to each other."""
+    *whole, rest = pending.split(b"\n")
+    return [json.loads(message) for message in whole], rest
 
 
 def request_kernel(launch: KernelLaunch, timeout: float = 120.0) -> tuple[ForkedKernel, int | None]:
@@ -353,10 +362,8 @@ def relay(line: socket.socket, kernel: int, sandbox: subprocess.Popen | None) ->
         chunk = line.recv(4096)
         if not chunk:
             return 0
-        pending += chunk
-        while b"\n" in pending:
-            message, pending = pending.split(b"\n", 1)
-            signum = json.loads(message).get("signal")
+        messages, pending = line_messages(pending + chunk)
+        for signum in (message.get("signal") for message in messages):
             if isinstance(signum, int):
                 try:
                     os.kill(kernel, signum)

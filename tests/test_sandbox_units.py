@@ -3,6 +3,7 @@
 import errno
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -371,3 +372,23 @@ def test_a_cell_that_ran_out_of_time_at_the_memory_limit_is_reported_as_both():
     assert kinds(status=CellStatus.OK, memory_limit_hit=True) == []  # reached and freed: nothing to say
     assert kinds(status=CellStatus.TIMEOUT, memory_limit_hit=True, oom_killed=True) == [
         (ErrorKind.TIMEOUT, 2), (ErrorKind.MEMORY_LIMIT, 2)]  # said once: a process was stopped
+
+
+def test_a_forked_kernel_that_died_at_once_keeps_its_exit_status():
+    """The monitor's first answer can carry the kernel's exit status too, and then close the line: the status that
+    came is the kernel's, not the SIGKILL a silent end of the line stands for."""
+    from grader.zygote import ForkedKernel
+
+    ours, monitors = socket.socketpair()
+    monitors.close()
+    kernel = ForkedKernel(ours, 12345)
+    kernel.pending = b'{"exit": 3}\n'  # what request_kernel keeps after the pid
+    assert kernel.poll() == 3 and kernel.wait(1) == 3
+    ours2, monitors2 = socket.socketpair()
+    monitors2.sendall(b'{"exit": -11}\n{"sig')
+    monitors2.close()
+    assert ForkedKernel(ours2, 12345).poll() == -11
+    ours3, monitors3 = socket.socketpair()
+    monitors3.close()
+    assert ForkedKernel(ours3, 12345).poll() == -signal.SIGKILL
+    kernel.close()

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -30,10 +30,10 @@ from .files import FileTooLarge, read_regular_file
 from .i18n import N_, _
 from .model import ErrorKind, GradeError, OutcomeStatus, ProbeCall, SandboxTier, WorkerPhases, WorkerRun
 from . import uids
-from .sandbox import (SWEEP_VARIABLE, Limits, SandboxPlan, bubblewrap, die_with_parent,
+from .sandbox import (SWEEP_VARIABLE, KernelLaunch, Limits, SandboxPlan, bubblewrap, die_with_parent,
                       grader_paths, make_plan, python_prefixes, started_by_root)
 from .seccomp import architecture
-from .wire import JOB_NAME, NOTEBOOK_NAME, RESULT_NAME, SETTINGS_NAME, call_json, number, parse_cell, parse_outcome
+from .wire import JOB_NAME, LOG_NAME, NOTEBOOK_NAME, RESULT_NAME, SETTINGS_NAME, call_json, number, parse_cell, parse_outcome
 
 MAX_RESULT_BYTES = 256 * 2**20
 WORKER_ERRORS = {ErrorKind.KERNEL_UNRECOVERABLE: N_("The kernel could not be restarted; the rest of the notebook and "
@@ -207,11 +207,11 @@ class WorkerProcess:
         self.sweep_tag = interpreter.sweep_tag if interpreter else secrets.token_hex(8)
         self.runtime_dir = self.job_dir
         try:
-            settings = self.prepare(preload, hidden)
+            launch = self.prepare(preload, hidden)
             if self.interpreter is None:  # started once its sandbox is known to be possible
                 self.interpreter = WorkerInterpreter(options.scratch_root, self.job_dir, self.sweep_tag)
                 self.process = self.interpreter.process
-            self.hand_over(SETTINGS_NAME, lambda path: path.write_text(json.dumps(settings)))
+            self.hand_over(SETTINGS_NAME, lambda path: path.write_text(json.dumps(launch.to_json())))
         except BaseException:  # half a worker (a folder, a cgroup, no settings) is removed, not left behind
             self.cleanup()
             raise
@@ -220,8 +220,8 @@ class WorkerProcess:
     def log(self):
         return self.interpreter.log if self.interpreter else None
 
-    def prepare(self, preload: list[str], hidden: list[Path]) -> dict:
-        """The worker's settings: its sandbox, cgroup and limits (its process then starts the kernel)."""
+    def prepare(self, preload: list[str], hidden: list[Path]) -> KernelLaunch:
+        """The worker's settings: its kernel's sandbox, cgroup and limits (its process then starts the kernel)."""
         limits = self.options.limits
         # The connection file (and, without a sandbox, the sockets); bubblewrap's kernel has its sockets in its
         # sandbox. The container tier's kernel, of another uid, cannot reach the job folder (0700): its folder is
@@ -249,12 +249,9 @@ class WorkerProcess:
             from .zygote import serves
 
             forks = serves(self.tier)
-        settings = {"limits": asdict(limits), "preload": preload, "plan": plan.to_json() if plan else None,
-                    "cgroup": self.cgroup.to_json() if self.cgroup else None, "runtime_dir": str(self.runtime_dir),
-                    "sweep_tag": self.sweep_tag,
-                    "kernel_uid": self.uid if self.tier == SandboxTier.UID else None,
-                    "zygote": self.zygote.address() if forks else None}
-        return settings
+        return KernelLaunch(limits, self.runtime_dir, self.job_dir / LOG_NAME, plan, self.cgroup, self.sweep_tag,
+                            self.uid if self.tier == SandboxTier.UID else None,
+                            self.zygote.address() if forks else None, tuple(preload))
 
     def start_container_tier(self, hidden: list[Path]) -> None:
         """The container tier's setup: a uid of the kernel's own, a reaper for it, and nothing of the grader's

@@ -24,7 +24,6 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,40 +34,12 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning import LocalProvisioner
 
 from . import seccomp
-from .cgroups import JobCgroup
-from .sandbox import (CONNECTION_FILE, SANDBOX_RUNTIME, SWEEP_VARIABLE, Limits, SandboxPlan, apply_rlimits,
-                      bwrap_arguments, die_with_parent, kernel_environment, unsandboxed_environment)
+from .sandbox import (CONNECTION_FILE, SANDBOX_RUNTIME, SWEEP_VARIABLE, KernelLaunch, apply_rlimits, bwrap_arguments,
+                      die_with_parent, kernel_environment, unsandboxed_environment)
 
 PROVISIONER_NAME = "grader-sandbox"
 MAX_MESSAGE_BYTES = 256 * 2**20  # one message from the kernel; probe results are the largest
 SANDBOX_SETUP_SECONDS = 60  # for bubblewrap to build the sandbox (milliseconds, unless the machine is swamped)
-
-
-@dataclass
-class KernelLaunch:
-    """Everything the provisioner needs to start one kernel; the worker builds it from its settings."""
-
-    limits: Limits
-    runtime_dir: Path  # connection file and IPC sockets
-    log_path: Path
-    plan: SandboxPlan | None = None  # None: no bubblewrap, the kernel runs on the host
-    cgroup: JobCgroup | None = None
-    sweep_tag: str = ""  # without a sandbox: marks the kernel's processes, so that strays can be found
-    kernel_uid: int | None = None  # the container tier (grader.container): the uid the kernel runs as, on the host
-    zygote: str | None = None  # the run's zygote (grader.zygote), which forks the kernel: its socket's path
-    preload: tuple[str, ...] = ()  # modules the kernel imports first (a zygote has them imported before it forks)
-
-    def to_json(self) -> dict:
-        return {"limits": asdict(self.limits), "runtime_dir": str(self.runtime_dir), "log_path": str(self.log_path),
-                "plan": self.plan.to_json() if self.plan else None,
-                "cgroup": self.cgroup.to_json() if self.cgroup else None, "sweep_tag": self.sweep_tag,
-                "kernel_uid": self.kernel_uid, "preload": list(self.preload)}
-
-    @classmethod
-    def from_json(cls, data: dict) -> "KernelLaunch":
-        return cls(Limits(**data["limits"]), Path(data["runtime_dir"]), Path(data["log_path"]),
-                   SandboxPlan.from_json(data["plan"]) if data["plan"] else None, JobCgroup.from_json(data["cgroup"]),
-                   data["sweep_tag"], data["kernel_uid"], None, tuple(data["preload"]))
 
 
 class SandboxedKernelManager(AsyncKernelManager):

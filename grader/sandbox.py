@@ -30,8 +30,10 @@ import resource
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from .cgroups import JobCgroup
 
 GIB, MIB, PAGE = 2**30, 2**20, 4096
 
@@ -83,6 +85,34 @@ def apply_rlimits(limits: Limits, nproc: bool) -> None:
         resource.setrlimit(rlimit, (value, value))
     # The soft CPU limit sends SIGXCPU, which the report can name; the hard one, SIGKILL, backs it.
     resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_seconds, limits.cpu_seconds + 5))
+
+
+@dataclass
+class KernelLaunch:
+    """Everything the provisioner needs to start one kernel: what the grader hands its worker (the worker's
+    settings file) and the worker the zygote, as ``to_json``."""
+
+    limits: Limits
+    runtime_dir: Path  # connection file and IPC sockets
+    log_path: Path
+    plan: SandboxPlan | None = None  # None: no bubblewrap, the kernel runs on the host
+    cgroup: JobCgroup | None = None
+    sweep_tag: str = ""  # without a sandbox: marks the kernel's processes, so that strays can be found
+    kernel_uid: int | None = None  # the container tier (grader.container): the uid the kernel runs as, on the host
+    zygote: str | None = None  # the run's zygote (grader.zygote), which forks the kernel: its socket's path
+    preload: tuple[str, ...] = ()  # modules the kernel imports first (a zygote has them imported before it forks)
+
+    def to_json(self) -> dict:
+        return {"limits": asdict(self.limits), "runtime_dir": str(self.runtime_dir), "log_path": str(self.log_path),
+                "plan": self.plan.to_json() if self.plan else None,
+                "cgroup": self.cgroup.to_json() if self.cgroup else None, "sweep_tag": self.sweep_tag,
+                "kernel_uid": self.kernel_uid, "zygote": self.zygote, "preload": list(self.preload)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "KernelLaunch":
+        return cls(Limits(**data["limits"]), Path(data["runtime_dir"]), Path(data["log_path"]),
+                   SandboxPlan.from_json(data["plan"]) if data["plan"] else None, JobCgroup.from_json(data["cgroup"]),
+                   data["sweep_tag"], data["kernel_uid"], data["zygote"], tuple(data["preload"]))
 
 
 def die_with_parent() -> None:

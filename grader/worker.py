@@ -43,12 +43,11 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 
-from .cgroups import JobCgroup
 from .errors import WireFormatError  # a kernel that breaks the protocol (an undecodable, oversized message) is dead
-from .kernel_sandbox import KernelLaunch, SandboxedKernelManager
+from .kernel_sandbox import SandboxedKernelManager
 from .model import CellStatus, ErrorKind, OutcomeStatus
-from .sandbox import Limits, SandboxPlan
-from .wire import (JOB_NAME, LOG_NAME, NOTEBOOK_NAME, OUTCOME_MIME, PROTOCOL_PREFIX, RESULT_NAME,  # noqa: F401
+from .sandbox import KernelLaunch
+from .wire import (JOB_NAME, NOTEBOOK_NAME, OUTCOME_MIME, PROTOCOL_PREFIX, RESULT_NAME,  # noqa: F401
                    SETTINGS_NAME, checked_outcome)
 
 # What the kernel is given after the student's cells, as (module name, this package's file): the wire's schema first
@@ -212,14 +211,8 @@ class Worker:
         self.result = {"cells": [], "probes": {}, "errors": [], "finished": False}
         self.restarts = 0
         self.client: CappedOutputClient | None = None
-        settings = json.loads((job_dir / SETTINGS_NAME).read_text())
-        self.limits = Limits(**settings["limits"])
-        self.preload: list[str] = settings["preload"]
-        plan = SandboxPlan.from_json(settings["plan"]) if settings["plan"] else None
-        self.cgroup = JobCgroup.from_json(settings["cgroup"])
-        self.launch = KernelLaunch(self.limits, Path(settings["runtime_dir"]), job_dir / LOG_NAME, plan, self.cgroup,
-                                   settings["sweep_tag"], settings.get("kernel_uid"), settings.get("zygote"),
-                                   tuple(self.preload))
+        self.launch = KernelLaunch.from_json(json.loads((job_dir / SETTINGS_NAME).read_text()))
+        self.limits, self.cgroup, self.preload = self.launch.limits, self.launch.cgroup, list(self.launch.preload)
         self.probe_runtime_loaded = False
 
     # ------------------------------------------------------------ kernel lifecycle

@@ -61,8 +61,8 @@ CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
 NS_GET_USERNS = 0xB701  # _IO(0xb7, 0x1): the user namespace that owns a namespace
 JOINED = (("cgroup", CLONE_NEWCGROUP), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWUTS), ("net", CLONE_NEWNET),
           ("mnt", CLONE_NEWNS))  # joined in this order, the mount namespace last (it moves the root)
-if TYPE_CHECKING:  # the owner's side stays light: jupyter_client is the worker's and the zygote's
-    from .kernel_sandbox import KernelLaunch
+if TYPE_CHECKING:
+    from .sandbox import KernelLaunch
 
 ENTRY = "import sys; from grader.zygote import serve; serve(int(sys.argv[1]), sys.argv[2:])"
 
@@ -274,7 +274,7 @@ def serve(listener_fd: int, modules: list[str]) -> None:
 
 
 def read_request(line: socket.socket) -> KernelLaunch:
-    from .kernel_sandbox import KernelLaunch
+    from .sandbox import KernelLaunch
 
     data = b""
     while not data.endswith(b"\n"):

@@ -7,7 +7,6 @@ processes. No test here starts a real kernel.
 
 import json
 import subprocess
-from dataclasses import asdict
 from pathlib import Path
 
 import nbformat
@@ -20,8 +19,8 @@ from grader.assignment import load_assignment
 from grader.errors import GraderError, SandboxUnavailable, WireFormatError, WorkerCrashed
 from grader.execute import ExecutionOptions, WorkerProcess, read_worker_result, worker_report
 from grader.model import UNGRADABLE, CellStatus, ErrorKind, GradeError, OutcomeStatus, ProbeCall, SandboxTier
-from grader.sandbox import Limits
-from grader.wire import JOB_NAME, RESULT_NAME, SETTINGS_NAME
+from grader.sandbox import KernelLaunch, Limits
+from grader.wire import JOB_NAME, LOG_NAME, RESULT_NAME, SETTINGS_NAME
 from grader.worker import CappedOutputClient, Reply, Worker, raised
 from tests.fake_kernel import FakeKernels
 
@@ -30,9 +29,8 @@ CALLS = [ProbeCall("ex4.predicted_exponent#0", "predicted_exponent", (1,))]
 
 def job_folder(tmp_path: Path, sources: list[str], calls=()) -> Path:
     """A worker's job folder as grader.execute writes it, for a notebook of these code cells."""
-    settings = {"limits": asdict(Limits(max_restarts=2)), "preload": [], "plan": None, "cgroup": None,
-                "runtime_dir": str(tmp_path), "sweep_tag": "test"}
-    (tmp_path / SETTINGS_NAME).write_text(json.dumps(settings))
+    launch = KernelLaunch(Limits(max_restarts=2), tmp_path, tmp_path / LOG_NAME, sweep_tag="test")
+    (tmp_path / SETTINGS_NAME).write_text(json.dumps(launch.to_json()))
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
     nbformat.write(nb, tmp_path / "submission.ipynb")
     (tmp_path / JOB_NAME).write_text(json.dumps({"notebook": "submission.ipynb", "calls": execute.job_calls(list(calls))}))

@@ -33,7 +33,8 @@ from . import uids
 from .sandbox import (SWEEP_VARIABLE, KernelLaunch, Limits, SandboxPlan, bubblewrap, die_with_parent,
                       grader_paths, make_plan, python_prefixes, started_by_root)
 from .seccomp import architecture
-from .wire import JOB_NAME, LOG_NAME, NOTEBOOK_NAME, RESULT_NAME, SETTINGS_NAME, call_json, number, parse_cell, parse_outcome
+from .wire import (JOB_NAME, LOG_NAME, NOTEBOOK_NAME, RESULT_NAME, SETTINGS_NAME, call_json, number, parse_cell,
+                   parse_outcome)
 
 MAX_RESULT_BYTES = 256 * 2**20
 WORKER_ERRORS = {ErrorKind.KERNEL_UNRECOVERABLE: N_("The kernel could not be restarted; the rest of the notebook and "
@@ -142,9 +143,10 @@ def new_job_dir(scratch_root: str | None) -> Path:
 
 class WorkerInterpreter:
     """A worker's process before it is a worker: ``python -m grader.worker JOB_DIR`` imports nbclient, the kernel
-    client and the worker (0.4 s of CPU), then waits for its settings (grader.worker.main). A run starts one as soon
-    as it knows where scratch files go, before the assignment is imported (grader.run.ReadyKernels), so that the
-    first submission's worker is not started on its critical path; every WorkerProcess otherwise starts its own.
+    client and the worker (0.3 s of CPU measured), then waits for its settings (grader.worker.main). A run starts
+    one as soon as it knows where scratch files go, before the assignment is imported (grader.run.ReadyKernels), so
+    that the first submission's worker is not started on its critical path; every WorkerProcess otherwise starts
+    its own.
 
     Nothing of the grader's reaches it: its environment is PATH, a locale, a home and runtime folder of its own
     (the job folder, 0700) and the tag that finds an unsandboxed kernel's processes."""

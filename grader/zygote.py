@@ -219,13 +219,24 @@ def single_threaded() -> bool:
     return len(os.listdir("/proc/self/task")) == 1
 
 
+# Parts of a preloaded module that it imports only when first used, at a cost worth paying once in the zygote
+# rather than in every kernel: torch's optimizers import torch._dynamo when the first one is built (0.8 s of CPU
+# here, in every kernel whose notebook or probe calls build one: the book's training loops, a width fitted by
+# gradient descent).
+LAZY_PARTS = {"torch": ("torch._dynamo",)}
+
+
 def serve(listener_fd: int, modules: list[str]) -> None:
-    """The zygote's body: import, then fork a monitor per request until stdin ends."""
+    """The zygote's body: import, then fork a monitor per request until stdin ends.
+
+    After its second request (a run that grades a class, not one notebook), the zygote imports its modules'
+    LAZY_PARTS: the later kernels start with them. Not before: the first kernels would wait for it, and a run of one
+    notebook would pay for what it may never use."""
     import importlib
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the terminal ends the grader; it closes this
     listener = socket.socket(fileno=listener_fd)
-    imported = set()
+    imported, served = set(), 0
     for name in modules:
         try:
             importlib.import_module(name)
@@ -265,12 +276,19 @@ def serve(listener_fd: int, modules: list[str]) -> None:
             if os.fork() == 0:
                 listener.close()
                 monitor(line, request)  # never returns
+            served += 1
         except Exception as exc:  # one request's failure is that worker's (it starts its own kernel)
             try:
                 line.sendall(json.dumps({"error": f"{type(exc).__name__}: {exc}"[:500]}).encode() + b"\n")
             except OSError:
                 pass
         line.close()
+        if served == 2:
+            for name in (part for module in sorted(imported) for part in LAZY_PARTS.get(module, ())):
+                try:
+                    importlib.import_module(name)
+                except Exception:  # a part this version lacks, or that fails here: each kernel imports it, or not
+                    pass
 
 
 def read_request(line: socket.socket) -> KernelLaunch:

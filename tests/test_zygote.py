@@ -28,9 +28,10 @@ pytestmark = [NEEDS_ROOT, NEEDS_BUBBLEWRAP]
 FACTS = r'''
 import json, os, random, sys, time
 forked = "ipykernel_launcher" in sys.modules  # an exec'd kernel runs it as __main__; the zygote imported it
+lazy = "torch._dynamo" in sys.modules  # imported by the zygote once it served two kernels (LAZY_PARTS)
 import numpy, torch
 status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
-facts = {"forked": forked, "ppid": os.getppid(), "uid": os.getuid(), "pidns": os.readlink("/proc/self/ns/pid"),
+facts = {"forked": forked, "lazy": lazy, "ppid": os.getppid(), "uid": os.getuid(), "pidns": os.readlink("/proc/self/ns/pid"),
          "random": [round(random.random(), 9), round(float(numpy.random.rand()), 9), round(float(torch.rand(1)), 7)],
          "caps": sorted({status[k].strip() for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}),
          "no_new_privs": status["NoNewPrivs"].strip(), "seccomp": status["Seccomp"].strip(),
@@ -99,6 +100,21 @@ def test_two_forked_kernels_are_apart_unprivileged_and_differently_seeded(tmp_pa
         assert facts["pids"] < 10  # its own PID namespace only: neither the zygote nor the neighbour is in sight
     assert first["uid"] != second["uid"] and first["pidns"] != second["pidns"]
     assert all(a != b for a, b in zip(first["random"], second["random"]))  # random, NumPy and torch reseeded
+
+
+def test_after_two_kernels_the_zygote_imports_what_torch_loads_on_first_use(tmp_path):
+    """A class's third kernel starts with torch._dynamo imported (an optimizer's first construction costs 0.8 s
+    without it); a run's first two kernels are not kept waiting for that import, and the zygote stays single-threaded
+    (it still forks safely)."""
+    with Zygote(tmp_path) as zygote:
+        lazy = []
+        for _ in range(3):
+            with WorkerProcess(options(), ["numpy", "torch"], [], zygote=zygote) as worker:
+                facts = facts_of(worker.run(notebook(sleep=0), []))
+            assert facts["forked"]
+            lazy.append(facts["lazy"])
+        assert len(os.listdir(f"/proc/{zygote.process.pid}/task")) == 1
+    assert lazy == [False, False, True]
 
 
 def test_a_dead_zygote_is_replaced_for_the_next_worker(tmp_path):

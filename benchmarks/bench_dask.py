@@ -1,6 +1,7 @@
 """Scaling from 1 to 2 Dask workers on a LocalCluster: the CLI with --scheduler, side by side.
 
     .venv/bin/python benchmarks/bench_dask.py [--rounds 2] [--class-size 12] [--exercise ex1 --exercise ex3] [--warm] [--regraded]
+                                              [--saturation 1.0]
 
 Each round starts a LocalCluster of 1, then of 2, worker processes (one thread each; the order
 flips every round) and grades the same class through it with
@@ -13,6 +14,8 @@ first grading (its output folder removed first); with --regraded each grades int
 once before the rounds, as a re-grade does (the batch then starts with what took longest). With
 --warm each cluster grades the class once, untimed, before the timed grading: its workers have
 their runs (assignment imported, plans drawn, zygote up), as a course's kept cluster's have.
+--saturation sets the scheduler's distributed.scheduler.worker-saturation (Dask's default, 1.1, lets a
+one-thread worker hold two tasks: the second waits there while another worker may have nothing left).
 """
 
 from __future__ import annotations
@@ -40,8 +43,15 @@ def main() -> None:
     parser.add_argument("--regraded", action="store_true",
                         help="grade into folders graded once before the rounds (untimed): a re-grade, which starts "
                              "with what took longest; by default each run is the class's first grading")
+    parser.add_argument("--saturation", type=float, default=None,
+                        help="the scheduler's worker-saturation (default: Dask's own)")
     args = parser.parse_args()
+    import dask
     from distributed import LocalCluster
+
+    if args.saturation is not None:
+        dask.config.set({"distributed.scheduler.worker-saturation": args.saturation})  # the scheduler runs here
+    saturation = dask.config.get("distributed.scheduler.worker-saturation")
 
     with tempfile.TemporaryDirectory(prefix="bench-dask-") as tmp:
         tmp = Path(tmp)
@@ -85,7 +95,8 @@ def main() -> None:
     one, two = median(1, "seconds"), median(2, "seconds")
     print(f"cores: {os.cpu_count()}; rounds: {args.rounds}; class of {args.class_size}, "
           f"{'re-graded' if args.regraded else 'first grading'}{', workers warm' if args.warm else ''}"
-          f"{' (' + ', '.join(args.exercises) + ')' if args.exercises else ''}; 1-minute load average "
+          f"{' (' + ', '.join(args.exercises) + ')' if args.exercises else ''}; worker-saturation {saturation}; "
+          f"1-minute load average "
           f"{min(loads):.1f}..{max(loads):.1f}; medians (cwd {REPO.name})")
     for workers in (1, 2):
         print(f"{workers} worker{'s' if workers > 1 else ''}: {median(workers, 'seconds'):.1f} s wall, CPU s: cluster "

@@ -31,7 +31,8 @@ forked = "ipykernel_launcher" in sys.modules  # an exec'd kernel runs it as __ma
 lazy = "torch._dynamo" in sys.modules  # imported by the zygote once it served two kernels (LAZY_PARTS)
 import numpy, torch
 status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if ":\t" in line)
-facts = {"forked": forked, "lazy": lazy, "ppid": os.getppid(), "uid": os.getuid(), "pidns": os.readlink("/proc/self/ns/pid"),
+facts = {"forked": forked, "lazy": lazy, "ppid": os.getppid(), "uid": os.getuid(),
+         "pidns": os.readlink("/proc/self/ns/pid"),
          "random": [round(random.random(), 9), round(float(numpy.random.rand()), 9), round(float(torch.rand(1)), 7)],
          "caps": sorted({status[k].strip() for k in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")}),
          "no_new_privs": status["NoNewPrivs"].strip(), "seccomp": status["Seccomp"].strip(),

@@ -71,14 +71,14 @@ def main() -> None:
             try:
                 with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=50) as cluster:
-                    command = [sys.executable, "-m", "grader.cli", "grade", str(klass), "--out",
-                               str(tmp / f"out-{workers}"), "--secret", SECRET, "--force", "--quiet",
-                               "--scheduler", cluster.scheduler_address, *exercises]
+                    def grading(out: Path) -> list[str]:
+                        return [sys.executable, "-m", "grader.cli", "grade", str(klass), "--out", str(out), "--secret",
+                                SECRET, "--force", "--quiet", "--scheduler", cluster.scheduler_address, *exercises]
+
                     if args.warm:
-                        timed([*command[:command.index("--out") + 1], str(tmp / "warm-up"),
-                               *command[command.index("--out") + 2:]], dict(os.environ))
+                        timed(grading(tmp / "warm-up"), dict(os.environ))
                     started = cluster_cpu.usage()
-                    run = timed(command, dict(os.environ))
+                    run = timed(grading(tmp / f"out-{workers}"), dict(os.environ))
                     run["cluster_cpu"] = cluster_cpu.usage() - started if started is not None else float("nan")
             finally:
                 cluster_cpu.leave()

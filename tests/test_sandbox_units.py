@@ -384,11 +384,15 @@ def test_a_forked_kernel_that_died_at_once_keeps_its_exit_status():
     kernel = ForkedKernel(ours, 12345)
     kernel.pending = b'{"exit": 3}\n'  # what request_kernel keeps after the pid
     assert kernel.poll() == 3 and kernel.wait(1) == 3
-    ours2, monitors2 = socket.socketpair()
-    monitors2.sendall(b'{"exit": -11}\n{"sig')
-    monitors2.close()
-    assert ForkedKernel(ours2, 12345).poll() == -11
-    ours3, monitors3 = socket.socketpair()
-    monitors3.close()
-    assert ForkedKernel(ours3, 12345).poll() == -signal.SIGKILL
+    kernel.close()
+    ours, monitors = socket.socketpair()
+    monitors.sendall(b'{"exit": -11}\n{"sig')
+    monitors.close()
+    kernel = ForkedKernel(ours, 12345)
+    assert kernel.poll() == -11
+    kernel.close()
+    ours, monitors = socket.socketpair()
+    monitors.close()
+    kernel = ForkedKernel(ours, 12345)
+    assert kernel.poll() == -signal.SIGKILL
     kernel.close()

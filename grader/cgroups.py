@@ -28,6 +28,7 @@ RUN_PARENT = re.compile(r"grader-(?P<pid>\d+)-[0-9a-f]{6}(-grader)?")
 STALE_AFTER = 60.0  # seconds a dead run's parent is left alone: a run of another PID namespace may be starting
 CPU_WEIGHT_V2, CPU_SHARES_V1 = 100, 1024  # the defaults: every submission weighs the same
 MAX_WEIGHT = {2: 10000, 1: 262144}
+PEAK_SLACK = 2**20  # bytes below the limit that still count as at the limit (v1's peak)
 
 
 @dataclass(frozen=True)
@@ -68,14 +69,10 @@ class JobCgroup:
         return 0
 
     def limit_hits(self) -> int:
-        """How many times memory use has reached the limit so far (v1: memory.failcnt; v2: memory.events "max").
-        Without swap a tree at its limit may spend a long time freeing file pages before the OOM killer acts (the
-        pages it frees are read back at once): a cell can run out of time there with no process killed."""
+        """How many times memory use has reached the limit so far: v2's memory.events "max"; 0 on v1 (its
+        memory.failcnt is not counted by every kernel: 0 after an OOM kill on this project's 6.18 hosts), which
+        restart_peak and peak_at_limit answer instead."""
         for folder in self.folders:
-            try:
-                return int(Path(folder, "memory.failcnt").read_text())
-            except (OSError, ValueError):
-                pass
             try:
                 for line in Path(folder, "memory.events").read_text().splitlines():
                     field, _, value = line.partition(" ")
@@ -84,6 +81,32 @@ class JobCgroup:
             except (OSError, ValueError):
                 continue
         return 0
+
+    def restart_peak(self) -> None:
+        """v1: the peak of memory use restarts from what is in use now (memory.max_usage_in_bytes takes 0)."""
+        for folder in self.folders if self.version == 1 else ():
+            try:  # never created: only the memory controller's folder has the file
+                fd = os.open(os.path.join(folder, "memory.max_usage_in_bytes"), os.O_WRONLY | os.O_TRUNC)
+            except OSError:
+                continue
+            try:
+                os.write(fd, b"0")
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+
+    def peak_at_limit(self) -> bool:
+        """v1: whether memory use has reached the limit since the peak restarted. A charge the limit refuses
+        leaves use at most one charge batch (64 pages) below it; PEAK_SLACK covers that."""
+        for folder in self.folders if self.version == 1 else ():
+            try:
+                peak = int(Path(folder, "memory.max_usage_in_bytes").read_text())
+                limit = int(Path(folder, "memory.limit_in_bytes").read_text())
+            except (OSError, ValueError):
+                continue
+            return peak >= limit - PEAK_SLACK
+        return False
 
     def processes(self) -> list[int]:
         pids: set[int] = set()

@@ -291,23 +291,30 @@ class Worker:
         self.client.timeout = int(self.limits.cell_timeout)
         return self.execute(index)
 
-    def memory_events(self) -> tuple[int, int]:
-        """(OOM kills, times at the limit) of the kernel's cgroup so far (0, 0 without one)."""
-        return (self.cgroup.oom_kills(), self.cgroup.limit_hits()) if self.cgroup else (0, 0)
+    def memory_mark(self) -> tuple[int, int]:
+        """(OOM kills, times at the limit) of the kernel's cgroup so far, with v1's peak of memory use restarted
+        from here: what a cell's record of the memory limit is measured from ((0, 0) without a cgroup)."""
+        if self.cgroup is None:
+            return (0, 0)
+        self.cgroup.restart_peak()
+        return (self.cgroup.oom_kills(), self.cgroup.limit_hits())
 
-    def memory_since(self, before: tuple[int, int]) -> dict:
+    def memory_since(self, mark: tuple[int, int]) -> dict:
         """A cell's record of the memory limit: whether it killed a process (a child the kernel started, or the
         kernel), and whether memory use reached it at all (a tree at its limit can run out of time freeing pages
         before any process is killed: the report then says both)."""
-        kills, hits = self.memory_events()
-        return {"oom_killed": kills > before[0], "memory_limit_hit": hits > before[1] or kills > before[0]}
+        if self.cgroup is None:
+            return {"oom_killed": False, "memory_limit_hit": False}
+        killed = self.cgroup.oom_kills() > mark[0]
+        reached = killed or self.cgroup.limit_hits() > mark[1] or self.cgroup.peak_at_limit()
+        return {"oom_killed": killed, "memory_limit_hit": reached}
 
     def run_cells(self, nb) -> bool:
         for index, cell in enumerate(nb.cells[: self.slot]):
             if cell.cell_type != "code" or not cell.source.strip():
                 continue
             record = {"index": index, "source_head": "\n".join(cell.source.splitlines()[:4])[:400]}
-            started, memory = time.monotonic(), self.memory_events()
+            started, memory = time.monotonic(), self.memory_mark()
             try:
                 self.execute_code_cell(index)
                 record.update(raised(cell, self.client.replies.get(index)))

@@ -18,7 +18,7 @@ from grader.files import (FileTooLarge, NotRegularFile, find_notebooks, read_reg
                           submission_names)
 from grader.sandbox import (CONNECTION_FILE, NPROC_LAUNCHER, RUNTIME_BYTES, SANDBOX_RUNTIME, Limits, SandboxPlan,
                             bwrap_arguments)
-from tests.conftest import unavailable
+from tests.conftest import NEEDS_CGROUPS, unavailable
 
 
 # --------------------------------------------------------------------------- seccomp
@@ -349,11 +349,48 @@ def test_each_kernel_gets_a_uid_of_its_own_from_the_reserved_range(monkeypatch):
 def test_times_at_the_memory_limit_are_read_from_either_version(tmp_path):
     (tmp_path / "memory.events").write_text("low 0\nhigh 0\nmax 7\noom 1\noom_kill 2\n")
     assert JobCgroup(2, (str(tmp_path),)).limit_hits() == 7
+    assert not JobCgroup(2, (str(tmp_path),)).peak_at_limit()
     v1 = tmp_path / "v1"
     v1.mkdir()
-    (v1 / "memory.failcnt").write_text("41\n")
-    assert JobCgroup(1, (str(tmp_path / "pids"), str(v1))).limit_hits() == 41  # the memory folder, whichever it is
-    assert JobCgroup(1, (str(tmp_path / "nothing"),)).limit_hits() == 0
+    (v1 / "memory.failcnt").write_text("41\n")  # not read: some kernels never count it
+    (v1 / "memory.limit_in_bytes").write_text(f"{2**30}\n")
+    (v1 / "memory.max_usage_in_bytes").write_text(f"{2**30 - 4096}\n")
+    job = JobCgroup(1, (str(tmp_path / "pids"), str(v1)))  # the memory folder, whichever it is
+    assert job.limit_hits() == 0 and job.peak_at_limit()
+    (v1 / "memory.max_usage_in_bytes").write_text(f"{2**30 - 8 * 2**20}\n")
+    assert not job.peak_at_limit()
+    job.restart_peak()
+    assert (v1 / "memory.max_usage_in_bytes").read_text() == "0"
+    assert not (tmp_path / "pids" / "memory.max_usage_in_bytes").exists()  # written where it is, made nowhere
+    assert not JobCgroup(1, (str(tmp_path / "nothing"),)).peak_at_limit()
+
+
+@NEEDS_CGROUPS
+def test_a_real_cgroup_tells_when_memory_use_reached_its_limit():
+    """On a real kernel: a process killed at the limit, one that stayed below it, and the peak restarted between
+    them (v1's memory.failcnt stays 0 after an OOM kill on this project's hosts: it cannot be what is read)."""
+    from grader.execute import cgroup_manager
+
+    manager = cgroup_manager()
+    job = manager.create(memory_bytes=200 * 2**20, processes=16)
+    try:
+        def run(megabytes: int) -> int:
+            child = subprocess.Popen([sys.executable, "-c", f"x = b'x' * ({megabytes} * 2**20)"],
+                                     preexec_fn=job.join)
+            return child.wait(30)
+
+        job.restart_peak()
+        kills, hits = job.oom_kills(), job.limit_hits()
+        assert run(300) == -signal.SIGKILL
+        assert job.oom_kills() == kills + 1
+        assert job.peak_at_limit() or job.limit_hits() > hits
+        job.restart_peak()
+        hits = job.limit_hits()
+        assert run(50) == 0
+        assert not job.peak_at_limit() and job.limit_hits() == hits
+    finally:
+        job.remove()
+        manager.close()
 
 
 def test_a_cell_that_ran_out_of_time_at_the_memory_limit_is_reported_as_both():

@@ -7,6 +7,7 @@ graded; a re-run skips submissions whose notebook, assignment and options hash t
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -14,7 +15,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from . import gradebook
 from .assignment import Assignment, hash_files
@@ -119,14 +120,43 @@ def cached_result(out_dir: Path, item: BatchItem) -> dict | None:
     return None
 
 
+class Loops(NamedTuple):
+    """A notebook's loops, as a first grading's guess at its cost: sorted by, unbounded ones first."""
+
+    unbounded: int  # while loops: the parser cannot see how often they repeat (the cell timeout may end them)
+    total: int  # for and while loops and comprehensions
+
+
+def loops_in(notebook: Path) -> Loops:
+    """The loops of the notebook's code cells ((0, 0) for what cannot be read). Only parsed, never run; a cell that
+    is not Python (a magic, a syntax error, nesting the parser refuses) counts for nothing."""
+    try:
+        cells = json.loads(read_regular_file(notebook, MAX_NOTEBOOK_BYTES))["cells"]
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):
+        return Loops(0, 0)
+    unbounded = total = 0
+    for cell in cells if isinstance(cells, list) else ():
+        source = cell.get("source", "") if isinstance(cell, dict) and cell.get("cell_type") == "code" else ""
+        source = "".join(source) if isinstance(source, list) and all(isinstance(s, str) for s in source) else source
+        try:
+            nodes = list(ast.walk(ast.parse(source)))
+        except (SyntaxError, ValueError, TypeError, RecursionError, MemoryError):
+            continue
+        unbounded += sum(isinstance(node, ast.While) for node in nodes)
+        total += sum(isinstance(node, (ast.For, ast.AsyncFor, ast.While, ast.comprehension)) for node in nodes)
+    return Loops(unbounded, total)
+
+
 def longest_first(items: list[BatchItem], out_dir: Path) -> list[BatchItem]:
-    """The order a batch grades in: what was never graded into ``out_dir`` first, in the class's order (nothing is
-    known of its cost), then the rest by how long their last grading took, longest first.
+    """The order a batch grades in: what was never graded into ``out_dir`` first, those with the most loops first
+    (``loops_in``: a guess), then the rest by how long their last grading took, longest first.
 
     Submissions take unequal times (a student's loops can take four times a vectorised answer), and a batch ends
     when its last submission does: started last, a long one runs on alone while the other slots have nothing left.
-    Longest first, a re-graded class (after --force, a changed test, a push of course CI) ends on its shortest
-    submissions instead. Measured: a re-graded class of 6 correct notebooks at --jobs 2 (docs/speed.md)."""
+    Longest first, the batch ends on its shortest submissions instead. On a first grading nothing is measured, and
+    Python loops are what makes one correct answer cost several times another (the probe calls repeat them for
+    every hidden input). Measured: a class of 6 correct notebooks at --jobs 2, graded and re-graded (docs/speed.md).
+    """
     def last_seconds(item: BatchItem) -> float | None:
         try:
             seconds = json.loads((out_dir / item.name / "result.json").read_text())["timing"]["seconds"]
@@ -135,7 +165,9 @@ def longest_first(items: list[BatchItem], out_dir: Path) -> list[BatchItem]:
         return float(seconds) if isinstance(seconds, (int, float)) else None
 
     known = {item.name: last_seconds(item) for item in items}
-    return ([item for item in items if known[item.name] is None]
+    new = [item for item in items if known[item.name] is None]
+    loops = {item.name: loops_in(item.notebook) for item in new}
+    return (sorted(new, key=lambda item: loops[item.name], reverse=True)
             + sorted((item for item in items if known[item.name] is not None), key=lambda item: -known[item.name]))
 
 

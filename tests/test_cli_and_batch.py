@@ -353,6 +353,38 @@ def test_a_notebook_naming_a_path_or_another_assignment_is_reported_and_the_clas
     assert "This notebook is for another assignment" in (out / "gradebook.csv").read_text(encoding="utf-8-sig")
 
 
+def test_a_first_grading_starts_with_the_notebooks_that_loop_most(tmp_path):
+    """Never graded, a class is ordered by its loops (grader.batch.loops_in): unbounded ones, then all of them; the
+    class's order among equals. Parsed, not run: cells that are not Python, and files that are not notebooks,
+    count for nothing and cost no error."""
+    from grader.batch import Loops, loops_in, longest_first
+    from grader.schedulers import BatchItem
+
+    v4 = nbformat.v4
+    cells = {
+        "vectorised": ["import numpy as np", "def f(x):\n    return np.exp(x).sum()"],
+        "loops": ["def f(xs):\n    out = []\n    for x in xs:\n        out.append(sum(y * y for y in x))\n"
+                  "    return out", "grid = [f(g) for g in range(3)]"],
+        "converging": ["def f(x):\n    while abs(x) > 1e-3:\n        x /= 2\n    return x"],
+        "magic": ["%matplotlib inline\nfor i in range(9): pass", "!pip install d2l", "for i in range(2): pass",
+                  "(" * 10_000 + ")" * 10_000],
+    }
+    for name, sources in cells.items():
+        nb = v4.new_notebook(cells=[v4.new_markdown_cell("for each query: a loop in words"),
+                                    *(v4.new_code_cell(source) for source in sources)])
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    (tmp_path / "broken.ipynb").write_text('{"cells": [{"cell_type": "code", "source": 3}], "nbformat": 4')
+    (tmp_path / "odd.ipynb").write_text('{"cells": [{"cell_type": "code", "source": ["for i in x:", 5]}, 7]}')
+    assert {name: tuple(loops_in(tmp_path / f"{name}.ipynb")) for name in [*cells, "broken", "odd", "absent"]} == {
+        "vectorised": (0, 0), "loops": (0, 3), "converging": (1, 1), "magic": (0, 1), "broken": (0, 0),
+        "odd": (0, 0), "absent": (0, 0)}
+    assert loops_in(tmp_path / "absent.ipynb") == Loops(unbounded=0, total=0)
+    order = ["broken", "vectorised", "magic", "loops", "odd", "converging"]
+    items = [BatchItem(tmp_path / f"{name}.ipynb", name, "k") for name in order]
+    assert [item.name for item in longest_first(items, tmp_path)] == ["converging", "loops", "magic", "broken",
+                                                                       "vectorised", "odd"]
+
+
 def test_a_regraded_class_starts_with_what_took_longest_and_what_was_never_graded(tmp_path):
     """The batch's order: submissions never graded into the output folder first (class order), then by their last
     grading's time, longest first; a result that cannot be read counts as never graded."""

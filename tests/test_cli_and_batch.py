@@ -357,7 +357,7 @@ def test_a_first_grading_starts_with_the_notebooks_that_loop_most(tmp_path):
     """Never graded, a class is ordered by its loops (grader.batch.loops_in): unbounded ones, then all of them; the
     class's order among equals. Parsed, not run: cells that are not Python, and files that are not notebooks,
     count for nothing and cost no error."""
-    from grader.batch import Loops, loops_in, longest_first
+    from grader.batch import PARSED_CODE_BYTES, Loops, loops_in, longest_first
     from grader.schedulers import BatchItem
 
     v4 = nbformat.v4
@@ -367,12 +367,16 @@ def test_a_first_grading_starts_with_the_notebooks_that_loop_most(tmp_path):
                   "    return out", "grid = [f(g) for g in range(3)]"],
         "converging": ["def f(x):\n    while abs(x) > 1e-3:\n        x /= 2\n    return x"],
         "magic": ["%matplotlib inline\nfor i in range(9): pass", "!pip install d2l", "for i in range(2): pass",
-                  "(" * 10_000 + ")" * 10_000],
+                  "(" * 10_000 + ")" * 10_000, "a." * 100_000 + "b", "-" * 100_000 + "x"],  # nesting refused
     }
     for name, sources in cells.items():
         nb = v4.new_notebook(cells=[v4.new_markdown_cell("for each query: a loop in words"),
                                     *(v4.new_code_cell(source) for source in sources)])
         nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    line = "for i in x: pass\n"
+    flood = v4.new_notebook(cells=[v4.new_code_cell(line * 5_000) for _ in range(120)])
+    nbformat.write(flood, tmp_path / "flood.ipynb")  # 10 MB of code: its cells counted as far as PARSED_CODE_BYTES
+    assert loops_in(tmp_path / "flood.ipynb") == Loops(0, 5_000 * (PARSED_CODE_BYTES // (len(line) * 5_000)))
     (tmp_path / "broken.ipynb").write_text('{"cells": [{"cell_type": "code", "source": 3}], "nbformat": 4')
     (tmp_path / "odd.ipynb").write_text('{"cells": [{"cell_type": "code", "source": ["for i in x:", 5]}, 7]}')
     assert {name: tuple(loops_in(tmp_path / f"{name}.ipynb")) for name in [*cells, "broken", "odd", "absent"]} == {

@@ -1,7 +1,7 @@
 """Scaling from 1 to 2 Dask workers on a LocalCluster: the CLI with --scheduler, side by side.
 
-    .venv/bin/python benchmarks/bench_dask.py [--rounds 2] [--class-size 12] [--exercise ex1 --exercise ex3] [--warm] [--regraded]
-                                              [--saturation 1.0]
+    .venv/bin/python benchmarks/bench_dask.py [--rounds 2] [--class-size 12] [--exercise ex1 --exercise ex3]
+                                              [--warm] [--regraded] [--saturation 1.0] [--pin]
 
 Each round starts a LocalCluster of 1, then of 2, worker processes (one thread each; the order
 flips every round) and grades the same class through it with
@@ -16,6 +16,8 @@ once before the rounds, as a re-grade does (the batch then starts with what took
 their runs (assignment imported, plans drawn, zygote up), as a course's kept cluster's have.
 --saturation sets the scheduler's distributed.scheduler.worker-saturation (Dask's default, 1.1, lets a
 one-thread worker hold two tasks: the second waits there while another worker may have nothing left).
+--pin binds worker N, and all it starts, to core N (benchmarks/pin_worker.py): a lone worker then has one core,
+not the machine's two, as each worker of a real cluster has its own; the scheduler and the client are not bound.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ def main() -> None:
                              "with what took longest; by default each run is the class's first grading")
     parser.add_argument("--saturation", type=float, default=None,
                         help="the scheduler's worker-saturation (default: Dask's own)")
+    parser.add_argument("--pin", action="store_true",
+                        help="bind worker N and everything it starts to core N: one core per worker")
     args = parser.parse_args()
     import dask
     from distributed import LocalCluster
@@ -69,8 +73,9 @@ def main() -> None:
             cluster_cpu = CpuAccounting()
             cluster_cpu.join()  # this process, so that the cluster's processes start in the group
             try:
+                pin = {"preload": [str(Path(__file__).with_name("pin_worker.py"))]} if args.pin else {}
                 with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                                  silence_logs=50) as cluster:
+                                  silence_logs=50, **pin) as cluster:
                     def grading(out: Path) -> list[str]:
                         return [sys.executable, "-m", "grader.cli", "grade", str(klass), "--out", str(out), "--secret",
                                 SECRET, "--force", "--quiet", "--scheduler", cluster.scheduler_address, *exercises]
@@ -96,6 +101,7 @@ def main() -> None:
     print(f"cores: {os.cpu_count()}; rounds: {args.rounds}; class of {args.class_size}, "
           f"{'re-graded' if args.regraded else 'first grading'}{', workers warm' if args.warm else ''}"
           f"{' (' + ', '.join(args.exercises) + ')' if args.exercises else ''}; worker-saturation {saturation}; "
+          f"{'one core per worker; ' if args.pin else ''}"
           f"1-minute load average "
           f"{min(loads):.1f}..{max(loads):.1f}; medians (cwd {REPO.name})")
     for workers in (1, 2):

@@ -390,8 +390,9 @@ def test_a_first_grading_starts_with_the_notebooks_that_loop_most(tmp_path):
 
 
 def test_a_regraded_class_starts_with_what_took_longest_and_what_was_never_graded(tmp_path):
-    """The batch's order: submissions never graded into the output folder first (class order), then by their last
-    grading's time, longest first; a result that cannot be read counts as never graded."""
+    """The batch's order: submissions never graded into the output folder first (by their loops: the test above;
+    these have none), then by their last grading's time, longest first; a result that cannot be read counts as
+    never graded."""
     from grader.batch import longest_first
     from grader.schedulers import BatchItem
 

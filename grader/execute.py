@@ -141,6 +141,18 @@ def new_job_dir(scratch_root: str | None) -> Path:
     return Path(tempfile.mkdtemp(prefix="nbjob-", dir=scratch_root))  # 0700: ours alone
 
 
+def remove_folder(path: Path, wait: float = 2.0) -> None:
+    """Remove ``path`` and all in it, again until it is gone or ``wait`` seconds have passed: the monitor of a kernel
+    being forked for a worker that was just stopped (grader.zygote) can still write in the worker's folder for a
+    moment, and a single pass then leaves the folder behind with what came after it (seen once in CI)."""
+    deadline = time.monotonic() + wait
+    while True:
+        shutil.rmtree(path, ignore_errors=True)
+        if not os.path.lexists(path) or time.monotonic() >= deadline:
+            return
+        time.sleep(0.02)
+
+
 class WorkerInterpreter:
     """A worker's process before it is a worker: ``python -m grader.worker JOB_DIR`` imports nbclient, the kernel
     client and the worker (0.3 s of CPU measured), then waits for its settings (grader.worker.main). A run starts
@@ -178,7 +190,7 @@ class WorkerInterpreter:
                 pass
             self.process.wait()
         self.log.close()
-        shutil.rmtree(self.job_dir, ignore_errors=True)
+        remove_folder(self.job_dir)
 
 
 class WorkerProcess:
@@ -251,6 +263,7 @@ class WorkerProcess:
             from .zygote import serves
 
             forks = serves(self.tier)
+        (self.job_dir / LOG_NAME).touch(mode=0o600)  # the zygote's monitor only appends to it (grader.zygote.monitor)
         return KernelLaunch(limits, self.runtime_dir, self.job_dir / LOG_NAME, plan, self.cgroup, self.sweep_tag,
                             self.uid if self.tier == SandboxTier.UID else None,
                             self.zygote.address() if forks else None, tuple(preload))
@@ -357,8 +370,8 @@ class WorkerProcess:
         if self.uid is not None:  # stop() has killed everything that ran as it
             uids.release(self.uid)
         if not self.options.keep_scratch:
-            shutil.rmtree(self.runtime_dir, ignore_errors=True)
-            shutil.rmtree(self.job_dir, ignore_errors=True)
+            remove_folder(self.runtime_dir)
+            remove_folder(self.job_dir)
 
 
 def job_calls(calls: list[ProbeCall]) -> list[dict]:

@@ -11,14 +11,18 @@ its kernels by default.)
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 
 import nbformat
+import pytest
 
 from assignments.attention_pooling.build_notebooks import SOLUTION, build_notebook
-from grader.execute import ExecutionOptions, WorkerProcess
-from grader.sandbox import Limits
-from grader.zygote import Zygote
+from grader.execute import ExecutionOptions, WorkerProcess, remove_folder
+from grader.sandbox import KernelLaunch, Limits
+from grader.wire import LOG_NAME
+from grader.zygote import Zygote, request_kernel
 from tests.conftest import NEEDS_BUBBLEWRAP, NEEDS_ROOT
 
 pytestmark = [NEEDS_ROOT, NEEDS_BUBBLEWRAP]
@@ -138,3 +142,46 @@ def test_a_worker_whose_zygote_died_starts_its_kernel_itself(tmp_path):
         with WorkerProcess(options(), ["numpy", "torch"], [], zygote=zygote) as worker:
             facts = facts_of(worker.run(notebook(sleep=0), []))
     assert not facts["forked"] and facts["caps"] == ["0000000000000000"] and facts["seccomp"] == "2"
+
+
+def test_a_monitor_whose_worker_is_gone_leaves_nothing_in_its_folder(tmp_path):
+    """A kernel asked for by a worker that was stopped meanwhile: its folder is being removed (the log, which the
+    grader makes with the folder, is gone). The monitor makes nothing there, so the folder's removal ends with the
+    folder gone (CI once found a worker's folder left behind, holding only an empty kernel.log)."""
+    zygote = Zygote(tmp_path)
+    try:
+        folder = tmp_path / "nbjob-stopped"
+        folder.mkdir()
+        launch = KernelLaunch(Limits(), folder, folder / LOG_NAME, sweep_tag="stopped", zygote=zygote.address())
+        with pytest.raises(OSError, match="could not start the kernel"):
+            request_kernel(launch)
+        assert list(folder.iterdir()) == []
+    finally:
+        zygote.close()
+
+
+def test_a_folder_written_in_while_it_is_removed_is_removed(tmp_path):
+    """remove_folder goes on until the folder is gone: a process that adds files for a moment does not keep it (once
+    the folder is gone the writer cannot make it again: it makes files, not folders)."""
+    folder = tmp_path / "nbjob-busy"
+    folder.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", WRITER, str(folder)], stdout=subprocess.PIPE)
+    assert writer.stdout.readline() == b"writing\n"
+    remove_folder(folder)
+    assert not folder.exists()
+    writer.wait(10)
+
+
+WRITER = """
+import os, sys, time
+folder, deadline, count = sys.argv[1], time.monotonic() + 0.5, 0
+while time.monotonic() < deadline:
+    try:
+        with open(os.path.join(folder, f"late-{count}"), "w") as f:
+            f.write("late")
+    except OSError:
+        pass
+    count += 1
+    if count == 20:
+        print("writing", flush=True)
+"""

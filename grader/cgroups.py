@@ -49,16 +49,22 @@ class JobCgroup:
         """Put ``pid`` (0: the caller) in every folder. Safe between fork and exec: plain writes only."""
         text = str(pid or os.getpid()).encode()
         for folder in self.folders:
-            fd = os.open(os.path.join(folder, "cgroup.procs"), os.O_WRONLY)
-            try:
-                os.write(fd, text)
-            finally:
-                os.close(fd)
+            write_existing(os.path.join(folder, "cgroup.procs"), text)
 
     def oom_kills(self) -> int:
         """How many processes the memory limit has killed so far."""
+        return self.counter((("memory.events", "oom_kill"), ("memory.oom_control", "oom_kill")))
+
+    def limit_hits(self) -> int:
+        """How many times memory use has reached the limit so far: v2's memory.events "max"; 0 on v1 (its
+        memory.failcnt is not counted by every kernel: 0 after an OOM kill on this project's 6.18 hosts), which
+        restart_peak and peak_at_limit answer instead."""
+        return self.counter((("memory.events", "max"),))
+
+    def counter(self, places: tuple[tuple[str, str], ...]) -> int:
+        """The first of ``places`` (file, field of its "field value" lines) found in a folder; 0 if none is."""
         for folder in self.folders:
-            for name, key in (("memory.events", "oom_kill"), ("memory.oom_control", "oom_kill")):
+            for name, key in places:
                 try:
                     for line in Path(folder, name).read_text().splitlines():
                         field, _, value = line.partition(" ")
@@ -68,33 +74,13 @@ class JobCgroup:
                     continue
         return 0
 
-    def limit_hits(self) -> int:
-        """How many times memory use has reached the limit so far: v2's memory.events "max"; 0 on v1 (its
-        memory.failcnt is not counted by every kernel: 0 after an OOM kill on this project's 6.18 hosts), which
-        restart_peak and peak_at_limit answer instead."""
-        for folder in self.folders:
-            try:
-                for line in Path(folder, "memory.events").read_text().splitlines():
-                    field, _, value = line.partition(" ")
-                    if field == "max":
-                        return int(value)
-            except (OSError, ValueError):
-                continue
-        return 0
-
     def restart_peak(self) -> None:
         """v1: the peak of memory use restarts from what is in use now (memory.max_usage_in_bytes takes 0)."""
         for folder in self.folders if self.version == 1 else ():
-            try:  # never created: only the memory controller's folder has the file
-                fd = os.open(os.path.join(folder, "memory.max_usage_in_bytes"), os.O_WRONLY | os.O_TRUNC)
+            try:  # only the memory controller's folder has the file
+                write_existing(os.path.join(folder, "memory.max_usage_in_bytes"), b"0")
             except OSError:
                 continue
-            try:
-                os.write(fd, b"0")
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
 
     def peak_at_limit(self) -> bool:
         """v1: whether memory use has reached the limit since the peak restarted. A charge the limit refuses
@@ -138,6 +124,16 @@ class JobCgroup:
                 except OSError:
                     time.sleep(0.05)
         weigh_parent(self)
+
+
+def write_existing(path: str, data: bytes) -> None:
+    """Write ``data`` to the existing file ``path`` (never created: a cgroup's files are the kernel's). Plain system
+    calls only: safe between fork and exec."""
+    fd = os.open(path, os.O_WRONLY | os.O_TRUNC)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
 
 
 def kill_until_gone(find, wait: float) -> None:

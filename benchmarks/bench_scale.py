@@ -216,6 +216,12 @@ def report(figures: dict[int, dict], args) -> None:
         small, large = figures[sizes[0]], figures[sizes[-1]]
         print(f"{sizes[-1]}/{sizes[0]}: " + ", ".join(
             f"{title} {large[key] / small[key]:.2f}x" for key, title, _f in columns if small[key]))
+        # What each added submission cost, between two sizes: the per-submission figures above also spread the
+        # run's fixed start and its last submission's tail over the class, which falls as the class grows.
+        for key, title in (("wall", "wall"), ("cpu", "CPU")):
+            steps = [(a, b, (figures[b][key] * b - figures[a][key] * a) / (b - a)) for a, b in zip(sizes, sizes[1:])]
+            print(f"{title} s per added submission: " + ", ".join(f"{a}->{b} {cost:.2f}" for a, b, cost in steps)
+                  + (f" ({steps[-1][2] / steps[0][2]:.2f}x)" if len(steps) > 1 else ""))
 
 
 if __name__ == "__main__":

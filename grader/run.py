@@ -152,11 +152,13 @@ class ReadyKernels:
         self.pools: list[WorkerPool] = []
         self.lock = threading.Lock()
 
-    def start(self, execution: ExecutionOptions) -> None:
+    def start(self, execution: ExecutionOptions, lazy_after: int | None = None) -> None:
         """The run's zygote, where the sandbox tier forks kernels (not without a sandbox, or if none works), and the
-        first worker's process, importing while the grader imports the assignment (the CLI calls this first)."""
+        first worker's process, importing while the grader imports the assignment (the CLI calls this first).
+        ``lazy_after``: the kernels the zygote forks before it imports what torch loads on first use (None: its
+        default, grader.zygote.LAZY_AFTER; 0: a run that will grade many, started before anyone waits)."""
         from .errors import SandboxUnavailable
-        from .zygote import Zygote, serves
+        from .zygote import LAZY_AFTER, Zygote, serves
 
         with self.lock:
             if self.run.closed:
@@ -166,7 +168,8 @@ class ReadyKernels:
             except SandboxUnavailable:
                 return  # each submission says so (its worker does not start)
             if forks and self.zygote is None:
-                self.zygote = Zygote(execution.scratch_root)
+                self.zygote = Zygote(execution.scratch_root,
+                                     lazy_after=LAZY_AFTER if lazy_after is None else lazy_after)
             if self.interpreter is None:
                 self.interpreter = execute.WorkerInterpreter(execution.scratch_root)
 

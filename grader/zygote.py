@@ -52,6 +52,12 @@ from .sandbox import (CONNECTION_FILE, SANDBOX_HOME, SANDBOX_RUNTIME, apply_rlim
 
 KERNEL_MODULES = ("ipykernel_launcher", "ipykernel.kernelapp", "numpy", "torch")  # what every kernel imports, done once
 SOCKET_NAME = "zygote.sock"
+# Parts of a preloaded module that it imports only when first used, at a cost worth paying once in the zygote
+# rather than in every kernel: torch's optimizers import torch._dynamo when the first one is built (0.8 s of CPU
+# here, in every kernel whose notebook or probe calls build one: the book's training loops, a width fitted by
+# gradient descent).
+LAZY_PARTS = {"torch": ("torch._dynamo",)}
+LAZY_AFTER = 2  # requests served before the zygote imports LAZY_PARTS (serve)
 MAX_REQUEST_BYTES = 2**20
 # The sandbox's command, where an exec'd kernel would be: says it runs (bubblewrap has then made every namespace and
 # become every uid it will), then holds the sandbox open.
@@ -64,7 +70,8 @@ JOINED = (("cgroup", CLONE_NEWCGROUP), ("ipc", CLONE_NEWIPC), ("uts", CLONE_NEWU
 if TYPE_CHECKING:
     from .sandbox import KernelLaunch
 
-ENTRY = "import sys; from grader.zygote import serve; serve(int(sys.argv[1]), sys.argv[2:])"
+# argv: the listening socket's descriptor, lazy_after, the modules.
+ENTRY = "import sys; from grader.zygote import serve; serve(int(sys.argv[1]), sys.argv[3:], int(sys.argv[2]))"
 
 
 def serves(tier: SandboxTier) -> bool:
@@ -77,8 +84,9 @@ class Zygote:
     """The zygote process of one grading run: started at once (its imports take a second or two), closed by its
     owner. ``address()`` is its socket for the workers' settings, a new zygote's if the last one died."""
 
-    def __init__(self, scratch_root: Path | None = None, modules: tuple[str, ...] = ()):
+    def __init__(self, scratch_root: Path | None = None, modules: tuple[str, ...] = (), lazy_after: int = LAZY_AFTER):
         self.modules = tuple(dict.fromkeys((*KERNEL_MODULES, *modules)))
+        self.lazy_after = lazy_after  # kernels forked before the zygote imports LAZY_PARTS (grader.zygote.serve)
         self.folder = Path(tempfile.mkdtemp(prefix="zygote-", dir=scratch_root))  # 0700: the grader's user's alone
         self.process: subprocess.Popen | None = None
         self.starts = 0
@@ -95,9 +103,9 @@ class Zygote:
             listener.listen(64)
             with open(self.folder / "zygote.log", "ab") as log:
                 self.process = subprocess.Popen(
-                    [sys.executable, "-c", ENTRY, str(listener.fileno()), *self.modules], stdin=subprocess.PIPE,
-                    stdout=log, stderr=subprocess.STDOUT, env=kernel_environment(), cwd="/", start_new_session=True,
-                    pass_fds=[listener.fileno()], preexec_fn=die_with_parent)
+                    [sys.executable, "-c", ENTRY, str(listener.fileno()), str(self.lazy_after), *self.modules],
+                    stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, env=kernel_environment(), cwd="/",
+                    start_new_session=True, pass_fds=[listener.fileno()], preexec_fn=die_with_parent)
         finally:
             listener.close()
         self.starts += 1
@@ -219,19 +227,13 @@ def single_threaded() -> bool:
     return len(os.listdir("/proc/self/task")) == 1
 
 
-# Parts of a preloaded module that it imports only when first used, at a cost worth paying once in the zygote
-# rather than in every kernel: torch's optimizers import torch._dynamo when the first one is built (0.8 s of CPU
-# here, in every kernel whose notebook or probe calls build one: the book's training loops, a width fitted by
-# gradient descent).
-LAZY_PARTS = {"torch": ("torch._dynamo",)}
-
-
-def serve(listener_fd: int, modules: list[str]) -> None:
+def serve(listener_fd: int, modules: list[str], lazy_after: int = LAZY_AFTER) -> None:
     """The zygote's body: import, then fork a monitor per request until stdin ends.
 
-    After its second request (a run that grades a class, not one notebook), the zygote imports its modules'
-    LAZY_PARTS: the later kernels start with them. Not before: the first kernels would wait for it, and a run of one
-    notebook would pay for what it may never use."""
+    After ``lazy_after`` requests (two by default: a run that grades a class, not one notebook), the zygote imports its
+    modules' LAZY_PARTS: the later kernels start with them. Not before: the first kernels would wait for it, and a run
+    of one notebook would pay for what it may never use. 0: with the modules, before any request (a Dask worker's
+    zygote, made ready before the worker joins the cluster, grades many)."""
     import importlib
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C to the terminal ends the grader; it closes this
@@ -243,6 +245,8 @@ def serve(listener_fd: int, modules: list[str]) -> None:
         except ImportError:  # not installed here (a student's machine without torch): the kernel imports it or fails
             continue
         imported.add(name)
+    if lazy_after == 0:
+        import_lazy_parts(imported)
     while True:
         ready = select.select([listener, sys.stdin], [], [], 1.0)[0]
         while True:  # the monitors that ended
@@ -283,12 +287,18 @@ def serve(listener_fd: int, modules: list[str]) -> None:
             except OSError:
                 pass
         line.close()
-        if served == 2:
-            for name in (part for module in sorted(imported) for part in LAZY_PARTS.get(module, ())):
-                try:
-                    importlib.import_module(name)
-                except Exception:  # a part this version lacks, or that fails here: each kernel imports it, or not
-                    pass
+        if served == lazy_after:
+            import_lazy_parts(imported)
+
+
+def import_lazy_parts(imported: set[str]) -> None:
+    import importlib
+
+    for name in (part for module in sorted(imported) for part in LAZY_PARTS.get(module, ())):
+        try:
+            importlib.import_module(name)
+        except Exception:  # a part this version lacks, or that fails here: each kernel imports it, or not
+            pass
 
 
 def read_request(line: socket.socket) -> KernelLaunch:

@@ -109,6 +109,76 @@ def test_each_dask_worker_keeps_one_run_for_its_tasks(small_class, dask_cluster,
     assert {a: v[0] for a, v in held.items() if a in first} == {a: v[0] for a, v in first.items() if a in held}
 
 
+def test_every_submission_of_a_class_is_one_dask_task_group_whatever_its_name():
+    """Dask queues a task group's tasks and hands them out in submission order, so the class must be one group:
+    a key of "grade-<name>-<nonce>" made a group per student for names like "ann" (their durations unknown, the
+    class was spread over the workers at once) and one for names like "a1"."""
+    pytest.importorskip("distributed")
+    from distributed.utils import key_split_group
+
+    from grader.schedulers import TASK_GROUP, task_key
+
+    names = ["ann", "a1", "02_right_loops", "bob-smith", "deadbeef", "x-1a2b3c4d", "学生", "ann"]
+    keys = [task_key(name) for name in names]
+    assert {key_split_group(key) for key in keys} == {TASK_GROUP}
+    assert len(set(keys)) == len(keys)  # the same student graded again is a new task, not a cached result
+    assert [key[1] for key in keys] == names  # the dashboard says whose submission a task grades
+
+
+def test_a_worker_started_with_the_preload_is_ready_before_its_first_task_and_leaves_nothing(small_class, tmp_path):
+    """``dask worker --preload grader.dask_worker``: each worker opens its run as it starts (zygote forking, torch
+    and the assignments imported), its first task grades in that very run, and closing the cluster ends the run of
+    the worker that graded and of the one that never got a task alike."""
+    distributed = pytest.importorskip("distributed")
+    from grader.dask_runs import WorkerRuns
+
+    one = tmp_path / "one"
+    one.mkdir()
+    (one / "ann.ipynb").write_bytes((small_class / "ann.ipynb").read_bytes())  # one task: one worker never graded
+
+    def held(dask_worker):
+        from grader import dask_runs
+
+        plugin = dask_worker.plugins.get(WorkerRuns.name)
+        run = dask_runs._ready[0] if dask_runs._ready else getattr(plugin, "run", None)
+        zygote = run.kernels.zygote if run is not None else None
+        return {"ready": bool(dask_runs._ready), "run": id(run) if run is not None else None,
+                "zygote": zygote.process.pid if zygote is not None and zygote.process is not None else None,
+                "folder": str(zygote.folder) if zygote is not None else None,
+                "imported": "torch" in sys.modules and "grader_assignment_attention_pooling" in sys.modules}
+
+    forks = available(bubblewrap_works(), "bubblewrap cannot build the sandbox here")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=50, preload=["grader.dask_worker"]) as cluster, \
+            distributed.Client(cluster, set_as_default=False) as client:
+        before = client.run(held)
+        assert len(before) == 2
+        assert all(w["ready"] and w["run"] is not None and w["imported"] for w in before.values())
+        assert all((w["zygote"] is not None) == forks for w in before.values())
+        assert cli.main(["grade", str(one), "--out", str(tmp_path / "out"), "--scheduler", cluster.scheduler_address,
+                         *ONLY_EX1]) == cli.EXIT_OK
+        after = client.run(held)
+    assert json.loads((tmp_path / "out" / "ann" / "result.json").read_text())["score"] > 0
+    # The worker that graded took its ready run over (the same run, the same zygote); the other still holds its own.
+    assert sorted(w["ready"] for w in after.values()) == [False, True]
+    assert all(after[a]["run"] == before[a]["run"] and after[a]["zygote"] == before[a]["zygote"] for a in before)
+    # Each run was closed, not merely orphaned: a zygote dies with its worker, but only closing removes its folder.
+    assert not [w["folder"] for w in before.values() if w["folder"] and os.path.exists(w["folder"])]
+    for pid in (w["zygote"] for w in before.values() if w["zygote"] is not None):
+        deadline = time.monotonic() + 10
+        while pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not pid_alive(pid), "a worker's zygote outlived the cluster"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def test_a_worker_lost_mid_batch_costs_no_submission_and_counts_none_twice(small_class, graded_locally,
                                                                            dask_cluster, tmp_path, monkeypatch):
     cluster, client = dask_cluster

@@ -9,6 +9,7 @@ that run over (``take_ready``)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 
 from distributed import get_worker
@@ -20,6 +21,8 @@ from .drawing import Painter
 from .pipeline import GradingOptions
 from .run import Run, ThreadDrawer
 
+
+logger = logging.getLogger(__name__)
 
 # This process's run, opened when the worker started (grader.dask_worker) and not yet taken by the plug-in. Module
 # state, not a plug-in of the worker's: a client registering WorkerRuns replaces any worker plug-in of that name
@@ -51,7 +54,10 @@ def make_ready(execution=None) -> Run:
     run.kernels.start(execution or ExecutionOptions(), lazy_after=0)
     importlib.import_module(f"{__package__}.schedulers")  # grade_remote's module, and what grading imports
     for name in installed_assignments():
-        load_assignment(name, check_references=False)  # torch, the checks and their modules: sys.modules keeps them
+        try:
+            load_assignment(name, check_references=False)  # torch, the checks and their modules: sys.modules keeps them
+        except Exception:  # that assignment's first task says what is wrong with it; the others still grade here
+            logger.warning("grader.dask_worker: assignment %s could not be imported", name, exc_info=True)
     painter.warm_up(figure_fonts(language()))
     return run
 

@@ -287,7 +287,7 @@ def serve(listener_fd: int, modules: list[str], lazy_after: int = LAZY_AFTER) ->
             except OSError:
                 pass
         line.close()
-        if served == lazy_after:
+        if lazy_after and served == lazy_after:  # once (0: done before the first request)
             import_lazy_parts(imported)
 
 

@@ -171,6 +171,25 @@ def test_a_worker_started_with_the_preload_is_ready_before_its_first_task_and_le
         assert not pid_alive(pid), "a worker's zygote outlived the cluster"
 
 
+def test_a_preloaded_worker_starts_though_an_installed_assignment_is_broken(monkeypatch, caplog):
+    """One broken installed assignment must not keep a worker from joining: the preload says which, and the
+    assignment's own tasks report it when they load it."""
+    pytest.importorskip("distributed")
+    from grader import dask_runs
+    from grader.execute import ExecutionOptions
+
+    monkeypatch.setattr("grader.installed.installed_assignments", lambda: ["no_such_assignment", "attention_pooling"])
+    monkeypatch.setattr(dask_runs, "_ready", [])
+    try:
+        run = dask_runs.make_ready(ExecutionOptions(sandbox="off"))
+        assert dask_runs.take_ready() is run and dask_runs.take_ready() is None  # handed over once
+    finally:
+        dask_runs.close_ready()
+    run.close()
+    assert "grader_assignment_attention_pooling" in sys.modules
+    assert any("no_such_assignment" in record.getMessage() for record in caplog.records)
+
+
 def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -57,7 +57,8 @@ def print_timeline(workers: int, client_started: float, seconds: float, tasks: l
     for start, stop, worker, name in rows:
         print(f"  {names[worker]} {start:6.2f} {stop:6.2f} {stop - start:5.2f} s  {name}", file=sys.stderr)
     first, last = rows[0][0], max(row[1] for row in rows)
-    idle = {w: (last - first) - sum(stop - start for start, stop, worker, _ in rows if worker == w) for w in names}
+    idle = {w: max(0.0, (last - first) - sum(stop - start for start, stop, worker, _ in rows if worker == w))
+            for w in names}
     print(f"  first task at {first:.2f} s; last ends {last:.2f} s, the CLI at {seconds:.2f} s; idle while another "
           f"worker graded: {', '.join(f'{names[w]} {i:.2f} s' for w, i in idle.items())}", file=sys.stderr)
     return {"start": first, "idle": sum(idle.values())}
@@ -117,14 +118,16 @@ def main() -> None:
                     if args.warm:
                         timed(grading(tmp / "warm-up"), dict(os.environ))
                     started = cluster_cpu.usage()
-                    stream = cluster.scheduler._task_stream_plugin() if args.timeline else None  # from now on
-                    first_task = stream.index if stream is not None else 0
+                    stream = None
+                    if args.timeline:  # the timed grading's tasks only: added after the warm-up
+                        from distributed.diagnostics.task_stream import TaskStreamPlugin
+
+                        stream = TaskStreamPlugin(cluster.scheduler)
+                        cluster.scheduler.add_plugin(stream)
                     client_started = time.time()
                     run = timed(grading(tmp / f"out-{workers}"), dict(os.environ))
                     if stream is not None and round_number is not None:
-                        run.update(print_timeline(workers, client_started, run["seconds"],
-                                                  list(stream.buffer)[first_task - stream.index:]
-                                                  if stream.index > first_task else []))
+                        run.update(print_timeline(workers, client_started, run["seconds"], list(stream.buffer)))
                     run["cluster_cpu"] = cluster_cpu.usage() - started if started is not None else float("nan")
             finally:
                 cluster_cpu.leave()

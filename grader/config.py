@@ -24,6 +24,9 @@ LIMIT_NAMES = frozenset(f.name for f in fields(Limits))
 DEFAULT_SANDBOX = "auto"  # the best tier that works here (grader.execute.SANDBOX_TIERS)
 SANDBOX_CHOICES = ("auto", "require", "namespaces", "uid", "off")  # --sandbox, as grader.execute reads them
 DEFAULT_LANGUAGE = "en"
+# Kernels a run's zygote forks before it imports what torch loads on first use (grader.zygote.LAZY_PARTS): a run of
+# one notebook never waits for it. A Dask worker made ready before it joins (grader.dask_runs) imports it at once: 0.
+LAZY_AFTER = 2
 # The drawing process's niceness (grader.drawing): the kernels are the critical path, figures are drawn beside them.
 DRAWING_NICENESS = 10
 ASSIGNMENT_METADATA_KEY = "grader"  # a notebook's metadata["grader"]["assignment"], written by the template

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Iterator, Protocol
 
 from . import execute
 from .cgroups import CgroupManager
+from .config import LAZY_AFTER
 
 if TYPE_CHECKING:  # imported when used: the CLI opens a run before the assignment (torch and all) is imported
     from .assignment import Assignment
@@ -152,13 +153,13 @@ class ReadyKernels:
         self.pools: list[WorkerPool] = []
         self.lock = threading.Lock()
 
-    def start(self, execution: ExecutionOptions, lazy_after: int | None = None) -> None:
+    def start(self, execution: ExecutionOptions, lazy_after: int = LAZY_AFTER) -> None:
         """The run's zygote, where the sandbox tier forks kernels (not without a sandbox, or if none works), and the
         first worker's process, importing while the grader imports the assignment (the CLI calls this first).
-        ``lazy_after``: the kernels the zygote forks before it imports what torch loads on first use (None: its
-        default, grader.zygote.LAZY_AFTER; 0: a run that will grade many, started before anyone waits)."""
+        ``lazy_after``: the kernels the zygote forks before it imports what torch loads on first use (0: a run that
+        will grade many, started before anyone waits)."""
         from .errors import SandboxUnavailable
-        from .zygote import LAZY_AFTER, Zygote, serves
+        from .zygote import Zygote, serves
 
         with self.lock:
             if self.run.closed:
@@ -168,8 +169,7 @@ class ReadyKernels:
             except SandboxUnavailable:
                 return  # each submission says so (its worker does not start)
             if forks and self.zygote is None:
-                self.zygote = Zygote(execution.scratch_root,
-                                     lazy_after=LAZY_AFTER if lazy_after is None else lazy_after)
+                self.zygote = Zygote(execution.scratch_root, lazy_after=lazy_after)
             if self.interpreter is None:
                 self.interpreter = execute.WorkerInterpreter(execution.scratch_root)
 

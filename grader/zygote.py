@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .model import SandboxTier
+from .config import LAZY_AFTER
 from .sandbox import (CONNECTION_FILE, SANDBOX_HOME, SANDBOX_RUNTIME, apply_rlimits, die_with_parent,
                       kernel_environment, unsandboxed_environment)
 
@@ -57,7 +58,6 @@ SOCKET_NAME = "zygote.sock"
 # here, in every kernel whose notebook or probe calls build one: the book's training loops, a width fitted by
 # gradient descent).
 LAZY_PARTS = {"torch": ("torch._dynamo",)}
-LAZY_AFTER = 2  # requests served before the zygote imports LAZY_PARTS (serve)
 MAX_REQUEST_BYTES = 2**20
 # The sandbox's command, where an exec'd kernel would be: says it runs (bubblewrap has then made every namespace and
 # become every uid it will), then holds the sandbox open.

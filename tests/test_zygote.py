@@ -107,13 +107,13 @@ def test_two_forked_kernels_are_apart_unprivileged_and_differently_seeded(tmp_pa
     assert all(a != b for a, b in zip(first["random"], second["random"]))  # random, NumPy and torch reseeded
 
 
-@pytest.mark.parametrize("lazy_after, expected", [(None, [False, False, True]), (0, [True, True, True])])
-def test_after_two_kernels_the_zygote_imports_what_torch_loads_on_first_use(tmp_path, lazy_after, expected):
+@pytest.mark.parametrize("settings, expected", [({}, [False, False, True]), ({"lazy_after": 0}, [True, True, True])])
+def test_after_two_kernels_the_zygote_imports_what_torch_loads_on_first_use(tmp_path, settings, expected):
     """A class's third kernel starts with torch._dynamo imported (an optimizer's first construction costs 0.8 s
     without it); a run's first two kernels are not kept waiting for that import, and the zygote stays single-threaded
     (it still forks safely). A zygote told to import it at once (a Dask worker's, made ready before it joins the
     cluster) forks every kernel with it."""
-    with Zygote(tmp_path, **({} if lazy_after is None else {"lazy_after": lazy_after})) as zygote:
+    with Zygote(tmp_path, **settings) as zygote:
         lazy = []
         for _ in range(3):
             with WorkerProcess(options(), ["numpy", "torch"], [], zygote=zygote) as worker:
